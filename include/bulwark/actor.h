@@ -1,0 +1,149 @@
+/*
+ * bulwark: actors: behaviours, spawn, exits, links, monitors.
+ */
+#ifndef BULWARK_ACTOR_H
+#define BULWARK_ACTOR_H
+
+#include "bulwark/types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* What a handle callback returns. */
+enum {
+  BW_CONTINUE = 0, /* keep going */
+  BW_STOP = 1,     /* exit with reason normal */
+  /* any negative BW_E code: crash with that code */
+};
+
+/*
+ * A behaviour: the callbacks of an actor. Usually a static const.
+ * The runtime owns state_size bytes of zeroed, 16-byte aligned state from
+ * spawn until terminate returns.
+ */
+typedef struct bw_behaviour {
+  const char *name;
+  size_t state_size;
+  /* Optional. Runs before spawn returns. Returns 0, or a negative code:
+   * then spawn fails with that code and terminate is not called.
+   * May call bw_fail. */
+  int (*init)(bw_ctx_t *ctx, void *state, void *arg);
+  /* Required. One call per message. Returns BW_CONTINUE, BW_STOP, or a
+   * negative code (crash). May call bw_fail. */
+  int (*handle)(bw_ctx_t *ctx, void *state, const bw_msg_t *msg);
+  /* Optional. Runs once when the actor exits, with the reason: after a
+   * crash, a stop, a shutdown; not after an untrappable kill, nor when init
+   * failed. */
+  void (*terminate)(bw_ctx_t *ctx, void *state, const bw_reason_t *reason);
+} bw_behaviour_t;
+
+/* What a full bounded mailbox does with a new message. */
+typedef enum bw_overflow {
+  BW_OVERFLOW_REJECT = 0, /* the send fails with BW_EFULL; the sender keeps the message */
+  BW_OVERFLOW_DROP = 1,   /* the send succeeds; the message goes to dead letters ("full") */
+} bw_overflow_t;
+
+typedef struct bw_spawn_opts {
+  /* Mailbox capacity in messages; 0 = unbounded (the default, which never
+   * loses a message). */
+  uint32_t mailbox_capacity;
+  bw_overflow_t overflow;
+  /* Run on a thread of its own, for handlers that block (I/O, sleeps,
+   * foreign calls), so they never hold up the schedulers. */
+  bool dedicated_thread;
+  /* Register under this name (copied). Spawn fails with BW_EEXIST if taken. */
+  const char *name;
+  /* Link the new actor to the calling actor (spawn_link). Only from inside
+   * an actor; otherwise BW_ENOTACTOR. */
+  bool link;
+  /* Start trapping exits before init runs. */
+  bool trap_exit;
+  /* Optional out: filled with the reason when init fails. */
+  bw_reason_t *init_error;
+} bw_spawn_opts_t;
+
+/* Fills opts with the defaults. */
+void bw_spawn_opts_init(bw_spawn_opts_t *opts);
+
+/*
+ * Spawns an actor and runs its init before returning; then *out (optional)
+ * holds its pid. opts may be NULL. From an actor or any thread.
+ * Returns 0; BW_EINVAL (NULL rt or behaviour, no handle callback, bad
+ * options); BW_ENOMEM; BW_ETHREAD; BW_EEXIST (name taken); BW_ESHUTDOWN;
+ * BW_ENOTACTOR (link from outside an actor); or init's negative code.
+ */
+int bw_spawn(bw_runtime_t *rt, const bw_behaviour_t *b, void *arg,
+             const bw_spawn_opts_t *opts, bw_pid_t *out);
+
+/* --- Inside callbacks ---------------------------------------------------- */
+
+bw_pid_t bw_self(const bw_ctx_t *ctx);
+bw_runtime_t *bw_ctx_runtime(const bw_ctx_t *ctx);
+const char *bw_ctx_name(const bw_ctx_t *ctx); /* the behaviour's name */
+
+/*
+ * Crashes the calling actor: unwinds out of the running init or handle
+ * callback (like a panic: nothing between here and there is cleaned up),
+ * and the actor exits with reason crash, the code and the formatted text.
+ * code should be a negative BW_E code or a user code. Must be called from
+ * the callback's own thread with its own ctx; otherwise the process aborts
+ * with a message (a programming error, like a failed assert).
+ */
+#if defined(__GNUC__)
+__attribute__((noreturn, format(printf, 3, 4)))
+#endif
+void bw_fail(bw_ctx_t *ctx, int code, const char *fmt, ...);
+
+/* Turn exit signals into BW_MSG_EXIT messages (true) or not (false). */
+void bw_trap_exit(bw_ctx_t *ctx, bool on);
+
+/*
+ * Receive timeout: if no message arrives for ms, the handler gets one
+ * BW_MSG_TIMEOUT; the next message re-arms it. 0 turns it off.
+ * Returns 0, BW_EINVAL.
+ */
+int bw_set_receive_timeout(bw_ctx_t *ctx, uint64_t ms);
+
+/* --- Exit signals, links, monitors (Erlang's semantics) ------------------ */
+
+/*
+ * Sends an exit signal to pid, from the calling actor (or from no one, from
+ * a non-actor thread). With kind BW_REASON_KILL the target dies with reason
+ * killed and cannot trap it. Otherwise: a target that traps exits gets a
+ * BW_MSG_EXIT message; a target that does not dies with the same reason,
+ * unless the reason is normal (ignored). code and text (may be NULL) go into
+ * the reason. Returns 0, BW_EINVAL, BW_ENOPROC (no such actor), BW_ESHUTDOWN.
+ */
+int bw_exit(bw_runtime_t *rt, bw_pid_t pid, int kind, int code, const char *text);
+
+/*
+ * Links the calling actor and pid: when either exits abnormally the other
+ * gets an exit signal with the reason. Idempotent.
+ * Returns 0; BW_ENOTACTOR; BW_EINVAL (self or NULL); BW_ENOPROC if pid is dead
+ * (then, if the caller traps exits, it also gets BW_MSG_EXIT with reason
+ * noproc).
+ */
+int bw_link(bw_ctx_t *ctx, bw_pid_t pid);
+
+/* Removes a link. Returns 0, BW_ENOTACTOR, BW_EINVAL. */
+int bw_unlink(bw_ctx_t *ctx, bw_pid_t pid);
+
+/*
+ * Monitors pid: when it exits the caller gets one BW_MSG_DOWN with the
+ * reason (at once, with reason noproc, if pid is already dead).
+ * *ref identifies the monitor. Returns 0, BW_ENOTACTOR, BW_EINVAL.
+ */
+int bw_monitor(bw_ctx_t *ctx, bw_pid_t pid, uint64_t *ref);
+
+/* Removes a monitor; no DOWN arrives for it afterwards.
+ * Returns 0, BW_ENOTACTOR, BW_ENOTFOUND. */
+int bw_demonitor(bw_ctx_t *ctx, uint64_t ref);
+
+/* True if pid names a live actor of this runtime. */
+bool bw_is_alive(const bw_runtime_t *rt, bw_pid_t pid);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

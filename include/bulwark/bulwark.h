@@ -1,0 +1,21 @@
+/*
+ * bulwark: a supervised actor runtime for C.
+ * The umbrella header: includes every public module.
+ */
+#ifndef BULWARK_H
+#define BULWARK_H
+
+#define BW_VERSION_MAJOR 0
+#define BW_VERSION_MINOR 1
+#define BW_VERSION_PATCH 0
+
+#include "bulwark/error.h"
+#include "bulwark/types.h"
+#include "bulwark/runtime.h"
+#include "bulwark/actor.h"
+#include "bulwark/message.h"
+#include "bulwark/timer.h"
+#include "bulwark/registry.h"
+#include "bulwark/dead_letter.h"
+
+#endif

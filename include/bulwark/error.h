@@ -1,0 +1,55 @@
+/*
+ * bulwark: error codes.
+ *
+ * Every public function returns 0 on success or one of these negative codes.
+ * A function that fails never calls the callback it was given, and never
+ * takes ownership of what it was given unless its documentation says so.
+ */
+#ifndef BULWARK_ERROR_H
+#define BULWARK_ERROR_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* X(name, value, message) */
+#define BW_ERRNO_MAP(X)                                                        \
+  X(EINVAL, -1, "invalid argument")                                            \
+  X(ENOMEM, -2, "out of memory")                                               \
+  X(ENOPROC, -3, "no such actor (dead or stale pid)")                          \
+  X(EFULL, -4, "mailbox full")                                                 \
+  X(ETOOBIG, -5, "payload too large for an inline message")                   \
+  X(ESHUTDOWN, -6, "runtime is stopped or stopping")                          \
+  X(ETIMEDOUT, -7, "timed out")                                                \
+  X(EEXIST, -8, "name already registered")                                     \
+  X(ENOTFOUND, -9, "not found")                                                \
+  X(ENOTACTOR, -10, "must be called from inside an actor callback")           \
+  X(EWOULDBLOCK, -11, "call would block a scheduler thread")                  \
+  X(ECRASH, -12, "actor crashed")                                              \
+  X(ESTATE, -13, "operation not valid in the current state")                  \
+  X(ETHREAD, -14, "could not create a thread")                                 \
+  X(ECANCELED, -15, "cancelled")                                               \
+  X(ELIMIT, -16, "a configured limit was reached")                            \
+  X(ECIRCUIT_OPEN, -17, "circuit breaker is open")                            \
+  X(EBULKHEAD_FULL, -18, "bulkhead pool and queue are full")                  \
+  X(ERATE_LIMITED, -19, "rate limit exceeded")
+
+typedef enum bw_errno {
+  BW_OK = 0,
+#define BW__ERR_ENUM(name, value, msg) BW_##name = value,
+  BW_ERRNO_MAP(BW__ERR_ENUM)
+#undef BW__ERR_ENUM
+  BW__ERR_LAST = -20
+} bw_errno_t;
+
+/* A static, human-readable message for a code; never NULL.
+ * Unknown codes give "unknown error". */
+const char *bw_strerror(int err);
+
+/* The symbolic name of a code ("BW_EFULL"); never NULL. */
+const char *bw_err_name(int err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,88 @@
+/*
+ * bulwark: sending, request/reply and synchronous calls.
+ *
+ * Ordering: messages from one sender to one receiver arrive in send order.
+ * The sender is the calling actor (its pid is msg->from), or BW_PID_NONE
+ * from a thread that is not running an actor.
+ */
+#ifndef BULWARK_MESSAGE_H
+#define BULWARK_MESSAGE_H
+
+#include "bulwark/types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Sends a copy of len bytes (at most BW_MSG_INLINE_MAX) to pid.
+ * Lock-free; no allocation in steady state.
+ * Returns 0; BW_EINVAL (NULL rt, NULL data with len > 0, reserved type);
+ * BW_ETOOBIG (len too large: use bw_send_move); BW_EFULL (bounded mailbox
+ * full, reject policy: nothing was queued); BW_ENOPROC (dead or stale pid:
+ * the message was dead-lettered, reason noproc); BW_ESHUTDOWN.
+ */
+int bw_send(bw_runtime_t *rt, bw_pid_t to, uint32_t type, const void *data,
+            size_t len);
+
+/*
+ * Sends a pointer payload, moving its ownership to the runtime. The
+ * receiver's handler sees it as msg->data; after the handler returns the
+ * runtime calls dtor(ptr) (dtor may be NULL) unless the handler took it
+ * with bw_msg_take. If the message is dead-lettered, dtor runs then.
+ * On BW_EINVAL, BW_EFULL and BW_ESHUTDOWN the caller keeps ownership; on 0
+ * and BW_ENOPROC the runtime has it. Same codes as bw_send.
+ */
+int bw_send_move(bw_runtime_t *rt, bw_pid_t to, uint32_t type, void *ptr,
+                 size_t len, void (*dtor)(void *));
+
+/* In a handler: takes ownership of the current message's moved payload
+ * (its destructor will not run). Returns NULL if the payload is not moved. */
+void *bw_msg_take(bw_ctx_t *ctx, const bw_msg_t *msg);
+
+/*
+ * Sends a request from the calling actor. The reply arrives later as a
+ * message with BW_MSGF_REPLY, msg->ref == *ref and msg->status the
+ * replier's status; if none arrives within timeout_ms (0 = no deadline) a
+ * BW_MSG_REQUEST_TIMEOUT with that ref arrives instead, and a reply after
+ * that is a dead letter (late_reply). If the target is dead or exits before
+ * answering, the reply has status BW_ENOPROC.
+ * Returns 0, BW_ENOTACTOR, BW_ENOPROC, and bw_send's codes.
+ */
+int bw_request(bw_ctx_t *ctx, bw_pid_t to, uint32_t type, const void *data,
+               size_t len, uint64_t timeout_ms, uint64_t *ref);
+
+/*
+ * Answers a request (msg has BW_MSGF_REQUEST) with status 0 or a negative
+ * code, and an optional inline payload. A reply nobody waits for any more is
+ * a dead letter (late_reply).
+ * Returns 0, BW_EINVAL (not a request), BW_ETOOBIG, BW_ESHUTDOWN, and
+ * BW_ENOPROC when the requester is gone (the reply was dead-lettered).
+ */
+int bw_reply(bw_ctx_t *ctx, const bw_msg_t *req, int status, uint32_t type,
+             const void *data, size_t len);
+
+/* What a synchronous call gives back. */
+typedef struct bw_reply {
+  int32_t status; /* the replier's status */
+  uint32_t type;
+  uint32_t len;
+  uint8_t data[BW_MSG_INLINE_MAX];
+} bw_reply_t;
+
+/*
+ * Synchronous request from a thread that is not a scheduler thread (main,
+ * your own threads, a dedicated-thread actor): sends, then blocks until the
+ * reply or the deadline (timeout_ms on the runtime's clock; 0 = none).
+ * Returns the replier's status (0 or negative) with *out filled;
+ * BW_ETIMEDOUT; BW_ENOPROC (target dead or exited before answering);
+ * BW_EWOULDBLOCK (called on a scheduler thread); BW_ETOOBIG (the reply's
+ * payload did not fit in out); and bw_send's codes.
+ */
+int bw_call(bw_runtime_t *rt, bw_pid_t to, uint32_t type, const void *data,
+            size_t len, uint64_t timeout_ms, bw_reply_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,100 @@
+/*
+ * bulwark: the runtime: worker threads, clock, lifecycle, statistics.
+ */
+#ifndef BULWARK_RUNTIME_H
+#define BULWARK_RUNTIME_H
+
+#include "bulwark/types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct bw_runtime_opts {
+  /* Scheduler threads; 0 = the number of online CPUs. At most 256. */
+  unsigned workers;
+  /* Messages an actor handles per turn before others get a turn; 0 = 64. */
+  unsigned batch;
+  /* Use a manual clock that starts at 0 and only moves with
+   * bw_clock_advance: for deterministic tests of time-based behaviour. */
+  bool manual_clock;
+} bw_runtime_opts_t;
+
+/* Fills opts with the defaults. */
+void bw_runtime_opts_init(bw_runtime_opts_t *opts);
+
+/*
+ * Creates a runtime and starts its threads. opts may be NULL (defaults).
+ * Returns 0, BW_EINVAL (NULL out, workers > 256), BW_ENOMEM, BW_ETHREAD.
+ */
+int bw_runtime_create(const bw_runtime_opts_t *opts, bw_runtime_t **out);
+
+/*
+ * Graceful stop: every live actor gets a shutdown exit and runs its
+ * terminate callback; messages still queued are dead-lettered with reason
+ * "shutdown"; pending timers are cancelled (their messages dead-lettered with
+ * reason "shutdown"); then the threads exit. Blocks until done. Afterwards the
+ * runtime only answers bw_runtime_stats and calls fail with BW_ESHUTDOWN.
+ * Must not be called from inside an actor.
+ * Returns 0, BW_EINVAL (NULL), BW_ESHUTDOWN (already stopped),
+ * BW_EWOULDBLOCK (called from an actor of this runtime).
+ */
+int bw_runtime_stop(bw_runtime_t *rt);
+
+/* Stops the runtime if it is running, then frees it. NULL is a no-op. */
+void bw_runtime_destroy(bw_runtime_t *rt);
+
+/* Number of scheduler threads. */
+unsigned bw_runtime_workers(const bw_runtime_t *rt);
+
+/* --- Clock: one clock for all time in a runtime ------------------------ */
+
+/* Monotonic time in nanoseconds (manual clock: the manual time). */
+uint64_t bw_now_ns(const bw_runtime_t *rt);
+uint64_t bw_now_ms(const bw_runtime_t *rt);
+
+/*
+ * Manual clock only: moves time forward by ms and fires every timer that is
+ * then due, in due order, before returning (so their messages are queued).
+ * Returns 0, BW_EINVAL (NULL, or the runtime has a real clock), BW_ESHUTDOWN.
+ */
+int bw_clock_advance(bw_runtime_t *rt, uint64_t ms);
+
+/* --- Statistics ---------------------------------------------------------- */
+
+typedef enum bw_dead_reason {
+  BW_DL_NOPROC = 0,  /* sent to a dead or stale pid */
+  BW_DL_FULL,        /* dropped by a full mailbox with the drop policy */
+  BW_DL_SHUTDOWN,    /* still queued (or a pending timer) when the runtime stopped */
+  BW_DL_EXITED,      /* still queued when its receiver exited */
+  BW_DL_LATE_REPLY,  /* a reply that arrived after its deadline, or whose requester was gone */
+  BW_DL__COUNT
+} bw_dead_reason_t;
+
+/* "noproc", "full", "shutdown", "exited", "late_reply". */
+const char *bw_dead_reason_name(int reason);
+
+typedef struct bw_runtime_stats {
+  /* User messages accepted by the runtime: every send that was queued or
+   * dead-lettered (rejected sends, BW_EFULL with the reject policy and
+   * argument errors, are not counted). Invariant, once all mailboxes are
+   * drained: sent == handled + dead_letters. */
+  uint64_t sent;
+  uint64_t handled;       /* user messages passed to a handler */
+  uint64_t dead_letters;  /* sum of by_reason */
+  uint64_t dead_by_reason[BW_DL__COUNT];
+  uint64_t rejected;      /* sends refused with BW_EFULL (reject policy) */
+  uint64_t spawned;       /* actors whose init succeeded */
+  uint64_t exited;        /* actors that exited after a successful init */
+  uint64_t crashed;       /* exits with reason crash */
+  uint64_t live;          /* actors alive now */
+} bw_runtime_stats_t;
+
+/* Reads the counters (each exact; the set is not an atomic snapshot while
+ * actors run). Returns 0 or BW_EINVAL. Works after bw_runtime_stop. */
+int bw_runtime_stats(const bw_runtime_t *rt, bw_runtime_stats_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,105 @@
+/*
+ * bulwark: the types every module shares: pids, messages, exit reasons.
+ */
+#ifndef BULWARK_TYPES_H
+#define BULWARK_TYPES_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * A pid names one incarnation of an actor. It is an opaque 64-bit value:
+ * a slot, a generation and a node. When an actor exits its slot may be reused
+ * with a new generation; the old pid then stays dead forever, and a send to it
+ * is a dead letter with reason noproc, never a delivery to the new actor.
+ */
+typedef uint64_t bw_pid_t;
+#define BW_PID_NONE ((bw_pid_t)0)
+
+typedef struct bw_runtime bw_runtime_t;
+
+/* The handle an actor callback receives; valid only during that callback. */
+typedef struct bw_ctx bw_ctx_t;
+
+/* Largest payload bw_send copies inline into the message. */
+#define BW_MSG_INLINE_MAX 192u
+
+/*
+ * Message types at or above this value are reserved for the runtime.
+ * User types are any value below it.
+ */
+#define BW_MSG_SYSTEM_BASE 0xFFFF0000u
+enum {
+  /* An exit signal delivered as a message to an actor that traps exits.
+   * from = the pid that sent it; data = const bw_reason_t *. */
+  BW_MSG_EXIT = BW_MSG_SYSTEM_BASE + 1,
+  /* A monitored actor went down. from = the monitored pid,
+   * ref = the monitor reference, data = const bw_reason_t *. */
+  BW_MSG_DOWN,
+  /* The receive timeout set with bw_set_receive_timeout elapsed
+   * without a message. No payload. */
+  BW_MSG_TIMEOUT,
+  /* A request made with bw_request got no reply before its deadline.
+   * ref = the request's reference. No payload. */
+  BW_MSG_REQUEST_TIMEOUT,
+  /* A dead letter, for subscribers (bw_dead_letter_subscribe).
+   * data = const bw_dead_letter_t *. */
+  BW_MSG_DEAD_LETTER,
+};
+
+/*
+ * A message as a handler sees it. Valid only during the handler call;
+ * copy what you keep.
+ */
+typedef struct bw_msg {
+  uint32_t type;    /* user type, or a BW_MSG_* system type */
+  uint32_t len;     /* payload bytes */
+  bw_pid_t from;    /* sender, or BW_PID_NONE from a non-actor thread */
+  uint64_t ref;     /* request/reply correlation, monitor or timer ref; 0 if none */
+  const void *data; /* payload (inline copy or moved pointer); NULL if len == 0 */
+  int32_t status;   /* on a reply: the replier's status (0 or a negative BW_E code) */
+  uint32_t flags;   /* BW_MSGF_* */
+} bw_msg_t;
+
+enum {
+  BW_MSGF_REQUEST = 1u << 0, /* sender awaits a reply: answer with bw_reply */
+  BW_MSGF_REPLY = 1u << 1,   /* this is a reply to a request of ours */
+  BW_MSGF_MOVED = 1u << 2,   /* payload is a moved pointer (bw_msg_take) */
+};
+
+/* Why an actor exited. */
+typedef enum bw_reason_kind {
+  BW_REASON_NORMAL = 0, /* the actor stopped itself (handler returned BW_STOP) */
+  BW_REASON_SHUTDOWN,   /* asked to stop: supervisor or runtime shutdown */
+  BW_REASON_KILLED,     /* killed by an untrappable kill signal */
+  BW_REASON_CRASH,      /* a handler returned an error or called bw_fail */
+  BW_REASON_NOPROC,     /* the target did not exist (monitor/link of a dead pid) */
+  BW_REASON_NOCONNECTION, /* the target's node was lost */
+  BW_REASON_KILL,       /* signal only: bw_exit with it kills, untrappably */
+  BW_REASON__COUNT
+} bw_reason_kind_t;
+
+#define BW_REASON_TEXT_MAX 120u
+
+/* An exit reason: kind, error code (crash), and a text (truncated to fit). */
+typedef struct bw_reason {
+  int32_t kind; /* bw_reason_kind_t */
+  int32_t code; /* for CRASH: the negative code the handler returned or failed with */
+  char text[BW_REASON_TEXT_MAX];
+} bw_reason_t;
+
+/* "normal", "shutdown", "killed", "crash", ... */
+const char *bw_reason_kind_name(int kind);
+
+/* True if the reason is abnormal (anything but normal and shutdown). */
+bool bw_reason_is_abnormal(const bw_reason_t *r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,638 @@
+/*
+ * bulwark: actors: spawn, one turn of message handling, crashes, exit.
+ *
+ * A turn handles up to rt->batch messages, then the actor either marks its
+ * mailbox empty (idle: the next send schedules it) or goes back on a run
+ * queue. A crash (bw_fail) unwinds with longjmp to the thread's loop, set
+ * once per thread rather than per turn, so a turn costs no setjmp.
+ *
+ * Exit: terminate runs (not after a kill or a failed init), then the pid is
+ * invalidated (new sends fail) and the slot's pins drain, so nobody else can
+ * touch the mailbox; then the mailbox is drained to dead letters (requests
+ * get a BW_ENOPROC reply, link and monitor requests get their exit/DOWN),
+ * links and monitors are notified, and the memory goes back to the pool.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/internal.h"
+#include "runtime/mailbox.h"
+
+void bw__reason_set(bw_reason_t *r, int kind, int code, const char *text) {
+  memset(r, 0, sizeof(*r));
+  r->kind = kind;
+  r->code = code;
+  if (text != NULL)
+    snprintf(r->text, sizeof(r->text), "%s", text);
+}
+
+void bw_spawn_opts_init(bw_spawn_opts_t *o) {
+  if (o != NULL)
+    memset(o, 0, sizeof(*o));
+}
+
+bw_pid_t bw_self(const bw_ctx_t *ctx) {
+  return ctx == NULL ? BW_PID_NONE : ((const bw__actor *)ctx)->pid;
+}
+
+bw_runtime_t *bw_ctx_runtime(const bw_ctx_t *ctx) {
+  return ctx == NULL ? NULL : ((const bw__actor *)ctx)->rt;
+}
+
+const char *bw_ctx_name(const bw_ctx_t *ctx) {
+  const bw__actor *a = (const bw__actor *)ctx;
+  return (a == NULL || a->beh == NULL || a->beh->name == NULL) ? "" : a->beh->name;
+}
+
+void bw_fail(bw_ctx_t *ctx, int code, const char *fmt, ...) {
+  bw__actor *a = (bw__actor *)ctx;
+  if (a == NULL || bw__tl.cur != a || bw__tl.jb == NULL) {
+    fprintf(stderr, "bulwark: bw_fail called outside its actor's callback; aborting\n");
+    abort();
+  }
+  bw__reason_set(&bw__tl.crash, BW_REASON_CRASH, code == 0 ? BW_ECRASH : code, NULL);
+  if (fmt != NULL) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(bw__tl.crash.text, sizeof(bw__tl.crash.text), fmt, ap);
+    va_end(ap);
+  }
+  longjmp(*bw__tl.jb, 1);
+}
+
+void bw_trap_exit(bw_ctx_t *ctx, bool on) {
+  bw__actor *a = (bw__actor *)ctx;
+  if (a == NULL)
+    return;
+  if (on)
+    a->flags |= BW__AF_TRAP_EXIT;
+  else
+    a->flags &= (uint16_t)~BW__AF_TRAP_EXIT;
+}
+
+bw__actor_ext *bw__ext_get(bw__actor *a) {
+  if (a->ext == NULL)
+    a->ext = calloc(1, sizeof(bw__actor_ext));
+  return a->ext;
+}
+
+/* --- memory ------------------------------------------------------------- */
+
+static size_t actor_size(const bw_behaviour_t *b) {
+  size_t st = b != NULL ? (b->state_size + 15u) & ~(size_t)15u : 0;
+  return sizeof(bw__actor) + st;
+}
+
+static bw__actor *actor_alloc(bw__runtime *rt, size_t size) {
+  int cls = bw__pool_class(size);
+  bw__actor *a;
+  if (cls >= 0) {
+    bw__cache *c = bw__my_cache(rt);
+    a = c != NULL ? bw__pool_alloc(c, cls) : NULL;
+  } else {
+    a = aligned_alloc(64, (size + 63) & ~(size_t)63);
+  }
+  if (a == NULL)
+    return NULL;
+  memset(a, 0, size);
+  a->cls = cls >= 0 ? (uint8_t)cls : 0xFF;
+  return a;
+}
+
+static void actor_free(bw__runtime *rt, bw__actor *a) {
+  if (a->cls == 0xFF)
+    free(a);
+  else
+    bw__pool_free(bw__my_cache(rt), a);
+}
+
+static void ext_free(bw__actor *a) {
+  bw__actor_ext *e = a->ext;
+  if (e == NULL)
+    return;
+  if (a->cflags & (BW__CF_DEDICATED | BW__CF_WAITER)) {
+    sem_destroy(&e->wake);
+    if (a->cflags & BW__CF_DEDICATED)
+      sem_destroy(&e->init_done);
+  }
+  free(e->links);
+  free(e->mon_out);
+  free(e->mon_in);
+  free(e->reqs);
+  free(e);
+  a->ext = NULL;
+}
+
+/* --- scheduling hook for dedicated actors and waiters ---------------------- */
+
+void bw__waiter_wake(bw__actor *a) {
+  /* sem_post is lock-free in glibc (an atomic add, and a futex wake only if
+   * the thread sleeps) */
+  sem_post(&a->ext->wake);
+}
+
+/* --- the exit path -------------------------------------------------------- */
+
+static void drain_one(bw__runtime *rt, bw__actor *a, bw__msg *m, const bw_reason_t *r,
+                      int dl) {
+  switch (m->kind) {
+  case BW__K_USER:
+    if (m->pub.flags & BW_MSGF_REQUEST)
+      bw__reply_status(rt, m->pub.from, a->pid, m->pub.ref, BW_ENOPROC);
+    bw__dead_letter(rt, m, dl);
+    return;
+  default:
+    bw__link_bounce(rt, m, r);
+    bw__msg_free(rt, m);
+    return;
+  }
+}
+
+static void live_dec(bw__runtime *rt) {
+  if (bw__faa64(&rt->live, (uint64_t)-1) == 1) {
+    pthread_mutex_lock(&rt->life_mx);
+    pthread_cond_broadcast(&rt->life_cv);
+    pthread_mutex_unlock(&rt->life_mx);
+  }
+}
+
+/* Everything after terminate; also used when init fails. */
+static void actor_release(bw__actor *a, const bw_reason_t *r) {
+  bw__runtime *rt = a->rt;
+  bw_pid_t pid = a->pid;
+  bw__pid_invalidate(rt, pid);
+  if (a->cflags & BW__CF_NAMED)
+    bw__registry_drop_pid(rt, pid);
+  int dl = bw__ld32_rlx(&rt->state) != BW__RT_RUNNING ? BW_DL_SHUTDOWN : BW_DL_EXITED;
+  bw__qnode *q;
+  while ((q = bw__mpsc_pop(&a->mb)) != NULL)
+    drain_one(rt, a, (bw__msg *)q, r, dl);
+  bw__link_on_exit(a, r);
+  bw__request_on_exit(a);
+  if (a->ext != NULL && a->ext->rt_timer != 0)
+    bw__timer_cancel(rt, a->ext->rt_timer);
+  if (a->flags & BW__AF_INITED) {
+    bw__faa64(&rt->exited, 1);
+    if (r->kind == BW_REASON_CRASH)
+      bw__faa64(&rt->crashed, 1);
+  }
+  bool dedicated = (a->cflags & BW__CF_DEDICATED) != 0;
+  if (!dedicated)
+    ext_free(a);
+  bw__pid_free(rt, pid);
+  if (!dedicated) {
+    actor_free(rt, a);
+    live_dec(rt);
+  }
+  /* a dedicated actor's thread frees it when its loop ends */
+}
+
+void bw__actor_die(bw__actor *a, const bw_reason_t *reason) {
+  bw_reason_t r = *reason;
+  bw__actor *saved_cur = bw__tl.cur;
+  jmp_buf *saved_jb = bw__tl.jb;
+  if ((a->flags & BW__AF_INITED) && r.kind != BW_REASON_KILLED && a->beh->terminate) {
+    jmp_buf jb;
+    bw__tl.cur = a;
+    bw__tl.jb = &jb;
+    if (setjmp(jb) == 0)
+      a->beh->terminate((bw_ctx_t *)a, a->state, &r);
+    /* a crash inside terminate is ignored: the actor is exiting anyway */
+  }
+  bw__tl.cur = saved_cur == a ? NULL : saved_cur;
+  bw__tl.jb = saved_jb;
+  actor_release(a, &r);
+}
+
+/* --- one message ----------------------------------------------------------- */
+
+/* Calls the handler; returns 0 to go on, or 1 with *r set to exit. */
+static int call_handler(bw__thread *th, bw__actor *a, bw__msg *m, bw_reason_t *r) {
+  a->cur_msg = m;
+  a->flags &= (uint16_t)~BW__AF_REPLIED;
+  int rc = a->beh->handle((bw_ctx_t *)a, a->state, &m->pub);
+  a->cur_msg = NULL;
+  bool user = m->kind == BW__K_USER;
+  if (rc < 0 && user && (m->pub.flags & BW_MSGF_REQUEST) && !(a->flags & BW__AF_REPLIED))
+    bw__reply_status(a->rt, m->pub.from, a->pid, m->pub.ref, BW_ENOPROC);
+  bw__msg_free(a->rt, m);
+  if (user)
+    bw__ctr_add(a->rt, th->ctr, &th->ctr->handled, 1);
+  if (rc == BW_CONTINUE)
+    return 0;
+  if (rc == BW_STOP) {
+    bw__reason_set(r, BW_REASON_NORMAL, 0, NULL);
+    return 1;
+  }
+  if (rc > 0) {
+    bw__reason_set(r, BW_REASON_CRASH, BW_EINVAL, "handler returned an invalid value");
+    return 1;
+  }
+  bw__reason_set(r, BW_REASON_CRASH, rc, NULL);
+  snprintf(r->text, sizeof(r->text), "handler returned %s", bw_err_name(rc));
+  return 1;
+}
+
+static int dispatch(bw__thread *th, bw__actor *a, bw__msg *m, bw_reason_t *r) {
+  switch (m->kind) {
+  case BW__K_USER:
+    if ((m->pub.flags & BW_MSGF_REPLY) && !bw__request_on_reply(a, m)) {
+      bw__dead_letter(a->rt, m, BW_DL_LATE_REPLY);
+      return 0;
+    }
+    return call_handler(th, a, m, r);
+  case BW__K_RTIMEOUT:
+    if (!bw__rtimeout_check(a)) {
+      bw__msg_free(a->rt, m);
+      return 0;
+    }
+    m->kind = BW__K_WAKE; /* not a user message for the counters */
+    m->pub.type = BW_MSG_TIMEOUT;
+    m->pub.len = 0;
+    m->pub.data = NULL;
+    return call_handler(th, a, m, r);
+  case BW__K_REQTIMEOUT:
+    if (!bw__request_on_timeout(a, m)) {
+      bw__msg_free(a->rt, m);
+      return 0;
+    }
+    m->pub.type = BW_MSG_REQUEST_TIMEOUT;
+    m->pub.len = 0;
+    m->pub.data = NULL;
+    return call_handler(th, a, m, r);
+  case BW__K_WAKE:
+    bw__msg_free(a->rt, m);
+    return 0;
+  default: {
+    /* signals: exit, down, link, unlink, monitor, demonitor */
+    int v = bw__link_handle(a, m, r);
+    if (v == 2)
+      return call_handler(th, a, m, r); /* delivered as BW_MSG_EXIT/DOWN */
+    bw__msg_free(a->rt, m);
+    return v;
+  }
+  }
+}
+
+static void pending_reason(uint32_t pe, bw_reason_t *r) {
+  int kind = (int)pe - 1;
+  bw__reason_set(r, kind, 0, kind == BW_REASON_KILLED ? "killed" : NULL);
+}
+
+int bw__actor_run(bw__thread *th, bw__actor *a) {
+  bw__runtime *rt = a->rt;
+  unsigned batch = rt->batch, n = 0;
+  bw_reason_t r;
+  bw__tl.cur = a;
+  for (;;) {
+    /* relaxed: a kill or shutdown request; the WAKE message that follows it
+     * guarantees we look again after it was set */
+    uint32_t pe = bw__ld32_rlx(&a->pending_exit);
+    if (pe != 0) {
+      pending_reason(pe, &r);
+      bw__actor_die(a, &r);
+      bw__tl.cur = NULL;
+      return BW__RUN_DEAD;
+    }
+    bw__qnode *q = bw__mpsc_pop(&a->mb);
+    if (q == NULL)
+      break;
+    if (a->mb_cap != 0)
+      bw__faa32(&a->mb_count, (uint32_t)-1);
+    if (dispatch(th, a, (bw__msg *)q, &r)) {
+      bw__actor_die(a, &r);
+      bw__tl.cur = NULL;
+      return BW__RUN_DEAD;
+    }
+    if (++n >= batch)
+      break;
+  }
+  if ((a->flags & BW__AF_HAS_RT) && n > 0)
+    bw__rtimeout_touch(a);
+  bw__tl.cur = NULL;
+  if (n < batch && bw__mpsc_mark_empty(&a->mb))
+    return BW__RUN_IDLE;
+  return BW__RUN_AGAIN;
+}
+
+/* bw_fail unwound to the thread's loop: the actor in bw__tl.cur crashed
+ * while handling its cur_msg. */
+void bw__actor_crashed(bw__thread *th) {
+  bw__actor *a = bw__tl.cur;
+  bw_reason_t r = bw__tl.crash;
+  bw__msg *m = a->cur_msg;
+  a->cur_msg = NULL;
+  if (m != NULL) {
+    if (m->kind == BW__K_USER) {
+      if ((m->pub.flags & BW_MSGF_REQUEST) && !(a->flags & BW__AF_REPLIED))
+        bw__reply_status(a->rt, m->pub.from, a->pid, m->pub.ref, BW_ENOPROC);
+      bw__ctr_add(a->rt, th->ctr, &th->ctr->handled, 1);
+    }
+    bw__msg_free(a->rt, m);
+  }
+  bw__actor_die(a, &r);
+  bw__tl.cur = NULL;
+}
+
+/* --- init ------------------------------------------------------------------ */
+
+/* Runs init on this thread; returns 0 or a negative code with *why set. */
+static int run_init(bw__actor *a, void *arg, bw_reason_t *why) {
+  if (a->beh->init == NULL)
+    return 0;
+  bw__actor *saved_cur = bw__tl.cur;
+  jmp_buf *saved_jb = bw__tl.jb;
+  jmp_buf jb;
+  volatile int rc = 0;
+  bw__tl.cur = a;
+  bw__tl.jb = &jb;
+  if (setjmp(jb) == 0) {
+    rc = a->beh->init((bw_ctx_t *)a, a->state, arg);
+    if (rc > 0)
+      rc = BW_EINVAL;
+    if (rc < 0) {
+      bw__reason_set(why, BW_REASON_CRASH, rc, NULL);
+      snprintf(why->text, sizeof(why->text), "init returned %s", bw_err_name(rc));
+    }
+  } else {
+    *why = bw__tl.crash;
+    rc = why->code;
+  }
+  bw__tl.cur = saved_cur;
+  bw__tl.jb = saved_jb;
+  return rc;
+}
+
+/* --- dedicated threads ----------------------------------------------------- */
+
+static void dedicated_loop(bw__thread *th, bw__actor *a) {
+  jmp_buf jb;
+  bw__tl.jb = &jb;
+  if (setjmp(jb) != 0) {
+    bw__actor_crashed(th);
+    return;
+  }
+  for (;;) {
+    int r = bw__actor_run(th, a);
+    if (r == BW__RUN_DEAD)
+      return;
+    if (r == BW__RUN_IDLE) {
+      while (sem_wait(&a->ext->wake) != 0 && errno == EINTR) {
+      }
+    }
+  }
+}
+
+static void *dedicated_main(void *arg) {
+  bw__actor *a = arg;
+  bw__runtime *rt = a->rt;
+  bw__thread th = {.kind = BW__TH_DEDICATED, .rt = rt, .ctr = &rt->ext_ctr};
+  th.cache = bw__cache_acquire(rt);
+  bw__tl.th = &th;
+  bw__tl.cur = NULL;
+  bw__actor_ext *e = a->ext;
+  pthread_t self = e->thread;
+  int rc = th.cache == NULL ? BW_ENOMEM : run_init(a, e->init_arg, &e->init_reason);
+  e->init_rc = rc;
+  if (rc == 0)
+    a->flags |= BW__AF_INITED;
+  sem_post(&e->init_done);
+  if (rc == 0)
+    dedicated_loop(&th, a);
+  /* the spawner waits for init_done before it looks at the actor again,
+   * and for a failed init it releases the actor itself */
+  if (rc == 0) {
+    ext_free(a);
+    actor_free(rt, a);
+  }
+  if (th.cache != NULL)
+    bw__cache_release(rt, th.cache);
+  bw__tl.th = NULL;
+  pthread_mutex_lock(&rt->life_mx);
+  if (rt->nzombies == rt->capzombies) {
+    uint32_t cap = rt->capzombies ? rt->capzombies * 2 : 16;
+    pthread_t *z = realloc(rt->zombies, cap * sizeof(*z));
+    if (z != NULL) {
+      rt->zombies = z;
+      rt->capzombies = cap;
+    }
+  }
+  if (rt->nzombies < rt->capzombies)
+    rt->zombies[rt->nzombies++] = self;
+  else
+    pthread_detach(self);
+  if (rc == 0) {
+    if (bw__faa64(&rt->live, (uint64_t)-1) == 1)
+      pthread_cond_broadcast(&rt->life_cv);
+  }
+  rt->ndedicated_running--;
+  pthread_cond_broadcast(&rt->life_cv);
+  pthread_mutex_unlock(&rt->life_mx);
+  return NULL;
+}
+
+/* Joins dedicated threads that have finished. */
+void bw__dedicated_reap(bw__runtime *rt) {
+  pthread_mutex_lock(&rt->life_mx);
+  uint32_t n = rt->nzombies;
+  pthread_t local[64];
+  if (n > 64)
+    n = 64;
+  for (uint32_t i = 0; i < n; i++)
+    local[i] = rt->zombies[--rt->nzombies];
+  pthread_mutex_unlock(&rt->life_mx);
+  for (uint32_t i = 0; i < n; i++)
+    pthread_join(local[i], NULL);
+}
+
+/* --- spawn --------------------------------------------------------------------- */
+
+int bw_spawn(bw_runtime_t *rt, const bw_behaviour_t *b, void *arg, const bw_spawn_opts_t *opts,
+             bw_pid_t *out) {
+  bw_spawn_opts_t defaults;
+  if (opts == NULL) {
+    bw_spawn_opts_init(&defaults);
+    opts = &defaults;
+  }
+  if (rt == NULL || b == NULL || b->handle == NULL)
+    return BW_EINVAL;
+  if (opts->overflow != BW_OVERFLOW_REJECT && opts->overflow != BW_OVERFLOW_DROP)
+    return BW_EINVAL;
+  if (b->state_size > (size_t)1 << 30)
+    return BW_EINVAL;
+  if (opts->name != NULL && (opts->name[0] == '\0' || strlen(opts->name) > BW_NAME_MAX))
+    return BW_EINVAL;
+  if (bw__ld32_acq(&rt->state) != BW__RT_RUNNING)
+    return BW_ESHUTDOWN;
+  bw__actor *parent = bw__tl.cur;
+  if (parent != NULL && parent->rt != rt)
+    parent = NULL;
+  if (opts->link && parent == NULL)
+    return BW_ENOTACTOR;
+  if (opts->dedicated_thread)
+    bw__dedicated_reap(rt);
+
+  bw__actor *a = actor_alloc(rt, actor_size(b));
+  if (a == NULL)
+    return BW_ENOMEM;
+  a->rt = rt;
+  a->beh = b;
+  a->mb_cap = opts->mailbox_capacity;
+  if (opts->overflow == BW_OVERFLOW_DROP)
+    a->cflags |= BW__CF_DROP;
+  if (opts->trap_exit)
+    a->flags |= BW__AF_TRAP_EXIT;
+  /* unmarked: sends during init queue up without scheduling the actor */
+  bw__mpsc_init(&a->mb, false);
+  if (opts->dedicated_thread) {
+    a->cflags |= BW__CF_DEDICATED;
+    bw__actor_ext *e = bw__ext_get(a);
+    if (e == NULL || sem_init(&e->wake, 0, 0) != 0 || sem_init(&e->init_done, 0, 0) != 0) {
+      free(a->ext);
+      actor_free(rt, a);
+      return BW_ENOMEM;
+    }
+  }
+  if (opts->name != NULL)
+    a->cflags |= BW__CF_NAMED;
+  int rc = bw__pid_alloc(rt, a);
+  if (rc != 0) {
+    a->cflags &= (uint8_t)~BW__CF_DEDICATED;
+    if (opts->dedicated_thread) {
+      sem_destroy(&a->ext->wake);
+      sem_destroy(&a->ext->init_done);
+      free(a->ext);
+      a->ext = NULL;
+    }
+    actor_free(rt, a);
+    return rc;
+  }
+  bw__faa64(&rt->live, 1);
+  bw__pid_publish(rt, a);
+
+  bw_reason_t why;
+  bw__reason_set(&why, BW_REASON_NORMAL, 0, NULL);
+  if (opts->name != NULL) {
+    rc = bw__registry_add(rt, opts->name, a->pid);
+    if (rc != 0) {
+      bw__reason_set(&why, BW_REASON_CRASH, rc, "name already registered");
+      goto failed;
+    }
+  }
+  if (opts->link) {
+    rc = bw_link((bw_ctx_t *)parent, a->pid);
+    if (rc != 0) {
+      bw__reason_set(&why, BW_REASON_CRASH, rc, "link failed");
+      goto failed;
+    }
+  }
+  if (opts->dedicated_thread) {
+    bw__actor_ext *e = a->ext;
+    e->init_arg = arg;
+    pthread_mutex_lock(&rt->life_mx);
+    rt->ndedicated_running++;
+    pthread_mutex_unlock(&rt->life_mx);
+    if (pthread_create(&e->thread, NULL, dedicated_main, a) != 0) {
+      pthread_mutex_lock(&rt->life_mx);
+      rt->ndedicated_running--;
+      pthread_mutex_unlock(&rt->life_mx);
+      rc = BW_ETHREAD;
+      bw__reason_set(&why, BW_REASON_CRASH, rc, "could not create the actor's thread");
+      goto failed;
+    }
+    while (sem_wait(&e->init_done) != 0 && errno == EINTR) {
+    }
+    rc = e->init_rc;
+    if (rc != 0) {
+      why = e->init_reason;
+      goto failed; /* the thread is finishing without touching the actor */
+    }
+    bw__faa64(&rt->spawned, 1);
+    if (out != NULL)
+      *out = a->pid;
+    return 0;
+  }
+  rc = run_init(a, arg, &why);
+  if (rc != 0)
+    goto failed;
+  a->flags |= BW__AF_INITED;
+  bw__faa64(&rt->spawned, 1);
+  bw_pid_t pid = a->pid;
+  /* end of the init "turn": go idle, or run if messages arrived meanwhile */
+  if (!bw__mpsc_mark_empty(&a->mb))
+    bw__schedule(rt, a);
+  if (out != NULL)
+    *out = pid;
+  return 0;
+
+failed:
+  if (opts->init_error != NULL)
+    *opts->init_error = why;
+  if (opts->dedicated_thread) {
+    /* the actor's thread has ended or never started: release here */
+    a->cflags &= (uint8_t)~BW__CF_DEDICATED;
+    sem_destroy(&a->ext->wake);
+    sem_destroy(&a->ext->init_done);
+    a->cflags |= 0;
+  }
+  {
+    bw__actor *saved = bw__tl.cur;
+    bw__tl.cur = a;
+    actor_release(a, &why);
+    bw__tl.cur = saved;
+  }
+  return rc;
+}
+
+/* --- waiters (bw_call) ------------------------------------------------------ */
+
+int bw__waiter_new(bw__runtime *rt, bw__actor **out);
+int bw__waiter_new(bw__runtime *rt, bw__actor **out) {
+  bw__actor *a = actor_alloc(rt, sizeof(bw__actor));
+  if (a == NULL)
+    return BW_ENOMEM;
+  a->rt = rt;
+  a->cflags = BW__CF_WAITER;
+  bw__mpsc_init(&a->mb, false); /* the caller is "running" it until it waits */
+  bw__actor_ext *e = bw__ext_get(a);
+  if (e == NULL || sem_init(&e->wake, 0, 0) != 0) {
+    free(a->ext);
+    actor_free(rt, a);
+    return BW_ENOMEM;
+  }
+  int rc = bw__pid_alloc(rt, a);
+  if (rc != 0) {
+    sem_destroy(&e->wake);
+    free(e);
+    actor_free(rt, a);
+    return rc;
+  }
+  bw__faa64(&rt->live, 1);
+  bw__pid_publish(rt, a);
+  *out = a;
+  return 0;
+}
+
+void bw__waiter_free(bw__runtime *rt, bw__actor *w);
+void bw__waiter_free(bw__runtime *rt, bw__actor *w) {
+  bw_reason_t r;
+  bw__reason_set(&r, BW_REASON_NORMAL, 0, NULL);
+  bw__pid_invalidate(rt, w->pid);
+  bw__qnode *q;
+  while ((q = bw__mpsc_pop(&w->mb)) != NULL) {
+    bw__msg *m = (bw__msg *)q;
+    if (m->kind == BW__K_USER)
+      bw__dead_letter(rt, m, (m->pub.flags & BW_MSGF_REPLY) ? BW_DL_LATE_REPLY : BW_DL_EXITED);
+    else {
+      bw__link_bounce(rt, m, &r);
+      bw__msg_free(rt, m);
+    }
+  }
+  ext_free(w);
+  bw__pid_free(rt, w->pid);
+  actor_free(rt, w);
+  live_dec(rt);
+}

@@ -1,0 +1,79 @@
+/*
+ * bulwark: dead letters. Each undeliverable or unhandled user message is
+ * counted by reason, offered to subscribers as a BW_MSG_DEAD_LETTER (a
+ * summary: reason, to, from, type, length; not the payload), and freed
+ * (running a moved payload's destructor). Notifications that are
+ * themselves undeliverable are counted but not notified again.
+ */
+#include <string.h>
+
+#include "runtime/internal.h"
+
+void bw__dead_letter(bw__runtime *rt, bw__msg *m, int reason) {
+  bw__faa64(&rt->dead[reason], 1);
+  if (!(m->pub.flags & BW__MF_NO_NOTIFY) && bw__ld32_rlx(&rt->ndl_subs) != 0) {
+    bw_dead_letter_t dl = {.reason = reason,
+                           .type = m->pub.type,
+                           .to = m->to,
+                           .from = m->pub.from,
+                           .len = m->pub.len,
+                           .flags = m->pub.flags & (BW_MSGF_REQUEST | BW_MSGF_REPLY | BW_MSGF_MOVED)};
+    bw_pid_t subs[16];
+    uint32_t n;
+    pthread_rwlock_rdlock(&rt->dl_lock);
+    n = rt->ndl_subs;
+    memcpy(subs, rt->dl_subs, n * sizeof(bw_pid_t));
+    pthread_rwlock_unlock(&rt->dl_lock);
+    for (uint32_t i = 0; i < n; i++) {
+      bw__msg *note = bw__msg_new(rt, subs[i], BW__K_USER, BW_MSG_DEAD_LETTER, &dl, sizeof(dl));
+      if (note == NULL)
+        continue;
+      note->pub.from = BW_PID_NONE;
+      note->pub.flags = BW__MF_NO_NOTIFY;
+      bw__deliver(rt, note, false);
+    }
+  }
+  bw__msg_free(rt, m);
+}
+
+int bw_dead_letter_subscribe(bw_runtime_t *rt, bw_pid_t pid) {
+  if (rt == NULL || pid == BW_PID_NONE)
+    return BW_EINVAL;
+  if (bw__ld32_acq(&rt->state) == BW__RT_STOPPED)
+    return BW_ESHUTDOWN;
+  if (!bw_is_alive(rt, pid))
+    return BW_ENOPROC;
+  int rc = 0;
+  pthread_rwlock_wrlock(&rt->dl_lock);
+  for (uint32_t i = 0; i < rt->ndl_subs; i++)
+    if (rt->dl_subs[i] == pid)
+      goto out;
+  if (rt->ndl_subs == 16) {
+    rc = BW_ELIMIT;
+    goto out;
+  }
+  rt->dl_subs[rt->ndl_subs] = pid;
+  bw__st32_rel(&rt->ndl_subs, rt->ndl_subs + 1);
+out:
+  pthread_rwlock_unlock(&rt->dl_lock);
+  return rc;
+}
+
+int bw_dead_letter_unsubscribe(bw_runtime_t *rt, bw_pid_t pid) {
+  if (rt == NULL || pid == BW_PID_NONE)
+    return BW_EINVAL;
+  int rc = BW_ENOTFOUND;
+  pthread_rwlock_wrlock(&rt->dl_lock);
+  for (uint32_t i = 0; i < rt->ndl_subs; i++) {
+    if (rt->dl_subs[i] == pid) {
+      rt->dl_subs[i] = rt->dl_subs[rt->ndl_subs - 1];
+      bw__st32_rel(&rt->ndl_subs, rt->ndl_subs - 1);
+      rc = 0;
+      break;
+    }
+  }
+  pthread_rwlock_unlock(&rt->dl_lock);
+  return rc;
+}
+
+void bw__dead_letter_destroy(bw__runtime *rt) { pthread_rwlock_destroy(&rt->dl_lock); }

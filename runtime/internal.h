@@ -1,0 +1,446 @@
+/*
+ * bulwark internal: the runtime's shared structures and bw__ functions.
+ * Nothing here is public API; see include/bulwark/ for that.
+ */
+#ifndef BW_RUNTIME_INTERNAL_H
+#define BW_RUNTIME_INTERNAL_H
+
+#include <pthread.h>
+#include <semaphore.h>
+#include <setjmp.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bulwark/bulwark.h"
+#include "runtime/atomic.h"
+
+#define BW__CACHELINE 64
+
+/* ------------------------------------------------------------------------ */
+/* Pids: bits 0..31 slot, 32..55 generation (never 0 for a live actor),     */
+/* 56..63 node (0 = this process).                                           */
+#define BW__PID_SLOT(p) ((uint32_t)((p) & 0xFFFFFFFFu))
+#define BW__PID_GEN(p) ((uint32_t)(((p) >> 32) & 0xFFFFFFu))
+#define BW__PID_NODE(p) ((uint32_t)((p) >> 56))
+#define BW__PID_MAKE(slot, gen) (((uint64_t)(gen) << 32) | (uint64_t)(slot))
+#define BW__GEN_MASK 0xFFFFFFu
+
+/* ------------------------------------------------------------------------ */
+/* Messages                                                                   */
+
+typedef struct bw__qnode {
+  struct bw__qnode *next; /* atomic: written by producers, read by the consumer */
+} bw__qnode;
+
+/* Internal message kinds; only USER reaches handlers unchanged. */
+enum {
+  BW__K_USER = 0,    /* user message (also timer messages, replies, dead-letter notes) */
+  BW__K_EXIT,        /* exit signal: reason in payload */
+  BW__K_DOWN,        /* monitor notification: ref, reason in payload */
+  BW__K_LINK,        /* link request from pub.from */
+  BW__K_UNLINK,      /* unlink from pub.from */
+  BW__K_MONITOR,     /* pub.from monitors us with pub.ref */
+  BW__K_DEMONITOR,   /* pub.from drops monitor pub.ref */
+  BW__K_WAKE,        /* nothing: wakes the actor to look at pending_exit */
+  BW__K_RTIMEOUT,    /* receive-timeout check (internal timer) */
+  BW__K_REQTIMEOUT,  /* request deadline (internal timer), pub.ref = request */
+};
+
+/* Internal message flags (beyond the public BW_MSGF_*). */
+enum {
+  BW__MF_NO_NOTIFY = 1u << 8, /* a dead-letter notification: never re-notified */
+  BW__MF_TIMER = 1u << 9,     /* sent by a timer */
+};
+
+typedef struct bw__msg {
+  bw__qnode q;          /* mailbox link: must be first */
+  bw_pid_t to;
+  uint16_t kind;
+  uint16_t cls;         /* pool size class of this node */
+  uint32_t _pad;
+  void (*dtor)(void *); /* moved payload destructor */
+  bw_msg_t pub;         /* what the handler sees; pub.data points into inl or is the moved ptr */
+  unsigned char inl[];  /* inline payload */
+} bw__msg;
+
+#define BW__MSG_HDR (sizeof(bw__msg))
+
+/* ------------------------------------------------------------------------ */
+/* Memory pool: per-thread caches of fixed-size blocks carved from 64 KiB    */
+/* chunks; a block freed by another thread goes back to its owner's remote   */
+/* list (push-only + take-all, so no ABA).                                   */
+
+#define BW__POOL_NCLASS 10
+#define BW__CHUNK_SIZE (64u * 1024u)
+
+typedef struct bw__cache bw__cache;
+
+typedef struct bw__chunk {
+  bw__cache *owner;
+  uint32_t cls;
+  uint32_t _pad;
+  struct bw__chunk *all_next; /* runtime's list of every chunk (freed at destroy) */
+  uint64_t _pad2[5];          /* header = one cache line */
+} bw__chunk;
+
+struct bw__cache {
+  struct bw_runtime *rt;
+  struct {
+    void *free;           /* local free list, owner only */
+    char *bump, *end;     /* carving area of the current chunk */
+  } cls[BW__POOL_NCLASS];
+  /* remote free lists: other threads push, the owner takes all; own lines */
+  struct {
+    void *head;
+    char pad[BW__CACHELINE - sizeof(void *)];
+  } remote[BW__POOL_NCLASS];
+  struct bw__cache *all_next; /* runtime's list of caches */
+  struct bw__cache *spare_next;
+};
+
+void bw__cache_init(bw__cache *c, struct bw_runtime *rt);
+int bw__pool_class(size_t size); /* -1 if too large for the pool */
+size_t bw__pool_class_size(int cls);
+void *bw__pool_alloc(bw__cache *c, int cls);
+void bw__pool_free(bw__cache *c, void *p);
+bw__cache *bw__cache_acquire(struct bw_runtime *rt); /* for a new runtime-owned thread */
+void bw__cache_release(struct bw_runtime *rt, bw__cache *c);
+void bw__pool_destroy(struct bw_runtime *rt);
+
+/* ------------------------------------------------------------------------ */
+/* Actors                                                                     */
+
+/* Intrusive multi-producer single-consumer queue (runtime/mailbox.h). */
+typedef struct bw__mpsc {
+  /* producers exchange here; low bit set = empty and its owner not scheduled */
+  uintptr_t head;
+  bw__qnode *tail; /* consumer only */
+  bw__qnode stub;
+} bw__mpsc;
+
+enum {
+  BW__AF_TRAP_EXIT = 1u << 0,
+  BW__AF_INITED = 1u << 1,   /* init succeeded: terminate runs at exit */
+  BW__AF_HAS_RT = 1u << 2,   /* receive timeout active */
+  BW__AF_REPLIED = 1u << 3,  /* the current request was answered */
+};
+enum {
+  BW__CF_DEDICATED = 1u << 0, /* runs on its own thread, woken by a semaphore */
+  BW__CF_WAITER = 1u << 1,    /* a bw_call waiter: no behaviour */
+  BW__CF_DROP = 1u << 2,      /* bounded mailbox drops instead of rejecting */
+  BW__CF_NAMED = 1u << 3,     /* registered at spawn (registry cleans up at exit) */
+};
+
+typedef struct bw__mon {
+  uint64_t ref;
+  bw_pid_t pid;
+} bw__mon;
+
+typedef struct bw__pending {
+  uint64_t ref;
+  bw_timer_t timer; /* deadline timer, 0 if none */
+} bw__pending;
+
+/* Per-actor state that idle actors rarely need; allocated on first use. */
+typedef struct bw__actor_ext {
+  bw_pid_t *links;
+  uint32_t nlinks, caplinks;
+  bw__mon *mon_out; /* monitors this actor holds on others */
+  uint32_t nmon_out, capmon_out;
+  bw__mon *mon_in;  /* others monitoring this actor */
+  uint32_t nmon_in, capmon_in;
+  bw__pending *reqs; /* outstanding bw_request's */
+  uint32_t nreqs, capreqs;
+  /* receive timeout */
+  uint64_t rt_ms;
+  uint64_t rt_last_ns;
+  bw_timer_t rt_timer;
+  /* dedicated thread / waiter wake-up: posted when the mailbox goes from
+   * marked-empty to non-empty (at most once per idle period) */
+  sem_t wake;
+  pthread_t thread;
+  /* dedicated spawn handshake */
+  sem_t init_done;
+  int init_rc;
+  void *init_arg;
+  bw_reason_t init_reason;
+} bw__actor_ext;
+
+typedef struct bw__actor {
+  bw__mpsc mb;
+  bw__qnode rq; /* run-queue link (injection queue) */
+  bw_pid_t pid;
+  const bw_behaviour_t *beh;
+  struct bw_runtime *rt;
+  bw__actor_ext *ext;
+  uint32_t mb_cap;       /* 0 = unbounded */
+  uint32_t mb_count;     /* atomic; maintained only when bounded */
+  uint32_t pending_exit; /* atomic: 0, or 1 + bw_reason_kind of an exit to take at once */
+  uint16_t flags;        /* BW__AF_*: changed only by the actor's own thread */
+  uint8_t cflags;        /* BW__CF_*: fixed at spawn, read by senders */
+  uint8_t cls;           /* pool class of this block; 0xFF = malloc'ed */
+  bw__msg *cur_msg;      /* the message being handled (bw_msg_take, crashes) */
+  _Alignas(16) unsigned char state[];
+} bw__actor;
+
+/* ------------------------------------------------------------------------ */
+/* Pid slots                                                                  */
+
+typedef struct bw__slot {
+  uint64_t word;      /* atomic: live generation << 32 | pin count */
+  bw__actor *actor;   /* valid while the generation is live */
+  uint32_t free_next; /* atomic: free-list link, index + 1 (0 = end) */
+  uint32_t next_gen;  /* generation of the next incarnation */
+} bw__slot;
+
+#define BW__SLOT_PAGE_BITS 12
+#define BW__SLOT_PAGE (1u << BW__SLOT_PAGE_BITS)
+#define BW__SLOT_DIR (1u << 14) /* up to 64M slots */
+
+/* Pins the actor a pid names; NULL if dead/stale. Unpin with bw__pid_unpin. */
+bw__actor *bw__pid_pin(struct bw_runtime *rt, bw_pid_t pid, bw__slot **slot);
+static inline void bw__pid_unpin(bw__slot *s) {
+  /* release: our push into the mailbox is complete before the reaper,
+   * which waits for zero pins, may drain and free the actor */
+  bw__faa64(&s->word, (uint64_t)-1);
+}
+int bw__pid_alloc(struct bw_runtime *rt, bw__actor *a); /* sets a->pid, not yet live */
+void bw__pid_publish(struct bw_runtime *rt, bw__actor *a);
+void bw__pid_invalidate(struct bw_runtime *rt, bw_pid_t pid); /* waits for pins */
+void bw__pid_free(struct bw_runtime *rt, bw_pid_t pid);
+void bw__pid_destroy(struct bw_runtime *rt);
+typedef void (*bw__pid_visit_fn)(struct bw_runtime *rt, bw_pid_t pid, void *ud);
+void bw__pid_foreach_live(struct bw_runtime *rt, bw__pid_visit_fn fn, void *ud);
+
+/* ------------------------------------------------------------------------ */
+/* Threads                                                                    */
+
+/* Per-thread counters, summed by bw_runtime_stats. */
+typedef struct bw__counters {
+  uint64_t sent;
+  uint64_t handled;
+} bw__counters;
+
+enum { BW__TH_WORKER = 1, BW__TH_DEDICATED, BW__TH_TIMER, BW__TH_EXTERNAL };
+
+typedef struct bw__thread {
+  int kind;
+  struct bw_runtime *rt;
+  bw__cache *cache;
+  bw__counters *ctr;
+  struct bw__worker *worker; /* when kind == WORKER */
+} bw__thread;
+
+/* What the current thread is doing for which runtime. */
+typedef struct bw__tls {
+  uint64_t rt_id;        /* runtime the fields below belong to */
+  bw__thread *th;        /* NULL for a thread that is not the runtime's */
+  bw__actor *cur;        /* actor whose callback runs now */
+  jmp_buf *jb;           /* where bw_fail unwinds to */
+  bw_reason_t crash;     /* filled by bw_fail before unwinding */
+  bw__cache *ext_cache;  /* external thread's cache for rt_id */
+  bw__counters *ext_ctr;
+} bw__tls;
+
+extern __thread bw__tls bw__tl;
+
+typedef struct bw__worker {
+  /* local run queue: a bounded ring; the owner pushes, anyone pops (steal) */
+  uint32_t rq_head;                                  /* atomic: consumers CAS */
+  char pad0[BW__CACHELINE - sizeof(uint32_t)];
+  uint32_t rq_tail;                                  /* atomic: owner stores */
+  char pad1[BW__CACHELINE - sizeof(uint32_t)];
+  bw__actor **rq;                                    /* entries: atomic */
+  bw__thread th;
+  bw__counters ctr;
+  unsigned index;
+  uint32_t rng;
+  uint32_t tick;
+  pthread_t thread;
+  pthread_cond_t park_cv;
+  bool parked;  /* under rt->park_mx */
+  bool wake;    /* under rt->park_mx */
+} bw__worker;
+
+#define BW__RQ_SIZE 4096u
+
+/* ------------------------------------------------------------------------ */
+/* Timers                                                                     */
+
+typedef struct bw__timer_ent {
+  uint64_t due_ns;
+  uint64_t period_ns;
+  uint64_t seq;       /* creation order, ties */
+  bw__msg *msg;       /* prepared message (owned) */
+  uint32_t gen;
+  uint32_t heap_idx;  /* UINT32_MAX when not armed */
+  uint32_t free_next;
+} bw__timer_ent;
+
+typedef struct bw__timers {
+  pthread_mutex_t mx;
+  pthread_cond_t cv;
+  bw__timer_ent *ents;
+  uint32_t nents, capents;
+  uint32_t free_head; /* index + 1 */
+  uint32_t *heap;
+  uint32_t nheap, capheap;
+  uint64_t seq;
+  bool stop;
+  pthread_t thread;
+  bw__thread th;
+  bw__counters ctr;
+} bw__timers;
+
+int bw__timers_init(struct bw_runtime *rt);
+void bw__timers_stop(struct bw_runtime *rt);   /* joins the thread, dead-letters pending */
+void bw__timers_destroy(struct bw_runtime *rt);
+/* Arms a timer carrying msg (ownership passes on success). */
+int bw__timer_arm(struct bw_runtime *rt, uint64_t delay_ns, uint64_t period_ns,
+                  bw__msg *msg, bw_timer_t *out);
+int bw__timer_cancel(struct bw_runtime *rt, bw_timer_t id);
+void bw__timers_fire_due(struct bw_runtime *rt);
+
+/* ------------------------------------------------------------------------ */
+/* The runtime                                                                */
+
+enum { BW__RT_RUNNING = 0, BW__RT_STOPPING = 1, BW__RT_STOPPED = 2 };
+
+typedef struct bw__registry_ent {
+  char *name;
+  bw_pid_t pid;
+} bw__registry_ent;
+
+struct bw_runtime {
+  uint64_t id;
+  uint32_t state; /* atomic: BW__RT_* */
+  unsigned nworkers;
+  unsigned batch;
+  bool manual_clock;
+  uint64_t manual_now_ns; /* atomic */
+  uint64_t epoch_ns;
+
+  /* pid slots */
+  bw__slot *slot_pages[BW__SLOT_DIR]; /* atomic entries */
+  uint64_t slot_free;                 /* atomic: tag << 32 | (index + 1) */
+  uint32_t slot_bump;                 /* atomic */
+
+  /* scheduler */
+  bw__worker *workers;
+  bw__mpsc inject;         /* actors scheduled from non-worker threads */
+  uint32_t inject_lock;    /* atomic: 1 while a worker consumes inject */
+  uint32_t inject_len;     /* atomic: approximate length, to skip empty checks */
+  uint32_t nparked;        /* atomic */
+  uint32_t nsearching;     /* atomic */
+  pthread_mutex_t park_mx;
+  bool workers_exit;       /* under park_mx */
+
+  /* memory */
+  pthread_mutex_t pool_mx;
+  bw__chunk *chunks;
+  bw__cache *caches;
+  bw__cache *spare_caches;
+  bw__counters ext_ctr; /* external threads (atomic adds) */
+
+  /* lifecycle */
+  pthread_mutex_t life_mx;
+  pthread_cond_t life_cv;
+  uint64_t live;     /* atomic */
+  uint32_t ndedicated_running; /* under life_mx */
+  pthread_t *zombies; /* exited dedicated threads to join, under life_mx */
+  uint32_t nzombies, capzombies;
+
+  /* stats (rare paths: atomic adds) */
+  uint64_t dead[BW_DL__COUNT];
+  uint64_t rejected, spawned, exited, crashed;
+
+  /* registry */
+  pthread_rwlock_t reg_lock;
+  bw__registry_ent *reg;
+  uint32_t nreg, capreg;
+
+  /* dead-letter subscribers */
+  pthread_rwlock_t dl_lock;
+  bw_pid_t dl_subs[16];
+  uint32_t ndl_subs;
+
+  bw__timers timers;
+  uint64_t next_ref; /* atomic: monitor and request refs */
+};
+typedef struct bw_runtime bw__runtime;
+
+/* ------------------------------------------------------------------------ */
+/* Cross-module internal API                                                  */
+
+/* This thread's cache and counters for rt (creating an external cache on
+ * the first use by a thread the runtime does not own). */
+bw__cache *bw__my_cache(bw__runtime *rt);
+bw__counters *bw__my_counters(bw__runtime *rt);
+static inline void bw__ctr_add(bw__runtime *rt, bw__counters *c, uint64_t *field, uint64_t n) {
+  if (c == &rt->ext_ctr)
+    bw__faa64(field, n); /* shared by external threads */
+  else
+    bw__st64_rlx(field, bw__ld64_rlx(field) + n); /* single writer; relaxed for readers */
+}
+
+bool bw__rt_running(const bw__runtime *rt);
+uint64_t bw__now_ns(const bw__runtime *rt);
+uint64_t bw__new_ref(bw__runtime *rt);
+
+/* messages */
+bw__msg *bw__msg_alloc(bw__runtime *rt, size_t payload);
+void bw__msg_free(bw__runtime *rt, bw__msg *m); /* runs the moved dtor if still owned */
+void bw__msg_release_node(bw__runtime *rt, bw__msg *m); /* node only */
+bw_pid_t bw__current_pid(const bw__runtime *rt);
+/* Delivers a prepared message to m->to. On BW_ENOPROC/EFULL/ESHUTDOWN the
+ * message has been dead-lettered/bounced and freed (user) or handled
+ * (system); with keep_on_reject set, a BW_EFULL reject leaves m to the caller. */
+int bw__deliver(bw__runtime *rt, bw__msg *m, bool keep_on_reject);
+/* Sends a system message (no payload or a reason). */
+int bw__send_sys(bw__runtime *rt, bw_pid_t to, bw_pid_t from, int kind, uint64_t ref,
+                 const bw_reason_t *reason);
+/* Sends a reply with a status and no payload (requests that died unanswered). */
+int bw__reply_status(bw__runtime *rt, bw_pid_t to, bw_pid_t from, uint64_t ref, int status);
+bw__msg *bw__msg_new(bw__runtime *rt, bw_pid_t to, int kind, uint32_t type,
+                     const void *data, size_t len);
+
+/* mailbox & scheduling */
+void bw__schedule(bw__runtime *rt, bw__actor *a);
+void bw__sched_wake_all(bw__runtime *rt);
+int bw__sched_start(bw__runtime *rt);
+void bw__sched_join(bw__runtime *rt);
+
+/* actors */
+enum { BW__RUN_IDLE = 0, BW__RUN_AGAIN = 1, BW__RUN_DEAD = 2 };
+int bw__actor_run(bw__thread *th, bw__actor *a);
+void bw__actor_crashed(bw__thread *th); /* after bw_fail unwound to a worker */
+void bw__actor_die(bw__actor *a, const bw_reason_t *reason);
+bw__actor_ext *bw__ext_get(bw__actor *a);
+void bw__waiter_wake(bw__actor *a);
+void bw__reason_set(bw_reason_t *r, int kind, int code, const char *text);
+void bw__dedicated_reap(bw__runtime *rt);
+
+/* links & monitors: handling of system messages on the receiving actor */
+int bw__link_handle(bw__actor *a, bw__msg *m, bw_reason_t *die_reason);
+void bw__link_on_exit(bw__actor *a, const bw_reason_t *reason);
+void bw__link_bounce(bw__runtime *rt, bw__msg *m, const bw_reason_t *reason);
+
+/* requests */
+int bw__request_on_reply(bw__actor *a, bw__msg *m); /* 1 = deliver, 0 = dropped */
+int bw__request_on_timeout(bw__actor *a, bw__msg *m);
+void bw__request_on_exit(bw__actor *a);
+
+/* receive timeout */
+void bw__rtimeout_touch(bw__actor *a);
+int bw__rtimeout_check(bw__actor *a);
+
+/* dead letters */
+void bw__dead_letter(bw__runtime *rt, bw__msg *m, int reason);
+void bw__dead_letter_destroy(bw__runtime *rt);
+
+/* registry */
+void bw__registry_drop_pid(bw__runtime *rt, bw_pid_t pid);
+int bw__registry_add(bw__runtime *rt, const char *name, bw_pid_t pid);
+void bw__registry_destroy(bw__runtime *rt);
+
+#endif

@@ -1,0 +1,301 @@
+/*
+ * bulwark: request/reply with correlation refs and deadlines, the
+ * synchronous call for non-actor threads, and receive timeouts.
+ *
+ * A request carries a fresh ref; the requester records it with its deadline
+ * timer. The first reply with that ref is delivered and the record dropped;
+ * a reply without a record (after the deadline, or a duplicate) is a dead
+ * letter "late_reply". A target that dies with the request unanswered
+ * replies BW_ENOPROC from its exit path.
+ *
+ * bw_call makes a one-shot waiter: a pid with a mailbox and a semaphore
+ * instead of a behaviour. It monitors the target (so a target that dies
+ * holding a deferred request still ends the call), sends the request, arms
+ * the deadline on the runtime's clock, and sleeps on the semaphore, which
+ * the mailbox's schedule hook posts.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/internal.h"
+#include "runtime/mailbox.h"
+
+static bool pending_add(bw__actor *a, uint64_t ref, bw_timer_t timer) {
+  bw__actor_ext *e = bw__ext_get(a);
+  if (e == NULL)
+    return false;
+  if (e->nreqs == e->capreqs) {
+    uint32_t nc = e->capreqs ? e->capreqs * 2 : 4;
+    bw__pending *p = realloc(e->reqs, nc * sizeof(*p));
+    if (p == NULL)
+      return false;
+    e->reqs = p;
+    e->capreqs = nc;
+  }
+  e->reqs[e->nreqs++] = (bw__pending){.ref = ref, .timer = timer};
+  return true;
+}
+
+static bool pending_take(bw__actor *a, uint64_t ref, bw_timer_t *timer) {
+  bw__actor_ext *e = a->ext;
+  if (e == NULL)
+    return false;
+  for (uint32_t i = 0; i < e->nreqs; i++) {
+    if (e->reqs[i].ref == ref) {
+      *timer = e->reqs[i].timer;
+      e->reqs[i] = e->reqs[--e->nreqs];
+      return true;
+    }
+  }
+  return false;
+}
+
+static int arm_internal(bw__runtime *rt, bw_pid_t to, int kind, uint64_t ref, uint64_t ms,
+                        bw_timer_t *out) {
+  bw__msg *m = bw__msg_new(rt, to, kind, 0, NULL, 0);
+  if (m == NULL)
+    return BW_ENOMEM;
+  m->pub.ref = ref;
+  m->pub.from = to;
+  int rc = bw__timer_arm(rt, ms * 1000000ull, 0, m, out);
+  if (rc != 0)
+    bw__msg_free(rt, m);
+  return rc;
+}
+
+static bw__msg *request_msg(bw__runtime *rt, bw_pid_t to, bw_pid_t from, uint32_t type,
+                            const void *data, size_t len, uint64_t ref) {
+  bw__msg *m = bw__msg_new(rt, to, BW__K_USER, type, data, len);
+  if (m == NULL)
+    return NULL;
+  m->pub.from = from;
+  m->pub.ref = ref;
+  m->pub.flags = BW_MSGF_REQUEST;
+  return m;
+}
+
+static int check_payload(uint32_t type, const void *data, size_t len) {
+  if (type >= BW_MSG_SYSTEM_BASE || (len > 0 && data == NULL))
+    return BW_EINVAL;
+  if (len > BW_MSG_INLINE_MAX)
+    return BW_ETOOBIG;
+  return 0;
+}
+
+int bw_request(bw_ctx_t *ctx, bw_pid_t to, uint32_t type, const void *data, size_t len,
+               uint64_t timeout_ms, uint64_t *ref) {
+  bw__actor *a = (bw__actor *)ctx;
+  if (a == NULL || bw__tl.cur != a)
+    return BW_ENOTACTOR;
+  int rc = check_payload(type, data, len);
+  if (rc != 0)
+    return rc;
+  bw__runtime *rt = a->rt;
+  if (!bw__rt_running(rt))
+    return BW_ESHUTDOWN;
+  uint64_t r = bw__new_ref(rt);
+  bw_timer_t timer = 0;
+  if (timeout_ms > 0 && (rc = arm_internal(rt, a->pid, BW__K_REQTIMEOUT, r, timeout_ms, &timer)) != 0)
+    return rc;
+  if (!pending_add(a, r, timer)) {
+    if (timer)
+      bw__timer_cancel(rt, timer);
+    return BW_ENOMEM;
+  }
+  bw__msg *m = request_msg(rt, to, a->pid, type, data, len, r);
+  rc = m == NULL ? BW_ENOMEM : bw__deliver(rt, m, false);
+  if (rc != 0) {
+    bw_timer_t t = 0;
+    pending_take(a, r, &t);
+    if (t)
+      bw__timer_cancel(rt, t);
+    return rc;
+  }
+  if (ref != NULL)
+    *ref = r;
+  return 0;
+}
+
+int bw_reply(bw_ctx_t *ctx, const bw_msg_t *req, int status, uint32_t type, const void *data,
+             size_t len) {
+  bw__actor *a = (bw__actor *)ctx;
+  if (a == NULL || req == NULL || !(req->flags & BW_MSGF_REQUEST) || status > 0)
+    return BW_EINVAL;
+  int rc = check_payload(type, data, len);
+  if (rc != 0)
+    return rc;
+  bw__runtime *rt = a->rt;
+  if (!bw__rt_running(rt))
+    return BW_ESHUTDOWN;
+  if (a->cur_msg != NULL && &a->cur_msg->pub == req)
+    a->flags |= BW__AF_REPLIED;
+  bw__msg *m = bw__msg_new(rt, req->from, BW__K_USER, type, data, len);
+  if (m == NULL)
+    return BW_ENOMEM;
+  m->pub.from = a->pid;
+  m->pub.ref = req->ref;
+  m->pub.status = status;
+  m->pub.flags = BW_MSGF_REPLY;
+  return bw__deliver(rt, m, false);
+}
+
+int bw__request_on_reply(bw__actor *a, bw__msg *m) {
+  bw_timer_t t = 0;
+  if (!pending_take(a, m->pub.ref, &t))
+    return 0;
+  if (t)
+    bw__timer_cancel(a->rt, t);
+  return 1;
+}
+
+int bw__request_on_timeout(bw__actor *a, bw__msg *m) {
+  bw_timer_t t = 0;
+  return pending_take(a, m->pub.ref, &t) ? 1 : 0;
+}
+
+void bw__request_on_exit(bw__actor *a) {
+  bw__actor_ext *e = a->ext;
+  if (e == NULL)
+    return;
+  for (uint32_t i = 0; i < e->nreqs; i++)
+    if (e->reqs[i].timer)
+      bw__timer_cancel(a->rt, e->reqs[i].timer);
+  e->nreqs = 0;
+}
+
+/* --- receive timeout ------------------------------------------------------ */
+
+int bw_set_receive_timeout(bw_ctx_t *ctx, uint64_t ms) {
+  bw__actor *a = (bw__actor *)ctx;
+  if (a == NULL || bw__tl.cur != a || ms > UINT64_MAX / 2000000ull)
+    return BW_EINVAL;
+  bw__actor_ext *e = bw__ext_get(a);
+  if (e == NULL)
+    return BW_ENOMEM;
+  e->rt_ms = ms;
+  if (ms == 0) {
+    a->flags &= (uint16_t)~BW__AF_HAS_RT;
+    if (e->rt_timer) {
+      bw__timer_cancel(a->rt, e->rt_timer);
+      e->rt_timer = 0;
+    }
+    return 0;
+  }
+  a->flags |= BW__AF_HAS_RT;
+  e->rt_last_ns = bw__now_ns(a->rt);
+  if (e->rt_timer) {
+    bw__timer_cancel(a->rt, e->rt_timer);
+    e->rt_timer = 0;
+  }
+  return arm_internal(a->rt, a->pid, BW__K_RTIMEOUT, 0, ms, &e->rt_timer);
+}
+
+/* After a turn that handled messages: inactivity counts from now. The
+ * armed timer is left alone; when it fires it re-arms for what is left. */
+void bw__rtimeout_touch(bw__actor *a) {
+  bw__actor_ext *e = a->ext;
+  e->rt_last_ns = bw__now_ns(a->rt);
+  if (e->rt_timer == 0)
+    arm_internal(a->rt, a->pid, BW__K_RTIMEOUT, 0, e->rt_ms, &e->rt_timer);
+}
+
+/* The check timer fired: 1 = deliver BW_MSG_TIMEOUT now. */
+int bw__rtimeout_check(bw__actor *a) {
+  bw__actor_ext *e = a->ext;
+  if (e == NULL || !(a->flags & BW__AF_HAS_RT))
+    return 0;
+  e->rt_timer = 0;
+  uint64_t now = bw__now_ns(a->rt);
+  uint64_t due = e->rt_last_ns + e->rt_ms * 1000000ull;
+  if (now >= due) {
+    /* fires once; the next handled message re-arms it */
+    return 1;
+  }
+  uint64_t left_ms = (due - now + 999999ull) / 1000000ull;
+  arm_internal(a->rt, a->pid, BW__K_RTIMEOUT, 0, left_ms, &e->rt_timer);
+  return 0;
+}
+
+/* --- synchronous call -------------------------------------------------------- */
+
+int bw__waiter_new(bw__runtime *rt, bw__actor **out);
+void bw__waiter_free(bw__runtime *rt, bw__actor *w);
+
+int bw_call(bw_runtime_t *rt, bw_pid_t to, uint32_t type, const void *data, size_t len,
+            uint64_t timeout_ms, bw_reply_t *out) {
+  if (rt == NULL || out == NULL)
+    return BW_EINVAL;
+  int rc = check_payload(type, data, len);
+  if (rc != 0)
+    return rc;
+  if (bw__tl.th != NULL && bw__tl.th->rt == rt &&
+      (bw__tl.th->kind == BW__TH_WORKER || bw__tl.th->kind == BW__TH_TIMER))
+    return BW_EWOULDBLOCK;
+  if (bw__ld32_acq(&rt->state) != BW__RT_RUNNING)
+    return BW_ESHUTDOWN;
+  bw__actor *w;
+  if ((rc = bw__waiter_new(rt, &w)) != 0)
+    return rc;
+  uint64_t ref = bw__new_ref(rt), mref = bw__new_ref(rt);
+  bool monitored = bw__send_sys(rt, to, w->pid, BW__K_MONITOR, mref, NULL) == 0;
+  bw__msg *m = request_msg(rt, to, w->pid, type, data, len, ref);
+  rc = m == NULL ? BW_ENOMEM : bw__deliver(rt, m, false);
+  bw_timer_t timer = 0;
+  if (rc == 0 && timeout_ms > 0)
+    rc = arm_internal(rt, w->pid, BW__K_REQTIMEOUT, ref, timeout_ms, &timer);
+  bool done = rc != 0;
+  while (!done) {
+    bw__qnode *q = bw__mpsc_pop(&w->mb);
+    if (q == NULL) {
+      if (bw__ld32_rlx(&w->pending_exit) != 0) {
+        rc = BW_ESHUTDOWN;
+        break;
+      }
+      if (bw__mpsc_mark_empty(&w->mb)) {
+        while (sem_wait(&w->ext->wake) != 0 && errno == EINTR) {
+        }
+      } else {
+        bw__cpu_relax(); /* a push is between its two steps */
+      }
+      continue;
+    }
+    bw__msg *r = (bw__msg *)q;
+    if (r->kind == BW__K_USER && (r->pub.flags & BW_MSGF_REPLY) && r->pub.ref == ref) {
+      bw__counters *c = bw__my_counters(rt);
+      bw__ctr_add(rt, c, &c->handled, 1);
+      rc = r->pub.status;
+      out->status = r->pub.status;
+      out->type = r->pub.type;
+      out->len = r->pub.len;
+      if (r->pub.len > sizeof(out->data)) {
+        rc = BW_ETOOBIG;
+        out->len = 0;
+      } else if (r->pub.len > 0) {
+        memcpy(out->data, r->pub.data, r->pub.len);
+      }
+      bw__msg_free(rt, r);
+      done = true;
+    } else if (r->kind == BW__K_REQTIMEOUT && r->pub.ref == ref) {
+      timer = 0;
+      rc = BW_ETIMEDOUT;
+      bw__msg_free(rt, r);
+      done = true;
+    } else if (r->kind == BW__K_DOWN && r->pub.ref == mref) {
+      monitored = false;
+      rc = BW_ENOPROC;
+      bw__msg_free(rt, r);
+      done = true;
+    } else if (r->kind == BW__K_USER) {
+      bw__dead_letter(rt, r, BW_DL_LATE_REPLY);
+    } else {
+      bw__msg_free(rt, r);
+    }
+  }
+  if (timer)
+    bw__timer_cancel(rt, timer);
+  if (monitored)
+    bw__send_sys(rt, to, w->pid, BW__K_DEMONITOR, mref, NULL);
+  bw__waiter_free(rt, w);
+  return rc;
+}

@@ -1,0 +1,303 @@
+/*
+ * bulwark: the scheduler.
+ *
+ * N worker threads. Each has a bounded FIFO run queue that only it pushes
+ * to and that any worker may pop from (the owner pops its own; idle workers
+ * steal). Actors made runnable by a thread that is not a worker of this
+ * runtime (main, a dedicated-thread actor, the timer thread) go through one
+ * injection queue (an MPSC on the same design as mailboxes; workers take
+ * turns consuming it). An actor is on at most one queue at a time: the
+ * mailbox mark guarantees a single schedule per idle period.
+ *
+ * Idle workers spin briefly looking for work, then park on a condition
+ * variable, so an idle runtime uses no CPU. A worker that makes work wakes
+ * a parked one only when there is more work than it will run itself (its
+ * queue holds two or more actors), or when the work came from outside;
+ * so ping-pong between two actors stays on one core instead of paying a
+ * futex wake per message. Parking re-checks every queue after announcing
+ * itself (seq_cst), and wakers announce work before reading the parked
+ * count (seq_cst), so no wake-up is lost.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/internal.h"
+#include "runtime/mailbox.h"
+
+#define SPIN_ROUNDS 64
+
+static bw__actor *actor_of_rq(bw__qnode *q) {
+  return (bw__actor *)((char *)q - offsetof(bw__actor, rq));
+}
+
+/* --- local ring --------------------------------------------------------- */
+
+static bool rq_push(bw__worker *w, bw__actor *a) {
+  uint32_t t = bw__ld32_rlx(&w->rq_tail);
+  /* acquire: slots freed by consumers (their CAS on head) may be reused */
+  uint32_t h = bw__ld32_acq(&w->rq_head);
+  if (t - h >= BW__RQ_SIZE)
+    return false;
+  BW__ST_RLX(&w->rq[t & (BW__RQ_SIZE - 1)], a);
+  /* release: the slot's content is visible before the new tail */
+  bw__st32_rel(&w->rq_tail, t + 1);
+  return true;
+}
+
+static bw__actor *rq_pop(bw__worker *w) {
+  for (;;) {
+    /* acquire on both: see the slot written before the tail was published */
+    uint32_t h = bw__ld32_acq(&w->rq_head);
+    uint32_t t = bw__ld32_acq(&w->rq_tail);
+    if (h == t)
+      return NULL;
+    bw__actor *a = BW__LD_RLX(&w->rq[h & (BW__RQ_SIZE - 1)]);
+    /* acq_rel CAS: claims the slot; if another consumer won, the value we
+     * read may be stale and is discarded */
+    if (bw__cas32(&w->rq_head, h, h + 1))
+      return a;
+  }
+}
+
+static uint32_t rq_len(bw__worker *w) {
+  return bw__ld32_rlx(&w->rq_tail) - bw__ld32_rlx(&w->rq_head);
+}
+
+/* --- injection queue ------------------------------------------------------ */
+
+static void inject_push(bw__runtime *rt, bw__actor *a) {
+  bw__faa32(&rt->inject_len, 1);
+  bw__mpsc_push(&rt->inject, &a->rq);
+}
+
+static bw__actor *inject_pop(bw__runtime *rt) {
+  if (bw__ld32_rlx(&rt->inject_len) == 0)
+    return NULL;
+  /* one consumer at a time; a worker that loses the race looks elsewhere */
+  if (bw__xchg32(&rt->inject_lock, 1) != 0)
+    return NULL;
+  bw__qnode *q = bw__mpsc_pop(&rt->inject);
+  /* release: our consumer-side updates of the queue (its tail) are visible
+   * to the next worker that takes the lock */
+  bw__st32_rel(&rt->inject_lock, 0);
+  if (q == NULL)
+    return NULL;
+  bw__faa32(&rt->inject_len, (uint32_t)-1);
+  return actor_of_rq(q);
+}
+
+/* --- parking ---------------------------------------------------------------- */
+
+static void wake_one(bw__runtime *rt) {
+  /* seq_cst: our queue push must be visible before we read nparked, and a
+   * parking worker publishes nparked before re-reading the queues (Dekker) */
+  bw__fence_seq_cst();
+  if (bw__ld32_rlx(&rt->nparked) == 0 || bw__ld32_rlx(&rt->nsearching) != 0)
+    return;
+  pthread_mutex_lock(&rt->park_mx);
+  for (unsigned i = 0; i < rt->nworkers; i++) {
+    bw__worker *w = &rt->workers[i];
+    if (w->parked && !w->wake) {
+      w->wake = true;
+      pthread_cond_signal(&w->park_cv);
+      break;
+    }
+  }
+  pthread_mutex_unlock(&rt->park_mx);
+}
+
+void bw__sched_wake_all(bw__runtime *rt) {
+  pthread_mutex_lock(&rt->park_mx);
+  for (unsigned i = 0; i < rt->nworkers; i++) {
+    rt->workers[i].wake = true;
+    pthread_cond_signal(&rt->workers[i].park_cv);
+  }
+  pthread_mutex_unlock(&rt->park_mx);
+}
+
+void bw__schedule(bw__runtime *rt, bw__actor *a) {
+  if (a->cflags & (BW__CF_DEDICATED | BW__CF_WAITER)) {
+    bw__waiter_wake(a);
+    return;
+  }
+  bw__thread *th = bw__tl.th;
+  if (th != NULL && th->kind == BW__TH_WORKER && th->rt == rt) {
+    bw__worker *w = th->worker;
+    if (rq_push(w, a)) {
+      if (rq_len(w) >= 2)
+        wake_one(rt);
+      return;
+    }
+  }
+  inject_push(rt, a);
+  wake_one(rt);
+}
+
+/* --- the worker loop ------------------------------------------------------ */
+
+static bw__actor *steal(bw__runtime *rt, bw__worker *self) {
+  unsigned n = rt->nworkers;
+  if (n < 2)
+    return NULL;
+  self->rng = self->rng * 1103515245u + 12345u;
+  unsigned start = (self->rng >> 16) % n;
+  for (unsigned i = 0; i < n; i++) {
+    bw__worker *v = &rt->workers[(start + i) % n];
+    if (v == self)
+      continue;
+    bw__actor *a = rq_pop(v);
+    if (a != NULL)
+      return a;
+  }
+  return NULL;
+}
+
+static bool any_work(bw__runtime *rt) {
+  if (bw__ld32_rlx(&rt->inject_len) != 0)
+    return true;
+  for (unsigned i = 0; i < rt->nworkers; i++)
+    if (rq_len(&rt->workers[i]) != 0)
+      return true;
+  return false;
+}
+
+/* Returns false when the runtime tells workers to exit. */
+static bool park(bw__runtime *rt, bw__worker *w) {
+  pthread_mutex_lock(&rt->park_mx);
+  if (rt->workers_exit) {
+    pthread_mutex_unlock(&rt->park_mx);
+    return false;
+  }
+  w->parked = true;
+  w->wake = false;
+  /* seq_cst (RMW + fence): announce before the re-check below */
+  bw__faa32(&rt->nparked, 1);
+  bw__fence_seq_cst();
+  if (!any_work(rt)) {
+    while (!w->wake && !rt->workers_exit)
+      pthread_cond_wait(&w->park_cv, &rt->park_mx);
+  }
+  w->parked = false;
+  bw__faa32(&rt->nparked, (uint32_t)-1);
+  bool go_on = !rt->workers_exit;
+  pthread_mutex_unlock(&rt->park_mx);
+  return go_on;
+}
+
+static bw__actor *next_actor(bw__runtime *rt, bw__worker *w) {
+  bw__actor *a;
+  /* now and then look at the injection queue first, so outside work is
+   * not starved by a busy local queue */
+  if ((++w->tick & 31) == 0 && (a = inject_pop(rt)) != NULL)
+    return a;
+  if ((a = rq_pop(w)) != NULL)
+    return a;
+  for (;;) {
+    if ((a = inject_pop(rt)) != NULL)
+      return a;
+    bw__faa32(&rt->nsearching, 1);
+    for (int i = 0; i < SPIN_ROUNDS; i++) {
+      if ((a = steal(rt, w)) != NULL || (a = inject_pop(rt)) != NULL ||
+          (a = rq_pop(w)) != NULL) {
+        bw__faa32(&rt->nsearching, (uint32_t)-1);
+        /* we took work that may have more behind it: let a parked peer look */
+        if (any_work(rt))
+          wake_one(rt);
+        return a;
+      }
+      for (int k = 0; k < 16; k++)
+        bw__cpu_relax();
+    }
+    bw__faa32(&rt->nsearching, (uint32_t)-1);
+    if (!park(rt, w))
+      return NULL;
+  }
+}
+
+static void worker_loop(bw__runtime *rt, bw__worker *w) {
+  bw__actor *a;
+  while ((a = next_actor(rt, w)) != NULL) {
+    int r = bw__actor_run(&w->th, a);
+    if (r == BW__RUN_AGAIN) {
+      if (!rq_push(w, a))
+        inject_push(rt, a);
+      if (rq_len(w) >= 2)
+        wake_one(rt);
+    }
+  }
+}
+
+static void *worker_main(void *arg) {
+  bw__worker *w = arg;
+  bw__runtime *rt = w->th.rt;
+  bw__tl.th = &w->th;
+  bw__tl.cur = NULL;
+  jmp_buf jb;
+  bw__tl.jb = &jb;
+  if (setjmp(jb) != 0) {
+    /* bw_fail unwound out of a handler on this thread */
+    bw__tl.jb = &jb;
+    bw__actor_crashed(&w->th);
+  }
+  worker_loop(rt, w);
+  bw__tl.th = NULL;
+  bw__tl.jb = NULL;
+  return NULL;
+}
+
+int bw__sched_start(bw__runtime *rt) {
+  rt->workers = aligned_alloc(BW__CACHELINE, ((sizeof(bw__worker) * rt->nworkers) + BW__CACHELINE - 1) &
+                                                 ~(size_t)(BW__CACHELINE - 1));
+  if (rt->workers == NULL)
+    return BW_ENOMEM;
+  memset(rt->workers, 0, sizeof(bw__worker) * rt->nworkers);
+  bw__mpsc_init(&rt->inject, false);
+  for (unsigned i = 0; i < rt->nworkers; i++) {
+    bw__worker *w = &rt->workers[i];
+    w->index = i;
+    w->rng = 0x9E3779B9u * (i + 1);
+    w->rq = calloc(BW__RQ_SIZE, sizeof(*w->rq));
+    w->th.kind = BW__TH_WORKER;
+    w->th.rt = rt;
+    w->th.ctr = &w->ctr;
+    w->th.worker = w;
+    w->th.cache = bw__cache_acquire(rt);
+    pthread_cond_init(&w->park_cv, NULL);
+    if (w->rq == NULL || w->th.cache == NULL)
+      return BW_ENOMEM;
+  }
+  for (unsigned i = 0; i < rt->nworkers; i++) {
+    if (pthread_create(&rt->workers[i].thread, NULL, worker_main, &rt->workers[i]) != 0) {
+      pthread_mutex_lock(&rt->park_mx);
+      rt->workers_exit = true;
+      pthread_mutex_unlock(&rt->park_mx);
+      bw__sched_wake_all(rt);
+      for (unsigned j = 0; j < i; j++)
+        pthread_join(rt->workers[j].thread, NULL);
+      return BW_ETHREAD;
+    }
+  }
+  return 0;
+}
+
+void bw__sched_join(bw__runtime *rt) {
+  pthread_mutex_lock(&rt->park_mx);
+  rt->workers_exit = true;
+  pthread_mutex_unlock(&rt->park_mx);
+  bw__sched_wake_all(rt);
+  for (unsigned i = 0; i < rt->nworkers; i++)
+    pthread_join(rt->workers[i].thread, NULL);
+}
+
+void bw__sched_destroy(bw__runtime *rt);
+void bw__sched_destroy(bw__runtime *rt) {
+  if (rt->workers == NULL)
+    return;
+  for (unsigned i = 0; i < rt->nworkers; i++) {
+    free(rt->workers[i].rq);
+    pthread_cond_destroy(&rt->workers[i].park_cv);
+  }
+  free(rt->workers);
+  rt->workers = NULL;
+}

@@ -1,0 +1,210 @@
+/*
+ * bulwark: messages and the send path.
+ *
+ * A send: validate, take a node from this thread's pool cache, copy the
+ * payload, pin the receiver's slot, push into its mailbox (schedule it if it
+ * was idle), unpin. No lock and no malloc in steady state.
+ */
+#include <string.h>
+
+#include "runtime/internal.h"
+#include "runtime/mailbox.h"
+
+__thread bw__tls bw__tl;
+
+bw__cache *bw__my_cache(bw__runtime *rt) {
+  if (bw__tl.th != NULL && bw__tl.th->rt == rt)
+    return bw__tl.th->cache;
+  if (bw__tl.rt_id == rt->id && bw__tl.ext_cache != NULL)
+    return bw__tl.ext_cache;
+  /* A thread the runtime does not own, first use: give it a cache of its
+   * own, kept until the runtime is destroyed. */
+  bw__cache *c = bw__cache_acquire(rt);
+  if (c == NULL)
+    return NULL;
+  bw__tl.rt_id = rt->id;
+  bw__tl.ext_cache = c;
+  return c;
+}
+
+bw__counters *bw__my_counters(bw__runtime *rt) {
+  if (bw__tl.th != NULL && bw__tl.th->rt == rt)
+    return bw__tl.th->ctr;
+  return &rt->ext_ctr;
+}
+
+bw_pid_t bw__current_pid(const bw__runtime *rt) {
+  bw__actor *a = bw__tl.cur;
+  return (a != NULL && a->rt == rt) ? a->pid : BW_PID_NONE;
+}
+
+bool bw__rt_running(const bw__runtime *rt) {
+  /* relaxed: a racy hint; stop re-checks under its own ordering */
+  return bw__ld32_rlx(&rt->state) != BW__RT_STOPPED;
+}
+
+uint64_t bw__new_ref(bw__runtime *rt) { return bw__faa64(&rt->next_ref, 1) + 1; }
+
+bw__msg *bw__msg_alloc(bw__runtime *rt, size_t payload) {
+  int cls = bw__pool_class(BW__MSG_HDR + payload);
+  bw__cache *c = bw__my_cache(rt);
+  if (cls < 0 || c == NULL)
+    return NULL;
+  bw__msg *m = bw__pool_alloc(c, cls);
+  if (m == NULL)
+    return NULL;
+  m->to = BW_PID_NONE;
+  m->kind = BW__K_USER;
+  m->cls = (uint16_t)cls;
+  m->dtor = NULL;
+  memset(&m->pub, 0, sizeof(m->pub));
+  return m;
+}
+
+bw__msg *bw__msg_new(bw__runtime *rt, bw_pid_t to, int kind, uint32_t type,
+                     const void *data, size_t len) {
+  bw__msg *m = bw__msg_alloc(rt, len);
+  if (m == NULL)
+    return NULL;
+  m->to = to;
+  m->kind = (uint16_t)kind;
+  m->pub.type = type;
+  m->pub.len = (uint32_t)len;
+  m->pub.from = bw__current_pid(rt);
+  if (len > 0) {
+    memcpy(m->inl, data, len);
+    m->pub.data = m->inl;
+  }
+  return m;
+}
+
+void bw__msg_release_node(bw__runtime *rt, bw__msg *m) {
+  bw__pool_free(bw__my_cache(rt), m);
+}
+
+void bw__msg_free(bw__runtime *rt, bw__msg *m) {
+  if ((m->pub.flags & BW_MSGF_MOVED) && m->dtor != NULL && m->pub.data != NULL)
+    m->dtor((void *)m->pub.data);
+  bw__msg_release_node(rt, m);
+}
+
+int bw__deliver(bw__runtime *rt, bw__msg *m, bool keep_on_reject) {
+  bw__slot *s;
+  bw__actor *a = bw__pid_pin(rt, m->to, &s);
+  bool user = m->kind == BW__K_USER;
+  if (a == NULL) {
+    if (user) {
+      bw__counters *c = bw__my_counters(rt);
+      bw__ctr_add(rt, c, &c->sent, 1);
+      bw__dead_letter(rt, m, (m->pub.flags & BW_MSGF_REPLY) ? BW_DL_LATE_REPLY : BW_DL_NOPROC);
+    } else {
+      bw__msg_free(rt, m);
+    }
+    return BW_ENOPROC;
+  }
+  if (a->mb_cap != 0) {
+    /* acq_rel: the count is the only thing bounding the mailbox; system
+     * messages are counted but never refused (signals must not be lost) */
+    uint32_t n = bw__faa32(&a->mb_count, 1);
+    if (n >= a->mb_cap && user) {
+      bw__faa32(&a->mb_count, (uint32_t)-1);
+      bool drop = (a->cflags & BW__CF_DROP) != 0;
+      bw__pid_unpin(s);
+      if (drop) {
+        bw__counters *c = bw__my_counters(rt);
+        bw__ctr_add(rt, c, &c->sent, 1);
+        bw__dead_letter(rt, m, BW_DL_FULL);
+        return 0;
+      }
+      bw__faa64(&rt->rejected, 1);
+      if (!keep_on_reject)
+        bw__msg_free(rt, m);
+      return BW_EFULL;
+    }
+  }
+  if (user) {
+    bw__counters *c = bw__my_counters(rt);
+    bw__ctr_add(rt, c, &c->sent, 1);
+  }
+  if (bw__mpsc_push(&a->mb, &m->q))
+    bw__schedule(rt, a);
+  bw__pid_unpin(s);
+  return 0;
+}
+
+static int check_send(const bw_runtime_t *rt, uint32_t type, const void *data, size_t len) {
+  if (rt == NULL || type >= BW_MSG_SYSTEM_BASE || (len > 0 && data == NULL))
+    return BW_EINVAL;
+  if (!bw__rt_running(rt))
+    return BW_ESHUTDOWN;
+  return 0;
+}
+
+int bw_send(bw_runtime_t *rt, bw_pid_t to, uint32_t type, const void *data, size_t len) {
+  int rc = check_send(rt, type, data, len);
+  if (rc != 0)
+    return rc;
+  if (len > BW_MSG_INLINE_MAX)
+    return BW_ETOOBIG;
+  bw__msg *m = bw__msg_new(rt, to, BW__K_USER, type, data, len);
+  if (m == NULL)
+    return BW_ENOMEM;
+  rc = bw__deliver(rt, m, true);
+  if (rc == BW_EFULL)
+    bw__msg_release_node(rt, m);
+  return rc;
+}
+
+int bw_send_move(bw_runtime_t *rt, bw_pid_t to, uint32_t type, void *ptr, size_t len,
+                 void (*dtor)(void *)) {
+  int rc = check_send(rt, type, ptr, len);
+  if (rc != 0)
+    return rc;
+  if (len > UINT32_MAX)
+    return BW_ETOOBIG;
+  bw__msg *m = bw__msg_alloc(rt, 0);
+  if (m == NULL)
+    return BW_ENOMEM;
+  m->to = to;
+  m->pub.type = type;
+  m->pub.len = (uint32_t)len;
+  m->pub.from = bw__current_pid(rt);
+  m->pub.data = ptr;
+  m->pub.flags = BW_MSGF_MOVED;
+  m->dtor = dtor;
+  rc = bw__deliver(rt, m, true);
+  if (rc == BW_EFULL)
+    bw__msg_release_node(rt, m); /* the caller keeps ptr */
+  return rc;
+}
+
+void *bw_msg_take(bw_ctx_t *ctx, const bw_msg_t *msg) {
+  bw__actor *a = (bw__actor *)ctx;
+  if (a == NULL || msg == NULL || a->cur_msg == NULL || &a->cur_msg->pub != msg ||
+      !(msg->flags & BW_MSGF_MOVED))
+    return NULL;
+  void *p = (void *)msg->data;
+  a->cur_msg->dtor = NULL;
+  return p;
+}
+
+int bw__send_sys(bw__runtime *rt, bw_pid_t to, bw_pid_t from, int kind, uint64_t ref,
+                 const bw_reason_t *reason) {
+  bw__msg *m = bw__msg_new(rt, to, kind, 0, reason, reason ? sizeof(*reason) : 0);
+  if (m == NULL)
+    return BW_ENOMEM;
+  m->pub.from = from;
+  m->pub.ref = ref;
+  return bw__deliver(rt, m, false);
+}
+
+int bw__reply_status(bw__runtime *rt, bw_pid_t to, bw_pid_t from, uint64_t ref, int status) {
+  bw__msg *m = bw__msg_new(rt, to, BW__K_USER, 0, NULL, 0);
+  if (m == NULL)
+    return BW_ENOMEM;
+  m->pub.from = from;
+  m->pub.ref = ref;
+  m->pub.status = status;
+  m->pub.flags = BW_MSGF_REPLY;
+  return bw__deliver(rt, m, false);
+}
