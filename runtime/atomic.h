@@ -41,7 +41,12 @@ static inline bool bw__cas32(uint32_t *p, uint32_t expect, uint32_t v) {
   return __atomic_compare_exchange_n(p, &expect, v, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
 static inline uint32_t bw__xchg32(uint32_t *p, uint32_t v) { return __atomic_exchange_n(p, v, __ATOMIC_ACQ_REL); }
-static inline void bw__fence_seq_cst(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+/* GCC's TSan does not support fences; a seq_cst RMW on a shared word is a
+ * full barrier on x86-64 (locked instruction) and is visible to TSan. */
+static inline void bw__fence_seq_cst(void) {
+  static uint64_t bw__fence_word;
+  (void)__atomic_fetch_add(&bw__fence_word, 0, __ATOMIC_SEQ_CST);
+}
 static inline void bw__cpu_relax(void) { __builtin_ia32_pause(); }
 
 #else /* Concurrency Kit */
