@@ -67,10 +67,9 @@ void bw_trap_exit(bw_ctx_t *ctx, bool on) {
   bw__actor *a = (bw__actor *)ctx;
   if (a == NULL)
     return;
-  if (on)
-    a->flags |= BW__AF_TRAP_EXIT;
-  else
-    a->flags &= (uint16_t)~BW__AF_TRAP_EXIT;
+  /* release: senders read it (relaxed) to choose urgent or in-order exits;
+   * a race with a concurrent signal is inherent, as in Erlang */
+  bw__st32_rel(&a->trap, on ? 1u : 0u);
 }
 
 bw__actor_ext *bw__ext_get(bw__actor *a) {
@@ -151,8 +150,10 @@ static void drain_one(bw__runtime *rt, bw__actor *a, bw__msg *m, const bw_reason
   }
 }
 
-static void live_dec(bw__runtime *rt) {
-  if (bw__faa64(&rt->live, (uint64_t)-1) == 1) {
+static void live_dec(bw__runtime *rt, bool root) {
+  if (root)
+    bw__faa64(&rt->live_roots, (uint64_t)-1);
+  if (bw__faa64(&rt->live, (uint64_t)-1) == 1 || root) {
     pthread_mutex_lock(&rt->life_mx);
     pthread_cond_broadcast(&rt->life_cv);
     pthread_mutex_unlock(&rt->life_mx);
@@ -170,6 +171,9 @@ static void actor_release(bw__actor *a, const bw_reason_t *r) {
   bw__qnode *q;
   while ((q = bw__mpsc_pop(&a->mb)) != NULL)
     drain_one(rt, a, (bw__msg *)q, r, dl);
+  bw__msg *u = BW__XCHG(&a->urgent, NULL);
+  if (u != NULL)
+    bw__msg_free(rt, u);
   bw__link_on_exit(a, r);
   bw__request_on_exit(a);
   if (a->ext != NULL && a->ext->rt_timer != 0)
@@ -184,8 +188,9 @@ static void actor_release(bw__actor *a, const bw_reason_t *r) {
     ext_free(a);
   bw__pid_free(rt, pid);
   if (!dedicated) {
+    bool root = (a->cflags & BW__CF_ROOT) != 0;
     actor_free(rt, a);
-    live_dec(rt);
+    live_dec(rt, root);
   }
   /* a dedicated actor's thread frees it when its loop ends */
 }
@@ -277,9 +282,25 @@ static int dispatch(bw__thread *th, bw__actor *a, bw__msg *m, bw_reason_t *r) {
   }
 }
 
-static void pending_reason(uint32_t pe, bw_reason_t *r) {
-  int kind = (int)pe - 1;
-  bw__reason_set(r, kind, 0, kind == BW_REASON_KILLED ? "killed" : NULL);
+/* Takes the pending urgent exit, if any, into *r. */
+static bool take_exit(bw__actor *a, bw_reason_t *r) {
+  uint32_t f = bw__ld32_rlx(&a->force);
+  if (f == BW__FORCE_KILL) {
+    bw__reason_set(r, BW_REASON_KILLED, 0, "killed");
+    return true;
+  }
+  /* acquire (in the exchange): the node's reason written by the sender */
+  bw__msg *u = BW__XCHG(&a->urgent, NULL);
+  if (u != NULL) {
+    memcpy(r, u->inl, sizeof(*r));
+    bw__msg_free(a->rt, u);
+    return true;
+  }
+  if (f == BW__FORCE_SHUTDOWN) {
+    bw__reason_set(r, BW_REASON_SHUTDOWN, 0, NULL);
+    return true;
+  }
+  return false;
 }
 
 int bw__actor_run(bw__thread *th, bw__actor *a) {
@@ -288,11 +309,7 @@ int bw__actor_run(bw__thread *th, bw__actor *a) {
   bw_reason_t r;
   bw__tl.cur = a;
   for (;;) {
-    /* relaxed: a kill or shutdown request; the WAKE message that follows it
-     * guarantees we look again after it was set */
-    uint32_t pe = bw__ld32_rlx(&a->pending_exit);
-    if (pe != 0) {
-      pending_reason(pe, &r);
+    if (bw__actor_exit_pending(a) && take_exit(a, &r)) {
       bw__actor_die(a, &r);
       bw__tl.cur = NULL;
       return BW__RUN_DEAD;
@@ -395,6 +412,7 @@ static void *dedicated_main(void *arg) {
   bw__tl.cur = NULL;
   bw__actor_ext *e = a->ext;
   pthread_t self = e->thread;
+  bool root = (a->cflags & BW__CF_ROOT) != 0;
   int rc = th.cache == NULL ? BW_ENOMEM : run_init(a, e->init_arg, &e->init_reason);
   e->init_rc = rc;
   if (rc == 0)
@@ -425,8 +443,9 @@ static void *dedicated_main(void *arg) {
   else
     pthread_detach(self);
   if (rc == 0) {
-    if (bw__faa64(&rt->live, (uint64_t)-1) == 1)
-      pthread_cond_broadcast(&rt->life_cv);
+    if (root)
+      bw__faa64(&rt->live_roots, (uint64_t)-1);
+    bw__faa64(&rt->live, (uint64_t)-1);
   }
   rt->ndedicated_running--;
   pthread_cond_broadcast(&rt->life_cv);
@@ -484,7 +503,7 @@ int bw_spawn(bw_runtime_t *rt, const bw_behaviour_t *b, void *arg, const bw_spaw
   if (opts->overflow == BW_OVERFLOW_DROP)
     a->cflags |= BW__CF_DROP;
   if (opts->trap_exit)
-    a->flags |= BW__AF_TRAP_EXIT;
+    a->trap = 1;
   /* unmarked: sends during init queue up without scheduling the actor */
   bw__mpsc_init(&a->mb, false);
   if (opts->dedicated_thread) {
@@ -498,6 +517,8 @@ int bw_spawn(bw_runtime_t *rt, const bw_behaviour_t *b, void *arg, const bw_spaw
   }
   if (opts->name != NULL)
     a->cflags |= BW__CF_NAMED;
+  if (parent == NULL && opts->ordered_shutdown)
+    a->cflags |= BW__CF_ROOT;
   int rc = bw__pid_alloc(rt, a);
   if (rc != 0) {
     a->cflags &= (uint8_t)~BW__CF_DEDICATED;
@@ -511,6 +532,8 @@ int bw_spawn(bw_runtime_t *rt, const bw_behaviour_t *b, void *arg, const bw_spaw
     return rc;
   }
   bw__faa64(&rt->live, 1);
+  if (a->cflags & BW__CF_ROOT)
+    bw__faa64(&rt->live_roots, 1);
   bw__pid_publish(rt, a);
 
   bw_reason_t why;
@@ -621,6 +644,9 @@ void bw__waiter_free(bw__runtime *rt, bw__actor *w) {
   bw_reason_t r;
   bw__reason_set(&r, BW_REASON_NORMAL, 0, NULL);
   bw__pid_invalidate(rt, w->pid);
+  bw__msg *u = BW__XCHG(&w->urgent, NULL);
+  if (u != NULL)
+    bw__msg_free(rt, u);
   bw__qnode *q;
   while ((q = bw__mpsc_pop(&w->mb)) != NULL) {
     bw__msg *m = (bw__msg *)q;
@@ -634,5 +660,5 @@ void bw__waiter_free(bw__runtime *rt, bw__actor *w) {
   ext_free(w);
   bw__pid_free(rt, w->pid);
   actor_free(rt, w);
-  live_dec(rt);
+  live_dec(rt, false);
 }

@@ -41,7 +41,7 @@ enum {
   BW__K_UNLINK,      /* unlink from pub.from */
   BW__K_MONITOR,     /* pub.from monitors us with pub.ref */
   BW__K_DEMONITOR,   /* pub.from drops monitor pub.ref */
-  BW__K_WAKE,        /* nothing: wakes the actor to look at pending_exit */
+  BW__K_WAKE,        /* nothing: wakes the actor to look at force/urgent */
   BW__K_RTIMEOUT,    /* receive-timeout check (internal timer) */
   BW__K_REQTIMEOUT,  /* request deadline (internal timer), pub.ref = request */
 };
@@ -118,8 +118,8 @@ typedef struct bw__mpsc {
   bw__qnode stub;
 } bw__mpsc;
 
+enum { BW__FORCE_KILL = 1, BW__FORCE_SHUTDOWN = 2 };
 enum {
-  BW__AF_TRAP_EXIT = 1u << 0,
   BW__AF_INITED = 1u << 1,   /* init succeeded: terminate runs at exit */
   BW__AF_HAS_RT = 1u << 2,   /* receive timeout active */
   BW__AF_REPLIED = 1u << 3,  /* the current request was answered */
@@ -129,6 +129,7 @@ enum {
   BW__CF_WAITER = 1u << 1,    /* a bw_call waiter: no behaviour */
   BW__CF_DROP = 1u << 2,      /* bounded mailbox drops instead of rejecting */
   BW__CF_NAMED = 1u << 3,     /* registered at spawn (registry cleans up at exit) */
+  BW__CF_ROOT = 1u << 4,      /* spawned from outside with ordered_shutdown: stopped first */
 };
 
 typedef struct bw__mon {
@@ -175,7 +176,13 @@ typedef struct bw__actor {
   bw__actor_ext *ext;
   uint32_t mb_cap;       /* 0 = unbounded */
   uint32_t mb_count;     /* atomic; maintained only when bounded */
-  uint32_t pending_exit; /* atomic: 0, or 1 + bw_reason_kind of an exit to take at once */
+  /* Urgent exits, taken before the next message however deep the mailbox
+   * (Erlang handles exit signals to a non-trapping process on arrival):
+   * force = BW__FORCE_KILL or BW__FORCE_SHUTDOWN, set by senders;
+   * urgent = an EXIT node with the full reason (first one wins). */
+  uint32_t force;        /* atomic */
+  uint32_t trap;         /* atomic: trapping exits; written by the owner, read by senders */
+  bw__msg *urgent;       /* atomic */
   uint16_t flags;        /* BW__AF_*: changed only by the actor's own thread */
   uint8_t cflags;        /* BW__CF_*: fixed at spawn, read by senders */
   uint8_t cls;           /* pool class of this block; 0xFF = malloc'ed */
@@ -346,6 +353,8 @@ struct bw_runtime {
   pthread_mutex_t life_mx;
   pthread_cond_t life_cv;
   uint64_t live;     /* atomic */
+  uint64_t live_roots; /* atomic: live actors with BW__CF_ROOT */
+  uint64_t stop_grace_ms;
   uint32_t ndedicated_running; /* under life_mx */
   pthread_t *zombies; /* exited dedicated threads to join, under life_mx */
   uint32_t nzombies, capzombies;
@@ -424,6 +433,17 @@ void bw__dedicated_reap(bw__runtime *rt);
 int bw__link_handle(bw__actor *a, bw__msg *m, bw_reason_t *die_reason);
 void bw__link_on_exit(bw__actor *a, const bw_reason_t *reason);
 void bw__link_bounce(bw__runtime *rt, bw__msg *m, const bw_reason_t *reason);
+/* Sends an exit signal: urgent for a non-trapping target, a message in
+ * order otherwise (and always for normal exits, which only unlink). */
+int bw__exit_signal(bw__runtime *rt, bw_pid_t to, bw_pid_t from, const bw_reason_t *r,
+                    bool link_exit);
+/* Makes the actor exit before its next message (kill or forced shutdown). */
+int bw__force_exit(bw__runtime *rt, bw_pid_t pid, uint32_t force);
+static inline bool bw__actor_exit_pending(bw__actor *a) {
+  /* relaxed: a hint; the WAKE queued after setting either word makes the
+   * owner look again */
+  return bw__ld32_rlx(&a->force) != 0 || BW__LD_RLX(&a->urgent) != NULL;
+}
 
 /* requests */
 int bw__request_on_reply(bw__actor *a, bw__msg *m); /* 1 = deliver, 0 = dropped */

@@ -20,6 +20,9 @@
 
 #define BW__MF_LINKEXIT (1u << 10) /* an EXIT sent because a linked actor died */
 
+static bw__msg *exit_msg(bw__runtime *rt, bw_pid_t to, bw_pid_t from, const bw_reason_t *r,
+                         bool link_exit);
+
 static bool grow(void **arr, uint32_t *cap, uint32_t n, size_t elem) {
   if (n < *cap)
     return true;
@@ -90,12 +93,6 @@ static bw__actor *own_actor(bw_ctx_t *ctx) {
   return a;
 }
 
-/* Delivers a signal to self right now, as if it had arrived (used for the
- * noproc answers that Erlang gives at once). */
-static void self_signal(bw__actor *a, int kind, bw_pid_t from, uint64_t ref,
-                        const bw_reason_t *r) {
-  bw__send_sys(a->rt, a->pid, from, kind, ref, r);
-}
 
 int bw_link(bw_ctx_t *ctx, bw_pid_t pid) {
   bw__actor *a = own_actor(ctx);
@@ -108,10 +105,12 @@ int bw_link(bw_ctx_t *ctx, bw_pid_t pid) {
   int rc = bw__send_sys(a->rt, pid, a->pid, BW__K_LINK, 0, NULL);
   if (rc == BW_ENOPROC) {
     links_remove(a, pid);
-    if (a->flags & BW__AF_TRAP_EXIT) {
+    if (bw__ld32_rlx(&a->trap)) {
       bw_reason_t r;
       bw__reason_set(&r, BW_REASON_NOPROC, BW_ENOPROC, NULL);
-      self_signal(a, BW__K_EXIT, pid, 0, &r);
+      bw__msg *m = exit_msg(a->rt, a->pid, pid, &r, false);
+      if (m != NULL)
+        bw__deliver(a->rt, m, false);
     }
   }
   return rc;
@@ -145,7 +144,7 @@ int bw_monitor(bw_ctx_t *ctx, bw_pid_t pid, uint64_t *ref) {
   if (rc == BW_ENOPROC) {
     bw_reason_t why;
     bw__reason_set(&why, BW_REASON_NOPROC, BW_ENOPROC, NULL);
-    self_signal(a, BW__K_DOWN, pid, r, &why);
+    bw__send_sys(a->rt, a->pid, pid, BW__K_DOWN, r, &why);
     return 0;
   }
   if (rc != 0)
@@ -164,29 +163,72 @@ int bw_demonitor(bw_ctx_t *ctx, uint64_t ref) {
   return 0;
 }
 
+int bw__force_exit(bw__runtime *rt, bw_pid_t pid, uint32_t force) {
+  bw__slot *s;
+  bw__actor *a = bw__pid_pin(rt, pid, &s);
+  if (a == NULL)
+    return BW_ENOPROC;
+  /* acq_rel CAS: set before the WAKE below is queued (the owner re-reads
+   * after popping it); a kill overrides a forced shutdown, never the
+   * other way round */
+  uint32_t old = bw__ld32_rlx(&a->force);
+  while ((old == 0 || (old == BW__FORCE_SHUTDOWN && force == BW__FORCE_KILL)) &&
+         !bw__cas32(&a->force, old, force))
+    old = bw__ld32_rlx(&a->force);
+  bw__pid_unpin(s);
+  bw__send_sys(rt, pid, bw__current_pid(rt), BW__K_WAKE, 0, NULL);
+  return 0;
+}
+
+static bw__msg *exit_msg(bw__runtime *rt, bw_pid_t to, bw_pid_t from, const bw_reason_t *r,
+                         bool link_exit) {
+  bw__msg *m = bw__msg_new(rt, to, BW__K_EXIT, 0, r, sizeof(*r));
+  if (m == NULL)
+    return NULL;
+  m->pub.from = from;
+  m->pub.flags = link_exit ? BW__MF_LINKEXIT : 0;
+  return m;
+}
+
+int bw__exit_signal(bw__runtime *rt, bw_pid_t to, bw_pid_t from, const bw_reason_t *r,
+                    bool link_exit) {
+  if (r->kind == BW_REASON_KILL)
+    return bw__force_exit(rt, to, BW__FORCE_KILL);
+  bw__slot *s;
+  bw__actor *a = bw__pid_pin(rt, to, &s);
+  if (a == NULL)
+    return BW_ENOPROC;
+  /* relaxed: whether it traps now; see bw_trap_exit */
+  bool urgent = r->kind != BW_REASON_NORMAL && bw__ld32_rlx(&a->trap) == 0;
+  bw__pid_unpin(s);
+  bw__msg *m = exit_msg(rt, to, from, r, link_exit);
+  if (m == NULL)
+    return BW_ENOMEM;
+  if (!urgent)
+    return bw__deliver(rt, m, false);
+  a = bw__pid_pin(rt, to, &s);
+  if (a == NULL) {
+    bw__msg_free(rt, m);
+    return BW_ENOPROC;
+  }
+  /* release (CAS): the node's reason is written before the owner can take
+   * it; the first urgent exit wins, later ones are dropped (the actor is
+   * exiting anyway) */
+  if (!BW__CAS(&a->urgent, NULL, m))
+    bw__msg_free(rt, m);
+  bw__pid_unpin(s);
+  bw__send_sys(rt, to, from, BW__K_WAKE, 0, NULL);
+  return 0;
+}
+
 int bw_exit(bw_runtime_t *rt, bw_pid_t pid, int kind, int code, const char *text) {
   if (rt == NULL || kind < 0 || kind >= BW_REASON__COUNT)
     return BW_EINVAL;
   if (!bw__rt_running(rt))
     return BW_ESHUTDOWN;
-  if (kind == BW_REASON_KILL) {
-    bw__slot *s;
-    bw__actor *a = bw__pid_pin(rt, pid, &s);
-    if (a == NULL)
-      return BW_ENOPROC;
-    /* release (CAS): the request is set before the WAKE below is queued;
-     * a pending shutdown is upgraded, never the other way round */
-    uint32_t old = bw__ld32_rlx(&a->pending_exit);
-    while (old != 1u + BW_REASON_KILLED &&
-           !bw__cas32(&a->pending_exit, old, 1u + BW_REASON_KILLED))
-      old = bw__ld32_rlx(&a->pending_exit);
-    bw__pid_unpin(s);
-    bw__send_sys(rt, pid, bw__current_pid(rt), BW__K_WAKE, 0, NULL);
-    return 0;
-  }
   bw_reason_t r;
   bw__reason_set(&r, kind, code, text);
-  return bw__send_sys(rt, pid, bw__current_pid(rt), BW__K_EXIT, 0, &r);
+  return bw__exit_signal(rt, pid, bw__current_pid(rt), &r, false);
 }
 
 /* Runs on the receiving actor. Returns 0 (consumed), 1 (exit with *die),
@@ -204,7 +246,7 @@ int bw__link_handle(bw__actor *a, bw__msg *m, bw_reason_t *die) {
       if (!links_remove(a, from))
         return 0;
     }
-    if (a->flags & BW__AF_TRAP_EXIT) {
+    if (bw__ld32_rlx(&a->trap)) {
       m->kind = BW__K_WAKE; /* a signal, not counted as a user message */
       m->pub.type = BW_MSG_EXIT;
       m->pub.data = m->inl;
@@ -256,12 +298,7 @@ int bw__link_handle(bw__actor *a, bw__msg *m, bw_reason_t *die) {
 }
 
 static void send_exit(bw__runtime *rt, bw_pid_t to, bw_pid_t from, const bw_reason_t *r) {
-  bw__msg *m = bw__msg_new(rt, to, BW__K_EXIT, 0, r, sizeof(*r));
-  if (m == NULL)
-    return;
-  m->pub.from = from;
-  m->pub.flags = BW__MF_LINKEXIT;
-  bw__deliver(rt, m, false);
+  bw__exit_signal(rt, to, from, r, true);
 }
 
 /* A signal found in a dead actor's mailbox gets the answer it would have

@@ -248,7 +248,7 @@ int bw_call(bw_runtime_t *rt, bw_pid_t to, uint32_t type, const void *data, size
   while (!done) {
     bw__qnode *q = bw__mpsc_pop(&w->mb);
     if (q == NULL) {
-      if (bw__ld32_rlx(&w->pending_exit) != 0) {
+      if (bw__actor_exit_pending(w)) {
         rc = BW_ESHUTDOWN;
         break;
       }

@@ -7,7 +7,9 @@
  * timers (pending ones dead-lettered) and threads stop. After stop the
  * runtime answers only statistics until it is destroyed.
  */
+#include <errno.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -50,6 +52,7 @@ int bw_runtime_create(const bw_runtime_opts_t *opts, bw_runtime_t **out) {
   rt->nworkers = n;
   rt->batch = opts->batch ? opts->batch : 64;
   rt->manual_clock = opts->manual_clock;
+  rt->stop_grace_ms = opts->stop_grace_ms ? opts->stop_grace_ms : 5000;
   bw__clock_init(rt);
   pthread_mutex_init(&rt->pool_mx, NULL);
   pthread_mutex_init(&rt->park_mx, NULL);
@@ -75,16 +78,42 @@ int bw_runtime_create(const bw_runtime_opts_t *opts, bw_runtime_t **out) {
   return 0;
 }
 
-static void ask_to_exit(bw__runtime *rt, bw_pid_t pid, void *ud) {
+/* Phase 1: a shutdown exit signal to each root that asked for an ordered
+ * shutdown (trappable, so a supervisor stops its subtree in order). */
+static void signal_root(bw__runtime *rt, bw_pid_t pid, void *ud) {
   (void)ud;
   bw__slot *s;
   bw__actor *a = bw__pid_pin(rt, pid, &s);
   if (a == NULL)
     return;
-  /* release (CAS): set before the WAKE is queued; never downgrade a kill */
-  bw__cas32(&a->pending_exit, 0, 1u + BW_REASON_SHUTDOWN);
+  bool root = (a->cflags & BW__CF_ROOT) != 0;
   bw__pid_unpin(s);
-  bw__send_sys(rt, pid, BW_PID_NONE, BW__K_WAKE, 0, NULL);
+  if (root) {
+    bw_reason_t r;
+    bw__reason_set(&r, BW_REASON_SHUTDOWN, 0, "runtime stopping");
+    bw__exit_signal(rt, pid, BW_PID_NONE, &r, false);
+  }
+}
+
+/* Phase 2: whatever is left exits before its next message. */
+static void force_exit(bw__runtime *rt, bw_pid_t pid, void *ud) {
+  (void)ud;
+  bw__force_exit(rt, pid, BW__FORCE_SHUTDOWN);
+}
+
+static void wait_until(bw__runtime *rt, uint64_t *counter, uint64_t deadline_ns) {
+  pthread_mutex_lock(&rt->life_mx);
+  while (bw__ld64_acq(counter) != 0) {
+    if (deadline_ns == 0) {
+      pthread_cond_wait(&rt->life_cv, &rt->life_mx);
+    } else {
+      struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000ull),
+                            .tv_nsec = (long)(deadline_ns % 1000000000ull)};
+      if (pthread_cond_timedwait(&rt->life_cv, &rt->life_mx, &ts) == ETIMEDOUT)
+        break;
+    }
+  }
+  pthread_mutex_unlock(&rt->life_mx);
 }
 
 int bw_runtime_stop(bw_runtime_t *rt) {
@@ -96,19 +125,22 @@ int bw_runtime_stop(bw_runtime_t *rt) {
     return BW_EWOULDBLOCK;
   if (!bw__cas32(&rt->state, BW__RT_RUNNING, BW__RT_STOPPING))
     return BW_ESHUTDOWN;
-  /* ask every actor to exit; actors spawned meanwhile are refused, but an
-   * actor's terminate may still send, so repeat until nothing is left */
-  for (;;) {
-    bw__pid_foreach_live(rt, ask_to_exit, NULL);
-    pthread_mutex_lock(&rt->life_mx);
-    if (bw__ld64_acq(&rt->live) != 0) {
-      pthread_cond_wait(&rt->life_cv, &rt->life_mx);
-    }
-    bool empty = bw__ld64_acq(&rt->live) == 0 && rt->ndedicated_running == 0;
-    pthread_mutex_unlock(&rt->life_mx);
-    if (empty)
-      break;
-  }
+  /* new spawns are refused from here on. Phase 1: roots get a trappable
+   * shutdown and a grace period (wall clock, so it also ends under a
+   * manual clock) to stop their subtrees in order */
+  bw__pid_foreach_live(rt, signal_root, NULL);
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  uint64_t deadline = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec +
+                      rt->stop_grace_ms * 1000000ull;
+  wait_until(rt, &rt->live_roots, deadline);
+  /* Phase 2: everything left exits at once (terminate still runs) */
+  bw__pid_foreach_live(rt, force_exit, NULL);
+  wait_until(rt, &rt->live, 0);
+  pthread_mutex_lock(&rt->life_mx);
+  while (rt->ndedicated_running != 0)
+    pthread_cond_wait(&rt->life_cv, &rt->life_mx);
+  pthread_mutex_unlock(&rt->life_mx);
   bw__timers_stop(rt);
   bw__sched_join(rt);
   bw__dedicated_reap(rt);

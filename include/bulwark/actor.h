@@ -59,6 +59,11 @@ typedef struct bw_spawn_opts {
   bool link;
   /* Start trapping exits before init runs. */
   bool trap_exit;
+  /* At bw_runtime_stop, if spawned from outside an actor: receive a
+   * trappable shutdown exit first and up to stop_grace_ms to exit (for
+   * actors that stop a subtree in order, such as supervisors), before the
+   * remaining actors are made to exit. */
+  bool ordered_shutdown;
   /* Optional out: filled with the reason when init fails. */
   bw_reason_t *init_error;
 } bw_spawn_opts_t;

@@ -18,6 +18,11 @@ typedef struct bw_runtime_opts {
   /* Use a manual clock that starts at 0 and only moves with
    * bw_clock_advance: for deterministic tests of time-based behaviour. */
   bool manual_clock;
+  /* bw_runtime_stop first sends a (trappable) shutdown exit to the actors
+   * spawned from outside an actor with ordered_shutdown (top-level
+   * supervisors), and waits up to this long (wall clock) for them to stop
+   * their trees before it makes the rest exit; 0 = 5000 ms. */
+  uint64_t stop_grace_ms;
 } bw_runtime_opts_t;
 
 /* Fills opts with the defaults. */
@@ -30,8 +35,11 @@ void bw_runtime_opts_init(bw_runtime_opts_t *opts);
 int bw_runtime_create(const bw_runtime_opts_t *opts, bw_runtime_t **out);
 
 /*
- * Graceful stop: every live actor gets a shutdown exit and runs its
- * terminate callback; messages still queued are dead-lettered with reason
+ * Graceful stop: every live actor gets a shutdown exit (first the ones
+ * spawned from outside an actor with ordered_shutdown, such as top-level
+ * supervisors, then, once they are gone or after stop_grace_ms, all the
+ * rest) and runs its terminate callback; messages still queued are
+ * dead-lettered with reason
  * "shutdown"; pending timers are cancelled (their messages dead-lettered with
  * reason "shutdown"); then the threads exit. Blocks until done. Afterwards the
  * runtime only answers bw_runtime_stats and calls fail with BW_ESHUTDOWN.
