@@ -63,6 +63,23 @@ void bw_fail(bw_ctx_t *ctx, int code, const char *fmt, ...) {
   longjmp(*bw__tl.jb, 1);
 }
 
+int bw_exit_self(bw_ctx_t *ctx, int kind, int code, const char *text) {
+  bw__actor *a = (bw__actor *)ctx;
+  if (a == NULL || bw__tl.cur != a || kind < 0 || kind >= BW_REASON__COUNT ||
+      kind == BW_REASON_KILL)
+    return BW_EINVAL;
+  bw_reason_t r;
+  bw__reason_set(&r, kind, code, text);
+  bw__msg *m = bw__msg_new(a->rt, a->pid, BW__K_EXIT, 0, &r, sizeof(r));
+  if (m == NULL)
+    return BW_ENOMEM;
+  /* release (CAS): the reason is written before it is taken; an urgent exit
+   * that another actor already sent wins */
+  if (!BW__CAS(&a->urgent, NULL, m))
+    bw__msg_free(a->rt, m);
+  return 0;
+}
+
 void bw_trap_exit(bw_ctx_t *ctx, bool on) {
   bw__actor *a = (bw__actor *)ctx;
   if (a == NULL)
@@ -327,6 +344,11 @@ int bw__actor_run(bw__thread *th, bw__actor *a) {
     if (++n >= batch)
       break;
   }
+  if (bw__actor_exit_pending(a) && take_exit(a, &r)) {
+    bw__actor_die(a, &r); /* bw_exit_self from the last handler */
+    bw__tl.cur = NULL;
+    return BW__RUN_DEAD;
+  }
   if ((a->flags & BW__AF_HAS_RT) && n > 0)
     bw__rtimeout_touch(a);
   bw__tl.cur = NULL;
@@ -585,7 +607,7 @@ int bw_spawn(bw_runtime_t *rt, const bw_behaviour_t *b, void *arg, const bw_spaw
   bw__faa64(&rt->spawned, 1);
   bw_pid_t pid = a->pid;
   /* end of the init "turn": go idle, or run if messages arrived meanwhile */
-  if (!bw__mpsc_mark_empty(&a->mb))
+  if (bw__actor_exit_pending(a) || !bw__mpsc_mark_empty(&a->mb))
     bw__schedule(rt, a);
   if (out != NULL)
     *out = pid;

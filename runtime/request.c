@@ -140,6 +140,32 @@ int bw_reply(bw_ctx_t *ctx, const bw_msg_t *req, int status, uint32_t type, cons
   return bw__deliver(rt, m, false);
 }
 
+int bw_reply_move(bw_ctx_t *ctx, const bw_msg_t *req, int status, uint32_t type, void *ptr,
+                  size_t len, void (*dtor)(void *)) {
+  bw__actor *a = (bw__actor *)ctx;
+  if (a == NULL || req == NULL || !(req->flags & BW_MSGF_REQUEST) || status > 0 ||
+      type >= BW_MSG_SYSTEM_BASE || len > UINT32_MAX || (len > 0 && ptr == NULL))
+    return BW_EINVAL;
+  bw__runtime *rt = a->rt;
+  if (!bw__rt_running(rt))
+    return BW_ESHUTDOWN;
+  if (a->cur_msg != NULL && &a->cur_msg->pub == req)
+    a->flags |= BW__AF_REPLIED;
+  bw__msg *m = bw__msg_alloc(rt, 0);
+  if (m == NULL)
+    return BW_ENOMEM;
+  m->to = req->from;
+  m->pub.type = type;
+  m->pub.len = (uint32_t)len;
+  m->pub.from = a->pid;
+  m->pub.ref = req->ref;
+  m->pub.status = status;
+  m->pub.data = ptr;
+  m->pub.flags = BW_MSGF_REPLY | BW_MSGF_MOVED;
+  m->dtor = dtor;
+  return bw__deliver(rt, m, false);
+}
+
 int bw__request_on_reply(bw__actor *a, bw__msg *m) {
   bw_timer_t t = 0;
   if (!pending_take(a, m->pub.ref, &t))
@@ -222,6 +248,85 @@ int bw__rtimeout_check(bw__actor *a) {
 int bw__waiter_new(bw__runtime *rt, bw__actor **out);
 void bw__waiter_free(bw__runtime *rt, bw__actor *w);
 
+static bool on_scheduler(const bw__runtime *rt) {
+  return bw__tl.th != NULL && bw__tl.th->rt == rt &&
+         (bw__tl.th->kind == BW__TH_WORKER || bw__tl.th->kind == BW__TH_TIMER);
+}
+
+/* Blocks the calling thread until the waiter's mailbox has a message
+ * (NULL: an exit was requested, i.e. the runtime is stopping). */
+static bw__msg *waiter_next(bw__actor *w) {
+  for (;;) {
+    bw__qnode *q = bw__mpsc_pop(&w->mb);
+    if (q != NULL)
+      return (bw__msg *)q;
+    if (bw__actor_exit_pending(w))
+      return NULL;
+    if (bw__mpsc_mark_empty(&w->mb)) {
+      while (sem_wait(&w->ext->wake) != 0 && errno == EINTR) {
+      }
+    } else {
+      bw__cpu_relax(); /* a push is between its two steps */
+    }
+  }
+}
+
+int bw_wait_exit(bw_runtime_t *rt, bw_pid_t pid, uint64_t timeout_ms, bw_reason_t *reason) {
+  if (rt == NULL || timeout_ms > UINT64_MAX / 2000000ull)
+    return BW_EINVAL;
+  if (on_scheduler(rt))
+    return BW_EWOULDBLOCK;
+  if (bw__ld32_acq(&rt->state) == BW__RT_STOPPED)
+    return BW_ESHUTDOWN;
+  bw__actor *w;
+  int rc = bw__waiter_new(rt, &w);
+  if (rc != 0)
+    return rc;
+  uint64_t mref = bw__new_ref(rt);
+  bw_timer_t timer = 0;
+  if (bw__send_sys(rt, pid, w->pid, BW__K_MONITOR, mref, NULL) != 0) {
+    if (reason != NULL)
+      bw__reason_set(reason, BW_REASON_NOPROC, BW_ENOPROC, NULL);
+    bw__waiter_free(rt, w);
+    return 0;
+  }
+  if (timeout_ms > 0 && (rc = arm_internal(rt, w->pid, BW__K_REQTIMEOUT, mref, timeout_ms, &timer)) != 0)
+    goto out;
+  for (;;) {
+    bw__msg *m = waiter_next(w);
+    if (m == NULL) {
+      rc = BW_ESHUTDOWN;
+      break;
+    }
+    if (m->kind == BW__K_DOWN && m->pub.ref == mref) {
+      if (reason != NULL)
+        memcpy(reason, m->inl, sizeof(*reason));
+      bw__msg_free(rt, m);
+      timer = timer ? (bw__timer_cancel(rt, timer), 0) : 0;
+      rc = 0;
+      mref = 0;
+      break;
+    }
+    if (m->kind == BW__K_REQTIMEOUT && m->pub.ref == mref) {
+      bw__msg_free(rt, m);
+      timer = 0;
+      rc = BW_ETIMEDOUT;
+      break;
+    }
+    if (m->kind == BW__K_USER)
+      bw__dead_letter(rt, m, BW_DL_EXITED);
+    else
+      bw__msg_free(rt, m);
+  }
+out:
+  if (timer)
+    bw__timer_cancel(rt, timer);
+  if (mref != 0)
+    bw__send_sys(rt, pid, w->pid, BW__K_DEMONITOR, mref, NULL);
+  bw__waiter_free(rt, w);
+  return rc;
+}
+
 int bw_call(bw_runtime_t *rt, bw_pid_t to, uint32_t type, const void *data, size_t len,
             uint64_t timeout_ms, bw_reply_t *out) {
   if (rt == NULL || out == NULL)
@@ -229,8 +334,7 @@ int bw_call(bw_runtime_t *rt, bw_pid_t to, uint32_t type, const void *data, size
   int rc = check_payload(type, data, len);
   if (rc != 0)
     return rc;
-  if (bw__tl.th != NULL && bw__tl.th->rt == rt &&
-      (bw__tl.th->kind == BW__TH_WORKER || bw__tl.th->kind == BW__TH_TIMER))
+  if (on_scheduler(rt))
     return BW_EWOULDBLOCK;
   if (bw__ld32_acq(&rt->state) != BW__RT_RUNNING)
     return BW_ESHUTDOWN;
@@ -246,21 +350,11 @@ int bw_call(bw_runtime_t *rt, bw_pid_t to, uint32_t type, const void *data, size
     rc = arm_internal(rt, w->pid, BW__K_REQTIMEOUT, ref, timeout_ms, &timer);
   bool done = rc != 0;
   while (!done) {
-    bw__qnode *q = bw__mpsc_pop(&w->mb);
-    if (q == NULL) {
-      if (bw__actor_exit_pending(w)) {
-        rc = BW_ESHUTDOWN;
-        break;
-      }
-      if (bw__mpsc_mark_empty(&w->mb)) {
-        while (sem_wait(&w->ext->wake) != 0 && errno == EINTR) {
-        }
-      } else {
-        bw__cpu_relax(); /* a push is between its two steps */
-      }
-      continue;
+    bw__msg *r = waiter_next(w);
+    if (r == NULL) {
+      rc = BW_ESHUTDOWN;
+      break;
     }
-    bw__msg *r = (bw__msg *)q;
     if (r->kind == BW__K_USER && (r->pub.flags & BW_MSGF_REPLY) && r->pub.ref == ref) {
       bw__counters *c = bw__my_counters(rt);
       bw__ctr_add(rt, c, &c->handled, 1);
@@ -268,7 +362,13 @@ int bw_call(bw_runtime_t *rt, bw_pid_t to, uint32_t type, const void *data, size
       out->status = r->pub.status;
       out->type = r->pub.type;
       out->len = r->pub.len;
-      if (r->pub.len > sizeof(out->data)) {
+      out->ptr = NULL;
+      out->dtor = NULL;
+      if (r->pub.flags & BW_MSGF_MOVED) {
+        out->ptr = (void *)r->pub.data;
+        out->dtor = r->dtor;
+        r->dtor = NULL; /* the caller owns it now */
+      } else if (r->pub.len > sizeof(out->data)) {
         rc = BW_ETOOBIG;
         out->len = 0;
       } else if (r->pub.len > 0) {

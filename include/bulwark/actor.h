@@ -100,6 +100,13 @@ __attribute__((noreturn, format(printf, 3, 4)))
 #endif
 void bw_fail(bw_ctx_t *ctx, int code, const char *fmt, ...);
 
+/*
+ * Exits the calling actor with this reason once the running callback
+ * returns (terminate runs with it). For a reason other than normal; the
+ * handler's own return value is then ignored. Returns 0, BW_EINVAL.
+ */
+int bw_exit_self(bw_ctx_t *ctx, int kind, int code, const char *text);
+
 /* Turn exit signals into BW_MSG_EXIT messages (true) or not (false). */
 void bw_trap_exit(bw_ctx_t *ctx, bool on);
 
@@ -144,6 +151,14 @@ int bw_monitor(bw_ctx_t *ctx, bw_pid_t pid, uint64_t *ref);
 /* Removes a monitor; no DOWN arrives for it afterwards.
  * Returns 0, BW_ENOTACTOR, BW_ENOTFOUND. */
 int bw_demonitor(bw_ctx_t *ctx, uint64_t ref);
+
+/*
+ * From a thread that is not a scheduler thread: waits until pid has exited
+ * (at once if it is already gone, with reason noproc), at most timeout_ms on
+ * the runtime's clock (0 = no limit). *reason (optional) gets the exit reason.
+ * Returns 0, BW_ETIMEDOUT, BW_EINVAL, BW_EWOULDBLOCK, BW_ESHUTDOWN.
+ */
+int bw_wait_exit(bw_runtime_t *rt, bw_pid_t pid, uint64_t timeout_ms, bw_reason_t *reason);
 
 /* True if pid names a live actor of this runtime. */
 bool bw_is_alive(const bw_runtime_t *rt, bw_pid_t pid);

@@ -17,5 +17,6 @@
 #include "bulwark/timer.h"
 #include "bulwark/registry.h"
 #include "bulwark/dead_letter.h"
+#include "bulwark/supervisor.h"
 
 #endif

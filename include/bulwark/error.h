@@ -32,14 +32,18 @@ extern "C" {
   X(ELIMIT, -16, "a configured limit was reached")                            \
   X(ECIRCUIT_OPEN, -17, "circuit breaker is open")                            \
   X(EBULKHEAD_FULL, -18, "bulkhead pool and queue are full")                  \
-  X(ERATE_LIMITED, -19, "rate limit exceeded")
+  X(ERATE_LIMITED, -19, "rate limit exceeded")                                \
+  X(EALREADY, -20, "child already started or present")                        \
+  X(ERUNNING, -21, "child is running")                                         \
+  X(ERESTARTING, -22, "child is restarting")                                   \
+  X(ENOTSUP, -23, "not supported by this supervisor's strategy")
 
 typedef enum bw_errno {
   BW_OK = 0,
 #define BW__ERR_ENUM(name, value, msg) BW_##name = value,
   BW_ERRNO_MAP(BW__ERR_ENUM)
 #undef BW__ERR_ENUM
-  BW__ERR_LAST = -20
+  BW__ERR_LAST = -24
 } bw_errno_t;
 
 /* A static, human-readable message for a code; never NULL.

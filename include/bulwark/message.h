@@ -62,12 +62,25 @@ int bw_request(bw_ctx_t *ctx, bw_pid_t to, uint32_t type, const void *data,
 int bw_reply(bw_ctx_t *ctx, const bw_msg_t *req, int status, uint32_t type,
              const void *data, size_t len);
 
+/*
+ * Like bw_reply, with a payload moved by pointer (any size): the requester
+ * owns ptr once it has the reply (bw_call: out->ptr and out->dtor; an actor:
+ * bw_msg_take). If nobody takes it, the runtime calls dtor(ptr).
+ * Returns bw_reply's codes; on BW_EINVAL and BW_ESHUTDOWN the caller keeps ptr.
+ */
+int bw_reply_move(bw_ctx_t *ctx, const bw_msg_t *req, int status, uint32_t type, void *ptr,
+                  size_t len, void (*dtor)(void *));
+
 /* What a synchronous call gives back. */
 typedef struct bw_reply {
   int32_t status; /* the replier's status */
   uint32_t type;
   uint32_t len;
-  uint8_t data[BW_MSG_INLINE_MAX];
+  uint8_t data[BW_MSG_INLINE_MAX]; /* an inline payload */
+  /* a moved payload (bw_reply_move): the caller owns ptr and frees it with
+   * dtor (which may be NULL); NULL if the payload was inline */
+  void *ptr;
+  void (*dtor)(void *);
 } bw_reply_t;
 
 /*
