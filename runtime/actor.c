@@ -181,9 +181,18 @@ static void live_dec(bw__runtime *rt, bool root) {
 static void actor_release(bw__actor *a, const bw_reason_t *r) {
   bw__runtime *rt = a->rt;
   bw_pid_t pid = a->pid;
-  bw__pid_invalidate(rt, pid);
+  /* the name first, so a replacement can take it as soon as it hears */
   if (a->cflags & BW__CF_NAMED)
     bw__registry_drop_pid(rt, pid);
+  /* tell links and monitors before the pid dies: whoever then finds the pid
+   * dead (a monitor answered noproc at once, bw_wait_exit) knows they have
+   * been told. A LINK or MONITOR that arrives meanwhile is answered from
+   * the drain below, with the same reason. */
+  bw__link_on_exit(a, r);
+  bw__request_on_exit(a);
+  if (a->ext != NULL && a->ext->rt_timer != 0)
+    bw__timer_cancel(rt, a->ext->rt_timer);
+  bw__pid_invalidate(rt, pid);
   int dl = bw__ld32_rlx(&rt->state) != BW__RT_RUNNING ? BW_DL_SHUTDOWN : BW_DL_EXITED;
   bw__qnode *q;
   while ((q = bw__mpsc_pop(&a->mb)) != NULL)
@@ -191,10 +200,6 @@ static void actor_release(bw__actor *a, const bw_reason_t *r) {
   bw__msg *u = BW__XCHG(&a->urgent, NULL);
   if (u != NULL)
     bw__msg_free(rt, u);
-  bw__link_on_exit(a, r);
-  bw__request_on_exit(a);
-  if (a->ext != NULL && a->ext->rt_timer != 0)
-    bw__timer_cancel(rt, a->ext->rt_timer);
   if (a->flags & BW__AF_INITED) {
     bw__faa64(&rt->exited, 1);
     if (r->kind == BW_REASON_CRASH)

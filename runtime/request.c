@@ -331,6 +331,11 @@ int bw_call(bw_runtime_t *rt, bw_pid_t to, uint32_t type, const void *data, size
             uint64_t timeout_ms, bw_reply_t *out) {
   if (rt == NULL || out == NULL)
     return BW_EINVAL;
+  out->status = 0;
+  out->type = 0;
+  out->len = 0;
+  out->ptr = NULL;
+  out->dtor = NULL;
   int rc = check_payload(type, data, len);
   if (rc != 0)
     return rc;

@@ -1,0 +1,677 @@
+/*
+ * Tests of supervisor/: strategies, restart types, intensity and
+ * escalation, shutdown timeouts, start rollback, dynamic children, backoff,
+ * the run-time API and spec validation.
+ *
+ * Children record "+id" when their init runs and "-id" when their terminate
+ * runs in one log; the main thread waits (on a condition variable, never a
+ * sleep) until the log has the entries it expects, then asserts their exact
+ * order. Time-based behaviour runs on the manual clock.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include <bulwark/bulwark.h>
+
+/* --- the event log ------------------------------------------------------- */
+
+static pthread_mutex_t log_mx = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t log_cv = PTHREAD_COND_INITIALIZER;
+static char log_buf[8192];
+static int log_n;
+
+static void log_add(char what, const char *id) {
+  pthread_mutex_lock(&log_mx);
+  size_t l = strlen(log_buf);
+  snprintf(log_buf + l, sizeof(log_buf) - l, "%s%c%s", l ? " " : "", what, id);
+  log_n++;
+  pthread_cond_broadcast(&log_cv);
+  pthread_mutex_unlock(&log_mx);
+}
+
+static void log_reset(void) {
+  pthread_mutex_lock(&log_mx);
+  log_buf[0] = '\0';
+  log_n = 0;
+  pthread_mutex_unlock(&log_mx);
+}
+
+/* Waits until the log holds n entries (10 s cap against a hang), then
+ * returns a copy of it and clears it. */
+static const char *log_take(int n) {
+  static char copy[8192];
+  struct timespec dl;
+  clock_gettime(CLOCK_REALTIME, &dl);
+  dl.tv_sec += 10;
+  pthread_mutex_lock(&log_mx);
+  while (log_n < n)
+    if (pthread_cond_timedwait(&log_cv, &log_mx, &dl) != 0)
+      break;
+  snprintf(copy, sizeof(copy), "%s", log_buf);
+  log_buf[0] = '\0';
+  log_n = 0;
+  pthread_mutex_unlock(&log_mx);
+  return copy;
+}
+
+/* --- a worker that logs, crashes on request, and can ignore shutdown ---- */
+
+enum { MSG_CRASH = 1, MSG_PING, MSG_STOP_NORMAL };
+
+typedef struct worker {
+  const char *id;
+} worker_t;
+
+static int w_init(bw_ctx_t *ctx, void *st, void *arg) {
+  (void)ctx;
+  ((worker_t *)st)->id = arg;
+  log_add('+', arg);
+  return 0;
+}
+
+static int w_handle(bw_ctx_t *ctx, void *st, const bw_msg_t *m) {
+  (void)st;
+  switch (m->type) {
+  case MSG_CRASH:
+    bw_fail(ctx, BW_ECRASH, "asked to crash");
+  case MSG_STOP_NORMAL:
+    return BW_STOP;
+  case MSG_PING:
+    if (m->flags & BW_MSGF_REQUEST)
+      bw_reply(ctx, m, 0, MSG_PING, NULL, 0);
+    return BW_CONTINUE;
+  case BW_MSG_EXIT:
+    /* a trapping worker that ignores shutdown (see stubborn below) */
+    log_add('x', ((worker_t *)st)->id);
+    return BW_CONTINUE;
+  default:
+    return BW_CONTINUE;
+  }
+}
+
+static void w_term(bw_ctx_t *ctx, void *st, const bw_reason_t *r) {
+  (void)ctx;
+  (void)r;
+  log_add('-', ((worker_t *)st)->id);
+}
+
+static const bw_behaviour_t worker = {.name = "worker",
+                                      .state_size = sizeof(worker_t),
+                                      .init = w_init,
+                                      .handle = w_handle,
+                                      .terminate = w_term};
+
+static int stubborn_init(bw_ctx_t *ctx, void *st, void *arg) {
+  bw_trap_exit(ctx, true);
+  return w_init(ctx, st, arg);
+}
+
+static const bw_behaviour_t stubborn = {.name = "stubborn",
+                                        .state_size = sizeof(worker_t),
+                                        .init = stubborn_init,
+                                        .handle = w_handle,
+                                        .terminate = w_term};
+
+static int fail_init(bw_ctx_t *ctx, void *st, void *arg) {
+  (void)ctx;
+  (void)st;
+  log_add('!', arg);
+  return BW_EINVAL;
+}
+
+static const bw_behaviour_t failing = {.name = "failing",
+                                       .state_size = sizeof(worker_t),
+                                       .init = fail_init,
+                                       .handle = w_handle,
+                                       .terminate = w_term};
+
+/* --- helpers ------------------------------------------------------------- */
+
+static bw_runtime_t *rt_new(void) {
+  bw_runtime_opts_t o;
+  bw_runtime_opts_init(&o);
+  o.manual_clock = true;
+  bw_runtime_t *rt = NULL;
+  assert_int_equal(bw_runtime_create(&o, &rt), 0);
+  log_reset();
+  return rt;
+}
+
+static bw_pid_t pid_of(bw_runtime_t *rt, bw_pid_t sup, const char *id) {
+  bw_pid_t p = BW_PID_NONE;
+  assert_int_equal(bw_sup_child_pid(rt, sup, id, &p), 0);
+  return p;
+}
+
+/* Crashes child id and waits for it to be gone. */
+static void crash(bw_runtime_t *rt, bw_pid_t sup, const char *id) {
+  bw_pid_t p = pid_of(rt, sup, id);
+  assert_int_equal(bw_send(rt, p, MSG_CRASH, NULL, 0), 0);
+  assert_int_equal(bw_wait_exit(rt, p, 0, NULL), 0);
+}
+
+/* Waits until the supervisor has finished what it was doing: a call is
+ * answered only after the jobs queued before it. */
+static void settle(bw_runtime_t *rt, bw_pid_t sup) {
+  bw_child_counts_t cc;
+  assert_int_equal(bw_sup_count_children(rt, sup, &cc), 0);
+}
+
+#define KID(name, r) {.id = name, .behaviour = &worker, .arg = name, .restart = r}
+
+static const bw_child_spec_t five[] = {KID("a", BW_PERMANENT), KID("b", BW_PERMANENT),
+                                       KID("c", BW_PERMANENT), KID("d", BW_PERMANENT),
+                                       KID("e", BW_PERMANENT)};
+
+static bw_pid_t start_five(bw_runtime_t *rt, bw_strategy_t st) {
+  static bw_sup_spec_t spec;
+  spec = (bw_sup_spec_t){.name = "five", .strategy = st, .intensity = 10,
+                         .children = five, .nchildren = 5};
+  bw_pid_t sup;
+  bw_sup_error_t err;
+  assert_int_equal(bw_supervisor_start(rt, &spec, &sup, &err), 0);
+  assert_string_equal(log_take(5), "+a +b +c +d +e");
+  return sup;
+}
+
+/* --- strategies ------------------------------------------------------------ */
+
+static void test_rest_for_one_order(void **state) {
+  (void)state;
+  bw_runtime_t *rt = rt_new();
+  bw_pid_t sup = start_five(rt, BW_REST_FOR_ONE);
+  bw_pid_t a_before = pid_of(rt, sup, "a");
+  crash(rt, sup, "c");
+  /* c's terminate, then d and e stopped in reverse, then c, d, e restarted */
+  assert_string_equal(log_take(7), "-c -e -d +c +d +e");
+  settle(rt, sup);
+  assert_true(pid_of(rt, sup, "a") == a_before); /* untouched */
+  bw_runtime_destroy(rt);
+}
+
+static void test_one_for_one_order(void **state) {
+  (void)state;
+  bw_runtime_t *rt = rt_new();
+  bw_pid_t sup = start_five(rt, BW_ONE_FOR_ONE);
+  bw_pid_t d_before = pid_of(rt, sup, "d");
+  crash(rt, sup, "c");
+  assert_string_equal(log_take(2), "-c +c");
+  settle(rt, sup);
+  assert_true(pid_of(rt, sup, "d") == d_before);
+  bw_runtime_destroy(rt);
+}
+
+static void test_one_for_all_order(void **state) {
+  (void)state;
+  bw_runtime_t *rt = rt_new();
+  bw_pid_t sup = start_five(rt, BW_ONE_FOR_ALL);
+  crash(rt, sup, "c");
+  assert_string_equal(log_take(10), "-c -e -d -b -a +a +b +c +d +e");
+  bw_runtime_destroy(rt);
+}
+
+static void test_stale_pid_after_restart(void **state) {
+  (void)state;
+  bw_runtime_t *rt = rt_new();
+  bw_pid_t sup = start_five(rt, BW_ONE_FOR_ONE);
+  bw_pid_t old = pid_of(rt, sup, "b");
+  crash(rt, sup, "b");
+  log_take(2);
+  settle(rt, sup);
+  bw_pid_t now = pid_of(rt, sup, "b");
+  assert_true(now != old);
+  bw_runtime_stats_t st0, st1;
+  bw_runtime_stats(rt, &st0);
+  assert_int_equal(bw_send(rt, old, MSG_PING, NULL, 0), BW_ENOPROC);
+  bw_runtime_stats(rt, &st1);
+  assert_int_equal(st1.dead_by_reason[BW_DL_NOPROC], st0.dead_by_reason[BW_DL_NOPROC] + 1);
+  bw_reply_t r;
+  assert_int_equal(bw_call(rt, now, MSG_PING, NULL, 0, 0, &r), 0);
+  bw_runtime_destroy(rt);
+}
+
+/* --- restart types ----------------------------------------------------------- */
+
+static const bw_child_spec_t mixed[] = {KID("p", BW_PERMANENT), KID("t", BW_TRANSIENT),
+                                        KID("tmp", BW_TEMPORARY), KID("q", BW_PERMANENT)};
+
+static void test_restart_types_one_for_one(void **state) {
+  (void)state;
+  bw_runtime_t *rt = rt_new();
+  bw_sup_spec_t spec = {.strategy = BW_ONE_FOR_ONE, .intensity = 10, .children = mixed,
+                        .nchildren = 4};
+  bw_pid_t sup;
+  assert_int_equal(bw_supervisor_start(rt, &spec, &sup, NULL), 0);
+  log_take(4);
+  /* transient exiting normally: not restarted, kept as stopped */
+  bw_pid_t t = pid_of(rt, sup, "t");
+  bw_send(rt, t, MSG_STOP_NORMAL, NULL, 0);
+  bw_wait_exit(rt, t, 0, NULL);
+  assert_string_equal(log_take(1), "-t");
+  settle(rt, sup);
+  bw_pid_t p;
+  assert_int_equal(bw_sup_child_pid(rt, sup, "t", &p), BW_ESTATE);
+  /* transient crashing: restarted */
+  assert_int_equal(bw_sup_restart_child(rt, sup, "t", &p), 0);
+  log_take(1);
+  crash(rt, sup, "t");
+  assert_string_equal(log_take(2), "-t +t");
+  /* temporary: never restarted, and removed */
+  crash(rt, sup, "tmp");
+  assert_string_equal(log_take(1), "-tmp");
+  settle(rt, sup);
+  assert_int_equal(bw_sup_child_pid(rt, sup, "tmp", &p), BW_ENOTFOUND);
+  bw_child_counts_t cc;
+  assert_int_equal(bw_sup_count_children(rt, sup, &cc), 0);
+  assert_int_equal(cc.specs, 3);
+  assert_int_equal(cc.active, 3);
+  /* permanent exiting normally: restarted */
+  bw_pid_t q = pid_of(rt, sup, "q");
+  bw_send(rt, q, MSG_STOP_NORMAL, NULL, 0);
+  assert_string_equal(log_take(2), "-q +q");
+  bw_runtime_destroy(rt);
+}
+
+static void test_temporary_not_restarted_by_group(void **state) {
+  (void)state;
+  bw_runtime_t *rt = rt_new();
+  bw_sup_spec_t spec = {.strategy = BW_REST_FOR_ONE, .intensity = 10, .children = mixed,
+                        .nchildren = 4};
+  bw_pid_t sup;
+  assert_int_equal(bw_supervisor_start(rt, &spec, &sup, NULL), 0);
+  log_take(4);
+  crash(rt, sup, "p");
+  /* p dies; q, tmp, t stopped in reverse; p, t, q restarted, tmp is not */
+  assert_string_equal(log_take(7), "-p -q -tmp -t +p +t +q");
+  settle(rt, sup);
+  bw_pid_t x;
+  assert_int_equal(bw_sup_child_pid(rt, sup, "tmp", &x), BW_ENOTFOUND);
+  bw_runtime_destroy(rt);
+}
+
+/* --- intensity and escalation --------------------------------------------------- */
+
+static const bw_child_spec_t leaf_kids[] = {KID("w", BW_PERMANENT)};
+static const bw_sup_spec_t leaf = {.name = "leaf", .strategy = BW_ONE_FOR_ONE, .intensity = 1,
+                                   .children = leaf_kids, .nchildren = 1};
+static const bw_child_spec_t mid_kids[] = {{.id = "leaf", .supervisor = &leaf}};
+static const bw_sup_spec_t mid = {.name = "mid", .strategy = BW_ONE_FOR_ONE, .intensity = 1,
+                                  .children = mid_kids, .nchildren = 1};
+static const bw_child_spec_t root_kids[] = {KID("r1", BW_PERMANENT),
+                                            {.id = "mid", .supervisor = &mid}};
+static const bw_sup_spec_t root3 = {.name = "root", .strategy = BW_ONE_FOR_ONE,
+                                    .intensity = BW_INTENSITY_NONE, .children = root_kids,
+                                    .nchildren = 2};
+
+/* Monitors a pid from before the faults, and records its exit reason. */
+static bw_reason_t watched_reason;
+
+static int watch_init(bw_ctx_t *ctx, void *st, void *arg) {
+  (void)st;
+  uint64_t ref;
+  return bw_monitor(ctx, *(bw_pid_t *)arg, &ref);
+}
+
+static int watch_handle(bw_ctx_t *ctx, void *st, const bw_msg_t *m) {
+  (void)ctx;
+  (void)st;
+  if (m->type == BW_MSG_DOWN) {
+    memcpy(&watched_reason, m->data, sizeof(watched_reason));
+    log_add('D', "own");
+  }
+  return BW_CONTINUE;
+}
+
+static const bw_behaviour_t watcher = {.name = "watcher", .init = watch_init,
+                                       .handle = watch_handle};
+
+static bw_pid_t nested_pid(bw_runtime_t *rt, bw_pid_t root) {
+  bw_pid_t m = pid_of(rt, root, "mid");
+  bw_pid_t l = pid_of(rt, m, "leaf");
+  return pid_of(rt, l, "w");
+}
+
+static void test_intensity_escalates_from_depth_3(void **state) {
+  (void)state;
+  bw_runtime_t *rt = rt_new();
+  bw_pid_t root;
+  assert_int_equal(bw_supervisor_start(rt, &root3, &root, NULL), 0);
+  assert_string_equal(log_take(2), "+r1 +w");
+  assert_int_equal(bw_spawn(rt, &watcher, &root, NULL, NULL), 0);
+  /* leaf allows 1 restart: the 2nd crash escalates to mid, which restarts
+   * leaf (its 1st restart); two more escalations exceed mid's intensity and
+   * mid escalates to root, which allows none: the whole tree goes down. */
+  bw_pid_t w = nested_pid(rt, root);
+  bw_send(rt, w, MSG_CRASH, NULL, 0);
+  bw_wait_exit(rt, w, 0, NULL);
+  assert_string_equal(log_take(2), "-w +w");
+  w = nested_pid(rt, root);
+  bw_send(rt, w, MSG_CRASH, NULL, 0);
+  bw_wait_exit(rt, w, 0, NULL);
+  assert_string_equal(log_take(2), "-w +w"); /* leaf escalated; mid restarted it */
+  w = nested_pid(rt, root);
+  bw_send(rt, w, MSG_CRASH, NULL, 0);
+  bw_wait_exit(rt, w, 0, NULL);
+  assert_string_equal(log_take(2), "-w +w"); /* the new leaf's 1st restart */
+  w = nested_pid(rt, root);
+  bw_send(rt, w, MSG_CRASH, NULL, 0);
+  /* leaf escalates, mid's 2nd restart exceeds its intensity, root allows
+   * none: root stops r1 and exits */
+  assert_string_equal(log_take(3), "-w -r1 Down");
+  assert_int_equal(watched_reason.kind, BW_REASON_CRASH);
+  assert_int_equal(watched_reason.code, BW_ELIMIT);
+  assert_non_null(strstr(watched_reason.text, "max restart intensity"));
+  assert_false(bw_is_alive(rt, root));
+  bw_runtime_destroy(rt);
+}
+
+/* --- shutdown ----------------------------------------------------------------------- */
+
+typedef struct term_call {
+  bw_runtime_t *rt;
+  bw_pid_t sup;
+  const char *id;
+  int rc;
+} term_call_t;
+
+static void *terminate_thread(void *arg) {
+  term_call_t *c = arg;
+  c->rc = bw_sup_terminate_child(c->rt, c->sup, c->id);
+  return NULL;
+}
+
+static void test_shutdown_timeout_kills(void **state) {
+  (void)state;
+  bw_runtime_t *rt = rt_new();
+  static const bw_child_spec_t kids[] = {
+      {.id = "s", .behaviour = &stubborn, .arg = "s", .shutdown_ms = 2000}};
+  bw_sup_spec_t spec = {.strategy = BW_ONE_FOR_ONE, .children = kids, .nchildren = 1};
+  bw_pid_t sup;
+  assert_int_equal(bw_supervisor_start(rt, &spec, &sup, NULL), 0);
+  log_take(1);
+  bw_pid_t s = pid_of(rt, sup, "s");
+  term_call_t c = {.rt = rt, .sup = sup, .id = "s", .rc = 1};
+  pthread_t th;
+  pthread_create(&th, NULL, terminate_thread, &c);
+  /* the child traps the shutdown and ignores it */
+  assert_string_equal(log_take(1), "xs");
+  assert_int_equal(bw_clock_advance(rt, 1999), 0);
+  assert_true(bw_is_alive(rt, s));
+  assert_int_equal(bw_clock_advance(rt, 1), 0);
+  bw_reason_t why;
+  assert_int_equal(bw_wait_exit(rt, s, 0, &why), 0);
+  assert_int_equal(why.kind, BW_REASON_KILLED);
+  pthread_join(th, NULL);
+  assert_int_equal(c.rc, 0);
+  /* killed: terminate did not run */
+  assert_string_equal(log_take(0), "");
+  bw_child_info_t info[1];
+  size_t n = 0;
+  assert_int_equal(bw_sup_which_children(rt, sup, info, 1, &n), 0);
+  assert_int_equal(n, 1);
+  assert_int_equal(info[0].state, BW_CHILD_STOPPED);
+  bw_runtime_destroy(rt);
+}
+
+static void test_stop_whole_tree_deepest_first(void **state) {
+  (void)state;
+  bw_runtime_t *rt = rt_new();
+  static const bw_child_spec_t in_kids[] = {KID("i1", BW_PERMANENT), KID("i2", BW_PERMANENT)};
+  static const bw_sup_spec_t inner = {.strategy = BW_ONE_FOR_ONE, .children = in_kids,
+                                      .nchildren = 2};
+  static const bw_child_spec_t kids[] = {KID("a", BW_PERMANENT), {.id = "in", .supervisor = &inner},
+                                         KID("z", BW_PERMANENT)};
+  bw_sup_spec_t spec = {.strategy = BW_ONE_FOR_ONE, .children = kids, .nchildren = 3};
+  bw_pid_t sup;
+  assert_int_equal(bw_supervisor_start(rt, &spec, &sup, NULL), 0);
+  assert_string_equal(log_take(4), "+a +i1 +i2 +z");
+  assert_int_equal(bw_sup_stop(rt, sup), 0);
+  assert_string_equal(log_take(4), "-z -i2 -i1 -a");
+  assert_false(bw_is_alive(rt, sup));
+  bw_runtime_destroy(rt);
+}
+
+static void test_runtime_stop_is_ordered(void **state) {
+  (void)state;
+  bw_runtime_t *rt = rt_new();
+  bw_pid_t sup = start_five(rt, BW_REST_FOR_ONE);
+  (void)sup;
+  assert_int_equal(bw_runtime_stop(rt), 0);
+  assert_string_equal(log_take(5), "-e -d -c -b -a");
+  bw_runtime_destroy(rt);
+}
+
+/* --- start failure --------------------------------------------------------------- */
+
+static void test_start_failure_rolls_back(void **state) {
+  (void)state;
+  bw_runtime_t *rt = rt_new();
+  static const bw_child_spec_t kids[] = {KID("a", BW_PERMANENT), KID("b", BW_PERMANENT),
+                                         KID("c", BW_PERMANENT),
+                                         {.id = "bad", .behaviour = &failing, .arg = "bad"},
+                                         KID("e", BW_PERMANENT)};
+  bw_sup_spec_t spec = {.strategy = BW_ONE_FOR_ONE, .children = kids, .nchildren = 5};
+  bw_pid_t sup = BW_PID_NONE;
+  bw_sup_error_t err;
+  assert_int_equal(bw_supervisor_start(rt, &spec, &sup, &err), BW_EINVAL);
+  assert_string_equal(err.child, "bad");
+  assert_int_equal(err.code, BW_EINVAL);
+  assert_non_null(strstr(err.message, "bad"));
+  assert_string_equal(log_take(7), "+a +b +c !bad -c -b -a");
+  bw_runtime_stats_t st;
+  bw_runtime_stats(rt, &st);
+  assert_int_equal(st.live, 0);
+  bw_runtime_destroy(rt);
+}
+
+static void test_nested_start_failure_names_path(void **state) {
+  (void)state;
+  bw_runtime_t *rt = rt_new();
+  static const bw_child_spec_t in_kids[] = {KID("i1", BW_PERMANENT),
+                                            {.id = "boom", .behaviour = &failing, .arg = "boom"}};
+  static const bw_sup_spec_t inner = {.strategy = BW_ONE_FOR_ONE, .children = in_kids,
+                                      .nchildren = 2};
+  static const bw_child_spec_t kids[] = {KID("a", BW_PERMANENT),
+                                         {.id = "in", .supervisor = &inner}};
+  bw_sup_spec_t spec = {.strategy = BW_ONE_FOR_ONE, .children = kids, .nchildren = 2};
+  bw_sup_error_t err;
+  bw_pid_t sup;
+  assert_int_equal(bw_supervisor_start(rt, &spec, &sup, &err), BW_EINVAL);
+  assert_string_equal(err.child, "in/boom");
+  assert_string_equal(log_take(5), "+a +i1 !boom -i1 -a");
+  bw_runtime_destroy(rt);
+}
+
+/* --- dynamic children ---------------------------------------------------------------- */
+
+static void test_simple_one_for_one(void **state) {
+  (void)state;
+  bw_runtime_t *rt = rt_new();
+  static const bw_child_spec_t tmpl[] = {{.id = "tmpl", .behaviour = &worker}};
+  bw_sup_spec_t spec = {.strategy = BW_SIMPLE_ONE_FOR_ONE, .intensity = 10, .children = tmpl,
+                        .nchildren = 1};
+  bw_pid_t sup;
+  assert_int_equal(bw_supervisor_start(rt, &spec, &sup, NULL), 0);
+  bw_pid_t d[3];
+  const char *names[3] = {"d0", "d1", "d2"};
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(bw_sup_start_dynamic(rt, sup, (void *)names[i], &d[i]), 0);
+  assert_string_equal(log_take(3), "+d0 +d1 +d2");
+  bw_child_counts_t cc;
+  bw_sup_count_children(rt, sup, &cc);
+  assert_int_equal(cc.active, 3);
+  /* crash one: restarted with the same argument */
+  bw_send(rt, d[1], MSG_CRASH, NULL, 0);
+  assert_string_equal(log_take(2), "-d1 +d1");
+  assert_int_equal(bw_sup_terminate_pid(rt, sup, d[0]), 0);
+  assert_string_equal(log_take(1), "-d0");
+  bw_sup_count_children(rt, sup, &cc);
+  assert_int_equal(cc.active, 2);
+  assert_int_equal(bw_sup_terminate_pid(rt, sup, d[0]), BW_ENOTFOUND);
+  bw_pid_t x;
+  assert_int_equal(bw_sup_restart_child(rt, sup, "tmpl", &x), BW_ENOTSUP);
+  assert_int_equal(bw_sup_delete_child(rt, sup, "tmpl"), BW_ENOTSUP);
+  assert_int_equal(bw_sup_start_child(rt, sup, &tmpl[0], &x), BW_ENOTSUP);
+  bw_runtime_destroy(rt);
+}
+
+/* --- backoff ------------------------------------------------------------------------ */
+
+static void test_backoff_delays_restart(void **state) {
+  (void)state;
+  bw_runtime_t *rt = rt_new();
+  static const bw_child_spec_t kids[] = {KID("f", BW_PERMANENT)};
+  bw_sup_spec_t spec = {.strategy = BW_ONE_FOR_ONE, .intensity = 10, .period_ms = 60000,
+                        .backoff = {.initial_ms = 100, .max_ms = 400},
+                        .children = kids, .nchildren = 1};
+  bw_pid_t sup;
+  assert_int_equal(bw_supervisor_start(rt, &spec, &sup, NULL), 0);
+  log_take(1);
+  uint64_t expect[] = {100, 200, 400, 400};
+  for (int k = 0; k < 4; k++) {
+    crash(rt, sup, "f");
+    assert_string_equal(log_take(1), "-f");
+    bw_pid_t p;
+    assert_int_equal(bw_sup_child_pid(rt, sup, "f", &p), BW_ERESTARTING);
+    bw_clock_advance(rt, expect[k] - 1);
+    assert_int_equal(bw_sup_child_pid(rt, sup, "f", &p), BW_ERESTARTING);
+    bw_clock_advance(rt, 1);
+    assert_string_equal(log_take(1), "+f");
+  }
+  bw_runtime_destroy(rt);
+}
+
+/* --- run-time API errors -------------------------------------------------------------- */
+
+static void test_api_error_cases(void **state) {
+  (void)state;
+  bw_runtime_t *rt = rt_new();
+  bw_pid_t sup = start_five(rt, BW_ONE_FOR_ONE);
+  bw_pid_t p;
+  assert_int_equal(bw_sup_restart_child(rt, sup, "a", &p), BW_ERUNNING);
+  assert_int_equal(bw_sup_delete_child(rt, sup, "a"), BW_ERUNNING);
+  assert_int_equal(bw_sup_terminate_child(rt, sup, "nope"), BW_ENOTFOUND);
+  assert_int_equal(bw_sup_restart_child(rt, sup, "nope", &p), BW_ENOTFOUND);
+  assert_int_equal(bw_sup_start_child(rt, sup, &five[0], &p), BW_EALREADY);
+  assert_int_equal(bw_sup_terminate_child(rt, sup, "b"), 0);
+  assert_string_equal(log_take(1), "-b");
+  assert_int_equal(bw_sup_start_child(rt, sup, &five[1], &p), BW_EALREADY);
+  assert_int_equal(bw_sup_restart_child(rt, sup, "b", &p), 0);
+  assert_string_equal(log_take(1), "+b");
+  assert_true(bw_is_alive(rt, p));
+  assert_int_equal(bw_sup_terminate_child(rt, sup, "b"), 0);
+  log_take(1);
+  assert_int_equal(bw_sup_delete_child(rt, sup, "b"), 0);
+  assert_int_equal(bw_sup_delete_child(rt, sup, "b"), BW_ENOTFOUND);
+  static const bw_child_spec_t extra = KID("f", BW_PERMANENT);
+  assert_int_equal(bw_sup_start_child(rt, sup, &extra, &p), 0);
+  assert_string_equal(log_take(1), "+f");
+  static const bw_child_spec_t bad = {.id = "g"};
+  assert_int_equal(bw_sup_start_child(rt, sup, &bad, &p), BW_EINVAL);
+  bw_child_info_t info[8];
+  size_t n = 0;
+  assert_int_equal(bw_sup_which_children(rt, sup, info, 8, &n), 0);
+  assert_int_equal(n, 5);
+  assert_string_equal(info[0].id, "a");
+  assert_string_equal(info[4].id, "f");
+  assert_int_equal(bw_sup_which_children(rt, sup, NULL, 0, &n), 0);
+  assert_int_equal(n, 5);
+  assert_int_equal(bw_sup_which_children(rt, BW_PID_NONE, info, 8, &n), BW_ENOPROC);
+  bw_runtime_destroy(rt);
+}
+
+static void test_registered_name_follows_restart(void **state) {
+  (void)state;
+  bw_runtime_t *rt = rt_new();
+  static const bw_child_spec_t kids[] = {
+      {.id = "n", .behaviour = &worker, .arg = "n", .name = "the-worker"}};
+  bw_sup_spec_t spec = {.strategy = BW_ONE_FOR_ONE, .children = kids, .nchildren = 1};
+  bw_pid_t sup;
+  assert_int_equal(bw_supervisor_start(rt, &spec, &sup, NULL), 0);
+  log_take(1);
+  bw_pid_t a, b;
+  assert_int_equal(bw_whereis(rt, "the-worker", &a), 0);
+  crash(rt, sup, "n");
+  log_take(2);
+  settle(rt, sup);
+  assert_int_equal(bw_whereis(rt, "the-worker", &b), 0);
+  assert_true(a != b);
+  assert_true(b == pid_of(rt, sup, "n"));
+  bw_runtime_destroy(rt);
+}
+
+/* --- validation ------------------------------------------------------------------------ */
+
+static void test_invalid_specs(void **state) {
+  (void)state;
+  bw_sup_error_t err;
+  static const bw_child_spec_t dup[] = {KID("x", BW_PERMANENT), KID("x", BW_PERMANENT)};
+  bw_sup_spec_t s1 = {.name = "s", .children = dup, .nchildren = 2};
+  assert_int_equal(bw_supervisor_validate(&s1, &err), BW_EINVAL);
+  assert_string_equal(err.child, "x");
+  assert_non_null(strstr(err.message, "duplicate"));
+
+  static const bw_child_spec_t nobeh[] = {{.id = "nb"}};
+  bw_sup_spec_t s2 = {.children = nobeh, .nchildren = 1};
+  assert_int_equal(bw_supervisor_validate(&s2, &err), BW_EINVAL);
+  assert_string_equal(err.child, "nb");
+
+  bw_sup_spec_t s3 = {.strategy = BW_SIMPLE_ONE_FOR_ONE, .children = dup, .nchildren = 2};
+  assert_int_equal(bw_supervisor_validate(&s3, &err), BW_EINVAL);
+  assert_non_null(strstr(err.message, "exactly one"));
+
+  bw_sup_spec_t s4 = {.intensity = -2, .children = five, .nchildren = 5};
+  assert_int_equal(bw_supervisor_validate(&s4, &err), BW_EINVAL);
+  bw_sup_spec_t s5 = {.period_ms = 86400001ull, .children = five, .nchildren = 5};
+  assert_int_equal(bw_supervisor_validate(&s5, &err), BW_EINVAL);
+
+  /* nested: the error names the nested child */
+  static const bw_child_spec_t bad_in[] = {{.id = "deep", .shutdown_ms = -5, .behaviour = &worker}};
+  static const bw_sup_spec_t inner = {.children = bad_in, .nchildren = 1};
+  static const bw_child_spec_t outer_kids[] = {{.id = "in", .supervisor = &inner}};
+  bw_sup_spec_t s6 = {.children = outer_kids, .nchildren = 1};
+  assert_int_equal(bw_supervisor_validate(&s6, &err), BW_EINVAL);
+  assert_string_equal(err.child, "deep");
+
+  assert_int_equal(bw_supervisor_validate(NULL, &err), BW_EINVAL);
+  bw_sup_spec_t ok = {.children = five, .nchildren = 5};
+  assert_int_equal(bw_supervisor_validate(&ok, &err), 0);
+
+  /* rejected before anything starts */
+  bw_runtime_t *rt = rt_new();
+  bw_pid_t sup;
+  assert_int_equal(bw_supervisor_start(rt, &s1, &sup, &err), BW_EINVAL);
+  assert_string_equal(log_take(0), "");
+  assert_int_equal(bw_supervisor_start(NULL, &ok, &sup, &err), BW_EINVAL);
+  bw_runtime_destroy(rt);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_rest_for_one_order),
+      cmocka_unit_test(test_one_for_one_order),
+      cmocka_unit_test(test_one_for_all_order),
+      cmocka_unit_test(test_stale_pid_after_restart),
+      cmocka_unit_test(test_restart_types_one_for_one),
+      cmocka_unit_test(test_temporary_not_restarted_by_group),
+      cmocka_unit_test(test_intensity_escalates_from_depth_3),
+      cmocka_unit_test(test_shutdown_timeout_kills),
+      cmocka_unit_test(test_stop_whole_tree_deepest_first),
+      cmocka_unit_test(test_runtime_stop_is_ordered),
+      cmocka_unit_test(test_start_failure_rolls_back),
+      cmocka_unit_test(test_nested_start_failure_names_path),
+      cmocka_unit_test(test_simple_one_for_one),
+      cmocka_unit_test(test_backoff_delays_restart),
+      cmocka_unit_test(test_api_error_cases),
+      cmocka_unit_test(test_registered_name_follows_restart),
+      cmocka_unit_test(test_invalid_specs),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
