@@ -184,6 +184,13 @@ static void actor_release(bw__actor *a, const bw_reason_t *r) {
   /* the name first, so a replacement can take it as soon as it hears */
   if (a->cflags & BW__CF_NAMED)
     bw__registry_drop_pid(rt, pid);
+  /* the counters too: once anyone hears of the exit, stats show it */
+  if (a->flags & BW__AF_INITED) {
+    bw__faa64(&rt->exited, 1);
+    if (r->kind == BW_REASON_CRASH)
+      bw__faa64(&rt->crashed, 1);
+  }
+  live_dec(rt, (a->cflags & BW__CF_ROOT) != 0);
   /* tell links and monitors before the pid dies: whoever then finds the pid
    * dead (a monitor answered noproc at once, bw_wait_exit) knows they have
    * been told. A LINK or MONITOR that arrives meanwhile is answered from
@@ -200,20 +207,12 @@ static void actor_release(bw__actor *a, const bw_reason_t *r) {
   bw__msg *u = BW__XCHG(&a->urgent, NULL);
   if (u != NULL)
     bw__msg_free(rt, u);
-  if (a->flags & BW__AF_INITED) {
-    bw__faa64(&rt->exited, 1);
-    if (r->kind == BW_REASON_CRASH)
-      bw__faa64(&rt->crashed, 1);
-  }
   bool dedicated = (a->cflags & BW__CF_DEDICATED) != 0;
   if (!dedicated)
     ext_free(a);
   bw__pid_free(rt, pid);
-  if (!dedicated) {
-    bool root = (a->cflags & BW__CF_ROOT) != 0;
+  if (!dedicated)
     actor_free(rt, a);
-    live_dec(rt, root);
-  }
   /* a dedicated actor's thread frees it when its loop ends */
 }
 
@@ -439,7 +438,6 @@ static void *dedicated_main(void *arg) {
   bw__tl.cur = NULL;
   bw__actor_ext *e = a->ext;
   pthread_t self = e->thread;
-  bool root = (a->cflags & BW__CF_ROOT) != 0;
   int rc = th.cache == NULL ? BW_ENOMEM : run_init(a, e->init_arg, &e->init_reason);
   e->init_rc = rc;
   if (rc == 0)
@@ -469,11 +467,6 @@ static void *dedicated_main(void *arg) {
     rt->zombies[rt->nzombies++] = self;
   else
     pthread_detach(self);
-  if (rc == 0) {
-    if (root)
-      bw__faa64(&rt->live_roots, (uint64_t)-1);
-    bw__faa64(&rt->live, (uint64_t)-1);
-  }
   rt->ndedicated_running--;
   pthread_cond_broadcast(&rt->life_cv);
   pthread_mutex_unlock(&rt->life_mx);

@@ -43,7 +43,8 @@ int bw_sup_which_children(bw_runtime_t *rt, bw_pid_t sup, bw_child_info_t *out, 
     return rc;
   size_t count = r.len / sizeof(bw_child_info_t);
   if (r.ptr != NULL) {
-    memcpy(out, r.ptr, (count < cap ? count : cap) * sizeof(bw_child_info_t));
+    if (cap > 0)
+      memcpy(out, r.ptr, (count < cap ? count : cap) * sizeof(bw_child_info_t));
     if (r.dtor)
       r.dtor(r.ptr);
   }
