@@ -181,6 +181,8 @@ static void live_dec(bw__runtime *rt, bool root) {
 static void actor_release(bw__actor *a, const bw_reason_t *r) {
   bw__runtime *rt = a->rt;
   bw_pid_t pid = a->pid;
+  /* not alive any more, for anyone who asks from now on */
+  bw__pid_mark_exiting(rt, pid);
   /* the name first, so a replacement can take it as soon as it hears */
   if (a->cflags & BW__CF_NAMED)
     bw__registry_drop_pid(rt, pid);

@@ -33,6 +33,13 @@ void bw__dead_letter(bw__runtime *rt, bw__msg *m, int reason) {
       bw__deliver(rt, note, false);
     }
   }
+  if (!(m->pub.flags & BW__MF_NO_NOTIFY) && bw_event_wanted(rt, BW_EV_DEAD_LETTER)) {
+    bw_event_t ev = {.type = BW_EV_DEAD_LETTER, .subject = m->to, .a = reason,
+                     .b = m->pub.type};
+    bw_event_set_names(&ev, NULL, NULL, bw_dead_reason_name(reason));
+    ev.source = m->pub.from;
+    bw_event_publish(rt, &ev);
+  }
   bw__msg_free(rt, m);
 }
 

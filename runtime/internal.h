@@ -193,8 +193,14 @@ typedef struct bw__actor {
 /* ------------------------------------------------------------------------ */
 /* Pid slots                                                                  */
 
+/* Low half of a slot word: pin count, and this bit once the actor is
+ * exiting (links and monitors being told): it is no longer alive, but sends
+ * still land, to be dead-lettered by its exit path. */
+#define BW__SLOT_EXITING 0x80000000u
+#define BW__SLOT_PINS 0x7FFFFFFFu
+
 typedef struct bw__slot {
-  uint64_t word;      /* atomic: live generation << 32 | pin count */
+  uint64_t word;      /* atomic: live generation << 32 | exiting bit | pin count */
   bw__actor *actor;   /* valid while the generation is live */
   uint32_t free_next; /* atomic: free-list link, index + 1 (0 = end) */
   uint32_t next_gen;  /* generation of the next incarnation */
@@ -213,6 +219,7 @@ static inline void bw__pid_unpin(bw__slot *s) {
 }
 int bw__pid_alloc(struct bw_runtime *rt, bw__actor *a); /* sets a->pid, not yet live */
 void bw__pid_publish(struct bw_runtime *rt, bw__actor *a);
+void bw__pid_mark_exiting(struct bw_runtime *rt, bw_pid_t pid);
 void bw__pid_invalidate(struct bw_runtime *rt, bw_pid_t pid); /* waits for pins */
 void bw__pid_free(struct bw_runtime *rt, bw_pid_t pid);
 void bw__pid_destroy(struct bw_runtime *rt);
@@ -373,6 +380,12 @@ struct bw_runtime {
   bw_pid_t dl_subs[16];
   uint32_t ndl_subs;
 
+  /* telemetry event subscribers: slots written under ev_mx, read lock-free */
+  pthread_mutex_t ev_mx;
+  bw_pid_t ev_pid[32];   /* atomic */
+  uint64_t ev_mask[32];  /* atomic */
+  uint64_t ev_any;       /* atomic: union of the masks */
+
   bw__timers timers;
   uint64_t next_ref; /* atomic: monitor and request refs */
 };
@@ -457,6 +470,10 @@ int bw__rtimeout_check(bw__actor *a);
 /* dead letters */
 void bw__dead_letter(bw__runtime *rt, bw__msg *m, int reason);
 void bw__dead_letter_destroy(bw__runtime *rt);
+
+/* events */
+void bw__event_init(bw__runtime *rt);
+void bw__event_destroy(bw__runtime *rt);
 
 /* registry */
 void bw__registry_drop_pid(bw__runtime *rt, bw_pid_t pid);

@@ -100,14 +100,23 @@ void bw__pid_publish(bw__runtime *rt, bw__actor *a) {
   bw__faa64(&s->word, (uint64_t)BW__PID_GEN(a->pid) << 32);
 }
 
+void bw__pid_mark_exiting(bw__runtime *rt, bw_pid_t pid) {
+  bw__slot *s = slot_at(rt, BW__PID_SLOT(pid));
+  /* acq_rel add: whoever is told of the exit afterwards (the notifications
+   * follow this) and then asks bw_is_alive sees the bit */
+  bw__faa64(&s->word, BW__SLOT_EXITING);
+}
+
 void bw__pid_invalidate(bw__runtime *rt, bw_pid_t pid) {
   bw__slot *s = slot_at(rt, BW__PID_SLOT(pid));
-  bw__faa64(&s->word, (uint64_t)0 - ((uint64_t)BW__PID_GEN(pid) << 32));
+  uint64_t w = bw__ld64_rlx(&s->word);
+  uint64_t exiting = (w & BW__SLOT_EXITING) ? BW__SLOT_EXITING : 0;
+  bw__faa64(&s->word, (uint64_t)0 - (((uint64_t)BW__PID_GEN(pid) << 32) + exiting));
   /* wait for pins: each is one mailbox push, a few ns, unless the pinning
    * thread was preempted; then yield the CPU */
   unsigned spins = 0;
   /* acquire: the pushes of the last pinned senders are visible after */
-  while ((uint32_t)bw__ld64_acq(&s->word) != 0) {
+  while (((uint32_t)bw__ld64_acq(&s->word) & BW__SLOT_PINS) != 0) {
     if (++spins < 64)
       bw__cpu_relax();
     else
@@ -158,5 +167,8 @@ bool bw_is_alive(const bw_runtime_t *rt, bw_pid_t pid) {
   if (idx >= bw__ld32_rlx(&rt->slot_bump))
     return false;
   bw__slot *s = slot_at(rt, idx);
-  return s != NULL && (uint32_t)(bw__ld64_acq(&s->word) >> 32) == BW__PID_GEN(pid);
+  if (s == NULL)
+    return false;
+  uint64_t w = bw__ld64_acq(&s->word);
+  return (uint32_t)(w >> 32) == BW__PID_GEN(pid) && !((uint32_t)w & BW__SLOT_EXITING);
 }

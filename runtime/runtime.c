@@ -60,6 +60,7 @@ int bw_runtime_create(const bw_runtime_opts_t *opts, bw_runtime_t **out) {
   pthread_cond_init(&rt->life_cv, NULL);
   pthread_rwlock_init(&rt->reg_lock, NULL);
   pthread_rwlock_init(&rt->dl_lock, NULL);
+  bw__event_init(rt);
   int rc = bw__timers_init(rt);
   if (rc == 0)
     rc = bw__sched_start(rt);
@@ -70,6 +71,7 @@ int bw_runtime_create(const bw_runtime_opts_t *opts, bw_runtime_t **out) {
     bw__sched_destroy(rt);
     bw__registry_destroy(rt);
     bw__dead_letter_destroy(rt);
+    bw__event_destroy(rt);
     bw__pool_destroy(rt);
     free(rt);
     return rc;
@@ -168,6 +170,7 @@ void bw_runtime_destroy(bw_runtime_t *rt) {
   bw__sched_destroy(rt);
   bw__registry_destroy(rt);
   bw__dead_letter_destroy(rt);
+  bw__event_destroy(rt);
   bw__pid_destroy(rt);
   bw__pool_destroy(rt);
   free(rt->zombies);

@@ -220,6 +220,23 @@ static bw_timer_t self_timer(bw_ctx_t *ctx, uint64_t ms) {
   return t;
 }
 
+/* --- telemetry ------------------------------------------------------------------- */
+
+static void sup_event(bw_ctx_t *ctx, sup_t *s, int type, const child_t *c, bw_pid_t subject,
+                      const bw_reason_t *r, int64_t a, int64_t b) {
+  bw_runtime_t *rt = rt_of(ctx);
+  if (!bw_event_wanted(rt, type))
+    return;
+  bw_event_t ev = {.type = (uint32_t)type, .source = bw_self(ctx), .subject = subject, .a = a,
+                   .b = b};
+  if (r != NULL) {
+    ev.reason_kind = r->kind;
+    ev.reason_code = r->code;
+  }
+  bw_event_set_names(&ev, s->spec->name, c != NULL ? child_id(c) : NULL, r != NULL ? r->text : NULL);
+  bw_event_publish(rt, &ev);
+}
+
 /* --- intensity and backoff ------------------------------------------------------ */
 
 /* Records a restart; false when that makes more than `intensity` restarts in
@@ -278,6 +295,9 @@ static void escalate(bw_ctx_t *ctx, sup_t *s) {
   if (x != NULL)
     reason_set(&x->reason, BW_REASON_CRASH, BW_ELIMIT, text);
   s->exiting = true;
+  bw_reason_t r;
+  reason_set(&r, BW_REASON_CRASH, BW_ELIMIT, text);
+  sup_event(ctx, s, BW_EV_SUP_ESCALATED, NULL, bw_self(ctx), &r, s->nrst, (int64_t)s->period_ms);
 }
 
 /* --- starting ----------------------------------------------------------------- */
@@ -327,11 +347,17 @@ static int spawn_child(bw_ctx_t *ctx, child_t *c, bw_reason_t *why) {
   return 0;
 }
 
+static void started_event(bw_ctx_t *ctx, sup_t *s, const job_t *j, const child_t *c) {
+  sup_event(ctx, s, j->mode == MODE_RESTART ? BW_EV_CHILD_RESTARTED : BW_EV_CHILD_STARTED, c,
+            c->pid, NULL, c->restarts, 0);
+}
+
 /* Child i of the front job failed to start. Returns the step result. */
 static int start_failed(bw_ctx_t *ctx, sup_t *s, uint32_t i, int code, const bw_reason_t *why,
                         const char *subpath) {
   job_t *j = &s->jobs[0];
   child_t *c = &s->ch[i];
+  sup_event(ctx, s, BW_EV_CHILD_START_FAILED, c, c->pid, why, code, 0);
   if (c->pid != BW_PID_NONE)
     ignore_add(s, c->pid); /* a nested supervisor on its way out */
   c->pid = BW_PID_NONE;
@@ -409,6 +435,7 @@ static int step_start(bw_ctx_t *ctx, sup_t *s, job_t *j) {
       j->wait_ref = ref;
       return STEP_WAIT;
     }
+    started_event(ctx, s, j, c);
     if (j->mode == MODE_API && j->only_one)
       reply_done(ctx, j, 0, &c->pid, sizeof(c->pid));
   }
@@ -423,6 +450,7 @@ static void nested_started(bw_ctx_t *ctx, sup_t *s, const bw_msg_t *m) {
   j->wait_ref = 0;
   child_t *c = &s->ch[i];
   if (m->status == 0) {
+    started_event(ctx, s, j, c);
     if (j->mode == MODE_API && j->only_one)
       reply_done(ctx, j, 0, &c->pid, sizeof(c->pid));
     j->cur++;
@@ -497,6 +525,7 @@ static int step_stop(bw_ctx_t *ctx, sup_t *s, job_t *j) {
     return STEP_WAIT;
   }
   if (j->kind == J_EXIT) {
+    sup_event(ctx, s, BW_EV_SUP_SHUTDOWN, NULL, bw_self(ctx), &j->reason, 0, 0);
     reply_done(ctx, j, 0, NULL, 0);
     bw_exit_self(ctx, j->reason.kind, j->reason.code, j->reason.text);
     return STEP_WAIT; /* the actor exits after this handler */
@@ -823,6 +852,7 @@ static void on_exit_msg(bw_ctx_t *ctx, sup_t *s, const bw_msg_t *m) {
   const bw_reason_t *r = m->data;
   int i = find_pid(s, m->from);
   if (i >= 0) {
+    sup_event(ctx, s, BW_EV_CHILD_EXITED, &s->ch[i], m->from, r, 0, 0);
     if (stop_job_saw_exit(ctx, s, m->from, i))
       return;
     job_t *j = s->njobs > 0 ? &s->jobs[0] : NULL;

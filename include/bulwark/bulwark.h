@@ -17,6 +17,7 @@
 #include "bulwark/timer.h"
 #include "bulwark/registry.h"
 #include "bulwark/dead_letter.h"
+#include "bulwark/event.h"
 #include "bulwark/supervisor.h"
 
 #endif

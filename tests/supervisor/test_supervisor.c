@@ -607,6 +607,92 @@ static void test_registered_name_follows_restart(void **state) {
   bw_runtime_destroy(rt);
 }
 
+/* --- telemetry events -------------------------------------------------------------------- */
+
+static bw_event_t events[64];
+static int nevents;
+
+static int rec_handle(bw_ctx_t *ctx, void *st, const bw_msg_t *m) {
+  (void)ctx;
+  (void)st;
+  if (m->type == BW_MSG_EVENT && nevents < 64) {
+    pthread_mutex_lock(&log_mx);
+    memcpy(&events[nevents++], m->data, sizeof(bw_event_t));
+    pthread_mutex_unlock(&log_mx);
+    log_add('E', bw_event_type_name(((const bw_event_t *)m->data)->type));
+  }
+  return BW_CONTINUE;
+}
+
+static const bw_behaviour_t recorder = {.name = "recorder", .handle = rec_handle};
+
+/* Waits until the recorder holds n events (10 s cap against a hang). */
+static int wait_events(int n) {
+  struct timespec dl;
+  clock_gettime(CLOCK_REALTIME, &dl);
+  dl.tv_sec += 10;
+  pthread_mutex_lock(&log_mx);
+  while (nevents < n)
+    if (pthread_cond_timedwait(&log_cv, &log_mx, &dl) != 0)
+      break;
+  int got = nevents;
+  pthread_mutex_unlock(&log_mx);
+  return got;
+}
+
+static void test_events_published(void **state) {
+  (void)state;
+  bw_runtime_t *rt = rt_new();
+  nevents = 0;
+  bw_pid_t rec;
+  assert_int_equal(bw_spawn(rt, &recorder, NULL, NULL, &rec), 0);
+  assert_int_equal(bw_event_subscribe(rt, rec, BW_EV_ALL), 0);
+  assert_int_equal(bw_clock_advance(rt, 5), 0);
+  static const bw_child_spec_t kids[] = {KID("a", BW_PERMANENT), KID("b", BW_PERMANENT)};
+  static const bw_sup_spec_t spec = {.name = "evsup", .strategy = BW_REST_FOR_ONE,
+                                     .intensity = 1, .children = kids, .nchildren = 2};
+  bw_pid_t sup;
+  assert_int_equal(bw_supervisor_start(rt, &spec, &sup, NULL), 0);
+  assert_int_equal(wait_events(2), 2);
+  bw_pid_t a = pid_of(rt, sup, "a");
+  crash(rt, sup, "a");
+  /* exited a, exited b (stopped by rest_for_one), restarted a, restarted b */
+  assert_int_equal(wait_events(6), 6);
+  crash(rt, sup, "a");
+  /* the 2nd restart in the period escalates: the tree stops */
+  assert_int_equal(wait_events(10), 10);
+  log_reset();
+  assert_int_equal(events[0].type, BW_EV_CHILD_STARTED);
+  assert_string_equal(events[0].subject_id, "a");
+  assert_string_equal(events[0].source_name, "evsup");
+  assert_true(events[0].source == sup);
+  assert_int_equal(events[0].time_ns, 5000000);
+  assert_int_equal(events[1].type, BW_EV_CHILD_STARTED);
+  assert_string_equal(events[1].subject_id, "b");
+  assert_int_equal(events[2].type, BW_EV_CHILD_EXITED);
+  assert_true(events[2].subject == a);
+  assert_int_equal(events[2].reason_kind, BW_REASON_CRASH);
+  assert_string_equal(events[2].text, "asked to crash");
+  assert_int_equal(events[3].type, BW_EV_CHILD_EXITED);
+  assert_string_equal(events[3].subject_id, "b");
+  assert_int_equal(events[3].reason_kind, BW_REASON_SHUTDOWN);
+  assert_int_equal(events[4].type, BW_EV_CHILD_RESTARTED);
+  assert_string_equal(events[4].subject_id, "a");
+  assert_int_equal(events[4].a, 1);
+  assert_int_equal(events[5].type, BW_EV_CHILD_RESTARTED);
+  assert_string_equal(events[5].subject_id, "b");
+  assert_int_equal(events[6].type, BW_EV_CHILD_EXITED);
+  assert_int_equal(events[7].type, BW_EV_SUP_ESCALATED);
+  assert_int_equal(events[8].type, BW_EV_CHILD_EXITED);
+  assert_string_equal(events[8].subject_id, "b");
+  assert_int_equal(events[9].type, BW_EV_SUP_SHUTDOWN);
+  assert_int_equal(events[9].reason_code, BW_ELIMIT);
+  assert_int_equal(bw_event_unsubscribe(rt, rec), 0);
+  assert_int_equal(bw_event_unsubscribe(rt, rec), BW_ENOTFOUND);
+  assert_int_equal(bw_event_subscribe(rt, BW_PID_NONE, BW_EV_ALL), BW_EINVAL);
+  bw_runtime_destroy(rt);
+}
+
 /* --- validation ------------------------------------------------------------------------ */
 
 static void test_invalid_specs(void **state) {
@@ -671,6 +757,7 @@ int main(void) {
       cmocka_unit_test(test_backoff_delays_restart),
       cmocka_unit_test(test_api_error_cases),
       cmocka_unit_test(test_registered_name_follows_restart),
+      cmocka_unit_test(test_events_published),
       cmocka_unit_test(test_invalid_specs),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
