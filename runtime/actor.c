@@ -193,6 +193,8 @@ static void actor_release(bw__actor *a, const bw_reason_t *r) {
       bw__faa64(&rt->crashed, 1);
   }
   live_dec(rt, (a->cflags & BW__CF_ROOT) != 0);
+  if (a->cflags & BW__CF_WATCHED)
+    bw__faa32(&rt->nwatched, (uint32_t)-1);
   /* tell links and monitors before the pid dies: whoever then finds the pid
    * dead (a monitor answered noproc at once, bw_wait_exit) knows they have
    * been told. A LINK or MONITOR that arrives meanwhile is answered from
@@ -326,6 +328,14 @@ static bool take_exit(bw__actor *a, bw_reason_t *r) {
   return false;
 }
 
+static void watch_begin(bw__thread *th, bw__actor *a) {
+  bw__st64_rlx(&th->busy_since, bw__now_ns(a->rt));
+  bw__st64_rlx(&th->busy_limit_ms, a->ext->hang_ms);
+  bw__st64_rlx(&th->busy_report_to, a->ext->hang_to);
+  /* release: the fields above are visible to a scanner that sees the pid */
+  bw__st64_rel(&th->busy_pid, a->pid);
+}
+
 int bw__actor_run(bw__thread *th, bw__actor *a) {
   bw__runtime *rt = a->rt;
   unsigned batch = rt->batch, n = 0;
@@ -342,7 +352,12 @@ int bw__actor_run(bw__thread *th, bw__actor *a) {
       break;
     if (a->mb_cap != 0)
       bw__faa32(&a->mb_count, (uint32_t)-1);
-    if (dispatch(th, a, (bw__msg *)q, &r)) {
+    if (a->cflags & BW__CF_WATCHED)
+      watch_begin(th, a);
+    int died = dispatch(th, a, (bw__msg *)q, &r);
+    if (a->cflags & BW__CF_WATCHED)
+      bw__watch_end(th);
+    if (died) {
       bw__actor_die(a, &r);
       bw__tl.cur = NULL;
       return BW__RUN_DEAD;
@@ -367,6 +382,7 @@ int bw__actor_run(bw__thread *th, bw__actor *a) {
  * while handling its cur_msg. */
 void bw__actor_crashed(bw__thread *th) {
   bw__actor *a = bw__tl.cur;
+  bw__watch_end(th);
   bw_reason_t r = bw__tl.crash;
   bw__msg *m = a->cur_msg;
   a->cur_msg = NULL;
@@ -440,6 +456,13 @@ static void *dedicated_main(void *arg) {
   bw__tl.cur = NULL;
   bw__actor_ext *e = a->ext;
   pthread_t self = e->thread;
+  bool watched = (a->cflags & BW__CF_WATCHED) != 0;
+  if (watched) {
+    pthread_mutex_lock(&rt->life_mx);
+    th.watch_next = rt->watch_list;
+    rt->watch_list = &th;
+    pthread_mutex_unlock(&rt->life_mx);
+  }
   int rc = th.cache == NULL ? BW_ENOMEM : run_init(a, e->init_arg, &e->init_reason);
   e->init_rc = rc;
   if (rc == 0)
@@ -457,6 +480,13 @@ static void *dedicated_main(void *arg) {
     bw__cache_release(rt, th.cache);
   bw__tl.th = NULL;
   pthread_mutex_lock(&rt->life_mx);
+  if (watched) {
+    bw__thread **pp = &rt->watch_list;
+    while (*pp != NULL && *pp != &th)
+      pp = &(*pp)->watch_next;
+    if (*pp != NULL)
+      *pp = th.watch_next;
+  }
   if (rt->nzombies == rt->capzombies) {
     uint32_t cap = rt->capzombies ? rt->capzombies * 2 : 16;
     pthread_t *z = realloc(rt->zombies, cap * sizeof(*z));
@@ -537,6 +567,16 @@ int bw_spawn(bw_runtime_t *rt, const bw_behaviour_t *b, void *arg, const bw_spaw
       return BW_ENOMEM;
     }
   }
+  if (opts->hang_limit_ms != 0) {
+    bw__actor_ext *e = bw__ext_get(a);
+    if (e == NULL) {
+      actor_free(rt, a);
+      return BW_ENOMEM;
+    }
+    e->hang_ms = opts->hang_limit_ms;
+    e->hang_to = opts->hang_report_to;
+    a->cflags |= BW__CF_WATCHED;
+  }
   if (opts->name != NULL)
     a->cflags |= BW__CF_NAMED;
   if (parent == NULL && opts->ordered_shutdown)
@@ -556,6 +596,8 @@ int bw_spawn(bw_runtime_t *rt, const bw_behaviour_t *b, void *arg, const bw_spaw
   bw__faa64(&rt->live, 1);
   if (a->cflags & BW__CF_ROOT)
     bw__faa64(&rt->live_roots, 1);
+  if ((a->cflags & BW__CF_WATCHED) && bw__faa32(&rt->nwatched, 1) == 0 && !rt->manual_clock)
+    bw__timers_kick(rt); /* the timer thread starts its watchdog ticks */
   bw__pid_publish(rt, a);
 
   bw_reason_t why;

@@ -130,6 +130,7 @@ enum {
   BW__CF_DROP = 1u << 2,      /* bounded mailbox drops instead of rejecting */
   BW__CF_NAMED = 1u << 3,     /* registered at spawn (registry cleans up at exit) */
   BW__CF_ROOT = 1u << 4,      /* spawned from outside with ordered_shutdown: stopped first */
+  BW__CF_WATCHED = 1u << 5,   /* has a hang limit: handler calls are timed */
 };
 
 typedef struct bw__mon {
@@ -150,6 +151,8 @@ typedef struct bw__actor_ext {
   uint32_t nmon_out, capmon_out;
   bw__mon *mon_in;  /* others monitoring this actor */
   uint32_t nmon_in, capmon_in;
+  uint32_t hang_ms;     /* watchdog limit */
+  bw_pid_t hang_to;     /* who hears of a hang */
   bw__pending *reqs; /* outstanding bw_request's */
   uint32_t nreqs, capreqs;
   /* receive timeout */
@@ -243,6 +246,14 @@ typedef struct bw__thread {
   bw__cache *cache;
   bw__counters *ctr;
   struct bw__worker *worker; /* when kind == WORKER */
+  /* watchdog: the watched handler running now (all atomic; busy_pid is
+   * written last when it starts and cleared when it ends) */
+  bw_pid_t busy_pid;
+  uint64_t busy_since;
+  uint64_t busy_limit_ms;
+  bw_pid_t busy_report_to;
+  uint64_t reported_since; /* scanner only */
+  struct bw__thread *watch_next; /* dedicated threads' watch list */
 } bw__thread;
 
 /* What the current thread is doing for which runtime. */
@@ -314,6 +325,7 @@ int bw__timer_arm(struct bw_runtime *rt, uint64_t delay_ns, uint64_t period_ns,
                   bw__msg *msg, bw_timer_t *out);
 int bw__timer_cancel(struct bw_runtime *rt, bw_timer_t id);
 void bw__timers_fire_due(struct bw_runtime *rt);
+void bw__timers_kick(struct bw_runtime *rt); /* re-evaluate (a watched actor appeared) */
 
 /* ------------------------------------------------------------------------ */
 /* The runtime                                                                */
@@ -340,7 +352,12 @@ struct bw_runtime {
   uint32_t slot_bump;                 /* atomic */
 
   /* scheduler */
-  bw__worker *workers;
+  bw__worker *workers;     /* room for max_workers */
+  unsigned max_workers;    /* nworkers plus spares for hung workers */
+  uint32_t nworkers_live;  /* atomic: started workers */
+  pthread_mutex_t spare_mx;
+  uint32_t nwatched;       /* atomic: live actors with a hang limit */
+  bw__thread *watch_list;  /* dedicated threads running watched actors, under life_mx */
   bw__mpsc inject;         /* actors scheduled from non-worker threads */
   uint32_t inject_lock;    /* atomic: 1 while a worker consumes inject */
   uint32_t inject_len;     /* atomic: approximate length, to skip empty checks */
@@ -431,6 +448,16 @@ void bw__schedule(bw__runtime *rt, bw__actor *a);
 void bw__sched_wake_all(bw__runtime *rt);
 int bw__sched_start(bw__runtime *rt);
 void bw__sched_join(bw__runtime *rt);
+
+void bw__sched_add_spare(bw__runtime *rt);
+static inline unsigned bw__nworkers(const bw__runtime *rt) {
+  /* acquire: a spare's worker struct is initialised before it is counted */
+  return bw__ld32_acq(&rt->nworkers_live);
+}
+
+/* watchdog */
+void bw__watchdog_scan(bw__runtime *rt);
+static inline void bw__watch_end(bw__thread *th) { bw__st64_rel(&th->busy_pid, 0); }
 
 /* actors */
 enum { BW__RUN_IDLE = 0, BW__RUN_AGAIN = 1, BW__RUN_DEAD = 2 };

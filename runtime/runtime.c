@@ -187,7 +187,7 @@ int bw_runtime_stats(const bw_runtime_t *rt, bw_runtime_stats_t *out) {
   memset(out, 0, sizeof(*out));
   out->sent = bw__ld64_rlx(&rt->ext_ctr.sent) + bw__ld64_rlx(&rt->timers.ctr.sent);
   out->handled = bw__ld64_rlx(&rt->ext_ctr.handled) + bw__ld64_rlx(&rt->timers.ctr.handled);
-  for (unsigned i = 0; rt->workers != NULL && i < rt->nworkers; i++) {
+  for (unsigned i = 0, n = rt->workers ? bw__nworkers(rt) : 0; i < n; i++) {
     out->sent += bw__ld64_rlx(&rt->workers[i].ctr.sent);
     out->handled += bw__ld64_rlx(&rt->workers[i].ctr.handled);
   }

@@ -96,7 +96,7 @@ static void wake_one(bw__runtime *rt) {
   if (bw__ld32_rlx(&rt->nparked) == 0 || bw__ld32_rlx(&rt->nsearching) != 0)
     return;
   pthread_mutex_lock(&rt->park_mx);
-  for (unsigned i = 0; i < rt->nworkers; i++) {
+  for (unsigned i = 0, n = bw__nworkers(rt); i < n; i++) {
     bw__worker *w = &rt->workers[i];
     if (w->parked && !w->wake) {
       w->wake = true;
@@ -109,7 +109,7 @@ static void wake_one(bw__runtime *rt) {
 
 void bw__sched_wake_all(bw__runtime *rt) {
   pthread_mutex_lock(&rt->park_mx);
-  for (unsigned i = 0; i < rt->nworkers; i++) {
+  for (unsigned i = 0, n = bw__nworkers(rt); i < n; i++) {
     rt->workers[i].wake = true;
     pthread_cond_signal(&rt->workers[i].park_cv);
   }
@@ -137,7 +137,7 @@ void bw__schedule(bw__runtime *rt, bw__actor *a) {
 /* --- the worker loop ------------------------------------------------------ */
 
 static bw__actor *steal(bw__runtime *rt, bw__worker *self) {
-  unsigned n = rt->nworkers;
+  unsigned n = bw__nworkers(rt);
   if (n < 2)
     return NULL;
   self->rng = self->rng * 1103515245u + 12345u;
@@ -156,7 +156,7 @@ static bw__actor *steal(bw__runtime *rt, bw__worker *self) {
 static bool any_work(bw__runtime *rt) {
   if (bw__ld32_rlx(&rt->inject_len) != 0)
     return true;
-  for (unsigned i = 0; i < rt->nworkers; i++)
+  for (unsigned i = 0, n = bw__nworkers(rt); i < n; i++)
     if (rq_len(&rt->workers[i]) != 0)
       return true;
   return false;
@@ -246,58 +246,91 @@ static void *worker_main(void *arg) {
   return NULL;
 }
 
+static int worker_init(bw__runtime *rt, unsigned i) {
+  bw__worker *w = &rt->workers[i];
+  w->index = i;
+  w->rng = 0x9E3779B9u * (i + 1);
+  w->rq = calloc(BW__RQ_SIZE, sizeof(*w->rq));
+  w->th.kind = BW__TH_WORKER;
+  w->th.rt = rt;
+  w->th.ctr = &w->ctr;
+  w->th.worker = w;
+  w->th.cache = bw__cache_acquire(rt);
+  pthread_cond_init(&w->park_cv, NULL);
+  if (w->rq == NULL || w->th.cache == NULL)
+    return BW_ENOMEM;
+  return 0;
+}
+
 int bw__sched_start(bw__runtime *rt) {
-  rt->workers = aligned_alloc(BW__CACHELINE, ((sizeof(bw__worker) * rt->nworkers) + BW__CACHELINE - 1) &
-                                                 ~(size_t)(BW__CACHELINE - 1));
+  rt->max_workers = rt->nworkers * 2;
+  size_t bytes = sizeof(bw__worker) * rt->max_workers;
+  rt->workers = aligned_alloc(BW__CACHELINE, (bytes + BW__CACHELINE - 1) & ~(size_t)(BW__CACHELINE - 1));
   if (rt->workers == NULL)
     return BW_ENOMEM;
-  memset(rt->workers, 0, sizeof(bw__worker) * rt->nworkers);
+  memset(rt->workers, 0, bytes);
+  pthread_mutex_init(&rt->spare_mx, NULL);
   bw__mpsc_init(&rt->inject, false);
-  for (unsigned i = 0; i < rt->nworkers; i++) {
-    bw__worker *w = &rt->workers[i];
-    w->index = i;
-    w->rng = 0x9E3779B9u * (i + 1);
-    w->rq = calloc(BW__RQ_SIZE, sizeof(*w->rq));
-    w->th.kind = BW__TH_WORKER;
-    w->th.rt = rt;
-    w->th.ctr = &w->ctr;
-    w->th.worker = w;
-    w->th.cache = bw__cache_acquire(rt);
-    pthread_cond_init(&w->park_cv, NULL);
-    if (w->rq == NULL || w->th.cache == NULL)
+  for (unsigned i = 0; i < rt->nworkers; i++)
+    if (worker_init(rt, i) != 0)
       return BW_ENOMEM;
-  }
   for (unsigned i = 0; i < rt->nworkers; i++) {
     if (pthread_create(&rt->workers[i].thread, NULL, worker_main, &rt->workers[i]) != 0) {
       pthread_mutex_lock(&rt->park_mx);
       rt->workers_exit = true;
       pthread_mutex_unlock(&rt->park_mx);
+      bw__st32_rel(&rt->nworkers_live, i);
       bw__sched_wake_all(rt);
       for (unsigned j = 0; j < i; j++)
         pthread_join(rt->workers[j].thread, NULL);
       return BW_ETHREAD;
     }
+    /* release: this worker's struct is complete before others count it */
+    bw__st32_rel(&rt->nworkers_live, i + 1);
   }
   return 0;
 }
 
+/* A worker is stuck in a hung handler: start one more (up to as many spares
+ * as workers) so the other actors keep their share of the CPU. */
+void bw__sched_add_spare(bw__runtime *rt) {
+  pthread_mutex_lock(&rt->spare_mx);
+  unsigned n = bw__nworkers(rt);
+  pthread_mutex_lock(&rt->park_mx);
+  bool exiting = rt->workers_exit;
+  pthread_mutex_unlock(&rt->park_mx);
+  if (n < rt->max_workers && !exiting && worker_init(rt, n) == 0) {
+    /* release: the struct is complete before stealers see the count */
+    bw__st32_rel(&rt->nworkers_live, n + 1);
+    if (pthread_create(&rt->workers[n].thread, NULL, worker_main, &rt->workers[n]) != 0)
+      rt->workers[n].thread = 0; /* counted, never runs; joined as absent */
+  }
+  pthread_mutex_unlock(&rt->spare_mx);
+}
+
 void bw__sched_join(bw__runtime *rt) {
+  pthread_mutex_lock(&rt->spare_mx);
   pthread_mutex_lock(&rt->park_mx);
   rt->workers_exit = true;
   pthread_mutex_unlock(&rt->park_mx);
+  pthread_mutex_unlock(&rt->spare_mx);
   bw__sched_wake_all(rt);
-  for (unsigned i = 0; i < rt->nworkers; i++)
-    pthread_join(rt->workers[i].thread, NULL);
+  for (unsigned i = 0, n = bw__nworkers(rt); i < n; i++)
+    if (rt->workers[i].thread != 0)
+      pthread_join(rt->workers[i].thread, NULL);
 }
 
 void bw__sched_destroy(bw__runtime *rt);
 void bw__sched_destroy(bw__runtime *rt) {
   if (rt->workers == NULL)
     return;
-  for (unsigned i = 0; i < rt->nworkers; i++) {
+  for (unsigned i = 0; i < rt->max_workers; i++) {
+    if (rt->workers[i].rq == NULL)
+      continue; /* never initialised */
     free(rt->workers[i].rq);
     pthread_cond_destroy(&rt->workers[i].park_cv);
   }
   free(rt->workers);
   rt->workers = NULL;
+  pthread_mutex_destroy(&rt->spare_mx);
 }

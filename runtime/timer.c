@@ -213,7 +213,17 @@ void bw__timers_fire_due(bw__runtime *rt) {
   bw__msg *due = collect_due(rt, bw__now_ns(rt));
   pthread_mutex_unlock(&rt->timers.mx);
   deliver_list(rt, due);
+  bw__watchdog_scan(rt);
 }
+
+void bw__timers_kick(bw__runtime *rt) {
+  pthread_mutex_lock(&rt->timers.mx);
+  pthread_cond_signal(&rt->timers.cv);
+  pthread_mutex_unlock(&rt->timers.mx);
+}
+
+/* How often the timer thread looks at watched handlers (real clock). */
+#define WATCHDOG_TICK_NS 5000000ull
 
 static void *timer_main(void *arg) {
   bw__runtime *rt = arg;
@@ -222,12 +232,22 @@ static void *timer_main(void *arg) {
   bw__tl.cur = NULL;
   pthread_mutex_lock(&t->mx);
   while (!t->stop) {
-    if (rt->manual_clock || t->nheap == 0) {
+    bool watching = !rt->manual_clock && bw__ld32_rlx(&rt->nwatched) != 0;
+    if (watching) {
+      pthread_mutex_unlock(&t->mx);
+      bw__watchdog_scan(rt);
+      pthread_mutex_lock(&t->mx);
+      if (t->stop)
+        break;
+    }
+    if (rt->manual_clock || (t->nheap == 0 && !watching)) {
       pthread_cond_wait(&t->cv, &t->mx);
       continue;
     }
     uint64_t now = bw__now_ns(rt);
-    uint64_t due = t->ents[t->heap[0]].due_ns;
+    uint64_t due = t->nheap > 0 ? t->ents[t->heap[0]].due_ns : UINT64_MAX;
+    if (watching && due > now + WATCHDOG_TICK_NS)
+      due = now + WATCHDOG_TICK_NS;
     if (due > now) {
       uint64_t abs = due + rt->epoch_ns;
       struct timespec ts = {.tv_sec = (time_t)(abs / 1000000000ull),
@@ -235,6 +255,8 @@ static void *timer_main(void *arg) {
       pthread_cond_timedwait(&t->cv, &t->mx, &ts);
       continue;
     }
+    if (t->nheap == 0)
+      continue;
     bw__msg *list = collect_due(rt, now);
     pthread_mutex_unlock(&t->mx);
     deliver_list(rt, list);

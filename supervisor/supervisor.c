@@ -336,6 +336,8 @@ static int spawn_child(bw_ctx_t *ctx, child_t *c, bw_reason_t *why) {
     o.overflow = c->spec->overflow;
     o.dedicated_thread = c->spec->dedicated_thread;
     o.name = c->spec->name;
+    o.hang_limit_ms = c->spec->hang_limit_ms;
+    o.hang_report_to = c->spec->hang_limit_ms ? bw_self(ctx) : BW_PID_NONE;
   }
   bw_pid_t pid;
   int rc = bw_spawn(rt_of(ctx), b, arg, &o, &pid);
@@ -602,6 +604,26 @@ static void child_exited(bw_ctx_t *ctx, sup_t *s, uint32_t i, const bw_reason_t 
   start->from = st == BW_ONE_FOR_ALL ? 0 : i;
   start->cur = start->from;
   start->only_one = st == BW_ONE_FOR_ONE || st == BW_SIMPLE_ONE_FOR_ONE;
+}
+
+/* The watchdog reports child i hung. With hang_is_crash: kill it (effective
+ * when its handler returns; its exit is then ignored) and restart it now. */
+static void child_hung(bw_ctx_t *ctx, sup_t *s, const bw_hang_t *h) {
+  int i = find_pid(s, h->pid);
+  if (i < 0 || !s->ch[i].spec->hang_is_crash || s->exiting)
+    return;
+  child_t *c = &s->ch[i];
+  ignore_add(s, c->pid);
+  bw_exit(rt_of(ctx), c->pid, BW_REASON_KILL, 0, NULL);
+  if (c->spec->name != NULL)
+    bw_unregister(rt_of(ctx), c->spec->name); /* for the replacement */
+  bw_reason_t r;
+  char text[BW_REASON_TEXT_MAX];
+  snprintf(text, sizeof(text), "hung: handler ran %llu ms (limit %llu ms)",
+           (unsigned long long)h->running_ms, (unsigned long long)h->limit_ms);
+  reason_set(&r, BW_REASON_CRASH, BW_ETIMEDOUT, text);
+  sup_event(ctx, s, BW_EV_CHILD_EXITED, c, h->pid, &r, 0, 0);
+  child_exited(ctx, s, (uint32_t)i, &r);
 }
 
 /* --- run-time API requests ------------------------------------------------------ */
@@ -911,6 +933,10 @@ static int sup_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *m) {
     switch (m->type) {
     case BW_MSG_EXIT:
       on_exit_msg(ctx, s, m);
+      break;
+    case BW_MSG_HUNG:
+      if (m->len == sizeof(bw_hang_t))
+        child_hung(ctx, s, m->data);
       break;
     case BW__SUP_TIMER:
       if (s->njobs > 0 && s->jobs[0].timer == m->ref) {

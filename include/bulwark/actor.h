@@ -64,6 +64,13 @@ typedef struct bw_spawn_opts {
    * actors that stop a subtree in order, such as supervisors), before the
    * remaining actors are made to exit. */
   bool ordered_shutdown;
+  /* Hung-actor watchdog: if one handler call runs longer than this (on the
+   * runtime's clock), the runtime publishes a BW_EV_WATCHDOG_HUNG event,
+   * sends BW_MSG_HUNG to hang_report_to (if set), and, when the handler
+   * holds a scheduler thread, starts a spare one so other actors keep
+   * running. 0 = not watched (no cost). */
+  uint32_t hang_limit_ms;
+  bw_pid_t hang_report_to;
   /* Optional out: filled with the reason when init fails. */
   bw_reason_t *init_error;
 } bw_spawn_opts_t;

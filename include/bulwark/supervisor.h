@@ -69,6 +69,12 @@ typedef struct bw_child_spec {
   bw_overflow_t overflow;
   bool dedicated_thread;
   const char *name;                 /* registered name (moves to each new pid) */
+  /* Watchdog (beyond OTP): a handler of this worker running longer than
+   * hang_limit_ms is reported (event); with hang_is_crash the supervisor
+   * also treats the child as crashed: it kills it (effective when the
+   * handler returns) and starts a replacement at once. 0 = not watched. */
+  uint32_t hang_limit_ms;
+  bool hang_is_crash;
 } bw_child_spec_t;
 
 /* Restart backoff (beyond OTP): the n-th consecutive restart of a child waits

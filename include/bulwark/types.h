@@ -50,7 +50,17 @@ enum {
   /* A dead letter, for subscribers (bw_dead_letter_subscribe).
    * data = const bw_dead_letter_t *. */
   BW_MSG_DEAD_LETTER,
+  /* The watchdog found a handler running past its limit (spawn option
+   * hang_limit_ms), sent to hang_report_to. data = const bw_hang_t *. */
+  BW_MSG_HUNG,
 };
+
+/* The payload of BW_MSG_HUNG. */
+typedef struct bw_hang {
+  bw_pid_t pid;        /* the actor whose handler is still running */
+  uint64_t running_ms; /* how long it has run so far */
+  uint64_t limit_ms;
+} bw_hang_t;
 
 /*
  * A message as a handler sees it. Valid only during the handler call;

@@ -693,6 +693,88 @@ static void test_events_published(void **state) {
   bw_runtime_destroy(rt);
 }
 
+/* --- watchdog ------------------------------------------------------------------------------ */
+
+enum { MSG_SPIN = 10 };
+static int spin_flag; /* accessed with __atomic builtins */
+
+static int spin_handle(bw_ctx_t *ctx, void *st, const bw_msg_t *m) {
+  if (m->type == MSG_SPIN) {
+    log_add('s', ((worker_t *)st)->id);
+    while (__atomic_load_n(&spin_flag, __ATOMIC_ACQUIRE))
+      ; /* a handler stuck in a loop */
+    return BW_CONTINUE;
+  }
+  return w_handle(ctx, st, m);
+}
+
+static const bw_behaviour_t spinner = {.name = "spinner",
+                                       .state_size = sizeof(worker_t),
+                                       .init = w_init,
+                                       .handle = spin_handle,
+                                       .terminate = w_term};
+
+static void test_watchdog_replaces_hung_child(void **state) {
+  (void)state;
+  bw_runtime_opts_t o;
+  bw_runtime_opts_init(&o);
+  o.manual_clock = true;
+  o.workers = 1; /* the hung handler holds the only scheduler thread */
+  bw_runtime_t *rt = NULL;
+  assert_int_equal(bw_runtime_create(&o, &rt), 0);
+  log_reset();
+  nevents = 0;
+  bw_pid_t rec, pinger;
+  assert_int_equal(bw_spawn(rt, &recorder, NULL, NULL, &rec), 0);
+  assert_int_equal(bw_event_subscribe(rt, rec, BW_EV_MASK(BW_EV_WATCHDOG_HUNG)), 0);
+  assert_int_equal(bw_spawn(rt, &worker, "pinger", NULL, &pinger), 0);
+  static const bw_child_spec_t kids[] = {{.id = "spin", .behaviour = &spinner, .arg = "spin",
+                                          .hang_limit_ms = 100, .hang_is_crash = true,
+                                          .name = "the-spinner"}};
+  static const bw_sup_spec_t spec = {.strategy = BW_ONE_FOR_ONE, .children = kids,
+                                     .nchildren = 1};
+  bw_pid_t sup;
+  assert_int_equal(bw_supervisor_start(rt, &spec, &sup, NULL), 0);
+  assert_string_equal(log_take(2), "+pinger +spin");
+  bw_pid_t old = pid_of(rt, sup, "spin");
+  __atomic_store_n(&spin_flag, 1, __ATOMIC_RELEASE);
+  assert_int_equal(bw_send(rt, old, MSG_SPIN, NULL, 0), 0);
+  assert_string_equal(log_take(1), "sspin");
+  assert_int_equal(bw_clock_advance(rt, 99), 0);
+  assert_int_equal(nevents, 0); /* not yet past the limit */
+  assert_int_equal(bw_clock_advance(rt, 1), 0);
+  /* reported, a spare worker started, the supervisor replaced the child */
+  assert_int_equal(wait_events(1), 1);
+  assert_int_equal(events[0].type, BW_EV_WATCHDOG_HUNG);
+  assert_true(events[0].subject == old);
+  assert_int_equal(events[0].a, 100000000);
+  /* the recorder's own entry and the replacement's init, in either order */
+  const char *l = log_take(2);
+  assert_non_null(strstr(l, "Ewatchdog_hung"));
+  assert_non_null(strstr(l, "+spin"));
+  bw_pid_t fresh = pid_of(rt, sup, "spin");
+  assert_true(fresh != old);
+  bw_pid_t named;
+  assert_int_equal(bw_whereis(rt, "the-spinner", &named), 0);
+  assert_true(named == fresh);
+  /* other actors are still served */
+  bw_reply_t r;
+  assert_int_equal(bw_call(rt, pinger, MSG_PING, NULL, 0, 0, &r), 0);
+  assert_int_equal(bw_call(rt, fresh, MSG_PING, NULL, 0, 0, &r), 0);
+  /* the old handler returns and the pending kill takes it (no terminate) */
+  __atomic_store_n(&spin_flag, 0, __ATOMIC_RELEASE);
+  bw_reason_t why;
+  assert_int_equal(bw_wait_exit(rt, old, 0, &why), 0);
+  settle(rt, sup);
+  assert_string_equal(log_take(0), "");
+  assert_true(bw_is_alive(rt, fresh));
+  bw_child_info_t info[1];
+  size_t n;
+  assert_int_equal(bw_sup_which_children(rt, sup, info, 1, &n), 0);
+  assert_int_equal(info[0].restarts, 1);
+  bw_runtime_destroy(rt);
+}
+
 /* --- validation ------------------------------------------------------------------------ */
 
 static void test_invalid_specs(void **state) {
@@ -758,6 +840,7 @@ int main(void) {
       cmocka_unit_test(test_api_error_cases),
       cmocka_unit_test(test_registered_name_follows_restart),
       cmocka_unit_test(test_events_published),
+      cmocka_unit_test(test_watchdog_replaces_hung_child),
       cmocka_unit_test(test_invalid_specs),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
