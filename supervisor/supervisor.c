@@ -520,9 +520,10 @@ static int step_stop(bw_ctx_t *ctx, sup_t *s, job_t *j) {
     if (sd == BW_SHUTDOWN_BRUTAL_KILL) {
       bw_exit(rt_of(ctx), c->pid, BW_REASON_KILL, 0, NULL);
     } else {
-      bw_exit(rt_of(ctx), c->pid, BW_REASON_SHUTDOWN, 0, NULL);
+      /* the timer first: the timeout runs from the moment of the signal */
       if (sd > 0)
         j->timer = self_timer(ctx, (uint64_t)sd);
+      bw_exit(rt_of(ctx), c->pid, BW_REASON_SHUTDOWN, 0, NULL);
     }
     return STEP_WAIT;
   }

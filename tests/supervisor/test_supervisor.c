@@ -296,6 +296,35 @@ static void test_temporary_not_restarted_by_group(void **state) {
   bw_runtime_destroy(rt);
 }
 
+/* Under every strategy: a transient child exiting normally and a temporary
+ * child crashing cause no restart at all (and the temporary one is gone). */
+static void test_restart_types_each_strategy(void **state) {
+  (void)state;
+  bw_strategy_t strategies[] = {BW_ONE_FOR_ONE, BW_REST_FOR_ONE, BW_ONE_FOR_ALL};
+  for (int k = 0; k < 3; k++) {
+    bw_runtime_t *rt = rt_new();
+    bw_sup_spec_t spec = {.strategy = strategies[k], .intensity = 10, .children = mixed,
+                          .nchildren = 4};
+    bw_pid_t sup;
+    assert_int_equal(bw_supervisor_start(rt, &spec, &sup, NULL), 0);
+    assert_string_equal(log_take(4), "+p +t +tmp +q");
+    bw_pid_t p0 = pid_of(rt, sup, "p"), q0 = pid_of(rt, sup, "q");
+    bw_pid_t t = pid_of(rt, sup, "t");
+    bw_send(rt, t, MSG_STOP_NORMAL, NULL, 0);
+    bw_wait_exit(rt, t, 0, NULL);
+    crash(rt, sup, "tmp");
+    settle(rt, sup);
+    assert_string_equal(log_take(2), "-t -tmp");
+    assert_true(pid_of(rt, sup, "p") == p0);
+    assert_true(pid_of(rt, sup, "q") == q0);
+    bw_child_counts_t cc;
+    assert_int_equal(bw_sup_count_children(rt, sup, &cc), 0);
+    assert_int_equal(cc.specs, 3);
+    assert_int_equal(cc.active, 2);
+    bw_runtime_destroy(rt);
+  }
+}
+
 /* --- intensity and escalation --------------------------------------------------- */
 
 static const bw_child_spec_t leaf_kids[] = {KID("w", BW_PERMANENT)};
@@ -544,6 +573,34 @@ static void test_backoff_delays_restart(void **state) {
     assert_int_equal(bw_sup_child_pid(rt, sup, "f", &p), BW_ERESTARTING);
     bw_clock_advance(rt, 1);
     assert_string_equal(log_take(1), "+f");
+  }
+  bw_runtime_destroy(rt);
+}
+
+/* Jitter takes up to jitter_pct off each delay, never adds. */
+static void test_backoff_jitter_bounds(void **state) {
+  (void)state;
+  bw_runtime_t *rt = rt_new();
+  static const bw_child_spec_t kids[] = {KID("j", BW_PERMANENT)};
+  bw_sup_spec_t spec = {.strategy = BW_ONE_FOR_ONE, .intensity = 100, .period_ms = 3600000,
+                        .backoff = {.initial_ms = 1000, .max_ms = 1000, .jitter_pct = 50},
+                        .children = kids, .nchildren = 1};
+  bw_pid_t sup;
+  assert_int_equal(bw_supervisor_start(rt, &spec, &sup, NULL), 0);
+  log_take(1);
+  for (int k = 0; k < 5; k++) {
+    crash(rt, sup, "j");
+    assert_string_equal(log_take(1), "-j");
+    bw_pid_t p;
+    /* asking first also makes sure the restart is scheduled before the
+     * clock moves */
+    assert_int_equal(bw_sup_child_pid(rt, sup, "j", &p), BW_ERESTARTING);
+    /* never sooner than 500 ms (1000 - 50%) ... */
+    bw_clock_advance(rt, 499);
+    assert_int_equal(bw_sup_child_pid(rt, sup, "j", &p), BW_ERESTARTING);
+    /* ... never later than 1000 ms */
+    bw_clock_advance(rt, 501);
+    assert_string_equal(log_take(1), "+j");
   }
   bw_runtime_destroy(rt);
 }
@@ -829,6 +886,7 @@ int main(void) {
       cmocka_unit_test(test_stale_pid_after_restart),
       cmocka_unit_test(test_restart_types_one_for_one),
       cmocka_unit_test(test_temporary_not_restarted_by_group),
+      cmocka_unit_test(test_restart_types_each_strategy),
       cmocka_unit_test(test_intensity_escalates_from_depth_3),
       cmocka_unit_test(test_shutdown_timeout_kills),
       cmocka_unit_test(test_stop_whole_tree_deepest_first),
@@ -837,6 +895,7 @@ int main(void) {
       cmocka_unit_test(test_nested_start_failure_names_path),
       cmocka_unit_test(test_simple_one_for_one),
       cmocka_unit_test(test_backoff_delays_restart),
+      cmocka_unit_test(test_backoff_jitter_bounds),
       cmocka_unit_test(test_api_error_cases),
       cmocka_unit_test(test_registered_name_follows_restart),
       cmocka_unit_test(test_events_published),
