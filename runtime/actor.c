@@ -241,12 +241,17 @@ void bw__actor_die(bw__actor *a, const bw_reason_t *reason) {
 
 /* Calls the handler; returns 0 to go on, or 1 with *r set to exit. */
 static int call_handler(bw__thread *th, bw__actor *a, bw__msg *m, bw_reason_t *r) {
+  /* a message (not a signal, not the timeout itself): silence counts from
+   * now, as Erlang's receive ... after */
+  if ((a->flags & BW__AF_HAS_RT) && m->pub.type != BW_MSG_TIMEOUT)
+    bw__rtimeout_touch(a);
   a->cur_msg = m;
   a->flags &= (uint16_t)~BW__AF_REPLIED;
   int rc = a->beh->handle((bw_ctx_t *)a, a->state, &m->pub);
   a->cur_msg = NULL;
   bool user = m->kind == BW__K_USER;
-  if (rc < 0 && user && (m->pub.flags & BW_MSGF_REQUEST) && !(a->flags & BW__AF_REPLIED))
+  if (rc != BW_CONTINUE && user && (m->pub.flags & BW_MSGF_REQUEST) &&
+      !(a->flags & BW__AF_REPLIED))
     bw__reply_status(a->rt, m->pub.from, a->pid, m->pub.ref, BW_ENOPROC);
   bw__msg_free(a->rt, m);
   if (user)
@@ -296,6 +301,12 @@ static int dispatch(bw__thread *th, bw__actor *a, bw__msg *m, bw_reason_t *r) {
   case BW__K_WAKE:
     bw__msg_free(a->rt, m);
     return 0;
+  case BW__K_DOWN:
+    if (bw__request_on_down(a, m)) {
+      m->kind = BW__K_WAKE; /* a reply made here, not a sent message */
+      return call_handler(th, a, m, r);
+    }
+    __attribute__((fallthrough)); /* an ordinary monitor */
   default: {
     /* signals: exit, down, link, unlink, monitor, demonitor */
     int v = bw__link_handle(a, m, r);
@@ -370,8 +381,6 @@ int bw__actor_run(bw__thread *th, bw__actor *a) {
     bw__tl.cur = NULL;
     return BW__RUN_DEAD;
   }
-  if ((a->flags & BW__AF_HAS_RT) && n > 0)
-    bw__rtimeout_touch(a);
   bw__tl.cur = NULL;
   if (n < batch && bw__mpsc_mark_empty(&a->mb))
     return BW__RUN_IDLE;

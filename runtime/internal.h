@@ -139,8 +139,9 @@ typedef struct bw__mon {
 } bw__mon;
 
 typedef struct bw__pending {
-  uint64_t ref;
+  uint64_t ref;     /* also the ref of the monitor on the target */
   bw_timer_t timer; /* deadline timer, 0 if none */
+  bw_pid_t to;      /* the target */
 } bw__pending;
 
 /* Per-actor state that idle actors rarely need; allocated on first use. */
@@ -488,6 +489,10 @@ static inline bool bw__actor_exit_pending(bw__actor *a) {
 /* requests */
 int bw__request_on_reply(bw__actor *a, bw__msg *m); /* 1 = deliver, 0 = dropped */
 int bw__request_on_timeout(bw__actor *a, bw__msg *m);
+int bw__request_on_down(bw__actor *a, bw__msg *m); /* 1 = m rewritten as an ENOPROC reply */
+/* monitors held by an actor (link.c), for requests that watch their target */
+bool bw__mon_out_add(bw__actor *a, uint64_t ref, bw_pid_t pid);
+bool bw__mon_out_remove(bw__actor *a, uint64_t ref);
 void bw__request_on_exit(bw__actor *a);
 
 /* receive timeout */

@@ -86,6 +86,15 @@ static bool mon_remove(bw__mon *arr, uint32_t *n, uint64_t ref, bw_pid_t *pid) {
   return false;
 }
 
+bool bw__mon_out_add(bw__actor *a, uint64_t ref, bw_pid_t pid) {
+  bw__actor_ext *e = bw__ext_get(a);
+  return e != NULL && mon_add(&e->mon_out, &e->nmon_out, &e->capmon_out, ref, pid);
+}
+
+bool bw__mon_out_remove(bw__actor *a, uint64_t ref) {
+  return a->ext != NULL && mon_remove(a->ext->mon_out, &a->ext->nmon_out, ref, NULL);
+}
+
 static bw__actor *own_actor(bw_ctx_t *ctx) {
   bw__actor *a = (bw__actor *)ctx;
   if (a == NULL || bw__tl.cur != a)

@@ -21,7 +21,7 @@
 #include "runtime/internal.h"
 #include "runtime/mailbox.h"
 
-static bool pending_add(bw__actor *a, uint64_t ref, bw_timer_t timer) {
+static bool pending_add(bw__actor *a, uint64_t ref, bw_timer_t timer, bw_pid_t to) {
   bw__actor_ext *e = bw__ext_get(a);
   if (e == NULL)
     return false;
@@ -33,22 +33,30 @@ static bool pending_add(bw__actor *a, uint64_t ref, bw_timer_t timer) {
     e->reqs = p;
     e->capreqs = nc;
   }
-  e->reqs[e->nreqs++] = (bw__pending){.ref = ref, .timer = timer};
+  e->reqs[e->nreqs++] = (bw__pending){.ref = ref, .timer = timer, .to = to};
   return true;
 }
 
-static bool pending_take(bw__actor *a, uint64_t ref, bw_timer_t *timer) {
+static bool pending_take(bw__actor *a, uint64_t ref, bw__pending *out) {
   bw__actor_ext *e = a->ext;
   if (e == NULL)
     return false;
   for (uint32_t i = 0; i < e->nreqs; i++) {
     if (e->reqs[i].ref == ref) {
-      *timer = e->reqs[i].timer;
+      *out = e->reqs[i];
       e->reqs[i] = e->reqs[--e->nreqs];
       return true;
     }
   }
   return false;
+}
+
+/* The request is settled: stop its deadline and its monitor. */
+static void pending_done(bw__actor *a, const bw__pending *p, bool demonitor) {
+  if (p->timer)
+    bw__timer_cancel(a->rt, p->timer);
+  if (demonitor && bw__mon_out_remove(a, p->ref))
+    bw__send_sys(a->rt, p->to, a->pid, BW__K_DEMONITOR, p->ref, NULL);
 }
 
 static int arm_internal(bw__runtime *rt, bw_pid_t to, int kind, uint64_t ref, uint64_t ms,
@@ -98,7 +106,7 @@ int bw_request(bw_ctx_t *ctx, bw_pid_t to, uint32_t type, const void *data, size
   bw_timer_t timer = 0;
   if (timeout_ms > 0 && (rc = arm_internal(rt, a->pid, BW__K_REQTIMEOUT, r, timeout_ms, &timer)) != 0)
     return rc;
-  if (!pending_add(a, r, timer)) {
+  if (!pending_add(a, r, timer, to)) {
     if (timer)
       bw__timer_cancel(rt, timer);
     return BW_ENOMEM;
@@ -106,12 +114,17 @@ int bw_request(bw_ctx_t *ctx, bw_pid_t to, uint32_t type, const void *data, size
   bw__msg *m = request_msg(rt, to, a->pid, type, data, len, r);
   rc = m == NULL ? BW_ENOMEM : bw__deliver(rt, m, false);
   if (rc != 0) {
-    bw_timer_t t = 0;
-    pending_take(a, r, &t);
-    if (t)
-      bw__timer_cancel(rt, t);
+    bw__pending p;
+    if (pending_take(a, r, &p))
+      pending_done(a, &p, false);
     return rc;
   }
+  /* watch the target (after the request, so per-pair order puts a reply
+   * before the DOWN): if it exits with the request held, the DOWN becomes
+   * a BW_ENOPROC reply. If it is gone already, its exit path answers. */
+  if (bw__mon_out_add(a, r, to) &&
+      bw__send_sys(rt, to, a->pid, BW__K_MONITOR, r, NULL) != 0)
+    bw__mon_out_remove(a, r);
   if (ref != NULL)
     *ref = r;
   return 0;
@@ -167,17 +180,34 @@ int bw_reply_move(bw_ctx_t *ctx, const bw_msg_t *req, int status, uint32_t type,
 }
 
 int bw__request_on_reply(bw__actor *a, bw__msg *m) {
-  bw_timer_t t = 0;
-  if (!pending_take(a, m->pub.ref, &t))
+  bw__pending p;
+  if (!pending_take(a, m->pub.ref, &p))
     return 0;
-  if (t)
-    bw__timer_cancel(a->rt, t);
+  pending_done(a, &p, true);
   return 1;
 }
 
 int bw__request_on_timeout(bw__actor *a, bw__msg *m) {
-  bw_timer_t t = 0;
-  return pending_take(a, m->pub.ref, &t) ? 1 : 0;
+  bw__pending p;
+  if (!pending_take(a, m->pub.ref, &p))
+    return 0;
+  p.timer = 0; /* it fired */
+  pending_done(a, &p, true);
+  return 1;
+}
+
+int bw__request_on_down(bw__actor *a, bw__msg *m) {
+  bw__pending p;
+  if (!pending_take(a, m->pub.ref, &p))
+    return 0;
+  bw__mon_out_remove(a, p.ref);
+  pending_done(a, &p, false);
+  m->pub.type = 0;
+  m->pub.len = 0;
+  m->pub.data = NULL;
+  m->pub.status = BW_ENOPROC;
+  m->pub.flags = BW_MSGF_REPLY;
+  return 1;
 }
 
 void bw__request_on_exit(bw__actor *a) {
@@ -217,8 +247,9 @@ int bw_set_receive_timeout(bw_ctx_t *ctx, uint64_t ms) {
   return arm_internal(a->rt, a->pid, BW__K_RTIMEOUT, 0, ms, &e->rt_timer);
 }
 
-/* After a turn that handled messages: inactivity counts from now. The
- * armed timer is left alone; when it fires it re-arms for what is left. */
+/* A message other than the timeout itself arrived: inactivity counts from
+ * now, and the check is armed if it was not (it fires once per silence).
+ * An armed timer is left alone; when it fires it re-arms for what is left. */
 void bw__rtimeout_touch(bw__actor *a) {
   bw__actor_ext *e = a->ext;
   e->rt_last_ns = bw__now_ns(a->rt);
@@ -348,11 +379,14 @@ int bw_call(bw_runtime_t *rt, bw_pid_t to, uint32_t type, const void *data, size
     return rc;
   uint64_t ref = bw__new_ref(rt), mref = bw__new_ref(rt);
   bool monitored = bw__send_sys(rt, to, w->pid, BW__K_MONITOR, mref, NULL) == 0;
-  bw__msg *m = request_msg(rt, to, w->pid, type, data, len, ref);
-  rc = m == NULL ? BW_ENOMEM : bw__deliver(rt, m, false);
+  /* the deadline counts from before the send */
   bw_timer_t timer = 0;
-  if (rc == 0 && timeout_ms > 0)
+  if (timeout_ms > 0)
     rc = arm_internal(rt, w->pid, BW__K_REQTIMEOUT, ref, timeout_ms, &timer);
+  if (rc == 0) {
+    bw__msg *m = request_msg(rt, to, w->pid, type, data, len, ref);
+    rc = m == NULL ? BW_ENOMEM : bw__deliver(rt, m, false);
+  }
   bool done = rc != 0;
   while (!done) {
     bw__msg *r = waiter_next(w);

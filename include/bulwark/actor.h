@@ -137,8 +137,10 @@ int bw_set_receive_timeout(bw_ctx_t *ctx, uint64_t ms);
 int bw_exit(bw_runtime_t *rt, bw_pid_t pid, int kind, int code, const char *text);
 
 /*
- * Links the calling actor and pid: when either exits abnormally the other
- * gets an exit signal with the reason. Idempotent.
+ * Links the calling actor and pid: when either exits, the other gets an
+ * exit signal with its reason; one that does not trap exits then exits with
+ * that reason too, unless it is normal (so shutdown and crashes propagate,
+ * as in Erlang). Idempotent.
  * Returns 0; BW_ENOTACTOR; BW_EINVAL (self or NULL); BW_ENOPROC if pid is dead
  * (then, if the caller traps exits, it also gets BW_MSG_EXIT with reason
  * noproc).

@@ -3,7 +3,8 @@
  *
  * Ordering: messages from one sender to one receiver arrive in send order.
  * The sender is the calling actor (its pid is msg->from), or BW_PID_NONE
- * from a thread that is not running an actor.
+ * from a thread that is not running an actor; a bw_call request comes from
+ * a temporary pid that exists for the call, so the reply can reach it.
  */
 #ifndef BULWARK_MESSAGE_H
 #define BULWARK_MESSAGE_H
@@ -45,8 +46,10 @@ void *bw_msg_take(bw_ctx_t *ctx, const bw_msg_t *msg);
  * message with BW_MSGF_REPLY, msg->ref == *ref and msg->status the
  * replier's status; if none arrives within timeout_ms (0 = no deadline) a
  * BW_MSG_REQUEST_TIMEOUT with that ref arrives instead, and a reply after
- * that is a dead letter (late_reply). If the target is dead or exits before
- * answering, the reply has status BW_ENOPROC.
+ * that is a dead letter (late_reply). If the target is dead, or exits
+ * before answering (with the request queued, while handling it, or keeping
+ * it to answer later), the reply has status BW_ENOPROC: the request
+ * monitors its target until it is settled.
  * Returns 0, BW_ENOTACTOR, BW_ENOPROC, and bw_send's codes.
  */
 int bw_request(bw_ctx_t *ctx, bw_pid_t to, uint32_t type, const void *data,
