@@ -21,6 +21,7 @@ enum {
   BW__SUP_RESTART,        /* payload: id; reply: bw_pid_t */
   BW__SUP_DELETE,         /* payload: id */
   BW__SUP_TIMER,          /* self: a job's timer fired; ref = timer id */
+  BW__SUP_YIELD,          /* self: a J_YIELD job resumes; ref = its token */
 };
 
 /* Validates one child spec (not its subtree); used by start_child too. */

@@ -25,7 +25,7 @@
 
 #include "supervisor/sup_internal.h"
 
-enum { J_START, J_STOP, J_DELAY, J_EXIT, J_API };
+enum { J_START, J_STOP, J_DELAY, J_EXIT, J_API, J_YIELD };
 enum { MODE_INITIAL, MODE_RESTART, MODE_API };
 enum { STEP_DONE, STEP_WAIT, STEP_AGAIN };
 
@@ -53,7 +53,7 @@ typedef struct job {
   uint32_t npids, pos;
   bool built, signalled;
   int32_t target; /* state given to stopped children */
-  bw_timer_t timer; /* kill timer, or J_DELAY's timer */
+  bw_timer_t timer; /* kill timer, or J_DELAY's timer; J_YIELD's token */
   uint64_t delay_ms;
   bw_reason_t reason; /* J_EXIT: the supervisor's exit reason */
   /* reply when done */
@@ -80,6 +80,7 @@ typedef struct sup {
   uint32_t nignore, capignore;
   bool exiting;
   uint64_t rng;
+  uint64_t yield_seq;
 } sup_t;
 
 typedef struct sup_arg {
@@ -96,7 +97,7 @@ static void reason_set(bw_reason_t *r, int kind, int code, const char *text) {
   r->kind = kind;
   r->code = code;
   if (text != NULL)
-    snprintf(r->text, sizeof(r->text), "%s", text);
+    snprintf(r->text, sizeof(r->text), "%.*s", (int)sizeof(r->text) - 1, text);
 }
 
 static bool grow(void **p, uint32_t *cap, uint32_t n, size_t elem) {
@@ -182,7 +183,7 @@ static job_t *job_insert(sup_t *s, uint32_t pos, int kind) {
 static job_t *job_push(sup_t *s, int kind) { return job_insert(s, s->njobs, kind); }
 
 static void job_release(bw_ctx_t *ctx, job_t *j) {
-  if (j->timer != 0)
+  if (j->timer != 0 && j->kind != J_YIELD)
     bw_timer_cancel(rt_of(ctx), j->timer);
   j->timer = 0;
   free(j->pids);
@@ -398,12 +399,13 @@ static int start_failed(bw_ctx_t *ctx, sup_t *s, uint32_t i, int code, const bw_
     return STEP_AGAIN;
   }
   j->cur = i;
+  /* retry after the backoff, or at least after the messages already queued
+   * (as OTP's try_again_restart): never in a loop inside one handler, which
+   * would keep the supervisor from hearing, say, its parent's shutdown */
   uint64_t d = backoff_delay(ctx, s, c);
-  if (d > 0) {
-    job_t *dl = job_insert(s, 0, J_DELAY);
-    if (dl != NULL)
-      dl->delay_ms = d;
-  }
+  job_t *w = job_insert(s, 0, d > 0 ? J_DELAY : J_YIELD);
+  if (w != NULL)
+    w->delay_ms = d;
   return STEP_AGAIN;
 }
 
@@ -774,6 +776,14 @@ static void run_jobs(bw_ctx_t *ctx, sup_t *s) {
     case J_API:
       r = step_api(ctx, s, j);
       break;
+    case J_YIELD:
+      if (j->timer == 0) {
+        j->timer = ++s->yield_seq;
+        if (bw_send(rt_of(ctx), bw_self(ctx), BW__SUP_YIELD, &j->timer, sizeof(j->timer)) != 0)
+          j->timer = 0;
+      }
+      r = j->timer != 0 ? STEP_WAIT : STEP_DONE;
+      break;
     default:
       r = STEP_DONE;
     }
@@ -938,6 +948,11 @@ static int sup_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *m) {
     case BW_MSG_HUNG:
       if (m->len == sizeof(bw_hang_t))
         child_hung(ctx, s, m->data);
+      break;
+    case BW__SUP_YIELD:
+      if (s->njobs > 0 && s->jobs[0].kind == J_YIELD && m->len == sizeof(uint64_t) &&
+          *(const uint64_t *)m->data == s->jobs[0].timer)
+        job_pop(ctx, s);
       break;
     case BW__SUP_TIMER:
       if (s->njobs > 0 && s->jobs[0].timer == m->ref) {

@@ -401,6 +401,66 @@ static void test_intensity_escalates_from_depth_3(void **state) {
   bw_runtime_destroy(rt);
 }
 
+/* A child whose init fails while flaky_fail is set. */
+static int flaky_fail;
+
+static int flaky_init(bw_ctx_t *ctx, void *st, void *arg) {
+  if (__atomic_load_n(&flaky_fail, __ATOMIC_ACQUIRE)) {
+    log_add('!', arg);
+    return BW_EINVAL;
+  }
+  return w_init(ctx, st, arg);
+}
+
+static const bw_behaviour_t flaky = {.name = "flaky",
+                                     .state_size = sizeof(worker_t),
+                                     .init = flaky_init,
+                                     .handle = w_handle,
+                                     .terminate = w_term};
+
+/* Failed restarts count toward intensity and are retried: with intensity 3,
+ * the crash is restart 1, failed attempts are 2 and 3, the 4th escalates. */
+static void test_failed_restarts_count(void **state) {
+  (void)state;
+  bw_runtime_t *rt = rt_new();
+  static const bw_child_spec_t kids[] = {{.id = "f", .behaviour = &flaky, .arg = "f"}};
+  bw_sup_spec_t spec = {.strategy = BW_ONE_FOR_ONE, .intensity = 3, .children = kids,
+                        .nchildren = 1};
+  bw_pid_t sup;
+  __atomic_store_n(&flaky_fail, 0, __ATOMIC_RELEASE);
+  assert_int_equal(bw_supervisor_start(rt, &spec, &sup, NULL), 0);
+  assert_int_equal(bw_spawn(rt, &watcher, &sup, NULL, NULL), 0);
+  log_take(1);
+  __atomic_store_n(&flaky_fail, 1, __ATOMIC_RELEASE);
+  crash(rt, sup, "f");
+  /* the crash, then 3 failed attempts (restarts 1..3), then escalation */
+  assert_string_equal(log_take(5), "-f !f !f !f Down");
+  assert_int_equal(watched_reason.code, BW_ELIMIT);
+  __atomic_store_n(&flaky_fail, 0, __ATOMIC_RELEASE);
+  bw_runtime_destroy(rt);
+}
+
+/* While restarts keep failing, the supervisor still hears a stop. */
+static void test_stop_while_restarts_fail(void **state) {
+  (void)state;
+  bw_runtime_t *rt = rt_new();
+  static const bw_child_spec_t kids[] = {{.id = "f", .behaviour = &flaky, .arg = "f"},
+                                         KID("ok", BW_PERMANENT)};
+  /* intensity out of reach within the period: it would retry forever */
+  bw_sup_spec_t spec = {.strategy = BW_ONE_FOR_ONE, .intensity = 1000000, .period_ms = 1,
+                        .children = kids, .nchildren = 2};
+  bw_pid_t sup;
+  __atomic_store_n(&flaky_fail, 0, __ATOMIC_RELEASE);
+  assert_int_equal(bw_supervisor_start(rt, &spec, &sup, NULL), 0);
+  log_take(2);
+  __atomic_store_n(&flaky_fail, 1, __ATOMIC_RELEASE);
+  crash(rt, sup, "f");
+  assert_int_equal(bw_sup_stop(rt, sup), 0);
+  assert_false(bw_is_alive(rt, sup));
+  __atomic_store_n(&flaky_fail, 0, __ATOMIC_RELEASE);
+  bw_runtime_destroy(rt);
+}
+
 /* --- shutdown ----------------------------------------------------------------------- */
 
 typedef struct term_call {
@@ -888,6 +948,8 @@ int main(void) {
       cmocka_unit_test(test_temporary_not_restarted_by_group),
       cmocka_unit_test(test_restart_types_each_strategy),
       cmocka_unit_test(test_intensity_escalates_from_depth_3),
+      cmocka_unit_test(test_failed_restarts_count),
+      cmocka_unit_test(test_stop_while_restarts_fail),
       cmocka_unit_test(test_shutdown_timeout_kills),
       cmocka_unit_test(test_stop_whole_tree_deepest_first),
       cmocka_unit_test(test_runtime_stop_is_ordered),

@@ -1,0 +1,1209 @@
+/*
+ * bw-bench: the benchmark runner.
+ *
+ * The parent process never creates a runtime: it parses the command line,
+ * then runs each measured run in a child made with fork(), reads the run's
+ * figures back through a pipe, and reports. A child per run costs about a
+ * millisecond and buys three things: every run starts from the same small
+ * heap (idle_memory would otherwise measure pages an earlier run left
+ * resident), a crash or a hang in one run is reported as that benchmark's
+ * error instead of ending the whole suite, and a hung run can be killed
+ * (the watchdog). --no-fork runs in-process, for a debugger.
+ *
+ * Exit status: 0 all selected benchmarks passed; 1 one or more failed (or an
+ * output file could not be written); 2 bad command line, or a build whose
+ * figures would mislead (sanitizers, no optimisation) without --force.
+ */
+#include "runner.h"
+
+#include <errno.h>
+#include <fnmatch.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Set by bench/CMakeLists.txt; the fallbacks serve a build without CMake. */
+#ifndef BW_BENCH_BUILD_TYPE
+#define BW_BENCH_BUILD_TYPE ""
+#endif
+#ifndef BW_BENCH_SANITIZE
+#define BW_BENCH_SANITIZE ""
+#endif
+#ifndef BW_BENCH_LIB_OPTIMIZED
+#if defined(__OPTIMIZE__)
+#define BW_BENCH_LIB_OPTIMIZED 1
+#else
+#define BW_BENCH_LIB_OPTIMIZED 0
+#endif
+#endif
+
+/* A sanitizer the build flags did not announce still shows in the macros. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define BENCH_SANITIZER_SEEN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) ||   \
+    __has_feature(memory_sanitizer)
+#define BENCH_SANITIZER_SEEN 1
+#endif
+#endif
+#ifndef BENCH_SANITIZER_SEEN
+#define BENCH_SANITIZER_SEEN 0
+#endif
+
+#if defined(__clang__)
+#define BENCH_COMPILER __VERSION__
+#elif defined(__GNUC__)
+#define BENCH_COMPILER "gcc " __VERSION__
+#else
+#define BENCH_COMPILER "unknown"
+#endif
+
+#define EXIT_FAILED 1
+#define EXIT_USAGE 2
+
+/* Setup and teardown (spawning, bw_runtime_stop) are outside the bw_call
+ * watchdog; the parent allows them this much on top of it before it kills
+ * the child. */
+#define HARD_GRACE_MS 60000u
+
+static const bench_t *const benches[] = {
+    &bench_pingpong, &bench_ring,        &bench_fanin_1, &bench_fanin_4,
+    &bench_spawn,    &bench_idle_memory, &bench_idle_cpu,
+    &bench_restart_latency_p50, &bench_restart_latency_p99, &bench_restart_throughput,
+    &bench_rest_for_one_100,
+};
+#define NBENCH (sizeof benches / sizeof benches[0])
+
+static const char *prog = "bw-bench";
+
+/* ------------------------------------------------------------------------ */
+/* Helpers for benchmarks (runner.h)                                        */
+/* ------------------------------------------------------------------------ */
+
+uint64_t bench_param(const bench_run_t *r, const char *key)
+{
+  for (size_t i = 0; i < BENCH_MAX_PARAMS && r->bench->params[i].key; i++)
+    if (strcmp(r->bench->params[i].key, key) == 0)
+      return r->param[i];
+  fprintf(stderr, "%s: benchmark %s has no parameter '%s' (bug)\n", prog,
+          r->bench->name, key);
+  abort();
+}
+
+int bench_fail(bench_run_t *r, const char *fmt, ...)
+{
+  if (r->error[0] == '\0') {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->error, sizeof r->error, fmt, ap);
+    va_end(ap);
+  }
+  return -1;
+}
+
+uint64_t bench_now_ns(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int bench_runtime_create(bench_run_t *r, bw_runtime_t **out)
+{
+  bw_runtime_opts_t opts;
+  bw_runtime_opts_init(&opts);
+  opts.workers = r->workers;
+  opts.manual_clock = false; /* figures come from the real clock only */
+  int rc = bw_runtime_create(&opts, out);
+  if (rc != 0)
+    return bench_fail(r, "bw_runtime_create: %s", bw_strerror(rc));
+  return 0;
+}
+
+int bench_runtime_finish(bench_run_t *r, bw_runtime_t *rt,
+                         bw_runtime_stats_t *st)
+{
+  int ret = 0;
+  int rc = bw_runtime_stop(rt);
+  if (rc != 0)
+    ret = bench_fail(r, "bw_runtime_stop: %s", bw_strerror(rc));
+  if (st) {
+    memset(st, 0, sizeof *st);
+    rc = bw_runtime_stats(rt, st);
+    if (rc != 0)
+      ret = bench_fail(r, "bw_runtime_stats: %s", bw_strerror(rc));
+  }
+  bw_runtime_destroy(rt);
+  return ret;
+}
+
+int bench_waiter_arm(bench_waiter_t *w, const bw_msg_t *msg)
+{
+  if (!(msg->flags & BW_MSGF_REQUEST) || w->armed)
+    return BW_EINVAL;
+  /* The message is only valid during the handler; bw_reply needs its
+   * sender, ref and flags, which the copy keeps. The payload is not. */
+  w->req = *msg;
+  w->req.data = NULL;
+  w->req.len = 0;
+  w->armed = true;
+  w->answered = false;
+  w->t0_ns = bench_now_ns();
+  return 0;
+}
+
+static int waiter_answer(bench_waiter_t *w, bw_ctx_t *ctx, uint64_t t1_ns,
+                         const char *err)
+{
+  if (!w->armed || w->answered)
+    return 0;
+  bench_done_t d;
+  memset(&d, 0, sizeof d);
+  d.t0_ns = w->t0_ns;
+  d.t1_ns = t1_ns;
+  snprintf(d.error, sizeof d.error, "%s", err);
+  w->answered = true;
+  return bw_reply(ctx, &w->req, 0, BENCH_MSG_GO, &d, sizeof d);
+}
+
+int bench_waiter_ok(bench_waiter_t *w, bw_ctx_t *ctx, uint64_t t1_ns)
+{
+  return waiter_answer(w, ctx, t1_ns, "");
+}
+
+int bench_waiter_fail(bench_waiter_t *w, bw_ctx_t *ctx, const char *fmt, ...)
+{
+  char err[BENCH_DONE_ERR_MAX];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, sizeof err, fmt, ap);
+  va_end(ap);
+  if (err[0] == '\0')
+    snprintf(err, sizeof err, "failed");
+  return waiter_answer(w, ctx, bench_now_ns(), err);
+}
+
+int bench_go(bench_run_t *r, bw_runtime_t *rt, bw_pid_t coordinator,
+             const void *data, size_t len, bench_done_t *done)
+{
+  bw_reply_t rep;
+  memset(&rep, 0, sizeof rep);
+  int rc = bw_call(rt, coordinator, BENCH_MSG_GO, data, len, r->timeout_ms,
+                   &rep);
+  if (rc == BW_ETIMEDOUT)
+    return bench_fail(r,
+                      "no answer within %" PRIu64 " s (watchdog timeout; "
+                      "hung or far too slow)",
+                      r->timeout_ms / 1000);
+  if (rc != 0)
+    return bench_fail(r, "bw_call to the coordinator: %s (%s)",
+                      bw_err_name(rc), bw_strerror(rc));
+  r->calls++;
+  if (rep.len != sizeof *done)
+    return bench_fail(r, "the coordinator's answer has %u bytes, not %zu",
+                      (unsigned)rep.len, sizeof *done);
+  memcpy(done, rep.data, sizeof *done);
+  done->error[sizeof done->error - 1] = '\0';
+  if (done->error[0] != '\0')
+    return bench_fail(r, "%s", done->error);
+  return 0;
+}
+
+int bench_rate(bench_run_t *r, const bench_done_t *done, uint64_t work)
+{
+  if (done->t1_ns <= done->t0_ns)
+    return bench_fail(r, "measured span is not positive (t0 %" PRIu64
+                         ", t1 %" PRIu64 ")",
+                      done->t0_ns, done->t1_ns);
+  r->seconds = (double)(done->t1_ns - done->t0_ns) / 1e9;
+  r->work = work;
+  r->value = (double)work / r->seconds;
+  return 0;
+}
+
+int bench_check_stats(bench_run_t *r, const bw_runtime_stats_t *st,
+                      uint64_t handled, uint64_t spawned)
+{
+  if (st->handled != handled + r->calls)
+    return bench_fail(r, "runtime counted %" PRIu64 " handled messages, the "
+                         "actors counted %" PRIu64 " (+%u bw_call replies)",
+                      st->handled, handled, r->calls);
+  if (st->sent != st->handled + st->dead_letters)
+    return bench_fail(r, "runtime counters disagree: sent %" PRIu64
+                         " != handled %" PRIu64 " + dead letters %" PRIu64,
+                      st->sent, st->handled, st->dead_letters);
+  if (st->dead_letters != 0)
+    return bench_fail(r, "%" PRIu64 " dead letters (noproc %" PRIu64
+                         ", full %" PRIu64 ", shutdown %" PRIu64
+                         ", exited %" PRIu64 ", late_reply %" PRIu64 ")",
+                      st->dead_letters, st->dead_by_reason[BW_DL_NOPROC],
+                      st->dead_by_reason[BW_DL_FULL],
+                      st->dead_by_reason[BW_DL_SHUTDOWN],
+                      st->dead_by_reason[BW_DL_EXITED],
+                      st->dead_by_reason[BW_DL_LATE_REPLY]);
+  if (st->crashed != 0)
+    return bench_fail(r, "%" PRIu64 " actors crashed", st->crashed);
+  if (st->spawned != spawned)
+    return bench_fail(r,
+                      "runtime counted %" PRIu64 " spawns, expected %" PRIu64,
+                      st->spawned, spawned);
+  if (st->exited != spawned || st->live != 0)
+    return bench_fail(r, "after stop: %" PRIu64 " exited, %" PRIu64
+                         " live, of %" PRIu64 " spawned",
+                      st->exited, st->live, spawned);
+  return 0;
+}
+
+uint64_t bench_rss_bytes(void)
+{
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (!f)
+    return 0;
+  unsigned long size = 0, resident = 0;
+  int n = fscanf(f, "%lu %lu", &size, &resident);
+  fclose(f);
+  if (n != 2)
+    return 0;
+  return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+void bench_sleep_ms(uint64_t ms)
+{
+  struct timespec until;
+  clock_gettime(CLOCK_MONOTONIC, &until);
+  until.tv_sec += (time_t)(ms / 1000);
+  until.tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) == EINTR)
+    ;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Command line                                                             */
+/* ------------------------------------------------------------------------ */
+
+typedef struct override {
+  const char *arg;   /* as given, for messages */
+  char scope[64];    /* benchmark name, or "" for every selected one */
+  char key[64];
+  uint64_t value;
+  bool used;
+} override_t;
+
+typedef struct options {
+  unsigned runs;
+  bool quick;
+  bool force;
+  bool no_fork;
+  unsigned workers;
+  uint64_t timeout_ms;
+  const char *json_path;
+  const char *csv_path;
+  override_t *ov;
+  size_t nov;
+  bool selected[NBENCH];
+} options_t;
+
+static void usage(FILE *f)
+{
+  fprintf(f,
+"usage: %s [options] [NAME|GLOB ...]\n"
+"\n"
+"Runs bulwark's benchmarks (all of them, or those whose names match one of\n"
+"the shell-style globs) and reports the median of several runs, each in a\n"
+"fresh runtime, with the machine they ran on.\n"
+"\n"
+"options:\n"
+"  --list               list the (selected) benchmarks, their parameters\n"
+"                       and units\n"
+"  --runs N             measured runs per benchmark (default 5; median kept)\n"
+"  --quick              small sizes: the whole suite in well under a minute\n"
+"  --param KEY=VALUE    override a parameter of every selected benchmark\n"
+"                       that has it; NAME.KEY=VALUE for one benchmark.\n"
+"                       VALUE is an integer, with an optional k, M or G\n"
+"                       (x1000) suffix. Repeatable.\n"
+"  --workers N          runtime worker threads (default 0 = online CPUs)\n"
+"  --timeout SEC        watchdog per run (default 120); a run that takes\n"
+"                       longer is reported as an error\n"
+"  --json FILE          write the results as JSON\n"
+"  --csv FILE           write every run's raw figures as CSV\n"
+"  --force              report figures even from a sanitizer or unoptimised\n"
+"                       build (they are marked as such)\n"
+"  --no-fork            run in this process instead of a child per run\n"
+"                       (for debuggers; no crash isolation)\n"
+"  -h, --help           this help\n"
+"\n"
+"exit status: 0 all passed; 1 a benchmark failed; 2 bad usage or a refused\n"
+"build\n",
+          prog);
+}
+
+#if defined(__GNUC__)
+__attribute__((noreturn, format(printf, 1, 2)))
+#endif
+static void die_usage(const char *fmt, ...)
+{
+  va_list ap;
+  fprintf(stderr, "%s: ", prog);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "\n(try '%s --help')\n", prog);
+  exit(EXIT_USAGE);
+}
+
+/* Parses a non-negative integer with an optional k/M/G (x1000) suffix.
+ * Returns 0, or -1 on anything else, including overflow. */
+static int parse_u64(const char *s, uint64_t *out)
+{
+  if (*s < '0' || *s > '9')
+    return -1;
+  uint64_t v = 0;
+  for (; *s >= '0' && *s <= '9'; s++) {
+    unsigned d = (unsigned)(*s - '0');
+    if (v > (UINT64_MAX - d) / 10)
+      return -1;
+    v = v * 10 + d;
+  }
+  uint64_t mul = 1;
+  switch (*s) {
+  case '\0': break;
+  case 'k': case 'K': mul = 1000u; s++; break;
+  case 'm': case 'M': mul = 1000000u; s++; break;
+  case 'g': case 'G': mul = 1000000000u; s++; break;
+  default: return -1;
+  }
+  if (*s != '\0' || (v != 0 && v > UINT64_MAX / mul))
+    return -1;
+  *out = v * mul;
+  return 0;
+}
+
+static unsigned parse_count(const char *opt, const char *s, unsigned lo,
+                            unsigned hi)
+{
+  uint64_t v;
+  if (parse_u64(s, &v) != 0 || v < lo || v > hi)
+    die_usage("%s: '%s' is not an integer from %u to %u", opt, s, lo, hi);
+  return (unsigned)v;
+}
+
+static void parse_override(options_t *o, const char *arg)
+{
+  const char *eq = strchr(arg, '=');
+  if (!eq || eq == arg || eq[1] == '\0')
+    die_usage("--param '%s': expected KEY=VALUE or NAME.KEY=VALUE", arg);
+  override_t ov;
+  memset(&ov, 0, sizeof ov);
+  ov.arg = arg;
+  const char *key = arg;
+  const char *dot = memchr(arg, '.', (size_t)(eq - arg));
+  if (dot) {
+    if (dot == arg || (size_t)(dot - arg) >= sizeof ov.scope)
+      die_usage("--param '%s': bad benchmark name", arg);
+    memcpy(ov.scope, arg, (size_t)(dot - arg));
+    key = dot + 1;
+  }
+  if (key == eq || (size_t)(eq - key) >= sizeof ov.key)
+    die_usage("--param '%s': bad parameter name", arg);
+  memcpy(ov.key, key, (size_t)(eq - key));
+  if (parse_u64(eq + 1, &ov.value) != 0)
+    die_usage("--param '%s': '%s' is not a non-negative integer "
+              "(k, M, G suffixes allowed)",
+              arg, eq + 1);
+  override_t *grown = realloc(o->ov, (o->nov + 1) * sizeof *o->ov);
+  if (!grown) {
+    fprintf(stderr, "%s: out of memory\n", prog);
+    exit(EXIT_FAILED);
+  }
+  o->ov = grown;
+  o->ov[o->nov++] = ov;
+}
+
+static int bench_index(const char *name)
+{
+  for (size_t i = 0; i < NBENCH; i++)
+    if (strcmp(benches[i]->name, name) == 0)
+      return (int)i;
+  return -1;
+}
+
+static void parse_args(options_t *o, int argc, char **argv, bool *list)
+{
+  enum { O_LIST = 256, O_RUNS, O_QUICK, O_PARAM, O_WORKERS, O_TIMEOUT,
+         O_JSON, O_CSV, O_FORCE, O_NOFORK };
+  static const struct option longopts[] = {
+      {"list", no_argument, NULL, O_LIST},
+      {"runs", required_argument, NULL, O_RUNS},
+      {"quick", no_argument, NULL, O_QUICK},
+      {"param", required_argument, NULL, O_PARAM},
+      {"workers", required_argument, NULL, O_WORKERS},
+      {"timeout", required_argument, NULL, O_TIMEOUT},
+      {"json", required_argument, NULL, O_JSON},
+      {"csv", required_argument, NULL, O_CSV},
+      {"force", no_argument, NULL, O_FORCE},
+      {"no-fork", no_argument, NULL, O_NOFORK},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0},
+  };
+
+  opterr = 0;
+  int c;
+  while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+    switch (c) {
+    case O_LIST: *list = true; break;
+    case O_RUNS: o->runs = parse_count("--runs", optarg, 1, 1000); break;
+    case O_QUICK: o->quick = true; break;
+    case O_PARAM: parse_override(o, optarg); break;
+    case O_WORKERS:
+      o->workers = parse_count("--workers", optarg, 0, 256);
+      break;
+    case O_TIMEOUT:
+      o->timeout_ms = 1000u * parse_count("--timeout", optarg, 1, 86400);
+      break;
+    case O_JSON: o->json_path = optarg; break;
+    case O_CSV: o->csv_path = optarg; break;
+    case O_FORCE: o->force = true; break;
+    case O_NOFORK: o->no_fork = true; break;
+    case 'h': usage(stdout); exit(0);
+    case ':': die_usage("option '%s' needs a value", argv[optind - 1]);
+    default: die_usage("unknown option '%s'", argv[optind - 1]);
+    }
+  }
+
+  bool any = false;
+  for (int i = optind; i < argc; i++) {
+    bool matched = false;
+    for (size_t b = 0; b < NBENCH; b++) {
+      if (fnmatch(argv[i], benches[b]->name, 0) == 0) {
+        o->selected[b] = true;
+        matched = true;
+      }
+    }
+    if (!matched)
+      die_usage("no benchmark matches '%s' (see --list)", argv[i]);
+    any = true;
+  }
+  if (!any)
+    for (size_t b = 0; b < NBENCH; b++)
+      o->selected[b] = true;
+}
+
+/* Resolves the parameters of benchmark b: defaults, --quick, overrides. */
+static void resolve_params(options_t *o, size_t b, uint64_t *param)
+{
+  const bench_t *bench = benches[b];
+  for (size_t i = 0; i < BENCH_MAX_PARAMS && bench->params[i].key; i++) {
+    const bench_param_t *p = &bench->params[i];
+    param[i] = o->quick ? p->quick : p->def;
+    for (size_t k = 0; k < o->nov; k++) {
+      override_t *ov = &o->ov[k];
+      if (strcmp(ov->key, p->key) != 0)
+        continue;
+      if (ov->scope[0] && strcmp(ov->scope, bench->name) != 0)
+        continue;
+      if (ov->value < p->min || ov->value > p->max)
+        die_usage("--param %s: %s needs %s from %" PRIu64 " to %" PRIu64,
+                  ov->arg, bench->name, p->key, p->min, p->max);
+      param[i] = ov->value;
+      ov->used = true;
+    }
+  }
+}
+
+static void check_overrides(const options_t *o)
+{
+  for (size_t k = 0; k < o->nov; k++) {
+    const override_t *ov = &o->ov[k];
+    if (ov->used)
+      continue;
+    if (ov->scope[0]) {
+      int b = bench_index(ov->scope);
+      if (b < 0)
+        die_usage("--param %s: there is no benchmark '%s' (see --list)",
+                  ov->arg, ov->scope);
+      if (!o->selected[b])
+        die_usage("--param %s: benchmark %s is not selected", ov->arg,
+                  ov->scope);
+      die_usage("--param %s: %s has no parameter '%s' (see --list)", ov->arg,
+                ov->scope, ov->key);
+    }
+    die_usage("--param %s: no selected benchmark has a parameter '%s' "
+              "(see --list)",
+              ov->arg, ov->key);
+  }
+}
+
+static void format_params(const bench_t *b, const uint64_t *param, char *buf,
+                          size_t cap)
+{
+  size_t n = 0;
+  buf[0] = '\0';
+  for (size_t i = 0; i < BENCH_MAX_PARAMS && b->params[i].key; i++) {
+    int w = snprintf(buf + n, cap - n, "%s%s=%" PRIu64, i ? " " : "",
+                     b->params[i].key, param[i]);
+    if (w < 0 || (size_t)w >= cap - n)
+      break;
+    n += (size_t)w;
+  }
+}
+
+static void list_benches(const options_t *o)
+{
+  for (size_t b = 0; b < NBENCH; b++) {
+    const bench_t *bench = benches[b];
+    if (!o->selected[b])
+      continue;
+    printf("%-12s %s\n", bench->name, bench->summary);
+    printf("%-12s unit: %s (%s is better)\n", "", bench->unit,
+           bench->higher_is_better ? "higher" : "lower");
+    for (size_t i = 0; i < BENCH_MAX_PARAMS && bench->params[i].key; i++) {
+      const bench_param_t *p = &bench->params[i];
+      printf("%-12s %s=%" PRIu64 " (--quick %" PRIu64 ")  %s\n", "", p->key,
+             p->def, p->quick, p->doc);
+    }
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+/* The machine                                                              */
+/* ------------------------------------------------------------------------ */
+
+typedef struct machine {
+  char cpu[160];
+  long cores;
+  char kernel[200];
+  char build_type[64];
+  char sanitize[64];
+  char date[32];
+} machine_t;
+
+static void trim(char *s)
+{
+  size_t n = strlen(s);
+  while (n && (s[n - 1] == '\n' || s[n - 1] == ' ' || s[n - 1] == '\t'))
+    s[--n] = '\0';
+  size_t lead = strspn(s, " \t");
+  memmove(s, s + lead, n - lead + 1);
+}
+
+static void cpu_model(char *out, size_t cap)
+{
+  /* x86 says "model name"; some ARM kernels only say "Hardware" or
+   * "Processor". */
+  static const char *const keys[] = {"model name", "Processor", "Hardware",
+                                     "cpu model"};
+  snprintf(out, cap, "unknown");
+  FILE *f = fopen("/proc/cpuinfo", "r");
+  if (!f)
+    return;
+  char line[512];
+  int best = (int)(sizeof keys / sizeof keys[0]);
+  while (fgets(line, sizeof line, f)) {
+    char *colon = strchr(line, ':');
+    if (!colon)
+      continue;
+    *colon = '\0';
+    trim(line);
+    for (int k = 0; k < best; k++) {
+      if (strcmp(line, keys[k]) == 0) {
+        char *val = colon + 1;
+        trim(val);
+        if (*val) {
+          snprintf(out, cap, "%s", val);
+          best = k;
+        }
+        break;
+      }
+    }
+    if (best == 0)
+      break;
+  }
+  fclose(f);
+}
+
+static void machine_probe(machine_t *m, time_t start)
+{
+  memset(m, 0, sizeof *m);
+  cpu_model(m->cpu, sizeof m->cpu);
+  m->cores = sysconf(_SC_NPROCESSORS_ONLN);
+  struct utsname u;
+  if (uname(&u) == 0)
+    snprintf(m->kernel, sizeof m->kernel, "%s %s %s", u.sysname, u.release,
+             u.machine);
+  else
+    snprintf(m->kernel, sizeof m->kernel, "unknown");
+  snprintf(m->build_type, sizeof m->build_type, "%s",
+           BW_BENCH_BUILD_TYPE[0] ? BW_BENCH_BUILD_TYPE : "(none)");
+  snprintf(m->sanitize, sizeof m->sanitize, "%s",
+           BW_BENCH_SANITIZE[0] ? BW_BENCH_SANITIZE
+           : BENCH_SANITIZER_SEEN ? "yes"
+                                  : "");
+  struct tm tm;
+  gmtime_r(&start, &tm);
+  strftime(m->date, sizeof m->date, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Figures from a sanitizer build or an unoptimised library say nothing
+ * about the runtime's speed; refuse them unless asked. Returns a reason,
+ * or NULL if the build is fit to measure. */
+static const char *build_unfit(void)
+{
+  if (BW_BENCH_SANITIZE[0])
+    return "this is a sanitizer build (BW_SANITIZE=" BW_BENCH_SANITIZE ")";
+  if (BENCH_SANITIZER_SEEN)
+    return "this build has a sanitizer compiled in";
+  if (strcasecmp(BW_BENCH_BUILD_TYPE, "Debug") == 0)
+    return "this is a Debug build";
+  if (!BW_BENCH_LIB_OPTIMIZED)
+    return "the library is built without optimisation (build type '"
+           BW_BENCH_BUILD_TYPE "' and no -O in the C flags)";
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Running                                                                  */
+/* ------------------------------------------------------------------------ */
+
+typedef struct result {
+  const bench_t *bench;
+  uint64_t param[BENCH_MAX_PARAMS];
+  char params[256];
+  unsigned done;   /* runs completed */
+  double *value;   /* [runs] */
+  double *seconds; /* [runs] */
+  uint64_t *work;  /* [runs] */
+  bool failed;
+  unsigned failed_run; /* 1-based */
+  char error[BENCH_ERR_MAX];
+  double median, min, max;
+} result_t;
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+  const char *p = buf;
+  while (len) {
+    ssize_t w = write(fd, p, len);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0)
+      return -1;
+    p += w;
+    len -= (size_t)w;
+  }
+  return 0;
+}
+
+/* What a child sends back: the filled run, and run's return code. */
+typedef struct child_report {
+  int rc;
+  bench_run_t run;
+} child_report_t;
+
+static void run_in_child(bench_run_t *r, uint64_t hard_ms)
+{
+  int fds[2];
+  if (pipe(fds) != 0) {
+    bench_fail(r, "pipe: %s", strerror(errno));
+    return;
+  }
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    bench_fail(r, "fork: %s", strerror(errno));
+    return;
+  }
+  if (pid == 0) {
+    close(fds[0]);
+    child_report_t rep;
+    memset(&rep, 0, sizeof rep);
+    rep.run = *r;
+    rep.rc = r->bench->run(&rep.run);
+    fflush(NULL); /* whatever the run printed; _exit does not flush */
+    _exit(write_all(fds[1], &rep, sizeof rep) == 0 ? 0 : 3);
+  }
+  close(fds[1]);
+
+  child_report_t rep;
+  size_t got = 0;
+  bool timed_out = false;
+  uint64_t deadline = bench_now_ns() + hard_ms * 1000000u;
+  for (;;) {
+    uint64_t now = bench_now_ns();
+    if (now >= deadline) {
+      timed_out = true;
+      break;
+    }
+    struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+    uint64_t left_ms = (deadline - now) / 1000000u + 1;
+    int pr = poll(&pfd, 1, left_ms > 60000 ? 60000 : (int)left_ms);
+    if (pr < 0 && errno == EINTR)
+      continue;
+    if (pr < 0)
+      break;
+    if (pr == 0)
+      continue;
+    ssize_t n = read(fds[0], (char *)&rep + got, sizeof rep - got);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    got += (size_t)n;
+    if (got == sizeof rep)
+      break;
+  }
+  close(fds[0]);
+  if (timed_out)
+    kill(pid, SIGKILL);
+
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    ;
+
+  if (timed_out) {
+    bench_fail(r, "hung: no result after %" PRIu64 " s, run killed",
+               hard_ms / 1000);
+    return;
+  }
+  if (got == sizeof rep) {
+    r->value = rep.run.value;
+    r->seconds = rep.run.seconds;
+    r->work = rep.run.work;
+    memcpy(r->error, rep.run.error, sizeof r->error);
+    r->error[sizeof r->error - 1] = '\0';
+    if (rep.rc != 0 && r->error[0] == '\0')
+      bench_fail(r, "failed without saying why");
+    return;
+  }
+  if (WIFSIGNALED(status))
+    bench_fail(r, "crashed: killed by signal %d (%s)", WTERMSIG(status),
+               strsignal(WTERMSIG(status)));
+  else if (WIFEXITED(status))
+    bench_fail(r, "the run exited with status %d before reporting",
+               WEXITSTATUS(status));
+  else
+    bench_fail(r, "the run ended before reporting");
+}
+
+static void run_one(const options_t *o, bench_run_t *r)
+{
+  if (o->no_fork) {
+    if (r->bench->run(r) != 0 && r->error[0] == '\0')
+      bench_fail(r, "failed without saying why");
+    return;
+  }
+  uint64_t wait = r->bench->wait_ms ? r->bench->wait_ms(r) : 0;
+  run_in_child(r, o->timeout_ms + HARD_GRACE_MS + wait);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static void summarise(result_t *res)
+{
+  unsigned n = res->done;
+  double *v = malloc(n * sizeof *v);
+  if (!v) {
+    fprintf(stderr, "%s: out of memory\n", prog);
+    exit(EXIT_FAILED);
+  }
+  memcpy(v, res->value, n * sizeof *v);
+  qsort(v, n, sizeof *v, cmp_double);
+  res->min = v[0];
+  res->max = v[n - 1];
+  res->median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  free(v);
+}
+
+/* Human figures for the table and progress: 3-4 significant digits. */
+static const char *human(double v, char *buf, size_t cap)
+{
+  double a = v < 0 ? -v : v;
+  if (a >= 1e9)
+    snprintf(buf, cap, "%.2fG", v / 1e9);
+  else if (a >= 1e6)
+    snprintf(buf, cap, "%.2fM", v / 1e6);
+  else if (a >= 1e4)
+    snprintf(buf, cap, "%.1fk", v / 1e3);
+  else if (a >= 100)
+    snprintf(buf, cap, "%.1f", v);
+  else if (a >= 1)
+    snprintf(buf, cap, "%.2f", v);
+  else
+    snprintf(buf, cap, "%.3f", v);
+  return buf;
+}
+
+static bool tty_progress;
+
+static void progress_run(size_t idx, size_t total, const result_t *res,
+                         unsigned run, unsigned runs)
+{
+  if (!tty_progress)
+    return;
+  char last[64] = "";
+  if (res->done) {
+    char h[24];
+    snprintf(last, sizeof last, "  last %s %s",
+             human(res->value[res->done - 1], h, sizeof h), res->bench->unit);
+  }
+  fprintf(stderr, "\r\033[K[%zu/%zu] %s %s  run %u/%u%s", idx, total,
+          res->bench->name, res->params, run, runs, last);
+  fflush(stderr);
+}
+
+static void progress_done(size_t idx, size_t total, const result_t *res)
+{
+  char a[24], b[24], c[24];
+  if (tty_progress)
+    fprintf(stderr, "\r\033[K");
+  if (res->failed)
+    fprintf(stderr, "[%zu/%zu] %s %s: FAILED (run %u): %s\n", idx, total,
+            res->bench->name, res->params, res->failed_run, res->error);
+  else
+    fprintf(stderr, "[%zu/%zu] %s %s: %s %s (median of %u; min %s, max %s)\n",
+            idx, total, res->bench->name, res->params,
+            human(res->median, a, sizeof a), res->bench->unit, res->done,
+            human(res->min, b, sizeof b), human(res->max, c, sizeof c));
+  fflush(stderr);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reports                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static void print_table(FILE *f, const result_t *res, size_t n,
+                        const machine_t *m, const options_t *o,
+                        unsigned workers)
+{
+  int wn = (int)strlen("benchmark"), wp = (int)strlen("parameters");
+  int wu = (int)strlen("unit");
+  for (size_t i = 0; i < n; i++) {
+    int l = (int)strlen(res[i].bench->name);
+    if (l > wn) wn = l;
+    l = (int)strlen(res[i].params);
+    if (l > wp) wp = l;
+    l = (int)strlen(res[i].bench->unit);
+    if (l > wu) wu = l;
+  }
+  fprintf(f, "\n%-*s  %-*s  %9s  %9s  %9s  %s\n", wn, "benchmark", wp,
+          "parameters", "median", "min", "max", "unit");
+  for (size_t i = 0; i < n; i++) {
+    const result_t *r = &res[i];
+    if (r->failed) {
+      fprintf(f, "%-*s  %-*s  FAILED: %s\n", wn, r->bench->name, wp,
+              r->params, r->error);
+      continue;
+    }
+    char a[24], b[24], c[24];
+    fprintf(f, "%-*s  %-*s  %9s  %9s  %9s  %s%s\n", wn, r->bench->name, wp,
+            r->params, human(r->median, a, sizeof a),
+            human(r->min, b, sizeof b), human(r->max, c, sizeof c),
+            r->bench->unit,
+            r->bench->higher_is_better ? "" : " (lower is better)");
+  }
+  fprintf(f, "\nmachine: %s, %ld cores, %s, %s, build %s%s%s\n", m->cpu,
+          m->cores, m->kernel, BENCH_COMPILER, m->build_type,
+          m->sanitize[0] ? ", sanitize=" : "", m->sanitize);
+  fprintf(f, "runs: %u per benchmark (median), workers: %u, %s%s\n", o->runs,
+          workers, m->date, o->quick ? ", --quick sizes" : "");
+  const char *unfit = build_unfit();
+  if (unfit)
+    fprintf(f, "WARNING: %s: these figures do not describe a release build "
+               "(--force)\n",
+            unfit);
+}
+
+static void json_str(FILE *f, const char *s)
+{
+  fputc('"', f);
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    switch (*p) {
+    case '"': fputs("\\\"", f); break;
+    case '\\': fputs("\\\\", f); break;
+    case '\n': fputs("\\n", f); break;
+    case '\r': fputs("\\r", f); break;
+    case '\t': fputs("\\t", f); break;
+    case '\b': fputs("\\b", f); break;
+    case '\f': fputs("\\f", f); break;
+    default:
+      if (*p < 0x20 || *p == 0x7f)
+        fprintf(f, "\\u%04x", *p);
+      else
+        fputc(*p, f);
+    }
+  }
+  fputc('"', f);
+}
+
+static void json_num(FILE *f, double v)
+{
+  /* Fixed notation: every figure here is a finite, positive-or-zero rate,
+   * size or percentage. */
+  fprintf(f, "%.3f", v);
+}
+
+static int write_json(FILE *f, const result_t *res, size_t n,
+                      const machine_t *m, const options_t *o,
+                      unsigned workers)
+{
+  fputs("{\n  \"machine\": {\"cpu\": ", f);
+  json_str(f, m->cpu);
+  fprintf(f, ", \"cores\": %ld, \"kernel\": ", m->cores);
+  json_str(f, m->kernel);
+  fputs(", \"compiler\": ", f);
+  json_str(f, BENCH_COMPILER);
+  fputs(", \"build_type\": ", f);
+  json_str(f, BW_BENCH_BUILD_TYPE);
+  fputs(", \"sanitize\": ", f);
+  json_str(f, m->sanitize);
+  fputs(", \"date\": ", f);
+  json_str(f, m->date);
+  fprintf(f,
+          "},\n  \"config\": {\"bulwark\": \"%d.%d.%d\", \"runs\": %u, "
+          "\"workers\": %u, \"quick\": %s, \"forced\": %s},\n",
+          BW_VERSION_MAJOR, BW_VERSION_MINOR, BW_VERSION_PATCH, o->runs,
+          workers, o->quick ? "true" : "false",
+          (o->force && build_unfit()) ? "true" : "false");
+  fputs("  \"results\": [", f);
+  for (size_t i = 0; i < n; i++) {
+    const result_t *r = &res[i];
+    fputs(i ? ",\n    {\"name\": " : "\n    {\"name\": ", f);
+    json_str(f, r->bench->name);
+    fputs(", \"params\": {", f);
+    for (size_t k = 0; k < BENCH_MAX_PARAMS && r->bench->params[k].key; k++) {
+      if (k)
+        fputs(", ", f);
+      json_str(f, r->bench->params[k].key);
+      fprintf(f, ": %" PRIu64, r->param[k]);
+    }
+    fputs("}, \"unit\": ", f);
+    json_str(f, r->bench->unit);
+    fprintf(f, ", \"higher_is_better\": %s",
+            r->bench->higher_is_better ? "true" : "false");
+    if (r->failed) {
+      fputs(", \"error\": ", f);
+      json_str(f, r->error);
+      fputs(", \"median\": null, \"min\": null, \"max\": null, \"runs\": []}",
+            f);
+      continue;
+    }
+    fputs(", \"median\": ", f);
+    json_num(f, r->median);
+    fputs(", \"min\": ", f);
+    json_num(f, r->min);
+    fputs(", \"max\": ", f);
+    json_num(f, r->max);
+    fputs(", \"runs\": [", f);
+    for (unsigned k = 0; k < r->done; k++) {
+      if (k)
+        fputs(", ", f);
+      json_num(f, r->value[k]);
+    }
+    fputs("]}", f);
+  }
+  fputs("\n  ]\n}\n", f);
+  return ferror(f) ? -1 : 0;
+}
+
+static void csv_field(FILE *f, const char *s)
+{
+  if (strpbrk(s, ",\"\n\r") == NULL) {
+    fputs(s, f);
+    return;
+  }
+  fputc('"', f);
+  for (; *s; s++) {
+    if (*s == '"')
+      fputc('"', f);
+    fputc(*s, f);
+  }
+  fputc('"', f);
+}
+
+static int write_csv(FILE *f, const result_t *res, size_t n)
+{
+  fputs("benchmark,params,run,value,unit,seconds,work,error\n", f);
+  for (size_t i = 0; i < n; i++) {
+    const result_t *r = &res[i];
+    for (unsigned k = 0; k < r->done; k++) {
+      csv_field(f, r->bench->name);
+      fputc(',', f);
+      csv_field(f, r->params);
+      fprintf(f, ",%u,%.3f,", k + 1, r->value[k]);
+      csv_field(f, r->bench->unit);
+      fprintf(f, ",%.6f,%" PRIu64 ",\n", r->seconds[k], r->work[k]);
+    }
+    if (r->failed) {
+      csv_field(f, r->bench->name);
+      fputc(',', f);
+      csv_field(f, r->params);
+      fprintf(f, ",%u,,", r->failed_run);
+      csv_field(f, r->bench->unit);
+      fputs(",,,", f);
+      csv_field(f, r->error);
+      fputc('\n', f);
+    }
+  }
+  return ferror(f) ? -1 : 0;
+}
+
+static FILE *open_output(const char *path, const char *what)
+{
+  FILE *f = fopen(path, "w");
+  if (!f) {
+    fprintf(stderr, "%s: cannot write the %s file '%s': %s\n", prog, what,
+            path, strerror(errno));
+    exit(EXIT_USAGE);
+  }
+  return f;
+}
+
+static int close_output(FILE *f, const char *path, int wrote)
+{
+  if (fclose(f) != 0 || wrote != 0) {
+    fprintf(stderr, "%s: writing '%s' failed: %s\n", prog, path,
+            strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
+static void free_results(result_t *res, size_t n, options_t *o)
+{
+  for (size_t i = 0; i < n; i++) {
+    free(res[i].value);
+    free(res[i].seconds);
+    free(res[i].work);
+  }
+  free(res);
+  free(o->ov);
+  o->ov = NULL;
+}
+
+int main(int argc, char **argv)
+{
+  options_t o;
+  memset(&o, 0, sizeof o);
+  o.runs = 5;
+  o.timeout_ms = 120000;
+  bool list = false;
+  parse_args(&o, argc, argv, &list);
+
+  if (list) {
+    list_benches(&o);
+    free(o.ov);
+    return 0;
+  }
+
+  size_t nsel = 0;
+  result_t *res = calloc(NBENCH, sizeof *res);
+  if (!res) {
+    fprintf(stderr, "%s: out of memory\n", prog);
+    return EXIT_FAILED;
+  }
+  for (size_t b = 0; b < NBENCH; b++) {
+    if (!o.selected[b])
+      continue;
+    result_t *r = &res[nsel++];
+    r->bench = benches[b];
+    resolve_params(&o, b, r->param);
+    format_params(r->bench, r->param, r->params, sizeof r->params);
+    r->value = calloc(o.runs, sizeof *r->value);
+    r->seconds = calloc(o.runs, sizeof *r->seconds);
+    r->work = calloc(o.runs, sizeof *r->work);
+    if (!r->value || !r->seconds || !r->work) {
+      fprintf(stderr, "%s: out of memory\n", prog);
+      return EXIT_FAILED;
+    }
+  }
+  check_overrides(&o);
+
+  const char *unfit = build_unfit();
+  if (unfit && !o.force) {
+    fprintf(stderr,
+            "%s: refusing to report figures: %s.\n"
+            "Benchmark an optimised build without sanitizers, e.g.\n"
+            "  cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release "
+            "-DBW_SANITIZE=\n"
+            "or pass --force to run anyway (the report is then marked).\n",
+            prog, unfit);
+    free_results(res, nsel, &o);
+    return EXIT_USAGE;
+  }
+
+  /* Open the outputs now: a bad path should fail before minutes of runs. */
+  FILE *json = o.json_path ? open_output(o.json_path, "JSON") : NULL;
+  FILE *csv = o.csv_path ? open_output(o.csv_path, "CSV") : NULL;
+
+  machine_t m;
+  machine_probe(&m, time(NULL));
+  unsigned workers =
+      o.workers ? o.workers : (unsigned)(m.cores > 0 ? m.cores : 1);
+  tty_progress = isatty(STDERR_FILENO);
+  if (unfit)
+    fprintf(stderr, "%s: WARNING: %s; running anyway (--force)\n", prog,
+            unfit);
+
+  int exit_code = 0;
+  for (size_t i = 0; i < nsel; i++) {
+    result_t *r = &res[i];
+    for (unsigned k = 0; k < o.runs; k++) {
+      progress_run(i + 1, nsel, r, k + 1, o.runs);
+      bench_run_t run;
+      memset(&run, 0, sizeof run);
+      run.bench = r->bench;
+      memcpy(run.param, r->param, sizeof run.param);
+      run.workers = o.workers;
+      run.timeout_ms = o.timeout_ms;
+      run_one(&o, &run);
+      if (run.error[0] == '\0' && !(run.value >= 0 && run.value < 1e300))
+        bench_fail(&run, "figure out of range (%g)", run.value);
+      if (run.error[0] != '\0') {
+        r->failed = true;
+        r->failed_run = k + 1;
+        memcpy(r->error, run.error, sizeof r->error);
+        exit_code = EXIT_FAILED;
+        break;
+      }
+      r->value[r->done] = run.value;
+      r->seconds[r->done] = run.seconds;
+      r->work[r->done] = run.work;
+      r->done++;
+    }
+    if (!r->failed)
+      summarise(r);
+    progress_done(i + 1, nsel, r);
+  }
+
+  print_table(stdout, res, nsel, &m, &o, workers);
+  fflush(stdout);
+
+  if (json && close_output(json, o.json_path,
+                           write_json(json, res, nsel, &m, &o, workers)) != 0)
+    exit_code = EXIT_FAILED;
+  if (csv && close_output(csv, o.csv_path, write_csv(csv, res, nsel)) != 0)
+    exit_code = EXIT_FAILED;
+
+  free_results(res, nsel, &o);
+  return exit_code;
+}
