@@ -154,6 +154,7 @@ void bw__waiter_wake(bw__actor *a) {
 
 static void drain_one(bw__runtime *rt, bw__actor *a, bw__msg *m, const bw_reason_t *r,
                       int dl) {
+  m->to = a->pid; /* the link word held the queue's next pointer */
   switch (m->kind) {
   case BW__K_USER:
     if (m->pub.flags & BW_MSGF_REQUEST)
@@ -275,6 +276,7 @@ static int dispatch(bw__thread *th, bw__actor *a, bw__msg *m, bw_reason_t *r) {
   switch (m->kind) {
   case BW__K_USER:
     if ((m->pub.flags & BW_MSGF_REPLY) && !bw__request_on_reply(a, m)) {
+      m->to = a->pid;
       bw__dead_letter(a->rt, m, BW_DL_LATE_REPLY);
       return 0;
     }
@@ -723,6 +725,7 @@ void bw__waiter_free(bw__runtime *rt, bw__actor *w) {
   bw__qnode *q;
   while ((q = bw__mpsc_pop(&w->mb)) != NULL) {
     bw__msg *m = (bw__msg *)q;
+    m->to = w->pid;
     if (m->kind == BW__K_USER)
       bw__dead_letter(rt, m, (m->pub.flags & BW_MSGF_REPLY) ? BW_DL_LATE_REPLY : BW_DL_EXITED);
     else {

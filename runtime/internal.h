@@ -52,18 +52,38 @@ enum {
   BW__MF_TIMER = 1u << 9,     /* sent by a timer */
 };
 
+/*
+ * A message node: 56 bytes of header, so a payload of up to 8 bytes (a
+ * number, a pointer, a pid) makes a node of one cache line, and 72 bytes
+ * two. Crossing cores costs per line, so this is the send path's main cost.
+ * To save room, `to` shares the word of the mailbox link: it is read before
+ * the push (which overwrites it); after a pop the owner sets it again where
+ * it is still needed (dead letters). A moved payload has no inline bytes,
+ * so its destructor lives in the inline area (bw__msg_dtor).
+ */
 typedef struct bw__msg {
-  bw__qnode q;          /* mailbox link: must be first */
-  bw_pid_t to;
+  union {
+    bw__qnode q;        /* mailbox link (must be first) ... */
+    bw_pid_t to;        /* ... or, before the push, the receiver */
+  };
   uint16_t kind;
-  uint16_t cls;         /* pool size class of this node */
-  uint32_t _pad;
-  void (*dtor)(void *); /* moved payload destructor */
+  uint8_t cls;          /* pool size class of this node */
+  uint8_t _pad[5];
   bw_msg_t pub;         /* what the handler sees; pub.data points into inl or is the moved ptr */
-  unsigned char inl[];  /* inline payload */
+  _Alignas(8) unsigned char inl[]; /* inline payload, or a moved payload's destructor */
 } bw__msg;
 
 #define BW__MSG_HDR (sizeof(bw__msg))
+
+typedef void (*bw__dtor_fn)(void *);
+static inline bw__dtor_fn bw__msg_dtor(const bw__msg *m) {
+  bw__dtor_fn f;
+  __builtin_memcpy(&f, m->inl, sizeof(f));
+  return f;
+}
+static inline void bw__msg_set_dtor(bw__msg *m, bw__dtor_fn f) {
+  __builtin_memcpy(m->inl, &f, sizeof(f));
+}
 
 /* ------------------------------------------------------------------------ */
 /* Memory pool: per-thread caches of fixed-size blocks carved from 64 KiB    */

@@ -164,7 +164,7 @@ int bw_reply_move(bw_ctx_t *ctx, const bw_msg_t *req, int status, uint32_t type,
     return BW_ESHUTDOWN;
   if (a->cur_msg != NULL && &a->cur_msg->pub == req)
     a->flags |= BW__AF_REPLIED;
-  bw__msg *m = bw__msg_alloc(rt, 0);
+  bw__msg *m = bw__msg_alloc(rt, sizeof(bw__dtor_fn));
   if (m == NULL)
     return BW_ENOMEM;
   m->to = req->from;
@@ -175,7 +175,7 @@ int bw_reply_move(bw_ctx_t *ctx, const bw_msg_t *req, int status, uint32_t type,
   m->pub.status = status;
   m->pub.data = ptr;
   m->pub.flags = BW_MSGF_REPLY | BW_MSGF_MOVED;
-  m->dtor = dtor;
+  bw__msg_set_dtor(m, dtor);
   return bw__deliver(rt, m, false);
 }
 
@@ -344,6 +344,7 @@ int bw_wait_exit(bw_runtime_t *rt, bw_pid_t pid, uint64_t timeout_ms, bw_reason_
       rc = BW_ETIMEDOUT;
       break;
     }
+    m->to = w->pid;
     if (m->kind == BW__K_USER)
       bw__dead_letter(rt, m, BW_DL_EXITED);
     else
@@ -405,8 +406,8 @@ int bw_call(bw_runtime_t *rt, bw_pid_t to, uint32_t type, const void *data, size
       out->dtor = NULL;
       if (r->pub.flags & BW_MSGF_MOVED) {
         out->ptr = (void *)r->pub.data;
-        out->dtor = r->dtor;
-        r->dtor = NULL; /* the caller owns it now */
+        out->dtor = bw__msg_dtor(r);
+        bw__msg_set_dtor(r, NULL); /* the caller owns it now */
       } else if (r->pub.len > sizeof(out->data)) {
         rc = BW_ETOOBIG;
         out->len = 0;
@@ -426,6 +427,7 @@ int bw_call(bw_runtime_t *rt, bw_pid_t to, uint32_t type, const void *data, size
       bw__msg_free(rt, r);
       done = true;
     } else if (r->kind == BW__K_USER) {
+      r->to = w->pid;
       bw__dead_letter(rt, r, BW_DL_LATE_REPLY);
     } else {
       bw__msg_free(rt, r);

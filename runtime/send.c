@@ -55,8 +55,7 @@ bw__msg *bw__msg_alloc(bw__runtime *rt, size_t payload) {
     return NULL;
   m->to = BW_PID_NONE;
   m->kind = BW__K_USER;
-  m->cls = (uint16_t)cls;
-  m->dtor = NULL;
+  m->cls = (uint8_t)cls;
   memset(&m->pub, 0, sizeof(m->pub));
   return m;
 }
@@ -83,8 +82,11 @@ void bw__msg_release_node(bw__runtime *rt, bw__msg *m) {
 }
 
 void bw__msg_free(bw__runtime *rt, bw__msg *m) {
-  if ((m->pub.flags & BW_MSGF_MOVED) && m->dtor != NULL && m->pub.data != NULL)
-    m->dtor((void *)m->pub.data);
+  if ((m->pub.flags & BW_MSGF_MOVED) && m->pub.data != NULL) {
+    bw__dtor_fn f = bw__msg_dtor(m);
+    if (f != NULL)
+      f((void *)m->pub.data);
+  }
   bw__msg_release_node(rt, m);
 }
 
@@ -162,7 +164,7 @@ int bw_send_move(bw_runtime_t *rt, bw_pid_t to, uint32_t type, void *ptr, size_t
     return rc;
   if (len > UINT32_MAX)
     return BW_ETOOBIG;
-  bw__msg *m = bw__msg_alloc(rt, 0);
+  bw__msg *m = bw__msg_alloc(rt, sizeof(bw__dtor_fn));
   if (m == NULL)
     return BW_ENOMEM;
   m->to = to;
@@ -171,7 +173,7 @@ int bw_send_move(bw_runtime_t *rt, bw_pid_t to, uint32_t type, void *ptr, size_t
   m->pub.from = bw__current_pid(rt);
   m->pub.data = ptr;
   m->pub.flags = BW_MSGF_MOVED;
-  m->dtor = dtor;
+  bw__msg_set_dtor(m, dtor);
   rc = bw__deliver(rt, m, true);
   if (rc == BW_EFULL)
     bw__msg_release_node(rt, m); /* the caller keeps ptr */
@@ -184,7 +186,7 @@ void *bw_msg_take(bw_ctx_t *ctx, const bw_msg_t *msg) {
       !(msg->flags & BW_MSGF_MOVED))
     return NULL;
   void *p = (void *)msg->data;
-  a->cur_msg->dtor = NULL;
+  bw__msg_set_dtor(a->cur_msg, NULL);
   return p;
 }
 
@@ -208,3 +210,5 @@ int bw__reply_status(bw__runtime *rt, bw_pid_t to, bw_pid_t from, uint64_t ref, 
   m->pub.flags = BW_MSGF_REPLY;
   return bw__deliver(rt, m, false);
 }
+
+_Static_assert(sizeof(bw__msg) == 56, "message header: 56 bytes, so 8-byte payloads fit one line");

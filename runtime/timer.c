@@ -163,7 +163,7 @@ static bw__msg *clone_msg(bw__runtime *rt, const bw__msg *m) {
   bw__msg *c = bw__msg_alloc(rt, m->pub.len);
   if (c == NULL)
     return NULL;
-  uint16_t cls = c->cls;
+  uint8_t cls = c->cls;
   memcpy(c, m, BW__MSG_HDR + m->pub.len);
   c->cls = cls;
   if (m->pub.len > 0)
@@ -171,11 +171,15 @@ static bw__msg *clone_msg(bw__runtime *rt, const bw__msg *m) {
   return c;
 }
 
-/* Takes every due timer (in order) into a list, re-arming periodic ones. */
-static bw__msg *collect_due(bw__runtime *rt, uint64_t now) {
+#define DUE_BATCH 64
+
+/* Takes up to DUE_BATCH due timers (in order) into out, re-arming periodic
+ * ones; returns how many. (Not a list through the messages' link word:
+ * that word still holds their receiver.) */
+static size_t collect_due(bw__runtime *rt, uint64_t now, bw__msg **out) {
   bw__timers *t = &rt->timers;
-  bw__msg *first = NULL, **tail = &first;
-  while (t->nheap > 0) {
+  size_t n = 0;
+  while (t->nheap > 0 && n < DUE_BATCH) {
     uint32_t e = t->heap[0];
     bw__timer_ent *ent = &t->ents[e];
     if (ent->due_ns > now)
@@ -193,26 +197,25 @@ static bw__msg *collect_due(bw__runtime *rt, uint64_t now) {
       heap_remove(t, 0);
       ent_free(t, e);
     }
-    m->q.next = NULL;
-    *tail = m;
-    tail = (bw__msg **)&m->q.next;
+    out[n++] = m;
   }
-  return first;
+  return n;
 }
 
-static void deliver_list(bw__runtime *rt, bw__msg *m) {
-  while (m != NULL) {
-    bw__msg *next = (bw__msg *)m->q.next;
-    bw__deliver(rt, m, false);
-    m = next;
-  }
+static void deliver_all(bw__runtime *rt, bw__msg **due, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    bw__deliver(rt, due[i], false);
 }
 
 void bw__timers_fire_due(bw__runtime *rt) {
-  pthread_mutex_lock(&rt->timers.mx);
-  bw__msg *due = collect_due(rt, bw__now_ns(rt));
-  pthread_mutex_unlock(&rt->timers.mx);
-  deliver_list(rt, due);
+  bw__msg *due[DUE_BATCH];
+  size_t n;
+  do {
+    pthread_mutex_lock(&rt->timers.mx);
+    n = collect_due(rt, bw__now_ns(rt), due);
+    pthread_mutex_unlock(&rt->timers.mx);
+    deliver_all(rt, due, n);
+  } while (n == DUE_BATCH);
   bw__watchdog_scan(rt);
 }
 
@@ -257,9 +260,10 @@ static void *timer_main(void *arg) {
     }
     if (t->nheap == 0)
       continue;
-    bw__msg *list = collect_due(rt, now);
+    bw__msg *due_msgs[DUE_BATCH];
+    size_t n = collect_due(rt, now, due_msgs);
     pthread_mutex_unlock(&t->mx);
-    deliver_list(rt, list);
+    deliver_all(rt, due_msgs, n);
     pthread_mutex_lock(&t->mx);
   }
   pthread_mutex_unlock(&t->mx);
