@@ -16,20 +16,23 @@
 
 static void report(bw__runtime *rt, bw__thread *th, bw_pid_t pid, uint64_t ran_ns,
                    uint64_t limit_ms, bw_pid_t to) {
-  if (bw_event_wanted(rt, BW_EV_WATCHDOG_HUNG)) {
-    bw_event_t ev = {.type = BW_EV_WATCHDOG_HUNG, .source = BW_PID_NONE, .subject = pid,
-                     .a = (int64_t)ran_ns, .b = (int64_t)limit_ms};
-    bw_event_set_names(&ev, "watchdog", NULL, "handler running past its limit");
-    bw_event_publish(rt, &ev);
-  }
+  /* one event per hang, from whoever knows the most: the actor told about
+   * it (a supervisor adds the child's id), else the runtime */
+  int told = BW_ENOPROC;
   if (to != BW_PID_NONE) {
     bw_hang_t h = {.pid = pid, .running_ms = ran_ns / 1000000ull, .limit_ms = limit_ms};
     bw__msg *m = bw__msg_new(rt, to, BW__K_USER, BW_MSG_HUNG, &h, sizeof(h));
     if (m != NULL) {
       m->pub.from = BW_PID_NONE;
       m->pub.flags = BW__MF_NO_NOTIFY;
-      bw__deliver(rt, m, false);
+      told = bw__deliver(rt, m, false);
     }
+  }
+  if (told != 0 && bw_event_wanted(rt, BW_EV_WATCHDOG_HUNG)) {
+    bw_event_t ev = {.type = BW_EV_WATCHDOG_HUNG, .source = BW_PID_NONE, .subject = pid,
+                     .a = (int64_t)ran_ns, .b = (int64_t)limit_ms};
+    bw_event_set_names(&ev, "watchdog", NULL, "handler running past its limit");
+    bw_event_publish(rt, &ev);
   }
   if (th->kind == BW__TH_WORKER)
     bw__sched_add_spare(rt);

@@ -613,9 +613,14 @@ static void child_exited(bw_ctx_t *ctx, sup_t *s, uint32_t i, const bw_reason_t 
  * when its handler returns; its exit is then ignored) and restart it now. */
 static void child_hung(bw_ctx_t *ctx, sup_t *s, const bw_hang_t *h) {
   int i = find_pid(s, h->pid);
-  if (i < 0 || !s->ch[i].spec->hang_is_crash || s->exiting)
+  if (i < 0)
     return;
   child_t *c = &s->ch[i];
+  /* the event, with the child's id and how long its handler has run */
+  sup_event(ctx, s, BW_EV_WATCHDOG_HUNG, c, h->pid, NULL, (int64_t)(h->running_ms * 1000000ull),
+            (int64_t)h->limit_ms);
+  if (!c->spec->hang_is_crash || s->exiting)
+    return;
   ignore_add(s, c->pid);
   bw_exit(rt_of(ctx), c->pid, BW_REASON_KILL, 0, NULL);
   if (c->spec->name != NULL)

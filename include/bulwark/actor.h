@@ -65,10 +65,11 @@ typedef struct bw_spawn_opts {
    * remaining actors are made to exit. */
   bool ordered_shutdown;
   /* Hung-actor watchdog: if one handler call runs longer than this (on the
-   * runtime's clock), the runtime publishes a BW_EV_WATCHDOG_HUNG event,
-   * sends BW_MSG_HUNG to hang_report_to (if set), and, when the handler
-   * holds a scheduler thread, starts a spare one so other actors keep
-   * running. 0 = not watched (no cost). */
+   * runtime's clock), the runtime sends BW_MSG_HUNG to hang_report_to (a
+   * supervisor then publishes the BW_EV_WATCHDOG_HUNG event with the child's
+   * id), or, with nobody to tell, publishes that event itself; and when the
+   * handler holds a scheduler thread it starts a spare one so other actors
+   * keep running. Once per handler call. 0 = not watched (no cost). */
   uint32_t hang_limit_ms;
   bw_pid_t hang_report_to;
   /* Optional out: filled with the reason when init fails. */

@@ -864,7 +864,10 @@ static void test_watchdog_replaces_hung_child(void **state) {
   assert_int_equal(wait_events(1), 1);
   assert_int_equal(events[0].type, BW_EV_WATCHDOG_HUNG);
   assert_true(events[0].subject == old);
+  assert_string_equal(events[0].subject_id, "spin"); /* from the supervisor */
+  assert_true(events[0].source == sup);
   assert_int_equal(events[0].a, 100000000);
+  assert_int_equal(events[0].b, 100);
   /* the recorder's own entry and the replacement's init, in either order */
   const char *l = log_take(2);
   assert_non_null(strstr(l, "Ewatchdog_hung"));
