@@ -1,9 +1,9 @@
 /*
- * fanin_1, fanin_4: Savina's "counting", widened. 1 (or 4) producer actors
+ * fanin_p1, fanin_p4: Savina's "counting", widened. 1 (or 4) producer actors
  * send n messages in all to one counting actor with an unbounded mailbox.
  *
  * This is the mailbox's throughput: many messages in flight, one consumer,
- * with fanin_4 adding contention between concurrent senders on one
+ * with fanin_p4 adding contention between concurrent senders on one
  * mailbox. Producers are actors and play fair with the scheduler: each turn
  * sends `chunk` messages, then a "continue" to itself, so they never hold a
  * worker thread for the whole run. Measured from the counter receiving GO
@@ -256,8 +256,8 @@ static int fi_run(bench_run_t *r, unsigned producers)
   return bench_rate(r, &done, sh.n);
 }
 
-static int fanin_1_run(bench_run_t *r) { return fi_run(r, 1); }
-static int fanin_4_run(bench_run_t *r) { return fi_run(r, 4); }
+static int fanin_p1_run(bench_run_t *r) { return fi_run(r, 1); }
+static int fanin_p4_run(bench_run_t *r) { return fi_run(r, 4); }
 
 #define FI_PARAMS                                                              \
   {{"n", 10000000, 1000000, 1, UINT64_C(1) << 40,                              \
@@ -265,20 +265,20 @@ static int fanin_4_run(bench_run_t *r) { return fi_run(r, 4); }
    {"chunk", 1000, 1000, 1, 100000000,                                         \
     "messages a producer sends per turn before yielding"}}
 
-const bench_t bench_fanin_1 = {
-    .name = "fanin_1",
+const bench_t bench_fanin_p1 = {
+    .name = "fanin_p1",
     .unit = "msg/s",
     .higher_is_better = true,
     .summary = "1 producer actor floods a counting actor (mailbox throughput)",
     .params = FI_PARAMS,
-    .run = fanin_1_run,
+    .run = fanin_p1_run,
 };
 
-const bench_t bench_fanin_4 = {
-    .name = "fanin_4",
+const bench_t bench_fanin_p4 = {
+    .name = "fanin_p4",
     .unit = "msg/s",
     .higher_is_better = true,
     .summary = "4 producer actors flood one counting actor (contended mailbox)",
     .params = FI_PARAMS,
-    .run = fanin_4_run,
+    .run = fanin_p4_run,
 };

@@ -1,7 +1,7 @@
 /*
- * idle_memory, idle_cpu: what actors cost while they do nothing.
+ * idle_mem, idle_cpu: what actors cost while they do nothing.
  *
- * idle_memory: the resident memory n idle actors add, per actor. Measured
+ * idle_mem: the resident memory n idle actors add, per actor. Measured
  * as the growth of this process's RSS (/proc/self/statm) across spawning
  * them, so it counts everything an actor really costs (state, mailbox,
  * pid slot, registry entries, allocator slack), not what a sizeof says.
@@ -51,7 +51,7 @@ static int idle_spawn(bench_run_t *r, bw_runtime_t *rt, const bw_behaviour_t *b,
   return 0;
 }
 
-static int idle_memory_run(bench_run_t *r)
+static int idle_mem_run(bench_run_t *r)
 {
   uint64_t n = bench_param(r, "n");
   /* A copy with the size asked for; the runtime may keep a pointer to it,
@@ -128,15 +128,15 @@ static uint64_t idle_cpu_wait_ms(const bench_run_t *r)
   return bench_param(r, "settle_ms") + bench_param(r, "window_ms");
 }
 
-const bench_t bench_idle_memory = {
-    .name = "idle_memory",
+const bench_t bench_idle_mem = {
+    .name = "idle_mem",
     .unit = "bytes/actor",
     .higher_is_better = false,
     .summary = "resident memory per idle actor (RSS growth / n)",
     .params = {{"n", 100000, 10000, 1, 100000000, "idle actors spawned"},
                {"state", 16, 16, 0, 1 << 20,
                 "state_size of each actor, bytes"}},
-    .run = idle_memory_run,
+    .run = idle_mem_run,
 };
 
 const bench_t bench_idle_cpu = {

@@ -5,7 +5,7 @@
  * then runs each measured run in a child made with fork(), reads the run's
  * figures back through a pipe, and reports. A child per run costs about a
  * millisecond and buys three things: every run starts from the same small
- * heap (idle_memory would otherwise measure pages an earlier run left
+ * heap (idle_mem would otherwise measure pages an earlier run left
  * resident), a crash or a hang in one run is reported as that benchmark's
  * error instead of ending the whole suite, and a hung run can be killed
  * (the watchdog). --no-fork runs in-process, for a debugger.
@@ -77,9 +77,9 @@
 #define HARD_GRACE_MS 60000u
 
 static const bench_t *const benches[] = {
-    &bench_pingpong, &bench_ring,        &bench_fanin_1, &bench_fanin_4,
-    &bench_spawn,    &bench_idle_memory, &bench_idle_cpu,
-    &bench_restart_latency_p50, &bench_restart_latency_p99, &bench_restart_throughput,
+    &bench_pingpong, &bench_ring,        &bench_fanin_p1, &bench_fanin_p4,
+    &bench_spawn,    &bench_idle_mem, &bench_idle_cpu,
+    &bench_restart_latency, &bench_restart_latency_p99, &bench_restart_throughput,
     &bench_rest_for_one_100,
 };
 #define NBENCH (sizeof benches / sizeof benches[0])

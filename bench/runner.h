@@ -63,12 +63,12 @@ struct bench_run {
 /* The benchmarks, in the order --list and a full run show them. */
 extern const bench_t bench_pingpong;
 extern const bench_t bench_ring;
-extern const bench_t bench_fanin_1;
-extern const bench_t bench_fanin_4;
+extern const bench_t bench_fanin_p1;
+extern const bench_t bench_fanin_p4;
 extern const bench_t bench_spawn;
-extern const bench_t bench_idle_memory;
+extern const bench_t bench_idle_mem;
 extern const bench_t bench_idle_cpu;
-extern const bench_t bench_restart_latency_p50;
+extern const bench_t bench_restart_latency;
 extern const bench_t bench_restart_latency_p99;
 extern const bench_t bench_restart_throughput;
 extern const bench_t bench_rest_for_one_100;
