@@ -11,15 +11,21 @@
  * (the watchdog). --no-fork runs in-process, for a debugger.
  *
  * Exit status: 0 all selected benchmarks passed; 1 one or more failed (or an
- * output file could not be written); 2 bad command line, or a build whose
- * figures would mislead (sanitizers, no optimisation) without --force.
+ * output file could not be written; for --check-json: the file is bad); 2 bad
+ * command line, or a build whose figures would mislead (sanitizers, no
+ * optimisation) without --force; 3 all passed, but one or more are slower
+ * than the --baseline by more than --fail-over.
  */
 #include "runner.h"
+
+#include "baseline.h"
+#include "stats.h"
 
 #include <errno.h>
 #include <fnmatch.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -70,6 +76,10 @@
 
 #define EXIT_FAILED 1
 #define EXIT_USAGE 2
+#define EXIT_REGRESSED 3
+
+/* --same-band default: runs on a quiet machine differ by a few percent. */
+#define SAME_BAND_PCT 5.0
 
 /* Setup and teardown (spawning, bw_runtime_stop) are outside the bw_call
  * watchdog; the parent allows them this much on top of it before it kills
@@ -312,6 +322,11 @@ typedef struct options {
   uint64_t timeout_ms;
   const char *json_path;
   const char *csv_path;
+  const char *baseline_path;
+  double same_band_pct;
+  double fail_over_pct; /* < 0: no threshold */
+  const char *report_dir;
+  const char *check_json_path;
   override_t *ov;
   size_t nov;
   bool selected[NBENCH];
@@ -340,14 +355,26 @@ static void usage(FILE *f)
 "                       longer is reported as an error\n"
 "  --json FILE          write the results as JSON\n"
 "  --csv FILE           write every run's raw figures as CSV\n"
+"  --baseline FILE      compare with a saved --json file: each benchmark\n"
+"                       (matched by name and params) is faster, slower or\n"
+"                       the same, with the speed-up ratio (>1 is faster)\n"
+"  --same-band PCT      ratios within 1 +- PCT/100 are 'same' (default 5)\n"
+"  --fail-over PCT      with --baseline: exit 3 if a benchmark is more than\n"
+"                       PCT percent slower than its baseline\n"
+"  --report DIR         write an SVG chart per benchmark group and an\n"
+"                       index.html into DIR (created if missing)\n"
+"  --check-json FILE    validate a --json file instead of running: it\n"
+"                       parses, has a result for every selected benchmark,\n"
+"                       none failed, every figure positive; exit 0 or 1\n"
 "  --force              report figures even from a sanitizer or unoptimised\n"
 "                       build (they are marked as such)\n"
 "  --no-fork            run in this process instead of a child per run\n"
 "                       (for debuggers; no crash isolation)\n"
 "  -h, --help           this help\n"
 "\n"
-"exit status: 0 all passed; 1 a benchmark failed; 2 bad usage or a refused\n"
-"build\n",
+"exit status: 0 all passed; 1 a benchmark failed (--check-json: the file\n"
+"is bad); 2 bad usage or a refused build; 3 slower than the baseline by\n"
+"more than --fail-over\n",
           prog);
 }
 
@@ -401,6 +428,16 @@ static unsigned parse_count(const char *opt, const char *s, unsigned lo,
   return (unsigned)v;
 }
 
+/* A percentage from 0 to 1000, decimals allowed. */
+static double parse_pct(const char *opt, const char *s)
+{
+  char *end;
+  double v = strtod(s, &end);
+  if (end == s || *end != '\0' || !(v >= 0 && v <= 1000))
+    die_usage("%s: '%s' is not a percentage from 0 to 1000", opt, s);
+  return v;
+}
+
 static void parse_override(options_t *o, const char *arg)
 {
   const char *eq = strchr(arg, '=');
@@ -444,7 +481,8 @@ static int bench_index(const char *name)
 static void parse_args(options_t *o, int argc, char **argv, bool *list)
 {
   enum { O_LIST = 256, O_RUNS, O_QUICK, O_PARAM, O_WORKERS, O_TIMEOUT,
-         O_JSON, O_CSV, O_FORCE, O_NOFORK };
+         O_JSON, O_CSV, O_FORCE, O_NOFORK, O_BASELINE, O_SAME_BAND,
+         O_FAIL_OVER, O_REPORT, O_CHECK_JSON };
   static const struct option longopts[] = {
       {"list", no_argument, NULL, O_LIST},
       {"runs", required_argument, NULL, O_RUNS},
@@ -456,6 +494,11 @@ static void parse_args(options_t *o, int argc, char **argv, bool *list)
       {"csv", required_argument, NULL, O_CSV},
       {"force", no_argument, NULL, O_FORCE},
       {"no-fork", no_argument, NULL, O_NOFORK},
+      {"baseline", required_argument, NULL, O_BASELINE},
+      {"same-band", required_argument, NULL, O_SAME_BAND},
+      {"fail-over", required_argument, NULL, O_FAIL_OVER},
+      {"report", required_argument, NULL, O_REPORT},
+      {"check-json", required_argument, NULL, O_CHECK_JSON},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -478,6 +521,15 @@ static void parse_args(options_t *o, int argc, char **argv, bool *list)
     case O_CSV: o->csv_path = optarg; break;
     case O_FORCE: o->force = true; break;
     case O_NOFORK: o->no_fork = true; break;
+    case O_BASELINE: o->baseline_path = optarg; break;
+    case O_SAME_BAND:
+      o->same_band_pct = parse_pct("--same-band", optarg);
+      break;
+    case O_FAIL_OVER:
+      o->fail_over_pct = parse_pct("--fail-over", optarg);
+      break;
+    case O_REPORT: o->report_dir = optarg; break;
+    case O_CHECK_JSON: o->check_json_path = optarg; break;
     case 'h': usage(stdout); exit(0);
     case ':': die_usage("option '%s' needs a value", argv[optind - 1]);
     default: die_usage("unknown option '%s'", argv[optind - 1]);
@@ -500,6 +552,8 @@ static void parse_args(options_t *o, int argc, char **argv, bool *list)
   if (!any)
     for (size_t b = 0; b < NBENCH; b++)
       o->selected[b] = true;
+  if (o->fail_over_pct >= 0 && !o->baseline_path)
+    die_usage("--fail-over needs --baseline");
 }
 
 /* Resolves the parameters of benchmark b: defaults, --quick, overrides. */
@@ -812,26 +866,18 @@ static void run_one(const options_t *o, bench_run_t *r)
   run_in_child(r, o->timeout_ms + HARD_GRACE_MS + wait);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
 static void summarise(result_t *res)
 {
-  unsigned n = res->done;
-  double *v = malloc(n * sizeof *v);
-  if (!v) {
-    fprintf(stderr, "%s: out of memory\n", prog);
+  bench_summary_t sum;
+  if (bench_summarise(res->value, res->done, &sum) != 0) {
+    /* Every run's figure was range-checked when it came in. */
+    fprintf(stderr, "%s: cannot summarise %s (out of memory?)\n", prog,
+            res->bench->name);
     exit(EXIT_FAILED);
   }
-  memcpy(v, res->value, n * sizeof *v);
-  qsort(v, n, sizeof *v, cmp_double);
-  res->min = v[0];
-  res->max = v[n - 1];
-  res->median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-  free(v);
+  res->median = sum.median;
+  res->min = sum.min;
+  res->max = sum.max;
 }
 
 /* Human figures for the table and progress: 3-4 significant digits. */
@@ -933,6 +979,86 @@ static void print_table(FILE *f, const result_t *res, size_t n,
             unfit);
 }
 
+static bench_cmp_t compare_result(const result_t *r,
+                                  const bench_baseline_t *base,
+                                  const options_t *o,
+                                  const bench_base_entry_t **entry)
+{
+  *entry = bench_baseline_find(base, r->bench->name, r->params);
+  return bench_compare(!r->failed, r->median, r->params, r->bench->unit,
+                       r->bench->higher_is_better, *entry, o->same_band_pct,
+                       o->fail_over_pct);
+}
+
+/* The comparison with --baseline, after the table. Returns true if a
+ * benchmark is slower than its baseline by more than --fail-over. */
+static bool print_comparison(FILE *f, const result_t *res, size_t n,
+                             const bench_baseline_t *base, const options_t *o)
+{
+  int wn = (int)strlen("benchmark");
+  for (size_t i = 0; i < n; i++) {
+    int l = (int)strlen(res[i].bench->name);
+    if (l > wn) wn = l;
+  }
+  fprintf(f, "\nbaseline: %s (%s; %s)\n", base->path, base->date,
+          base->machine);
+  fprintf(f, "%-*s  %9s  %9s  %8s  %s\n", wn, "benchmark", "median",
+          "baseline", "speed-up", "verdict");
+  bool regressed = false;
+  for (size_t i = 0; i < n; i++) {
+    const result_t *r = &res[i];
+    const bench_base_entry_t *e;
+    bench_cmp_t c = compare_result(r, base, o, &e);
+    char a[24] = "-", b[24] = "-", ratio[24] = "-";
+    if (!r->failed)
+      human(r->median, a, sizeof a);
+    if (e && e->ok)
+      human(e->median, b, sizeof b);
+    if (c.verdict <= BENCH_SLOWER)
+      snprintf(ratio, sizeof ratio, isinf(c.ratio) ? "inf" : "%.2fx",
+               c.ratio);
+    char why[400] = "";
+    if (c.verdict == BENCH_NOT_COMPARABLE && e)
+      snprintf(why, sizeof why, " (baseline: %s, %s)", e->params, e->unit);
+    else if (c.verdict == BENCH_SLOWER || (c.regressed))
+      snprintf(why, sizeof why, " (%.1f%% slower%s)", c.slower_pct,
+               c.regressed ? "; over --fail-over: REGRESSION" : "");
+    else if (c.verdict == BENCH_FASTER && !isinf(c.ratio))
+      snprintf(why, sizeof why, " (%.1f%% faster)", (c.ratio - 1) * 100);
+    fprintf(f, "%-*s  %9s  %9s  %8s  %s%s\n", wn, r->bench->name, a, b,
+            ratio, bench_verdict_name(c.verdict), why);
+    regressed |= c.regressed;
+  }
+  fprintf(f, "speed-up: baseline/now for figures where lower is better, "
+             "now/baseline otherwise; 'same' within %g%%",
+          o->same_band_pct);
+  if (o->fail_over_pct >= 0)
+    fprintf(f, "; --fail-over %g%%: %s", o->fail_over_pct,
+            regressed ? "REGRESSED" : "no regression");
+  fputc('\n', f);
+  return regressed;
+}
+
+/* --check-json: validates a results file against the selected benchmarks. */
+static int check_json(const options_t *o)
+{
+  const char *names[NBENCH];
+  size_t n = 0;
+  for (size_t b = 0; b < NBENCH; b++)
+    if (o->selected[b])
+      names[n++] = benches[b]->name;
+  int problems = bench_check_json(o->check_json_path, names, n, stderr);
+  if (problems) {
+    fprintf(stderr, "%s: %s: %d problem%s\n", prog, o->check_json_path,
+            problems, problems == 1 ? "" : "s");
+    return EXIT_FAILED;
+  }
+  printf("%s: good: a result for each of %zu benchmarks, every figure "
+         "sane\n",
+         o->check_json_path, n);
+  return 0;
+}
+
 static void json_str(FILE *f, const char *s)
 {
   fputc('"', f);
@@ -957,9 +1083,14 @@ static void json_str(FILE *f, const char *s)
 
 static void json_num(FILE *f, double v)
 {
-  /* Fixed notation: every figure here is a finite, positive-or-zero rate,
-   * size or percentage. */
-  fprintf(f, "%.3f", v);
+  /* Every figure here is a finite, positive-or-zero rate, size or
+   * percentage. Three decimals for figures of 1 and more; six significant
+   * digits below, so a small positive figure (idle_cpu's thousandths of a
+   * percent) never reads back as 0. */
+  if (v != 0 && fabs(v) < 1)
+    fprintf(f, "%.6g", v);
+  else
+    fprintf(f, "%.3f", v);
 }
 
 static int write_json(FILE *f, const result_t *res, size_t n,
@@ -1106,6 +1237,8 @@ int main(int argc, char **argv)
   memset(&o, 0, sizeof o);
   o.runs = 5;
   o.timeout_ms = 120000;
+  o.same_band_pct = SAME_BAND_PCT;
+  o.fail_over_pct = -1;
   bool list = false;
   parse_args(&o, argc, argv, &list);
 
@@ -1113,6 +1246,11 @@ int main(int argc, char **argv)
     list_benches(&o);
     free(o.ov);
     return 0;
+  }
+  if (o.check_json_path) {
+    int rc = check_json(&o);
+    free(o.ov);
+    return rc;
   }
 
   size_t nsel = 0;
@@ -1151,7 +1289,18 @@ int main(int argc, char **argv)
     return EXIT_USAGE;
   }
 
-  /* Open the outputs now: a bad path should fail before minutes of runs. */
+  /* Read the baseline and open the outputs now: a bad file or path should
+   * fail before minutes of runs. */
+  bench_baseline_t base;
+  memset(&base, 0, sizeof base);
+  if (o.baseline_path) {
+    char err[512];
+    if (bench_baseline_load(o.baseline_path, &base, err, sizeof err) != 0) {
+      fprintf(stderr, "%s: --baseline %s\n", prog, err);
+      free_results(res, nsel, &o);
+      return EXIT_USAGE;
+    }
+  }
   FILE *json = o.json_path ? open_output(o.json_path, "JSON") : NULL;
   FILE *csv = o.csv_path ? open_output(o.csv_path, "CSV") : NULL;
 
@@ -1196,6 +1345,9 @@ int main(int argc, char **argv)
   }
 
   print_table(stdout, res, nsel, &m, &o, workers);
+  if (o.baseline_path && print_comparison(stdout, res, nsel, &base, &o) &&
+      exit_code == 0)
+    exit_code = EXIT_REGRESSED;
   fflush(stdout);
 
   if (json && close_output(json, o.json_path,
@@ -1204,6 +1356,7 @@ int main(int argc, char **argv)
   if (csv && close_output(csv, o.csv_path, write_csv(csv, res, nsel)) != 0)
     exit_code = EXIT_FAILED;
 
+  bench_baseline_free(&base);
   free_results(res, nsel, &o);
   return exit_code;
 }
