@@ -267,6 +267,7 @@ static int fanin_p4_run(bench_run_t *r) { return fi_run(r, 4); }
 
 const bench_t bench_fanin_p1 = {
     .name = "fanin_p1",
+    .group = "runtime",
     .unit = "msg/s",
     .higher_is_better = true,
     .summary = "1 producer actor floods a counting actor (mailbox throughput)",
@@ -276,6 +277,7 @@ const bench_t bench_fanin_p1 = {
 
 const bench_t bench_fanin_p4 = {
     .name = "fanin_p4",
+    .group = "runtime",
     .unit = "msg/s",
     .higher_is_better = true,
     .summary = "4 producer actors flood one counting actor (contended mailbox)",

@@ -130,6 +130,7 @@ static uint64_t idle_cpu_wait_ms(const bench_run_t *r)
 
 const bench_t bench_idle_mem = {
     .name = "idle_mem",
+    .group = "runtime",
     .unit = "bytes/actor",
     .higher_is_better = false,
     .summary = "resident memory per idle actor (RSS growth / n)",
@@ -141,6 +142,7 @@ const bench_t bench_idle_mem = {
 
 const bench_t bench_idle_cpu = {
     .name = "idle_cpu",
+    .group = "runtime",
     .unit = "%cpu",
     .higher_is_better = false,
     .summary = "process CPU use with idle actors and no work (% of one core)",

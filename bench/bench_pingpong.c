@@ -181,6 +181,7 @@ static int pp_run(bench_run_t *r)
 
 const bench_t bench_pingpong = {
     .name = "pingpong",
+    .group = "savina",
     .unit = "msg/s",
     .higher_is_better = true,
     .summary = "2 actors bounce one message back and forth (latency-bound)",

@@ -208,6 +208,7 @@ out:
 
 const bench_t bench_ring = {
     .name = "ring",
+    .group = "savina",
     .unit = "hops/s",
     .higher_is_better = true,
     .summary = "a token passed around a ring of actors (thread ring)",

@@ -193,6 +193,7 @@ out:
 
 const bench_t bench_spawn = {
     .name = "spawn",
+    .group = "runtime",
     .unit = "actors/s",
     .higher_is_better = true,
     .summary = "an actor spawns short-lived children that each report once",

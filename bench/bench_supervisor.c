@@ -253,6 +253,7 @@ static int run_group(bench_run_t *r) {
 
 const bench_t bench_restart_latency = {
     .name = "restart_latency",
+    .group = "supervision",
     .unit = "us",
     .higher_is_better = false,
     .summary = "crash to replacement handling its first message, one_for_one, median",
@@ -262,6 +263,7 @@ const bench_t bench_restart_latency = {
 
 const bench_t bench_restart_latency_p99 = {
     .name = "restart_latency_p99",
+    .group = "supervision",
     .unit = "us",
     .higher_is_better = false,
     .summary = "crash to replacement handling its first message, one_for_one, 99th percentile",
@@ -271,6 +273,7 @@ const bench_t bench_restart_latency_p99 = {
 
 const bench_t bench_restart_throughput = {
     .name = "restart_throughput",
+    .group = "supervision",
     .unit = "restarts/s",
     .higher_is_better = true,
     .summary = "one_for_one supervisor, children crashing as soon as they are up",
@@ -281,6 +284,7 @@ const bench_t bench_restart_throughput = {
 
 const bench_t bench_rest_for_one_100 = {
     .name = "rest_for_one_100",
+    .group = "supervision",
     .unit = "us/restart",
     .higher_is_better = false,
     .summary = "rest_for_one, 100 children, child 0 crashes: all 100 restarted",

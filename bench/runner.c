@@ -19,6 +19,7 @@
 #include "runner.h"
 
 #include "baseline.h"
+#include "report.h"
 #include "stats.h"
 
 #include <errno.h>
@@ -880,23 +881,9 @@ static void summarise(result_t *res)
   res->max = sum.max;
 }
 
-/* Human figures for the table and progress: 3-4 significant digits. */
 static const char *human(double v, char *buf, size_t cap)
 {
-  double a = v < 0 ? -v : v;
-  if (a >= 1e9)
-    snprintf(buf, cap, "%.2fG", v / 1e9);
-  else if (a >= 1e6)
-    snprintf(buf, cap, "%.2fM", v / 1e6);
-  else if (a >= 1e4)
-    snprintf(buf, cap, "%.1fk", v / 1e3);
-  else if (a >= 100)
-    snprintf(buf, cap, "%.1f", v);
-  else if (a >= 1)
-    snprintf(buf, cap, "%.2f", v);
-  else
-    snprintf(buf, cap, "%.3f", v);
-  return buf;
+  return bench_human(v, buf, cap);
 }
 
 static bool tty_progress;
@@ -1037,6 +1024,70 @@ static bool print_comparison(FILE *f, const result_t *res, size_t n,
             regressed ? "REGRESSED" : "no regression");
   fputc('\n', f);
   return regressed;
+}
+
+/* --report: the charts and index.html. Returns 0, or -1 (said why). */
+static int write_report(const result_t *res, size_t n, const machine_t *m,
+                        const options_t *o, unsigned workers,
+                        const bench_baseline_t *base)
+{
+  report_row_t *rows = calloc(n ? n : 1, sizeof *rows);
+  if (!rows) {
+    fprintf(stderr, "%s: out of memory\n", prog);
+    return -1;
+  }
+  for (size_t i = 0; i < n; i++) {
+    const result_t *r = &res[i];
+    report_row_t *w = &rows[i];
+    w->name = r->bench->name;
+    w->group = r->bench->group ? r->bench->group : "other";
+    w->unit = r->bench->unit;
+    w->params = r->params;
+    w->higher_is_better = r->bench->higher_is_better;
+    w->ok = !r->failed;
+    w->error = r->error;
+    w->median = r->median;
+    w->min = r->min;
+    w->max = r->max;
+    if (o->baseline_path) {
+      const bench_base_entry_t *e;
+      bench_cmp_t c = compare_result(r, base, o, &e);
+      w->verdict = bench_verdict_name(c.verdict);
+      w->has_base = c.verdict <= BENCH_SLOWER;
+      if (w->has_base) {
+        w->base_median = e->median;
+        w->ratio = c.ratio;
+      }
+    }
+  }
+  char mline[700], rline[200], bline[600];
+  snprintf(mline, sizeof mline, "%s, %ld cores, %s, %s, build %s%s%s",
+           m->cpu, m->cores, m->kernel, BENCH_COMPILER, m->build_type,
+           m->sanitize[0] ? ", sanitize=" : "", m->sanitize);
+  snprintf(rline, sizeof rline, "%u runs per benchmark (median), %u workers, "
+                                "%s%s",
+           o->runs, workers, m->date, o->quick ? ", --quick sizes" : "");
+  snprintf(bline, sizeof bline, "%s (%s; %s)", base->path, base->date,
+           base->machine);
+  const char *unfit = build_unfit();
+  char warn[300];
+  snprintf(warn, sizeof warn, "WARNING: %s (--force): not a release build's "
+                              "figures",
+           unfit ? unfit : "");
+  report_info_t info = {.machine = mline,
+                        .run = rline,
+                        .baseline = o->baseline_path ? bline : NULL,
+                        .warning = unfit ? warn : NULL};
+  char err[600];
+  int rc = bench_report_write(o->report_dir, rows, n, &info, err, sizeof err);
+  free(rows);
+  if (rc != 0) {
+    fprintf(stderr, "%s: --report: %s\n", prog, err);
+    return -1;
+  }
+  fprintf(stderr, "%s: report written to %s/index.html\n", prog,
+          o->report_dir);
+  return 0;
 }
 
 /* --check-json: validates a results file against the selected benchmarks. */
@@ -1354,6 +1405,9 @@ int main(int argc, char **argv)
                            write_json(json, res, nsel, &m, &o, workers)) != 0)
     exit_code = EXIT_FAILED;
   if (csv && close_output(csv, o.csv_path, write_csv(csv, res, nsel)) != 0)
+    exit_code = EXIT_FAILED;
+  if (o.report_dir &&
+      write_report(res, nsel, &m, &o, workers, &base) != 0)
     exit_code = EXIT_FAILED;
 
   bench_baseline_free(&base);

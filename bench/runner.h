@@ -35,6 +35,8 @@ typedef struct bench_run bench_run_t;
 
 typedef struct bench {
   const char *name;
+  const char *group; /* "runtime", "savina" or "supervision": --report's
+                        charts, one per group */
   const char *unit;
   bool higher_is_better;
   const char *summary; /* one line, for --list */

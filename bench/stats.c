@@ -4,6 +4,7 @@
 #include "stats.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -115,4 +116,22 @@ bench_cmp_t bench_compare(bool now_ok, double now_median, const char *params,
     c.regressed = fail_over_pct >= 0 && c.slower_pct > fail_over_pct;
   }
   return c;
+}
+
+const char *bench_human(double v, char *buf, size_t cap)
+{
+  double a = v < 0 ? -v : v;
+  if (a >= 1e9)
+    snprintf(buf, cap, "%.2fG", v / 1e9);
+  else if (a >= 1e6)
+    snprintf(buf, cap, "%.2fM", v / 1e6);
+  else if (a >= 1e4)
+    snprintf(buf, cap, "%.1fk", v / 1e3);
+  else if (a >= 100)
+    snprintf(buf, cap, "%.1f", v);
+  else if (a >= 1)
+    snprintf(buf, cap, "%.2f", v);
+  else
+    snprintf(buf, cap, "%.3f", v);
+  return buf;
 }

@@ -86,4 +86,8 @@ bench_cmp_t bench_compare(bool now_ok, double now_median, const char *params,
                           const bench_base_entry_t *base,
                           double same_band_pct, double fail_over_pct);
 
+/* A figure for people: 3-4 significant digits with a k, M or G suffix
+ * ("24.70M", "169.0", "0.007"). Returns buf. */
+const char *bench_human(double v, char *buf, size_t cap);
+
 #endif
