@@ -44,7 +44,9 @@ int bw_runtime_create(const bw_runtime_opts_t *opts, bw_runtime_t **out);
  * reason "shutdown"); then the threads exit. Blocks until done. Afterwards the
  * runtime only answers bw_runtime_stats and calls fail with BW_ESHUTDOWN.
  * While it runs, sends and replies still work (terminate callbacks may
- * send); spawns are refused with BW_ESHUTDOWN.
+ * send); spawns are refused with BW_ESHUTDOWN. A C handler cannot be
+ * preempted: stop waits for running handlers to return (put blocking work on
+ * dedicated-thread actors; the watchdog reports handlers that overrun).
  * Must not be called from inside an actor.
  * Returns 0, BW_EINVAL (NULL), BW_ESHUTDOWN (already stopped),
  * BW_EWOULDBLOCK (called from an actor of this runtime).
