@@ -88,10 +88,16 @@
 #define HARD_GRACE_MS 60000u
 
 static const bench_t *const benches[] = {
-    &bench_pingpong, &bench_ring,        &bench_fanin_p1, &bench_fanin_p4,
-    &bench_spawn,    &bench_idle_mem, &bench_idle_cpu,
-    &bench_restart_latency, &bench_restart_latency_p99, &bench_restart_throughput,
-    &bench_rest_for_one_100,
+    /* savina */
+    &bench_pingpong, &bench_counting, &bench_ring, &bench_chameneos,
+    &bench_big, &bench_fjthrput, &bench_fjcreate, &bench_fib, &bench_banking,
+    &bench_bndbuffer, &bench_concdict,
+    /* runtime */
+    &bench_spawn, &bench_idle_mem, &bench_idle_cpu, &bench_fanin_p1,
+    &bench_fanin_p4, &bench_flood,
+    /* supervision */
+    &bench_restart_latency, &bench_restart_latency_p99,
+    &bench_restart_throughput, &bench_rest_for_one_100,
 };
 #define NBENCH (sizeof benches / sizeof benches[0])
 
@@ -272,6 +278,48 @@ int bench_check_stats(bench_run_t *r, const bw_runtime_stats_t *st,
     return bench_fail(r, "after stop: %" PRIu64 " exited, %" PRIu64
                          " live, of %" PRIu64 " spawned",
                       st->exited, st->live, spawned);
+  return 0;
+}
+
+bench_slot_t *bench_slots(size_t n)
+{
+  size_t bytes = (n ? n : 1) * sizeof(bench_slot_t);
+  bench_slot_t *s = aligned_alloc(_Alignof(bench_slot_t), bytes);
+  if (s)
+    memset(s, 0, bytes);
+  return s;
+}
+
+int bench_note(bw_ctx_t *ctx, bw_pid_t to, uint32_t type, const char *fmt,
+               ...)
+{
+  bench_note_t note;
+  memset(&note, 0, sizeof note);
+  note.t1_ns = bench_now_ns();
+  if (fmt) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(note.error, sizeof note.error, fmt, ap);
+    va_end(ap);
+    if (note.error[0] == '\0')
+      snprintf(note.error, sizeof note.error, "failed");
+  }
+  return bw_send(bw_ctx_runtime(ctx), to, type, &note, sizeof note);
+}
+
+int bench_waiter_note(bench_waiter_t *w, bw_ctx_t *ctx, const bw_msg_t *msg)
+{
+  bench_note_t note;
+  if (msg->len != sizeof note) {
+    bench_waiter_fail(w, ctx, "a note with a bad payload");
+    return BW_EINVAL;
+  }
+  memcpy(&note, msg->data, sizeof note);
+  note.error[sizeof note.error - 1] = '\0';
+  if (note.error[0])
+    bench_waiter_fail(w, ctx, "%s", note.error);
+  else
+    bench_waiter_ok(w, ctx, note.t1_ns);
   return 0;
 }
 

@@ -70,6 +70,16 @@ extern const bench_t bench_fanin_p4;
 extern const bench_t bench_spawn;
 extern const bench_t bench_idle_mem;
 extern const bench_t bench_idle_cpu;
+extern const bench_t bench_flood;
+extern const bench_t bench_counting;
+extern const bench_t bench_chameneos;
+extern const bench_t bench_big;
+extern const bench_t bench_fjthrput;
+extern const bench_t bench_fjcreate;
+extern const bench_t bench_fib;
+extern const bench_t bench_banking;
+extern const bench_t bench_bndbuffer;
+extern const bench_t bench_concdict;
 extern const bench_t bench_restart_latency;
 extern const bench_t bench_restart_latency_p99;
 extern const bench_t bench_restart_throughput;
@@ -188,6 +198,48 @@ typedef struct bench_slot {
  */
 int bench_check_stats(bench_run_t *r, const bw_runtime_stats_t *st,
                       uint64_t handled, uint64_t spawned);
+
+/* n zeroed slots on their own cache lines (aligned_alloc), or NULL;
+ * free with free(). */
+bench_slot_t *bench_slots(size_t n);
+
+/* Sends a bench_note_t of type `type` from the calling actor to `to`: now
+ * as the end time, and the formatted error (fmt NULL: success). For
+ * workers telling their coordinator. Returns bw_send's code. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 4, 5)))
+#endif
+int bench_note(bw_ctx_t *ctx, bw_pid_t to, uint32_t type, const char *fmt,
+               ...);
+
+/* On a bench_note_t message in a coordinator: answers the waiter with the
+ * note's end time or its error. Returns 0, or BW_EINVAL for a bad payload
+ * (then the waiter is answered with an error). */
+int bench_waiter_note(bench_waiter_t *w, bw_ctx_t *ctx, const bw_msg_t *msg);
+
+/* A deterministic pseudo-random sequence (splitmix64): the same work on
+ * every machine and every run for a given seed. */
+static inline uint64_t bench_rand(uint64_t *state)
+{
+  uint64_t z = (*state += UINT64_C(0x9E3779B97F4A7C15));
+  z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+  z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+  return z ^ (z >> 31);
+}
+
+/* The small computation Savina's fork-join benchmarks do per message,
+ * made exact: `rounds` steps of an integer mix of x. Integer, so the
+ * result can be checked bit for bit (Savina's floating sin/sqrt loop could
+ * only be checked approximately). */
+static inline uint64_t bench_work(uint64_t x, unsigned rounds)
+{
+  for (unsigned i = 0; i < rounds; i++) {
+    x ^= x >> 33;
+    x *= UINT64_C(0xFF51AFD7ED558CCD);
+    x ^= x >> 29;
+  }
+  return x;
+}
 
 /* Resident set size of this process in bytes (/proc/self/statm), or 0. */
 uint64_t bench_rss_bytes(void);
