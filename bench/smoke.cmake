@@ -1,0 +1,40 @@
+# ctest's bench_smoke: every benchmark runs once at --quick sizes and
+# writes JSON, then bw-bench itself validates the file (--check-json: it
+# parses, a result for every benchmark, none failed, every figure sane).
+# Needs nothing outside the project.
+#
+#   cmake -DBW_BENCH=path/to/bw-bench -DOUT=smoke.json -P smoke.cmake
+#
+# Under the sanitizers (CI sets BW_TEST_SCALE=4) every message costs
+# several times more, and TSan on 2 cores runs the actors ~20x slower: the
+# --quick sizes are then cut further with explicit --param values, so the
+# whole smoke test stays within a few minutes. --force because a sanitizer
+# build is refused otherwise; the figures are not the point here.
+if(NOT BW_BENCH OR NOT OUT)
+  message(FATAL_ERROR "usage: cmake -DBW_BENCH=... -DOUT=... -P smoke.cmake")
+endif()
+
+set(args --quick --runs 1 --force --timeout 600 --json ${OUT})
+if(DEFINED ENV{BW_TEST_SCALE} AND NOT "$ENV{BW_TEST_SCALE}" STREQUAL "" AND
+   NOT "$ENV{BW_TEST_SCALE}" STREQUAL "1")
+  list(APPEND args
+    --param pingpong.n=20k --param counting.n=20k
+    --param ring.hops=20k --param ring.actors=100
+    --param chameneos.n=5k --param big.n=200 --param fjthrput.n=200
+    --param fjcreate.n=2k --param fib.n=15 --param banking.n=2k
+    --param bndbuffer.items=50 --param concdict.n=200
+    --param spawn.n=10k --param idle_mem.n=2k --param idle_cpu.window_ms=100
+    --param fanin_p1.n=50k --param fanin_p4.n=50k --param flood.n=5k
+    --param restart_latency.n=200 --param restart_latency_p99.n=200
+    --param restart_throughput.n=2k --param restart_throughput.children=100
+    --param rest_for_one_100.rounds=10)
+endif()
+
+execute_process(COMMAND ${BW_BENCH} ${args} RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "bw-bench ${args} exited with ${rc}")
+endif()
+execute_process(COMMAND ${BW_BENCH} --check-json ${OUT} RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "bw-bench --check-json ${OUT} exited with ${rc}")
+endif()
