@@ -135,9 +135,9 @@ static void ext_free(bw__actor *a) {
       sem_destroy(&e->init_done);
   }
   free(e->links);
-  free(e->mon_out);
-  free(e->mon_in);
-  free(e->reqs);
+  bw__reftab_free(&e->mon_out);
+  bw__reftab_free(&e->mon_in);
+  bw__reftab_free(&e->reqs);
   free(e);
   a->ext = NULL;
 }
@@ -363,7 +363,7 @@ int bw__actor_run(bw__thread *th, bw__actor *a) {
     bw__qnode *q = bw__mpsc_pop(&a->mb);
     if (q == NULL)
       break;
-    if (a->mb_cap != 0)
+    if (a->mb_cap != 0 && bw__msg_counts((bw__msg *)q))
       bw__faa32(&a->mb_count, (uint32_t)-1);
     if (a->cflags & BW__CF_WATCHED)
       watch_begin(th, a);

@@ -153,29 +153,36 @@ enum {
   BW__CF_WATCHED = 1u << 5,   /* has a hang limit: handler calls are timed */
 };
 
-typedef struct bw__mon {
-  uint64_t ref;
-  bw_pid_t pid;
-} bw__mon;
+/* An entry keyed by a ref: a monitor (ref, pid) or an outstanding request
+ * (ref, its target, its deadline timer). */
+typedef struct bw__refent {
+  uint64_t ref;     /* 0 = free slot */
+  bw_pid_t pid;     /* the other actor */
+  bw_timer_t timer; /* requests: deadline timer, 0 if none */
+} bw__refent;
 
-typedef struct bw__pending {
-  uint64_t ref;     /* also the ref of the monitor on the target */
-  bw_timer_t timer; /* deadline timer, 0 if none */
-  bw_pid_t to;      /* the target */
-} bw__pending;
+/* A hash of ref-keyed entries (runtime/reftab.c): open addressing, linear
+ * probing, backward-shift deletion, load under a half. Lookups and removals
+ * are O(1) however many monitors or requests an actor has. */
+typedef struct bw__reftab {
+  bw__refent *e;
+  uint32_t n, cap; /* cap: 0 or a power of two */
+} bw__reftab;
+
+bool bw__reftab_put(bw__reftab *t, uint64_t ref, bw_pid_t pid, bw_timer_t timer);
+bool bw__reftab_take(bw__reftab *t, uint64_t ref, bw__refent *out);
+void bw__reftab_free(bw__reftab *t);
 
 /* Per-actor state that idle actors rarely need; allocated on first use. */
 typedef struct bw__actor_ext {
   bw_pid_t *links;
   uint32_t nlinks, caplinks;
-  bw__mon *mon_out; /* monitors this actor holds on others */
-  uint32_t nmon_out, capmon_out;
-  bw__mon *mon_in;  /* others monitoring this actor */
-  uint32_t nmon_in, capmon_in;
+  bw__reftab mon_out; /* monitors this actor holds on others (not requests') */
+  bw__reftab mon_in;  /* others monitoring this actor */
   uint32_t hang_ms;     /* watchdog limit */
   bw_pid_t hang_to;     /* who hears of a hang */
-  bw__pending *reqs; /* outstanding bw_request's */
-  uint32_t nreqs, capreqs;
+  /* outstanding bw_request's; each monitors its target with its own ref */
+  bw__reftab reqs;
   /* receive timeout */
   uint64_t rt_ms;
   uint64_t rt_last_ns;
@@ -463,6 +470,12 @@ int bw__send_sys(bw__runtime *rt, bw_pid_t to, bw_pid_t from, int kind, uint64_t
 int bw__reply_status(bw__runtime *rt, bw_pid_t to, bw_pid_t from, uint64_t ref, int status);
 bw__msg *bw__msg_new(bw__runtime *rt, bw_pid_t to, int kind, uint32_t type,
                      const void *data, size_t len);
+/* Whether a message counts against a bounded mailbox: plain user messages
+ * only. Signals must not be lost, and a reply was asked for, so neither is
+ * ever refused nor takes a slot. */
+static inline bool bw__msg_counts(const bw__msg *m) {
+  return m->kind == BW__K_USER && !(m->pub.flags & BW_MSGF_REPLY);
+}
 
 /* mailbox & scheduling */
 void bw__schedule(bw__runtime *rt, bw__actor *a);
@@ -510,9 +523,7 @@ static inline bool bw__actor_exit_pending(bw__actor *a) {
 int bw__request_on_reply(bw__actor *a, bw__msg *m); /* 1 = deliver, 0 = dropped */
 int bw__request_on_timeout(bw__actor *a, bw__msg *m);
 int bw__request_on_down(bw__actor *a, bw__msg *m); /* 1 = m rewritten as an ENOPROC reply */
-/* monitors held by an actor (link.c), for requests that watch their target */
-bool bw__mon_out_add(bw__actor *a, uint64_t ref, bw_pid_t pid);
-bool bw__mon_out_remove(bw__actor *a, uint64_t ref);
+
 void bw__request_on_exit(bw__actor *a);
 
 /* receive timeout */

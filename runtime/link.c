@@ -67,33 +67,6 @@ static bool links_remove(bw__actor *a, bw_pid_t pid) {
   return false;
 }
 
-static bool mon_add(bw__mon **arr, uint32_t *n, uint32_t *cap, uint64_t ref, bw_pid_t pid) {
-  if (!grow((void **)arr, cap, *n, sizeof(bw__mon)))
-    return false;
-  (*arr)[(*n)++] = (bw__mon){.ref = ref, .pid = pid};
-  return true;
-}
-
-static bool mon_remove(bw__mon *arr, uint32_t *n, uint64_t ref, bw_pid_t *pid) {
-  for (uint32_t i = 0; i < *n; i++) {
-    if (arr[i].ref == ref) {
-      if (pid != NULL)
-        *pid = arr[i].pid;
-      arr[i] = arr[--*n];
-      return true;
-    }
-  }
-  return false;
-}
-
-bool bw__mon_out_add(bw__actor *a, uint64_t ref, bw_pid_t pid) {
-  bw__actor_ext *e = bw__ext_get(a);
-  return e != NULL && mon_add(&e->mon_out, &e->nmon_out, &e->capmon_out, ref, pid);
-}
-
-bool bw__mon_out_remove(bw__actor *a, uint64_t ref) {
-  return a->ext != NULL && mon_remove(a->ext->mon_out, &a->ext->nmon_out, ref, NULL);
-}
 
 static bw__actor *own_actor(bw_ctx_t *ctx) {
   bw__actor *a = (bw__actor *)ctx;
@@ -146,7 +119,7 @@ int bw_monitor(bw_ctx_t *ctx, bw_pid_t pid, uint64_t *ref) {
   if (e == NULL)
     return BW_ENOMEM;
   uint64_t r = bw__new_ref(a->rt);
-  if (!mon_add(&e->mon_out, &e->nmon_out, &e->capmon_out, r, pid))
+  if (!bw__reftab_put(&e->mon_out, r, pid, 0))
     return BW_ENOMEM;
   *ref = r;
   int rc = bw__send_sys(a->rt, pid, a->pid, BW__K_MONITOR, r, NULL);
@@ -157,7 +130,7 @@ int bw_monitor(bw_ctx_t *ctx, bw_pid_t pid, uint64_t *ref) {
     return 0;
   }
   if (rc != 0)
-    mon_remove(e->mon_out, &e->nmon_out, r, NULL);
+    bw__reftab_take(&e->mon_out, r, NULL);
   return rc;
 }
 
@@ -165,10 +138,10 @@ int bw_demonitor(bw_ctx_t *ctx, uint64_t ref) {
   bw__actor *a = own_actor(ctx);
   if (a == NULL)
     return BW_ENOTACTOR;
-  bw_pid_t pid;
-  if (a->ext == NULL || !mon_remove(a->ext->mon_out, &a->ext->nmon_out, ref, &pid))
+  bw__refent m;
+  if (a->ext == NULL || !bw__reftab_take(&a->ext->mon_out, ref, &m))
     return BW_ENOTFOUND;
-  bw__send_sys(a->rt, pid, a->pid, BW__K_DEMONITOR, ref, NULL);
+  bw__send_sys(a->rt, m.pid, a->pid, BW__K_DEMONITOR, ref, NULL);
   return 0;
 }
 
@@ -269,7 +242,7 @@ int bw__link_handle(bw__actor *a, bw__msg *m, bw_reason_t *die) {
     return 1;
   }
   case BW__K_DOWN:
-    if (a->ext == NULL || !mon_remove(a->ext->mon_out, &a->ext->nmon_out, m->pub.ref, NULL))
+    if (a->ext == NULL || !bw__reftab_take(&a->ext->mon_out, m->pub.ref, NULL))
       return 0; /* demonitored meanwhile */
     m->kind = BW__K_WAKE;
     m->pub.type = BW_MSG_DOWN;
@@ -291,7 +264,7 @@ int bw__link_handle(bw__actor *a, bw__msg *m, bw_reason_t *die) {
     return 0;
   case BW__K_MONITOR:
     e = bw__ext_get(a);
-    if (e == NULL || !mon_add(&e->mon_in, &e->nmon_in, &e->capmon_in, m->pub.ref, from)) {
+    if (e == NULL || !bw__reftab_put(&e->mon_in, m->pub.ref, from, 0)) {
       bw_reason_t r;
       bw__reason_set(&r, BW_REASON_NOPROC, BW_ENOMEM, "out of memory recording a monitor");
       bw__send_sys(a->rt, from, a->pid, BW__K_DOWN, m->pub.ref, &r);
@@ -299,7 +272,7 @@ int bw__link_handle(bw__actor *a, bw__msg *m, bw_reason_t *die) {
     return 0;
   case BW__K_DEMONITOR:
     if (a->ext != NULL)
-      mon_remove(a->ext->mon_in, &a->ext->nmon_in, m->pub.ref, NULL);
+      bw__reftab_take(&a->ext->mon_in, m->pub.ref, NULL);
     return 0;
   default:
     return 0;
@@ -326,10 +299,12 @@ void bw__link_on_exit(bw__actor *a, const bw_reason_t *r) {
   for (uint32_t i = 0; i < e->nlinks; i++)
     send_exit(a->rt, e->links[i], a->pid, r);
   e->nlinks = 0;
-  for (uint32_t i = 0; i < e->nmon_in; i++)
-    bw__send_sys(a->rt, e->mon_in[i].pid, a->pid, BW__K_DOWN, e->mon_in[i].ref, r);
-  e->nmon_in = 0;
-  for (uint32_t i = 0; i < e->nmon_out; i++)
-    bw__send_sys(a->rt, e->mon_out[i].pid, a->pid, BW__K_DEMONITOR, e->mon_out[i].ref, NULL);
-  e->nmon_out = 0;
+  for (uint32_t i = 0; i < e->mon_in.cap; i++)
+    if (e->mon_in.e[i].ref != 0)
+      bw__send_sys(a->rt, e->mon_in.e[i].pid, a->pid, BW__K_DOWN, e->mon_in.e[i].ref, r);
+  bw__reftab_free(&e->mon_in);
+  for (uint32_t i = 0; i < e->mon_out.cap; i++)
+    if (e->mon_out.e[i].ref != 0)
+      bw__send_sys(a->rt, e->mon_out.e[i].pid, a->pid, BW__K_DEMONITOR, e->mon_out.e[i].ref, NULL);
+  bw__reftab_free(&e->mon_out);
 }

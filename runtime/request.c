@@ -21,42 +21,17 @@
 #include "runtime/internal.h"
 #include "runtime/mailbox.h"
 
-static bool pending_add(bw__actor *a, uint64_t ref, bw_timer_t timer, bw_pid_t to) {
-  bw__actor_ext *e = bw__ext_get(a);
-  if (e == NULL)
-    return false;
-  if (e->nreqs == e->capreqs) {
-    uint32_t nc = e->capreqs ? e->capreqs * 2 : 4;
-    bw__pending *p = realloc(e->reqs, nc * sizeof(*p));
-    if (p == NULL)
-      return false;
-    e->reqs = p;
-    e->capreqs = nc;
-  }
-  e->reqs[e->nreqs++] = (bw__pending){.ref = ref, .timer = timer, .to = to};
-  return true;
-}
-
-static bool pending_take(bw__actor *a, uint64_t ref, bw__pending *out) {
-  bw__actor_ext *e = a->ext;
-  if (e == NULL)
-    return false;
-  for (uint32_t i = 0; i < e->nreqs; i++) {
-    if (e->reqs[i].ref == ref) {
-      *out = e->reqs[i];
-      e->reqs[i] = e->reqs[--e->nreqs];
-      return true;
-    }
-  }
-  return false;
-}
-
-/* The request is settled: stop its deadline and its monitor. */
-static void pending_done(bw__actor *a, const bw__pending *p, bool demonitor) {
+/* The request is settled: stop its deadline and, unless its target is
+ * gone (DOWN), the monitor on it. */
+static void pending_done(bw__actor *a, const bw__refent *p, bool demonitor) {
   if (p->timer)
     bw__timer_cancel(a->rt, p->timer);
-  if (demonitor && bw__mon_out_remove(a, p->ref))
-    bw__send_sys(a->rt, p->to, a->pid, BW__K_DEMONITOR, p->ref, NULL);
+  if (demonitor)
+    bw__send_sys(a->rt, p->pid, a->pid, BW__K_DEMONITOR, p->ref, NULL);
+}
+
+static bool pending_take(bw__actor *a, uint64_t ref, bw__refent *out) {
+  return a->ext != NULL && bw__reftab_take(&a->ext->reqs, ref, out);
 }
 
 static int arm_internal(bw__runtime *rt, bw_pid_t to, int kind, uint64_t ref, uint64_t ms,
@@ -106,7 +81,8 @@ int bw_request(bw_ctx_t *ctx, bw_pid_t to, uint32_t type, const void *data, size
   bw_timer_t timer = 0;
   if (timeout_ms > 0 && (rc = arm_internal(rt, a->pid, BW__K_REQTIMEOUT, r, timeout_ms, &timer)) != 0)
     return rc;
-  if (!pending_add(a, r, timer, to)) {
+  bw__actor_ext *e = bw__ext_get(a);
+  if (e == NULL || !bw__reftab_put(&e->reqs, r, to, timer)) {
     if (timer)
       bw__timer_cancel(rt, timer);
     return BW_ENOMEM;
@@ -114,17 +90,16 @@ int bw_request(bw_ctx_t *ctx, bw_pid_t to, uint32_t type, const void *data, size
   bw__msg *m = request_msg(rt, to, a->pid, type, data, len, r);
   rc = m == NULL ? BW_ENOMEM : bw__deliver(rt, m, false);
   if (rc != 0) {
-    bw__pending p;
+    bw__refent p;
     if (pending_take(a, r, &p))
       pending_done(a, &p, false);
     return rc;
   }
   /* watch the target (after the request, so per-pair order puts a reply
-   * before the DOWN): if it exits with the request held, the DOWN becomes
-   * a BW_ENOPROC reply. If it is gone already, its exit path answers. */
-  if (bw__mon_out_add(a, r, to) &&
-      bw__send_sys(rt, to, a->pid, BW__K_MONITOR, r, NULL) != 0)
-    bw__mon_out_remove(a, r);
+   * before the DOWN), with the request's ref: if it exits with the request
+   * held, the DOWN becomes a BW_ENOPROC reply. If it is already gone, its
+   * exit path answers the request. */
+  bw__send_sys(rt, to, a->pid, BW__K_MONITOR, r, NULL);
   if (ref != NULL)
     *ref = r;
   return 0;
@@ -180,7 +155,7 @@ int bw_reply_move(bw_ctx_t *ctx, const bw_msg_t *req, int status, uint32_t type,
 }
 
 int bw__request_on_reply(bw__actor *a, bw__msg *m) {
-  bw__pending p;
+  bw__refent p;
   if (!pending_take(a, m->pub.ref, &p))
     return 0;
   pending_done(a, &p, true);
@@ -188,7 +163,7 @@ int bw__request_on_reply(bw__actor *a, bw__msg *m) {
 }
 
 int bw__request_on_timeout(bw__actor *a, bw__msg *m) {
-  bw__pending p;
+  bw__refent p;
   if (!pending_take(a, m->pub.ref, &p))
     return 0;
   p.timer = 0; /* it fired */
@@ -197,10 +172,9 @@ int bw__request_on_timeout(bw__actor *a, bw__msg *m) {
 }
 
 int bw__request_on_down(bw__actor *a, bw__msg *m) {
-  bw__pending p;
+  bw__refent p;
   if (!pending_take(a, m->pub.ref, &p))
     return 0;
-  bw__mon_out_remove(a, p.ref);
   pending_done(a, &p, false);
   m->pub.type = 0;
   m->pub.len = 0;
@@ -214,10 +188,10 @@ void bw__request_on_exit(bw__actor *a) {
   bw__actor_ext *e = a->ext;
   if (e == NULL)
     return;
-  for (uint32_t i = 0; i < e->nreqs; i++)
-    if (e->reqs[i].timer)
-      bw__timer_cancel(a->rt, e->reqs[i].timer);
-  e->nreqs = 0;
+  for (uint32_t i = 0; i < e->reqs.cap; i++)
+    if (e->reqs.e[i].ref != 0)
+      pending_done(a, &e->reqs.e[i], true);
+  bw__reftab_free(&e->reqs);
 }
 
 /* --- receive timeout ------------------------------------------------------ */

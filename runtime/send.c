@@ -104,11 +104,10 @@ int bw__deliver(bw__runtime *rt, bw__msg *m, bool keep_on_reject) {
     }
     return BW_ENOPROC;
   }
-  if (a->mb_cap != 0) {
-    /* acq_rel: the count is the only thing bounding the mailbox; system
-     * messages are counted but never refused (signals must not be lost) */
+  if (a->mb_cap != 0 && bw__msg_counts(m)) {
+    /* acq_rel: the count is the only thing bounding the mailbox */
     uint32_t n = bw__faa32(&a->mb_count, 1);
-    if (n >= a->mb_cap && user) {
+    if (n >= a->mb_cap) {
       bw__faa32(&a->mb_count, (uint32_t)-1);
       bool drop = (a->cflags & BW__CF_DROP) != 0;
       bw__pid_unpin(s);

@@ -568,6 +568,108 @@ static void test_request_outside_actor(void **state) {
   bw_runtime_destroy(rt);
 }
 
+/* --- many requests in flight, answered out of order ------------------------- */
+
+enum { T_MANY_GO = 900, T_MANY_Q, T_MANY_FLUSH };
+#define MANY 10000u
+
+/* Holds every request, then answers them in a scrambled order. */
+typedef struct hoarder {
+  bw_msg_t held[MANY];
+  uint32_t n;
+} hoarder_t;
+
+static int hoarder_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
+  hoarder_t *h = state;
+  if (msg->type == T_MANY_Q && (msg->flags & BW_MSGF_REQUEST) && h->n < MANY) {
+    h->held[h->n] = *msg;
+    memcpy(&h->held[h->n].status, msg->data, sizeof(uint32_t)); /* keep the number */
+    h->held[h->n].data = NULL;
+    h->n++;
+  } else if (msg->type == T_MANY_FLUSH) {
+    /* a permutation of 0..n-1: step by a number coprime with n */
+    for (uint32_t k = 0, i = 0; k < h->n; k++, i = (i + 7919) % h->n) {
+      uint32_t v = (uint32_t)h->held[i].status;
+      bw_reply(ctx, &h->held[i], 0, T_MANY_Q, &v, sizeof v);
+    }
+  }
+  return BW_CONTINUE;
+}
+
+static const bw_behaviour_t hoarder = {.name = "hoarder", .state_size = sizeof(hoarder_t),
+                                       .handle = hoarder_handle};
+
+/* Sends MANY requests, then checks every reply matches its request. */
+typedef struct asker {
+  bw_pid_t target;
+  uint64_t ref[MANY];
+  uint32_t got, wrong;
+  bw_msg_t go;
+} asker_t;
+
+static int asker_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
+  asker_t *a = state;
+  if (msg->type == T_MANY_GO) {
+    a->go = *msg;
+    memcpy(&a->target, msg->data, sizeof(a->target));
+    for (uint32_t i = 0; i < MANY; i++)
+      if (bw_request(ctx, a->target, T_MANY_Q, &i, sizeof i, 0, &a->ref[i]) != 0)
+        a->wrong++;
+    bw_send(bw_ctx_runtime(ctx), a->target, T_MANY_FLUSH, NULL, 0);
+  } else if (msg->flags & BW_MSGF_REPLY) {
+    uint32_t v;
+    memcpy(&v, msg->data, sizeof v);
+    if (v >= MANY || a->ref[v] != msg->ref || msg->status != 0)
+      a->wrong++;
+    if (++a->got == MANY) {
+      uint32_t w = a->wrong;
+      bw_reply(ctx, &a->go, 0, T_MANY_GO, &w, sizeof w);
+    }
+  }
+  return BW_CONTINUE;
+}
+
+static const bw_behaviour_t asker = {.name = "asker", .state_size = sizeof(asker_t),
+                                     .handle = asker_handle};
+
+static void test_many_requests_in_flight(void **state) {
+  (void)state;
+  reset();
+  bw_runtime_t *rt = bwt_runtime(2, false);
+  bw_pid_t h, a;
+  assert_int_equal(bw_spawn(rt, &hoarder, NULL, NULL, &h), 0);
+  assert_int_equal(bw_spawn(rt, &asker, NULL, NULL, &a), 0);
+  bw_reply_t rep;
+  assert_int_equal(bw_call(rt, a, T_MANY_GO, &h, sizeof h, 0, &rep), 0);
+  uint32_t wrong;
+  memcpy(&wrong, rep.data, sizeof wrong);
+  assert_int_equal(wrong, 0);
+  bw_runtime_stats_t st;
+  bw_runtime_destroy(rt);
+  (void)st;
+}
+
+/* --- bounded mailboxes and the messages that never take a slot --------------- */
+
+static void test_call_to_bounded_mailbox_with_one_slot(void **state) {
+  (void)state;
+  reset();
+  bw_runtime_t *rt = bwt_runtime(2, false);
+  bw_spawn_opts_t o;
+  bw_spawn_opts_init(&o);
+  o.mailbox_capacity = 1;
+  bw_pid_t sv;
+  assert_int_equal(bw_spawn(rt, &server, NULL, &o, &sv), 0);
+  /* the call's monitor signal takes no slot: the request gets the one there is */
+  bw_reply_t rep;
+  uint32_t v = 5;
+  assert_int_equal(bw_call(rt, sv, T_ECHO, &v, sizeof v, 0, &rep), 0);
+  bw_runtime_stats_t st;
+  bw_runtime_stats(rt, &st);
+  assert_int_equal(st.rejected, 0);
+  bw_runtime_destroy(rt);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_request_reply_between_actors),
@@ -583,6 +685,8 @@ int main(void) {
       cmocka_unit_test(test_reply_to_gone_requester),
       cmocka_unit_test(test_reply_move),
       cmocka_unit_test(test_request_outside_actor),
+      cmocka_unit_test(test_many_requests_in_flight),
+      cmocka_unit_test(test_call_to_bounded_mailbox_with_one_slot),
   };
   return BWT_RUN_SUITE(tests);
 }

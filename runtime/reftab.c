@@ -1,0 +1,80 @@
+/*
+ * bulwark: a hash of ref-keyed entries, for an actor's monitors and its
+ * outstanding requests.
+ *
+ * Refs come from one counter, so they are distinct and never 0 (0 marks a
+ * free slot). Open addressing with linear probing keeps an entry in one
+ * array; deletion shifts the rest of a probe run back into the hole, so no
+ * tombstones pile up. The load stays under a half. An actor with thousands
+ * of requests in flight or watchers pays O(1) per reply or demonitor, where
+ * a list would make N of them cost O(N^2).
+ */
+#include <stdlib.h>
+
+#include "runtime/internal.h"
+
+static uint32_t slot_of(uint64_t ref, uint32_t mask) {
+  ref ^= ref >> 33;
+  ref *= 0xff51afd7ed558ccdull; /* a 64-bit mixer: refs are sequential */
+  ref ^= ref >> 33;
+  return (uint32_t)ref & mask;
+}
+
+static void place(bw__refent *tab, uint32_t cap, const bw__refent *e) {
+  uint32_t mask = cap - 1;
+  uint32_t i = slot_of(e->ref, mask);
+  while (tab[i].ref != 0)
+    i = (i + 1) & mask;
+  tab[i] = *e;
+}
+
+bool bw__reftab_put(bw__reftab *t, uint64_t ref, bw_pid_t pid, bw_timer_t timer) {
+  if ((t->n + 1) * 2 > t->cap) {
+    uint32_t nc = t->cap ? t->cap * 2 : 8;
+    bw__refent *ne = calloc(nc, sizeof(*ne));
+    if (ne == NULL)
+      return false;
+    for (uint32_t i = 0; i < t->cap; i++)
+      if (t->e[i].ref != 0)
+        place(ne, nc, &t->e[i]);
+    free(t->e);
+    t->e = ne;
+    t->cap = nc;
+  }
+  bw__refent e = {.ref = ref, .pid = pid, .timer = timer};
+  place(t->e, t->cap, &e);
+  t->n++;
+  return true;
+}
+
+bool bw__reftab_take(bw__reftab *t, uint64_t ref, bw__refent *out) {
+  if (t->n == 0 || ref == 0)
+    return false;
+  uint32_t mask = t->cap - 1;
+  uint32_t i = slot_of(ref, mask);
+  while (t->e[i].ref != ref) {
+    if (t->e[i].ref == 0)
+      return false;
+    i = (i + 1) & mask;
+  }
+  if (out != NULL)
+    *out = t->e[i];
+  t->n--;
+  /* move later entries of the run into the hole when their home allows */
+  uint32_t hole = i;
+  for (uint32_t j = (i + 1) & mask; t->e[j].ref != 0; j = (j + 1) & mask) {
+    uint32_t home = slot_of(t->e[j].ref, mask);
+    if (((j - home) & mask) >= ((j - hole) & mask)) {
+      t->e[hole] = t->e[j];
+      hole = j;
+    }
+  }
+  t->e[hole].ref = 0;
+  return true;
+}
+
+void bw__reftab_free(bw__reftab *t) {
+  free(t->e);
+  t->e = NULL;
+  t->n = t->cap = 0;
+}
