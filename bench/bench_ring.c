@@ -110,18 +110,10 @@ static int ring_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg)
     }
     return BW_CONTINUE;
   }
-  case RING_DONE: {
-    bench_note_t note;
-    if (s->idx != 0 || msg->len != sizeof note)
+  case RING_DONE:
+    if (s->idx != 0)
       return BW_EINVAL;
-    memcpy(&note, msg->data, sizeof note);
-    note.error[sizeof note.error - 1] = '\0';
-    if (note.error[0])
-      bench_waiter_fail(&s->waiter, ctx, "%s", note.error);
-    else
-      bench_waiter_ok(&s->waiter, ctx, note.t1_ns);
-    return BW_CONTINUE;
-  }
+    return bench_waiter_note(&s->waiter, ctx, msg) == 0 ? BW_CONTINUE : BW_EINVAL;
   default:
     return BW_EINVAL;
   }
