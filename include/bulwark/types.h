@@ -34,6 +34,21 @@ typedef struct bw_ctx bw_ctx_t;
  * User types are any value below it.
  */
 #define BW_MSG_SYSTEM_BASE 0xFFFF0000u
+
+/*
+ * Message types the resilience patterns (breaker, bulkhead, retry, ...) use
+ * for their own protocols: [BW_MSG_PATTERN_BASE, BW_MSG_SYSTEM_BASE), 256
+ * types per pattern. They are ordinary message types to the runtime; user
+ * code should stay below BW_MSG_PATTERN_BASE so as never to collide.
+ */
+#define BW_MSG_PATTERN_BASE 0xFFFE0000u
+#define BW_MSG_BREAKER_BASE (BW_MSG_PATTERN_BASE + 0x0100u)
+#define BW_MSG_BULKHEAD_BASE (BW_MSG_PATTERN_BASE + 0x0200u)
+#define BW_MSG_RETRY_BASE (BW_MSG_PATTERN_BASE + 0x0300u)
+#define BW_MSG_RATELIMIT_BASE (BW_MSG_PATTERN_BASE + 0x0400u)
+#define BW_MSG_POLICY_BASE (BW_MSG_PATTERN_BASE + 0x0500u)
+#define BW_MSG_HEALTH_BASE (BW_MSG_PATTERN_BASE + 0x0600u)
+#define BW_MSG_METRICS_BASE (BW_MSG_PATTERN_BASE + 0x0700u)
 enum {
   /* An exit signal delivered as a message to an actor that traps exits.
    * from = the pid that sent it; data = const bw_reason_t *. */
