@@ -36,14 +36,15 @@ extern "C" {
   X(EALREADY, -20, "child already started or present")                        \
   X(ERUNNING, -21, "child is running")                                         \
   X(ERESTARTING, -22, "child is restarting")                                   \
-  X(ENOTSUP, -23, "not supported by this supervisor's strategy")
+  X(ENOTSUP, -23, "not supported by this supervisor's strategy")              \
+  X(EBUDGET, -24, "retry budget exhausted")
 
 typedef enum bw_errno {
   BW_OK = 0,
 #define BW__ERR_ENUM(name, value, msg) BW_##name = value,
   BW_ERRNO_MAP(BW__ERR_ENUM)
 #undef BW__ERR_ENUM
-  BW__ERR_LAST = -24
+  BW__ERR_LAST = -25
 } bw_errno_t;
 
 /* A static, human-readable message for a code; never NULL.
