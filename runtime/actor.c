@@ -85,8 +85,10 @@ void bw_trap_exit(bw_ctx_t *ctx, bool on) {
   if (a == NULL)
     return;
   /* release: senders read it (relaxed) to choose urgent or in-order exits;
-   * a race with a concurrent signal is inherent, as in Erlang */
-  bw__st32_rel(&a->trap, on ? 1u : 0u);
+   * a race with a concurrent signal is inherent, as in Erlang. The owner is
+   * the only writer of this word, so a load and a store make no lost update */
+  uint32_t w = bw__ld32_rlx(&a->trap);
+  bw__st32_rel(&a->trap, on ? (w | BW__SIG_TRAP) : (w & ~(uint32_t)BW__SIG_TRAP));
 }
 
 bw__actor_ext *bw__ext_get(bw__actor *a) {
@@ -205,9 +207,11 @@ static void actor_release(bw__actor *a, const bw_reason_t *r) {
   if (a->ext != NULL && a->ext->rt_timer != 0)
     bw__timer_cancel(rt, a->ext->rt_timer);
   bw__pid_invalidate(rt, pid);
+  /* no sender can pin us any more, so none can mute on us: free them all */
+  bw__unmute_all(rt, a);
   int dl = bw__ld32_rlx(&rt->state) != BW__RT_RUNNING ? BW_DL_SHUTDOWN : BW_DL_EXITED;
   bw__qnode *q;
-  while ((q = bw__mpsc_pop(&a->mb)) != NULL)
+  while ((q = bw__mpsc_pop(&a->mb, &a->mbc)) != NULL)
     drain_one(rt, a, (bw__msg *)q, r, dl);
   bw__msg *u = BW__XCHG(&a->urgent, NULL);
   if (u != NULL)
@@ -349,24 +353,89 @@ static void watch_begin(bw__thread *th, bw__actor *a) {
   bw__st64_rel(&th->busy_pid, a->pid);
 }
 
+/* --- back-pressure --------------------------------------------------------- */
+
+static bw__actor *actor_of_rq(bw__qnode *q) {
+  return (bw__actor *)((char *)q - offsetof(bw__actor, rq));
+}
+
+/* Takes every sender muted on a and makes it runnable again. */
+void bw__unmute_all(bw__runtime *rt, bw__actor *a) {
+  /* acquire (in the exchange): the pushers' link writes are visible */
+  bw__qnode *q = BW__XCHG(&a->muted, NULL);
+  while (q != NULL) {
+    bw__qnode *next = BW__LD_RLX(&q->next); /* before the run queue reuses the link */
+    bw__schedule_elsewhere(rt, actor_of_rq(q));
+    q = next;
+  }
+}
+
+/*
+ * At the end of a's turn: a sent to an actor that was overloaded. Park a on
+ * that actor's muted stack instead of running it again; the overloaded
+ * actor reschedules it when it drains (or exits). Returns false if there is
+ * nothing to wait for. After a successful push, a belongs to whoever drains
+ * the stack: this thread must not touch it again.
+ *
+ * No lost wake-up: the push is a seq_cst RMW and then we read the flag; the
+ * receiver clears the flag, then a seq_cst fence, then takes the stack. If
+ * we still see the flag set, its take comes after our push; if we see it
+ * clear, we take the stack ourselves (each node is taken exactly once).
+ */
+static bool mute_on(bw__runtime *rt, bw__actor *a, bw_pid_t on) {
+  bw__slot *s;
+  bw__actor *r = bw__pid_pin(rt, on, &s);
+  if (r == NULL)
+    return false;
+  if (!(bw__ld32_rlx(&r->trap) & BW__SIG_OVERLOADED)) {
+    bw__pid_unpin(s);
+    return false;
+  }
+  bw__qnode *old = BW__LD_RLX(&r->muted);
+  do {
+    BW__ST_RLX(&a->rq.next, old);
+    /* release (acq_rel CAS): the link is visible to the one who takes it */
+  } while (!BW__CAS(&r->muted, old, &a->rq) && ((old = BW__LD_RLX(&r->muted)), true));
+  bw__fence_seq_cst();
+  if (!(bw__ld32_rlx(&r->trap) & BW__SIG_OVERLOADED))
+    bw__unmute_all(rt, r);
+  bw__pid_unpin(s);
+  return true;
+}
+
+static int actor_turn(bw__thread *th, bw__actor *a);
+
+/* One turn; the pin its sends kept is released when it ends (see send.c). */
 int bw__actor_run(bw__thread *th, bw__actor *a) {
+  /* only a worker's turn is bounded and never blocks (see send.c) */
+  bw__tl.pin_keep = th->kind == BW__TH_WORKER;
+  int r = actor_turn(th, a);
+  bw__pin_drop();
+  return r;
+}
+
+static int actor_turn(bw__thread *th, bw__actor *a) {
   bw__runtime *rt = a->rt;
-  unsigned batch = rt->batch, n = 0;
+  unsigned batch = rt->batch, n = 0, foreign = 0, popped = 0;
+  bool handed = false;
   bw_reason_t r;
   bw__tl.cur = a;
+  bw__tl.mute_on = BW_PID_NONE;
   for (;;) {
     if (bw__actor_exit_pending(a) && take_exit(a, &r)) {
       bw__actor_die(a, &r);
       bw__tl.cur = NULL;
       return BW__RUN_DEAD;
     }
-    bw__qnode *q = bw__mpsc_pop(&a->mb);
+    bw__qnode *q = bw__mpsc_pop(&a->mb, &a->mbc);
     if (q == NULL)
       break;
+    popped++;
     if (a->mb_cap != 0 && bw__msg_counts((bw__msg *)q))
       bw__faa32(&a->mb_count, (uint32_t)-1);
     if (a->cflags & BW__CF_WATCHED)
       watch_begin(th, a);
+    foreign += ((bw__msg *)q)->pub.from != a->pid; /* not its own "continue" */
     int died = dispatch(th, a, (bw__msg *)q, &r);
     if (a->cflags & BW__CF_WATCHED)
       bw__watch_end(th);
@@ -377,6 +446,14 @@ int bw__actor_run(bw__thread *th, bw__actor *a) {
     }
     if (++n >= batch)
       break;
+    /* it sent to an overloaded actor: end the turn now and be muted, so a
+     * fast sender overshoots by one handler call, not by a whole batch */
+    if (bw__tl.mute_on != BW_PID_NONE)
+      break;
+    /* the turn goes on and the actors it made runnable wait behind it on
+     * this worker's queue: let a parked worker take them (once a turn) */
+    if (!handed && th->kind == BW__TH_WORKER && bw__mpsc_has_more(&a->mbc))
+      handed = bw__sched_handoff(th->worker);
   }
   if (bw__actor_exit_pending(a) && take_exit(a, &r)) {
     bw__actor_die(a, &r); /* bw_exit_self from the last handler */
@@ -384,7 +461,36 @@ int bw__actor_run(bw__thread *th, bw__actor *a) {
     return BW__RUN_DEAD;
   }
   bw__tl.cur = NULL;
-  if (n < batch && bw__mpsc_mark_empty(&a->mb))
+  /* overloaded: this turn spent its whole batch, on messages from others
+   * (an actor that keeps sending itself "continue" is busy, not behind).
+   * The flag follows each turn; clearing it lets the muted senders run. */
+  uint32_t sig = bw__ld32_rlx(&a->trap);
+  bool spent = n >= batch;
+  /* relaxed store: owner-only counter, read by bw_mailbox_depth */
+  bw__st32_rlx(&a->mb_popped, a->mb_popped + popped);
+  /* relaxed: a count for a heuristic; a push racing with this load is
+   * seen at the next turn */
+  uint32_t backlog = bw__ld32_rlx(&a->mb_pushed) - a->mb_popped;
+  if (!(sig & BW__SIG_OVERLOADED)) {
+    if (spent && foreign > 0 && backlog >= batch * BW__OVERLOAD_HIGH) {
+      sig |= BW__SIG_OVERLOADED;
+      bw__st32_rel(&a->trap, sig); /* release: owner-only word, read by senders */
+    }
+  } else if (backlog <= batch * BW__OVERLOAD_LOW) {
+    sig &= ~(uint32_t)BW__SIG_OVERLOADED;
+    bw__st32_rel(&a->trap, sig);
+    bw__fence_seq_cst(); /* the clear before the take: see mute_on */
+    bw__unmute_all(rt, a);
+  }
+  /* muted, unless overloaded itself: the head of any chain of muted actors
+   * is overloaded and keeps running, so muting cannot deadlock */
+  bw_pid_t on = bw__tl.mute_on;
+  bw__tl.mute_on = BW_PID_NONE;
+  if (on != BW_PID_NONE && !(sig & BW__SIG_OVERLOADED) && mute_on(rt, a, on))
+    return BW__RUN_MUTED;
+  if (!spent && popped > 0 && th->kind == BW__TH_WORKER && bw__sched_linger(th->worker, &a->mbc))
+    return BW__RUN_AGAIN;
+  if (!spent && bw__mpsc_mark_empty(&a->mb, &a->mbc))
     return BW__RUN_IDLE;
   return BW__RUN_AGAIN;
 }
@@ -393,6 +499,7 @@ int bw__actor_run(bw__thread *th, bw__actor *a) {
  * while handling its cur_msg. */
 void bw__actor_crashed(bw__thread *th) {
   bw__actor *a = bw__tl.cur;
+  bw__pin_drop();
   bw__watch_end(th);
   bw_reason_t r = bw__tl.crash;
   bw__msg *m = a->cur_msg;
@@ -451,7 +558,8 @@ static void dedicated_loop(bw__thread *th, bw__actor *a) {
     int r = bw__actor_run(th, a);
     if (r == BW__RUN_DEAD)
       return;
-    if (r == BW__RUN_IDLE) {
+    if (r == BW__RUN_IDLE || r == BW__RUN_MUTED) {
+      /* muted: the receiver's unmute schedules us, which posts */
       while (sem_wait(&a->ext->wake) != 0 && errno == EINTR) {
       }
     }
@@ -566,9 +674,9 @@ int bw_spawn(bw_runtime_t *rt, const bw_behaviour_t *b, void *arg, const bw_spaw
   if (opts->overflow == BW_OVERFLOW_DROP)
     a->cflags |= BW__CF_DROP;
   if (opts->trap_exit)
-    a->trap = 1;
+    a->trap = BW__SIG_TRAP;
   /* unmarked: sends during init queue up without scheduling the actor */
-  bw__mpsc_init(&a->mb, false);
+  bw__mpsc_init(&a->mb, &a->mbc, false);
   if (opts->dedicated_thread) {
     a->cflags |= BW__CF_DEDICATED;
     bw__actor_ext *e = bw__ext_get(a);
@@ -660,7 +768,7 @@ int bw_spawn(bw_runtime_t *rt, const bw_behaviour_t *b, void *arg, const bw_spaw
   bw__faa64(&rt->spawned, 1);
   bw_pid_t pid = a->pid;
   /* end of the init "turn": go idle, or run if messages arrived meanwhile */
-  if (bw__actor_exit_pending(a) || !bw__mpsc_mark_empty(&a->mb))
+  if (bw__actor_exit_pending(a) || !bw__mpsc_mark_empty(&a->mb, &a->mbc))
     bw__schedule(rt, a);
   if (out != NULL)
     *out = pid;
@@ -694,7 +802,7 @@ int bw__waiter_new(bw__runtime *rt, bw__actor **out) {
     return BW_ENOMEM;
   a->rt = rt;
   a->cflags = BW__CF_WAITER;
-  bw__mpsc_init(&a->mb, false); /* the caller is "running" it until it waits */
+  bw__mpsc_init(&a->mb, &a->mbc, false); /* the caller is "running" it until it waits */
   bw__actor_ext *e = bw__ext_get(a);
   if (e == NULL || sem_init(&e->wake, 0, 0) != 0) {
     free(a->ext);
@@ -723,7 +831,7 @@ void bw__waiter_free(bw__runtime *rt, bw__actor *w) {
   if (u != NULL)
     bw__msg_free(rt, u);
   bw__qnode *q;
-  while ((q = bw__mpsc_pop(&w->mb)) != NULL) {
+  while ((q = bw__mpsc_pop(&w->mb, &w->mbc)) != NULL) {
     bw__msg *m = (bw__msg *)q;
     m->to = w->pid;
     if (m->kind == BW__K_USER)
@@ -737,4 +845,19 @@ void bw__waiter_free(bw__runtime *rt, bw__actor *w) {
   bw__pid_free(rt, w->pid);
   actor_free(rt, w);
   live_dec(rt, false);
+}
+
+
+int bw_mailbox_depth(bw_runtime_t *rt, bw_pid_t pid, uint32_t *out) {
+  if (rt == NULL || out == NULL)
+    return BW_EINVAL;
+  bw__slot *s;
+  bw__actor *a = bw__pid_pin(rt, pid, &s);
+  if (a == NULL)
+    return BW_ENOPROC;
+  /* relaxed: a snapshot of two counters that move independently */
+  uint32_t d = bw__ld32_rlx(&a->mb_pushed) - bw__ld32_rlx(&a->mb_popped);
+  bw__pid_unpin(s);
+  *out = d;
+  return 0;
 }

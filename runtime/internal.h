@@ -130,15 +130,30 @@ void bw__pool_destroy(struct bw_runtime *rt);
 /* ------------------------------------------------------------------------ */
 /* Actors                                                                     */
 
-/* Intrusive multi-producer single-consumer queue (runtime/mailbox.h). */
+/* Intrusive multi-producer single-consumer queue (runtime/mailbox.h), in
+ * two parts so that an actor can keep them on different cache lines: the
+ * producers' end and the consumer's end. */
 typedef struct bw__mpsc {
   /* producers exchange here; low bit set = empty and its owner not scheduled */
   uintptr_t head;
-  bw__qnode *tail; /* consumer only */
-  bw__qnode stub;
 } bw__mpsc;
+typedef struct bw__mpsc_c {
+  bw__qnode *tail; /* consumer only: the next node to hand out, or the stub */
+  bw__qnode stub;
+} bw__mpsc_c;
 
 enum { BW__FORCE_KILL = 1, BW__FORCE_SHUTDOWN = 2 };
+/* Back-pressure thresholds, in batches of backlog: an actor becomes
+ * overloaded (its senders get muted) with at least HIGH batches queued after
+ * a full turn, and stops being overloaded at LOW or fewer, early enough that
+ * the unmuted senders are running again before it runs dry. */
+#define BW__OVERLOAD_HIGH 32u
+#define BW__OVERLOAD_LOW 8u
+/* Bits of an actor's trap word. */
+enum {
+  BW__SIG_TRAP = 1u << 0,       /* trapping exits */
+  BW__SIG_OVERLOADED = 1u << 1, /* behind on its mailbox: senders get muted */
+};
 enum {
   BW__AF_INITED = 1u << 1,   /* init succeeded: terminate runs at exit */
   BW__AF_HAS_RT = 1u << 2,   /* receive timeout active */
@@ -199,25 +214,35 @@ typedef struct bw__actor_ext {
 } bw__actor_ext;
 
 typedef struct bw__actor {
-  bw__mpsc mb;
-  bw__qnode rq; /* run-queue link (injection queue) */
+  /* First cache line: what senders touch. Producers exchange mb.head on
+   * every send and read the rest; the owner writes here only on rare
+   * changes (trap/overload bits), so a stream of sends does not bounce the
+   * line the consumer works on, and the consumer's per-message writes
+   * (mailbox tail, cur_msg, state) do not bounce this one. */
+  bw__mpsc mb;           /* the mailbox's producer end; consumer end: mbc */
   bw_pid_t pid;
-  const bw_behaviour_t *beh;
   struct bw_runtime *rt;
-  bw__actor_ext *ext;
+  bw__msg *urgent;       /* atomic */
+  bw__qnode *muted;      /* atomic: senders muted on this actor (a stack through their rq) */
   uint32_t mb_cap;       /* 0 = unbounded */
   uint32_t mb_count;     /* atomic; maintained only when bounded */
+  uint32_t mb_pushed;    /* atomic: mailbox nodes pushed, ever (wraps); backlog = pushed - popped */
   /* Urgent exits, taken before the next message however deep the mailbox
    * (Erlang handles exit signals to a non-trapping process on arrival):
    * force = BW__FORCE_KILL or BW__FORCE_SHUTDOWN, set by senders;
    * urgent = an EXIT node with the full reason (first one wins). */
   uint32_t force;        /* atomic */
-  uint32_t trap;         /* atomic: trapping exits; written by the owner, read by senders */
-  bw__msg *urgent;       /* atomic */
-  uint16_t flags;        /* BW__AF_*: changed only by the actor's own thread */
+  uint32_t trap;         /* atomic: BW__SIG_*; written by the owner only, read by senders */
   uint8_t cflags;        /* BW__CF_*: fixed at spawn, read by senders */
-  uint8_t cls;           /* pool class of this block; 0xFF = malloc'ed */
+  /* Second line: the owner's (and the scheduler's run-queue link). */
+  _Alignas(64) bw__mpsc_c mbc; /* the mailbox's consumer end */
+  bw__qnode rq; /* run-queue link (injection queue, muted stack) */
+  const bw_behaviour_t *beh;
+  bw__actor_ext *ext;
   bw__msg *cur_msg;      /* the message being handled (bw_msg_take, crashes) */
+  uint32_t mb_popped;    /* mailbox nodes its turns have taken, ever (owner only) */
+  uint16_t flags;        /* BW__AF_*: changed only by the actor's own thread */
+  uint8_t cls;           /* pool class of this block; 0xFF = malloc'ed */
   _Alignas(16) unsigned char state[];
 } bw__actor;
 
@@ -252,6 +277,8 @@ int bw__pid_alloc(struct bw_runtime *rt, bw__actor *a); /* sets a->pid, not yet 
 void bw__pid_publish(struct bw_runtime *rt, bw__actor *a);
 void bw__pid_mark_exiting(struct bw_runtime *rt, bw_pid_t pid);
 void bw__pid_invalidate(struct bw_runtime *rt, bw_pid_t pid); /* waits for pins */
+void bw__pin_drop(void);    /* the turn is over: release its kept pin, keep no more */
+void bw__pin_release(void); /* release the kept pin (if any) */
 void bw__pid_free(struct bw_runtime *rt, bw_pid_t pid);
 void bw__pid_destroy(struct bw_runtime *rt);
 typedef void (*bw__pid_visit_fn)(struct bw_runtime *rt, bw_pid_t pid, void *ud);
@@ -292,6 +319,13 @@ typedef struct bw__tls {
   jmp_buf *jb;           /* where bw_fail unwinds to */
   bw_reason_t crash;     /* filled by bw_fail before unwinding */
   bw__cache *ext_cache;  /* external thread's cache for rt_id */
+  bw_pid_t mute_on;      /* the running actor sent to this overloaded actor */
+  /* a pin kept for the rest of a worker's turn (bw__deliver): only while
+   * pin_keep (set by bw__actor_run on a worker, cleared by bw__pin_drop) */
+  bool pin_keep;
+  bw_pid_t pin_pid;
+  struct bw__slot *pin_slot;
+  struct bw__actor *pin_actor;
   bw__counters *ext_ctr;
 } bw__tls;
 
@@ -387,6 +421,7 @@ struct bw_runtime {
   uint32_t nwatched;       /* atomic: live actors with a hang limit */
   bw__thread *watch_list;  /* dedicated threads running watched actors, under life_mx */
   bw__mpsc inject;         /* actors scheduled from non-worker threads */
+  bw__mpsc_c inject_c;
   uint32_t inject_lock;    /* atomic: 1 while a worker consumes inject */
   uint32_t inject_len;     /* atomic: approximate length, to skip empty checks */
   uint32_t nparked;        /* atomic */
@@ -494,8 +529,12 @@ void bw__watchdog_scan(bw__runtime *rt);
 static inline void bw__watch_end(bw__thread *th) { bw__st64_rel(&th->busy_pid, 0); }
 
 /* actors */
-enum { BW__RUN_IDLE = 0, BW__RUN_AGAIN = 1, BW__RUN_DEAD = 2 };
+enum { BW__RUN_IDLE = 0, BW__RUN_AGAIN = 1, BW__RUN_DEAD = 2, BW__RUN_MUTED = 3 };
+void bw__unmute_all(bw__runtime *rt, bw__actor *a); /* reschedule a's muted senders */
 int bw__actor_run(bw__thread *th, bw__actor *a);
+bool bw__sched_handoff(bw__worker *w);
+bool bw__sched_linger(bw__worker *w, const bw__mpsc_c *c); /* wait briefly for more */
+void bw__schedule_elsewhere(bw__runtime *rt, bw__actor *a); /* via the injection queue */ /* a long turn hands queued actors to a parked worker */
 void bw__actor_crashed(bw__thread *th); /* after bw_fail unwound to a worker */
 void bw__actor_die(bw__actor *a, const bw_reason_t *reason);
 bw__actor_ext *bw__ext_get(bw__actor *a);

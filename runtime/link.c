@@ -87,7 +87,7 @@ int bw_link(bw_ctx_t *ctx, bw_pid_t pid) {
   int rc = bw__send_sys(a->rt, pid, a->pid, BW__K_LINK, 0, NULL);
   if (rc == BW_ENOPROC) {
     links_remove(a, pid);
-    if (bw__ld32_rlx(&a->trap)) {
+    if ((bw__ld32_rlx(&a->trap) & BW__SIG_TRAP)) {
       bw_reason_t r;
       bw__reason_set(&r, BW_REASON_NOPROC, BW_ENOPROC, NULL);
       bw__msg *m = exit_msg(a->rt, a->pid, pid, &r, false);
@@ -181,7 +181,7 @@ int bw__exit_signal(bw__runtime *rt, bw_pid_t to, bw_pid_t from, const bw_reason
   if (a == NULL)
     return BW_ENOPROC;
   /* relaxed: whether it traps now; see bw_trap_exit */
-  bool urgent = r->kind != BW_REASON_NORMAL && bw__ld32_rlx(&a->trap) == 0;
+  bool urgent = r->kind != BW_REASON_NORMAL && (bw__ld32_rlx(&a->trap) & BW__SIG_TRAP) == 0;
   bw__pid_unpin(s);
   bw__msg *m = exit_msg(rt, to, from, r, link_exit);
   if (m == NULL)
@@ -228,7 +228,7 @@ int bw__link_handle(bw__actor *a, bw__msg *m, bw_reason_t *die) {
       if (!links_remove(a, from))
         return 0;
     }
-    if (bw__ld32_rlx(&a->trap)) {
+    if ((bw__ld32_rlx(&a->trap) & BW__SIG_TRAP)) {
       m->kind = BW__K_WAKE; /* a signal, not counted as a user message */
       m->pub.type = BW_MSG_EXIT;
       m->pub.data = m->inl;

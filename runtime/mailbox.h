@@ -22,10 +22,10 @@
 
 #include "runtime/internal.h"
 
-static inline void bw__mpsc_init(bw__mpsc *q, bool marked) {
-  q->stub.next = NULL;
-  q->tail = &q->stub;
-  q->head = (uintptr_t)&q->stub | (marked ? 1u : 0u);
+static inline void bw__mpsc_init(bw__mpsc *q, bw__mpsc_c *c, bool marked) {
+  c->stub.next = NULL;
+  c->tail = &c->stub;
+  q->head = (uintptr_t)&c->stub | (marked ? 1u : 0u);
 }
 
 /* Returns true if the queue was marked empty: the caller must schedule. */
@@ -45,20 +45,20 @@ static inline bool bw__mpsc_push(bw__mpsc *q, bw__qnode *n) {
 
 /* Pops the oldest node, or NULL when empty or when a producer is between
  * its exchange and its link (then the queue is not empty: retry later). */
-static inline bw__qnode *bw__mpsc_pop(bw__mpsc *q) {
-  bw__qnode *tail = q->tail;
+static inline bw__qnode *bw__mpsc_pop(bw__mpsc *q, bw__mpsc_c *c) {
+  bw__qnode *tail = c->tail;
   /* acquire: pairs with the producer's release store of next, so the
    * node's payload is visible once we see the link */
   bw__qnode *next = BW__LD_ACQ(&tail->next);
-  if (tail == &q->stub) {
+  if (tail == &c->stub) {
     if (next == NULL)
       return NULL;
-    q->tail = next;
+    c->tail = next;
     tail = next;
     next = BW__LD_ACQ(&next->next);
   }
   if (next != NULL) {
-    q->tail = next;
+    c->tail = next;
     return tail;
   }
   /* tail is the last linked node; hand it out only if it is also the head,
@@ -67,10 +67,10 @@ static inline bw__qnode *bw__mpsc_pop(bw__mpsc *q) {
   uintptr_t head = (uintptr_t)bw__ld_ptr_acq((void *const *)&q->head);
   if ((bw__qnode *)(head & ~(uintptr_t)1) != tail)
     return NULL; /* a push is in progress */
-  bw__mpsc_push(q, &q->stub);
+  bw__mpsc_push(q, &c->stub);
   next = BW__LD_ACQ(&tail->next);
   if (next != NULL) {
-    q->tail = next;
+    c->tail = next;
     return tail;
   }
   return NULL;
@@ -78,19 +78,26 @@ static inline bw__qnode *bw__mpsc_pop(bw__mpsc *q) {
 
 /* Consumer: marks the queue empty (owner unscheduled). Fails, returning
  * false, if anything was pushed: the consumer must go on or reschedule. */
-static inline bool bw__mpsc_mark_empty(bw__mpsc *q) {
-  if (q->tail != &q->stub)
+static inline bool bw__mpsc_mark_empty(bw__mpsc *q, bw__mpsc_c *c) {
+  if (c->tail != &c->stub)
     return false;
   /* acq_rel CAS: release publishes the owner's state (written during its
    * turn) to the producer whose exchange sees the mark and schedules it. */
-  return bw__cas_ptr((void **)&q->head, (void *)&q->stub,
-                     (void *)((uintptr_t)&q->stub | 1u));
+  return bw__cas_ptr((void **)&q->head, (void *)&c->stub,
+                     (void *)((uintptr_t)&c->stub | 1u));
+}
+
+/* Consumer: true if a pop would find something now (a hint: a push between
+ * its exchange and its link is not seen). tail is the next node to hand out,
+ * or the stub with the first node linked behind it. */
+static inline bool bw__mpsc_has_more(const bw__mpsc_c *c) {
+  return c->tail != &c->stub || BW__LD_RLX(&c->stub.next) != NULL;
 }
 
 /* True if nothing is queued (racy hint, for parking decisions). */
-static inline bool bw__mpsc_looks_empty(const bw__mpsc *q) {
+static inline bool bw__mpsc_looks_empty(const bw__mpsc *q, const bw__mpsc_c *c) {
   uintptr_t head = (uintptr_t)bw__ld_ptr_acq((void *const *)&q->head);
-  return (bw__qnode *)(head & ~(uintptr_t)1) == &q->stub;
+  return (bw__qnode *)(head & ~(uintptr_t)1) == &c->stub;
 }
 
 #endif

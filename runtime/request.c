@@ -262,12 +262,12 @@ static bool on_scheduler(const bw__runtime *rt) {
  * (NULL: an exit was requested, i.e. the runtime is stopping). */
 static bw__msg *waiter_next(bw__actor *w) {
   for (;;) {
-    bw__qnode *q = bw__mpsc_pop(&w->mb);
+    bw__qnode *q = bw__mpsc_pop(&w->mb, &w->mbc);
     if (q != NULL)
       return (bw__msg *)q;
     if (bw__actor_exit_pending(w))
       return NULL;
-    if (bw__mpsc_mark_empty(&w->mb)) {
+    if (bw__mpsc_mark_empty(&w->mb, &w->mbc)) {
       while (sem_wait(&w->ext->wake) != 0 && errno == EINTR) {
       }
     } else {

@@ -77,7 +77,7 @@ static bw__actor *inject_pop(bw__runtime *rt) {
   /* one consumer at a time; a worker that loses the race looks elsewhere */
   if (bw__xchg32(&rt->inject_lock, 1) != 0)
     return NULL;
-  bw__qnode *q = bw__mpsc_pop(&rt->inject);
+  bw__qnode *q = bw__mpsc_pop(&rt->inject, &rt->inject_c);
   /* release: our consumer-side updates of the queue (its tail) are visible
    * to the next worker that takes the lock */
   bw__st32_rel(&rt->inject_lock, 0);
@@ -132,6 +132,60 @@ void bw__schedule(bw__runtime *rt, bw__actor *a) {
   }
   inject_push(rt, a);
   wake_one(rt);
+}
+
+/*
+ * Called during a long turn (the running actor has more messages) when it
+ * may have made other actors runnable on this worker's queue, where they
+ * would wait for the turn to end: wakes a parked worker to steal them. The
+ * queue-length rule of bw__schedule does not see this case: one actor
+ * queued behind a turn that goes on (a producer streaming to a consumer).
+ * Returns true if it woke (or found a searcher), so a turn calls it until
+ * then and no more. Relaxed loads: hints; wake_one re-checks after a
+ * seq_cst fence.
+ */
+bool bw__sched_handoff(bw__worker *w) {
+  bw__runtime *rt = w->th.rt;
+  if (rq_len(w) == 0 || bw__ld32_rlx(&rt->nparked) == 0)
+    return false;
+  wake_one(rt);
+  return true;
+}
+
+/*
+ * Schedules a for another worker than this one: through the injection queue,
+ * waking a parked worker. For senders an overloaded actor unmutes while it
+ * still has a backlog: on this worker's own queue they would wait behind it
+ * or displace it, when the point is that both run at once.
+ */
+void bw__schedule_elsewhere(bw__runtime *rt, bw__actor *a) {
+  if ((a->cflags & (BW__CF_DEDICATED | BW__CF_WAITER)) || bw__nworkers(rt) < 2) {
+    bw__schedule(rt, a);
+    return;
+  }
+  inject_push(rt, a);
+  wake_one(rt);
+}
+
+/*
+ * An actor that has just drained its mailbox, on a worker with nothing else
+ * queued, waits a moment for more before it goes idle. A consumer that keeps
+ * up with a fast producer would otherwise go idle after every few messages,
+ * and each message would pay for a schedule and a steal (fan-in ran at half
+ * speed that way). Bounded (about a microsecond), and only where the worker
+ * would spin looking for work anyway; not when others wait on this worker.
+ * Returns true if a message arrived.
+ */
+bool bw__sched_linger(bw__worker *w, const bw__mpsc_c *c) {
+  if (rq_len(w) != 0)
+    return false;
+  for (int i = 0; i < 16; i++) {
+    for (int k = 0; k < 16; k++)
+      bw__cpu_relax();
+    if (bw__mpsc_has_more(c))
+      return true;
+  }
+  return false;
 }
 
 /* --- the worker loop ------------------------------------------------------ */
@@ -270,7 +324,7 @@ int bw__sched_start(bw__runtime *rt) {
     return BW_ENOMEM;
   memset(rt->workers, 0, bytes);
   pthread_mutex_init(&rt->spare_mx, NULL);
-  bw__mpsc_init(&rt->inject, false);
+  bw__mpsc_init(&rt->inject, &rt->inject_c, false);
   for (unsigned i = 0; i < rt->nworkers; i++)
     if (worker_init(rt, i) != 0)
       return BW_ENOMEM;

@@ -90,9 +90,66 @@ void bw__msg_free(bw__runtime *rt, bw__msg *m) {
   bw__msg_release_node(rt, m);
 }
 
+/*
+ * The pin a sender needs so the receiver is not freed under its push costs
+ * two atomic RMWs on the receiver's slot word, which every sender to that
+ * receiver shares: under fan-in they bounce that line between cores on
+ * every message. An actor on a worker thread therefore keeps its last pin
+ * until its turn ends (bw__pin_drop), and re-validates it per send with a
+ * plain load of the generation. A turn on a worker is bounded (one batch,
+ * never blocking), so the receiver's exit, which waits for pins, waits at
+ * most that long; and a thread that invalidates a pid it holds drops its
+ * own pin first (bw__pid_invalidate), so it cannot wait for itself.
+ * Dedicated-thread actors and outside threads may block between sends, so
+ * they pin per message. A send to oneself needs no pin: the running actor
+ * cannot be freed while its own turn runs on this thread.
+ */
+static bw__actor *pin_for_send(bw__runtime *rt, bw_pid_t to, bw__slot **s, bool *cached) {
+  bw__actor *cur = bw__tl.cur;
+  *cached = false;
+  if (!bw__tl.pin_keep || cur == NULL || cur->rt != rt)
+    return bw__pid_pin(rt, to, s);
+  *cached = true;
+  if (to == cur->pid) {
+    *s = NULL;
+    return cur;
+  }
+  if (bw__tl.pin_pid == to) {
+    /* relaxed: we hold a pin, so the actor stays allocated; the generation
+     * tells whether it has begun to exit (then: the slow path, noproc) */
+    if ((uint32_t)(bw__ld64_rlx(&bw__tl.pin_slot->word) >> 32) == BW__PID_GEN(to)) {
+      *s = bw__tl.pin_slot;
+      return bw__tl.pin_actor;
+    }
+  }
+  bw__pin_release();
+  bw__actor *a = bw__pid_pin(rt, to, s);
+  if (a != NULL) {
+    bw__tl.pin_pid = to;
+    bw__tl.pin_slot = *s;
+    bw__tl.pin_actor = a;
+  }
+  return a;
+}
+
+void bw__pin_release(void) {
+  if (bw__tl.pin_slot != NULL) {
+    bw__pid_unpin(bw__tl.pin_slot);
+    bw__tl.pin_slot = NULL;
+    bw__tl.pin_actor = NULL;
+    bw__tl.pin_pid = BW_PID_NONE;
+  }
+}
+
+void bw__pin_drop(void) {
+  bw__tl.pin_keep = false;
+  bw__pin_release();
+}
+
 int bw__deliver(bw__runtime *rt, bw__msg *m, bool keep_on_reject) {
   bw__slot *s;
-  bw__actor *a = bw__pid_pin(rt, m->to, &s);
+  bool cached;
+  bw__actor *a = pin_for_send(rt, m->to, &s, &cached);
   bool user = m->kind == BW__K_USER;
   if (a == NULL) {
     if (user) {
@@ -110,7 +167,8 @@ int bw__deliver(bw__runtime *rt, bw__msg *m, bool keep_on_reject) {
     if (n >= a->mb_cap) {
       bw__faa32(&a->mb_count, (uint32_t)-1);
       bool drop = (a->cflags & BW__CF_DROP) != 0;
-      bw__pid_unpin(s);
+      if (!cached)
+        bw__pid_unpin(s);
       if (drop) {
         bw__counters *c = bw__my_counters(rt);
         bw__ctr_add(rt, c, &c->sent, 1);
@@ -127,9 +185,19 @@ int bw__deliver(bw__runtime *rt, bw__msg *m, bool keep_on_reject) {
     bw__counters *c = bw__my_counters(rt);
     bw__ctr_add(rt, c, &c->sent, 1);
   }
+  /* relaxed: counts the backlog for back-pressure (a heuristic); on the
+   * line this push writes anyway */
+  bw__faa32(&a->mb_pushed, 1);
   if (bw__mpsc_push(&a->mb, &m->q))
     bw__schedule(rt, a);
-  bw__pid_unpin(s);
+  /* back-pressure: an actor sending to an overloaded actor is muted at the
+   * end of its turn (see bw__actor_run); relaxed: a hint */
+  bw__actor *self = bw__tl.cur;
+  if (self != NULL && self != a && bw__tl.mute_on == BW_PID_NONE &&
+      (bw__ld32_rlx(&a->trap) & BW__SIG_OVERLOADED))
+    bw__tl.mute_on = a->pid;
+  if (!cached)
+    bw__pid_unpin(s);
   return 0;
 }
 

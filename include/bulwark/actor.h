@@ -173,6 +173,24 @@ int bw_wait_exit(bw_runtime_t *rt, bw_pid_t pid, uint64_t timeout_ms, bw_reason_
 /* True if pid names a live actor of this runtime. */
 bool bw_is_alive(const bw_runtime_t *rt, bw_pid_t pid);
 
+/*
+ * How many messages wait in pid's mailbox (user messages and signals),
+ * as of the end of its last turn: a snapshot for monitoring, never exact
+ * while it runs. From any thread. Returns 0, BW_EINVAL (NULL rt or out),
+ * BW_ENOPROC (dead or stale pid).
+ *
+ * Back-pressure: an actor found behind (a whole batch handled in its last
+ * turn and 32 batches or more still queued; 2,048 messages by default) is
+ * "overloaded". An actor that sends to an overloaded actor is muted at the
+ * end of the handler call that sent: it is not run again, although it
+ * stays alive and its mailbox keeps filling, until the overloaded actor is
+ * down to 8 batches or exits. Sends themselves never block or fail because
+ * of it; senders that are not actors (other threads) are never muted, nor
+ * is an actor that is itself overloaded (so two actors flooding each other
+ * cannot both wait). Bounded mailboxes remain the tool for a hard limit.
+ */
+int bw_mailbox_depth(bw_runtime_t *rt, bw_pid_t pid, uint32_t *out);
+
 #ifdef __cplusplus
 }
 #endif
