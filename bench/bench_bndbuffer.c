@@ -109,7 +109,10 @@ static int bb_consumer_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg)
   } else if (msg->type != BB_WANT) { /* BB_WANT from the manager: start */
     return BW_EINVAL;
   }
-  return bw_send(bw_ctx_runtime(ctx), p->sh->manager, BB_WANT, NULL, 0);
+  /* the next request says whether this consumer has just used an item: the
+   * manager counts the run done when the last item was used, not sent */
+  uint8_t used = msg->type == BB_ITEM;
+  return bw_send(bw_ctx_runtime(ctx), p->sh->manager, BB_WANT, &used, sizeof used);
 }
 
 static const bw_behaviour_t bb_producer_behaviour = {
@@ -211,8 +214,6 @@ static int bb_dispatch(bw_ctx_t *ctx, bb_manager_t *m)
     int rc = bw_send(rt, fifo_pop(&m->consumers), BB_ITEM, &it, sizeof it);
     if (rc != 0)
       return bb_fail(ctx, m, rc);
-    if (++m->consumed == m->total)
-      bench_waiter_ok(&m->waiter, ctx, bench_now_ns());
   }
   while (m->credits && m->producers.len) {
     m->credits--;
@@ -263,6 +264,9 @@ static int bb_manager_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg)
     return bb_dispatch(ctx, m);
   }
   case BB_WANT:
+    if (msg->len == 1 && *(const uint8_t *)msg->data &&
+        ++m->consumed == m->total)
+      bench_waiter_ok(&m->waiter, ctx, bench_now_ns());
     fifo_push(&m->consumers, msg->from);
     return bb_dispatch(ctx, m);
   default:
