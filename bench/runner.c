@@ -98,6 +98,10 @@ static const bench_t *const benches[] = {
     /* supervision */
     &bench_restart_latency, &bench_restart_latency_p99,
     &bench_restart_throughput, &bench_rest_for_one_100,
+    /* patterns */
+    &bench_breaker_guard, &bench_breaker_guard_2t, &bench_breaker_open,
+    &bench_bulkhead_rtt, &bench_bulkhead_rtt_call, &bench_bulkhead_throughput,
+    &bench_ratelimit_acquire,
 };
 #define NBENCH (sizeof benches / sizeof benches[0])
 

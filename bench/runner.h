@@ -84,6 +84,13 @@ extern const bench_t bench_restart_latency;
 extern const bench_t bench_restart_latency_p99;
 extern const bench_t bench_restart_throughput;
 extern const bench_t bench_rest_for_one_100;
+extern const bench_t bench_breaker_guard;
+extern const bench_t bench_breaker_guard_2t;
+extern const bench_t bench_breaker_open;
+extern const bench_t bench_bulkhead_rtt;
+extern const bench_t bench_bulkhead_rtt_call;
+extern const bench_t bench_bulkhead_throughput;
+extern const bench_t bench_ratelimit_acquire;
 
 /* --- Helpers for benchmarks --------------------------------------------- */
 

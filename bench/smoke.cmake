@@ -27,7 +27,11 @@ if(DEFINED ENV{BW_TEST_SCALE} AND NOT "$ENV{BW_TEST_SCALE}" STREQUAL "" AND
     --param fanin_p1.n=50k --param fanin_p4.n=50k --param flood.n=5k
     --param restart_latency.n=200 --param restart_latency_p99.n=200
     --param restart_throughput.n=2k --param restart_throughput.children=100
-    --param rest_for_one_100.rounds=10)
+    --param rest_for_one_100.rounds=10
+    --param breaker_guard.n=100k --param breaker_guard_2t.n=100k
+    --param breaker_open.n=100k --param bulkhead_rtt.n=2k
+    --param bulkhead_rtt_call.n=500 --param bulkhead_throughput.n=8k
+    --param ratelimit_acquire.n=100k)
 endif()
 
 execute_process(COMMAND ${BW_BENCH} ${args} RESULT_VARIABLE rc)

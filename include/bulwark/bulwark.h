@@ -19,5 +19,8 @@
 #include "bulwark/dead_letter.h"
 #include "bulwark/event.h"
 #include "bulwark/supervisor.h"
+#include "bulwark/ratelimit.h"
+#include "bulwark/breaker.h"
+#include "bulwark/bulkhead.h"
 
 #endif
