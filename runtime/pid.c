@@ -109,8 +109,10 @@ void bw__pid_mark_exiting(bw__runtime *rt, bw_pid_t pid) {
 
 void bw__pid_invalidate(bw__runtime *rt, bw_pid_t pid) {
   bw__slot *s = slot_at(rt, BW__PID_SLOT(pid));
-  if (bw__tl.pin_slot == s)
-    bw__pin_release(); /* our own kept pin: waiting for it would never end */
+  /* a kept pin of ours (send.c) must go before we wait for pins: on this
+   * slot we would wait for ourselves, and on another dying actor's slot two
+   * exits could each wait for the other's pin */
+  bw__pin_release();
   uint64_t w = bw__ld64_rlx(&s->word);
   uint64_t exiting = (w & BW__SLOT_EXITING) ? BW__SLOT_EXITING : 0;
   bw__faa64(&s->word, (uint64_t)0 - (((uint64_t)BW__PID_GEN(pid) << 32) + exiting));

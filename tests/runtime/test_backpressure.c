@@ -301,6 +301,57 @@ static void test_mutual_flood_no_deadlock(void **st) {
   }
 }
 
+/* --- kept pins (send.c) ------------------------------------------------------- */
+
+enum { K_PEER = 10, K_DIE };
+
+typedef struct pair_actor {
+  bw_pid_t peer;
+} pair_actor_t;
+
+static int pair_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
+  pair_actor_t *p = state;
+  if (msg->type == K_PEER) {
+    memcpy(&p->peer, msg->data, sizeof p->peer);
+    uint64_t ref;
+    return bw_monitor(ctx, p->peer, &ref) == 0 ? BW_CONTINUE : BW_EINVAL;
+  }
+  if (msg->type == K_DIE) {
+    /* a stream of sends to the peer keeps a pin on it for the rest of
+     * this turn; then both exit at once, each telling the other (DOWN) */
+    for (int i = 0; i < 8; i++)
+      bw_send(bw_ctx_runtime(ctx), p->peer, M_ITEM, &i, sizeof i);
+    return BW_STOP;
+  }
+  return BW_CONTINUE;
+}
+
+static const bw_behaviour_t pair_beh = {
+    .name = "pair", .state_size = sizeof(pair_actor_t), .handle = pair_handle};
+
+/* Two actors that monitor each other, sending to each other right up to
+ * their exits, exit at the same time on two workers: neither exit may wait
+ * for the other's kept pin (it once could, and both workers hung). */
+static void test_kept_pins_simultaneous_exits(void **st) {
+  (void)st;
+  bw_runtime_t *rt = bwt_runtime(2, false);
+  for (unsigned round = 0; round < bwt_scaled(2000); round++) {
+    bw_pid_t a, b;
+    assert_int_equal(bw_spawn(rt, &pair_beh, NULL, NULL, &a), 0);
+    assert_int_equal(bw_spawn(rt, &pair_beh, NULL, NULL, &b), 0);
+    assert_int_equal(bw_send(rt, a, K_PEER, &b, sizeof b), 0);
+    assert_int_equal(bw_send(rt, b, K_PEER, &a, sizeof a), 0);
+    assert_int_equal(bw_send(rt, a, K_DIE, NULL, 0), 0);
+    assert_int_equal(bw_send(rt, b, K_DIE, NULL, 0), 0);
+    assert_int_equal(bw_wait_exit(rt, a, 0, NULL), 0);
+    assert_int_equal(bw_wait_exit(rt, b, 0, NULL), 0);
+  }
+  assert_int_equal(bw_runtime_stop(rt), 0);
+  bw_runtime_stats_t s = bwt_stats(rt);
+  bwt_assert_accounting(&s);
+  bw_runtime_destroy(rt);
+}
+
 /* --- bw_mailbox_depth -------------------------------------------------------- */
 
 static int idle_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
@@ -337,6 +388,7 @@ int main(void) {
       cmocka_unit_test(test_consumer_exit_unmutes),
       cmocka_unit_test(test_stop_while_muted),
       cmocka_unit_test(test_mutual_flood_no_deadlock),
+      cmocka_unit_test(test_kept_pins_simultaneous_exits),
       cmocka_unit_test(test_mailbox_depth),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -549,15 +549,76 @@ static void test_exit_self(void **state) {
   bw_runtime_destroy(rt);
 }
 
+/* An actor on its own thread that, told to, blocks at a gate and then
+ * crashes with -13: so a test can have it crash after something else has
+ * been queued behind it. */
+static bwt_gate_t gate_;
+
+static int gated_handle(bw_ctx_t *ctx, void *st, const bw_msg_t *msg) {
+  (void)ctx;
+  (void)st;
+  (void)msg;
+  return bwt_gate_pass(&gate_) ? -13 : BW_CONTINUE;
+}
+
+static void gated_terminate(bw_ctx_t *ctx, void *st, const bw_reason_t *r) {
+  (void)ctx;
+  (void)st;
+  (void)r;
+  bwt_lock(&sync_);
+  recs[0].terms++;
+  bwt_unlock_signal(&sync_);
+}
+
+static const bw_behaviour_t gated = {
+    .name = "gated", .handle = gated_handle, .terminate = gated_terminate};
+
+static int gate_waiting(void) {
+  pthread_mutex_lock(&gate_.mu);
+  int w = gate_.waiting;
+  pthread_mutex_unlock(&gate_.mu);
+  return w;
+}
+
+typedef struct opener {
+  bw_runtime_t *rt;
+  bw_pid_t pid;
+} opener_t;
+
+/* Opens the gate once the actor has a second message queued behind the one
+ * it is blocked in: the monitor bw_wait_exit sends. */
+static void *open_when_monitored(void *arg) {
+  opener_t *o = arg;
+  uint32_t d = 0;
+  unsigned spins = 0;
+  while (bw_mailbox_depth(o->rt, o->pid, &d) == 0 && d < 2)
+    bwt_relax(&spins);
+  bwt_gate_open(&gate_);
+  return NULL;
+}
+
 static void test_wait_exit(void **state) {
   (void)state;
   reset();
   bw_runtime_t *rt = bwt_runtime(2, false);
-  bw_pid_t a = spawn_probe(rt, 0, false);
-  crash(rt, a, -13);
+  /* the crash comes after the wait has begun (its monitor is queued), so
+   * the wait sees the crash's reason, not noproc */
+  bwt_gate_init(&gate_);
+  bw_spawn_opts_t o;
+  bw_spawn_opts_init(&o);
+  o.dedicated_thread = true;
+  bw_pid_t a;
+  assert_int_equal(bw_spawn(rt, &gated, NULL, &o, &a), 0);
+  assert_int_equal(bw_send(rt, a, T_CRASH, NULL, 0), 0);
+  BWT_POLL(gate_waiting() == 1);
+  opener_t op = {rt, a};
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, open_when_monitored, &op), 0);
   bw_reason_t why;
   memset(&why, 0, sizeof why);
   assert_int_equal(bw_wait_exit(rt, a, 0, &why), 0);
+  pthread_join(th, NULL);
+  bwt_gate_destroy(&gate_);
   assert_int_equal(why.kind, BW_REASON_CRASH);
   assert_int_equal(why.code, -13);
   assert_false(bw_is_alive(rt, a));
