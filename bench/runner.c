@@ -101,7 +101,8 @@ static const bench_t *const benches[] = {
     /* patterns */
     &bench_breaker_guard, &bench_breaker_guard_2t, &bench_breaker_open,
     &bench_bulkhead_rtt, &bench_bulkhead_rtt_call, &bench_bulkhead_throughput,
-    &bench_ratelimit_acquire,
+    &bench_ratelimit_acquire, &bench_retry_backoff, &bench_retry_budget,
+    &bench_retry_proxy,
 };
 #define NBENCH (sizeof benches / sizeof benches[0])
 

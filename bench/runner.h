@@ -91,6 +91,9 @@ extern const bench_t bench_bulkhead_rtt;
 extern const bench_t bench_bulkhead_rtt_call;
 extern const bench_t bench_bulkhead_throughput;
 extern const bench_t bench_ratelimit_acquire;
+extern const bench_t bench_retry_backoff;
+extern const bench_t bench_retry_budget;
+extern const bench_t bench_retry_proxy;
 
 /* --- Helpers for benchmarks --------------------------------------------- */
 

@@ -31,7 +31,8 @@ if(DEFINED ENV{BW_TEST_SCALE} AND NOT "$ENV{BW_TEST_SCALE}" STREQUAL "" AND
     --param breaker_guard.n=100k --param breaker_guard_2t.n=100k
     --param breaker_open.n=100k --param bulkhead_rtt.n=2k
     --param bulkhead_rtt_call.n=500 --param bulkhead_throughput.n=8k
-    --param ratelimit_acquire.n=100k)
+    --param ratelimit_acquire.n=100k --param retry_backoff.n=100k
+    --param retry_budget.n=100k --param retry_proxy.n=2k)
 endif()
 
 execute_process(COMMAND ${BW_BENCH} ${args} RESULT_VARIABLE rc)

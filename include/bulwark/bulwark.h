@@ -22,5 +22,6 @@
 #include "bulwark/ratelimit.h"
 #include "bulwark/breaker.h"
 #include "bulwark/bulkhead.h"
+#include "bulwark/retry.h"
 
 #endif

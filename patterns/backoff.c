@@ -1,0 +1,109 @@
+/*
+ * bulwark: retry delays. Pure functions over a small caller-held state: no
+ * globals, no locks, no allocation, so the executor, a user loop or a
+ * benchmark can all compute delays the same way.
+ *
+ * The formulas are those of the AWS Architecture Blog's "Exponential Backoff
+ * And Jitter", with the growth factor generalised from 2 to multiplier:
+ *   exponential   e(n)  = min(cap, base * multiplier^n)
+ *   full jitter   rand[0, e(n)]
+ *   equal jitter  e(n)/2 + rand[0, e(n) - e(n)/2]
+ *   decorrelated  d = min(cap, rand[base, d_prev * multiplier]), d_0 = base
+ * (Polly's DecorrelatedJitterBackoffV2 smooths the decorrelated curve with a
+ * tanh-shaped median instead; it needs libm and can go below base, and the
+ * AWS form's [base, cap] bound is the contract we promise, so it is not
+ * offered.)
+ *
+ * e(n) is kept as a running product in the state rather than computed with
+ * pow(): O(1) per retry, no libm, and exact for the integer products tests
+ * check (doubles hold integers up to 2^53 exactly; the cap is far below).
+ */
+#include <string.h>
+
+#include "bulwark/error.h"
+#include "bulwark/retry.h"
+
+uint64_t bw_retry_rand64(uint64_t *state) {
+  /* splitmix64 (Steele, Lea, Flood): one add and three xor-shift-multiplies;
+   * every 64-bit state is valid, so any seed (0 too) works. */
+  uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+/* Uniform in [lo, hi] (lo <= hi), by Lemire's multiply-shift: no division,
+ * and a bias below span/2^64, far under anything a delay can show. */
+static uint64_t rand_between(uint64_t *rng, uint64_t lo, uint64_t hi) {
+  uint64_t span = hi - lo + 1; /* hi < 2^62 by the option bounds: no wrap */
+  unsigned __int128 m = (unsigned __int128)bw_retry_rand64(rng) * span;
+  return lo + (uint64_t)(m >> 64);
+}
+
+int bw_retry_backoff_validate(const bw_retry_backoff_t *b) {
+  if (b == NULL || b->kind < 0 || b->kind >= BW_RETRY_BACKOFF__COUNT)
+    return BW_EINVAL;
+  if (b->initial_ms == 0 || b->max_ms < b->initial_ms || b->max_ms > BW_RETRY_DELAY_MAX_MS)
+    return BW_EINVAL;
+  if (b->kind != BW_RETRY_BACKOFF_FIXED &&
+      !(b->multiplier >= 1.0 && b->multiplier <= BW_RETRY_MULTIPLIER_MAX)) /* NaN fails too */
+    return BW_EINVAL;
+  return 0;
+}
+
+int bw_retry_backoff_start(const bw_retry_backoff_t *b, uint64_t seed,
+                           bw_retry_backoff_state_t *st) {
+  if (st == NULL || bw_retry_backoff_validate(b) != 0)
+    return BW_EINVAL;
+  memset(st, 0, sizeof *st);
+  st->rng = seed;
+  st->ceil_ms = (double)b->initial_ms;
+  st->prev_ms = b->initial_ms;
+  return 0;
+}
+
+/* e(n) for this retry, then e(n+1) kept for the next; stays at the cap once
+ * there, so the product never overflows. */
+static uint64_t exp_step(const bw_retry_backoff_t *b, bw_retry_backoff_state_t *st) {
+  double cap = (double)b->max_ms;
+  double e = st->ceil_ms < cap ? st->ceil_ms : cap;
+  double next = e * b->multiplier;
+  st->ceil_ms = next < cap ? next : cap;
+  return (uint64_t)e; /* truncation: whole ms, never above the cap */
+}
+
+uint64_t bw_retry_backoff_next(const bw_retry_backoff_t *b, bw_retry_backoff_state_t *st) {
+  uint64_t d;
+  switch (b->kind) {
+  case BW_RETRY_BACKOFF_FIXED:
+    d = b->initial_ms;
+    break;
+  case BW_RETRY_BACKOFF_EXPONENTIAL:
+    d = exp_step(b, st);
+    break;
+  case BW_RETRY_BACKOFF_FULL_JITTER:
+    d = rand_between(&st->rng, 0, exp_step(b, st));
+    break;
+  case BW_RETRY_BACKOFF_EQUAL_JITTER: {
+    uint64_t e = exp_step(b, st);
+    d = e / 2 + rand_between(&st->rng, 0, e - e / 2);
+    break;
+  }
+  case BW_RETRY_BACKOFF_DECORRELATED: {
+    /* prev <= cap <= 1 day and multiplier <= 1000: hi < 2^37, exact */
+    uint64_t hi = (uint64_t)((double)st->prev_ms * b->multiplier);
+    if (hi < b->initial_ms)
+      hi = b->initial_ms;
+    d = rand_between(&st->rng, b->initial_ms, hi);
+    if (d > b->max_ms)
+      d = b->max_ms;
+    st->prev_ms = d;
+    break;
+  }
+  default:
+    d = b->max_ms; /* unreachable for a validated b; the safe answer */
+    break;
+  }
+  st->retries++;
+  return d;
+}
