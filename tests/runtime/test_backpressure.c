@@ -16,9 +16,10 @@ enum { M_ITEM = 1, M_CONT, M_START };
 #define CHUNK 1000u
 #define BATCH 64u
 /* the most a consumer can have queued when its producer is muted in time:
- * one full producer turn (BATCH chunks), plus the unmute watermark, plus
- * the chunk that noticed */
-#define BACKLOG_BOUND (BATCH * CHUNK + 8u * BATCH + 2u * CHUNK)
+ * one full producer turn (BATCH chunks) on top of a backlog just under the
+ * overload mark (32 batches), plus the chunks sent while the consumer's turn
+ * that raised the mark was running and the one that noticed it */
+#define BACKLOG_BOUND (BATCH * CHUNK + 32u * BATCH + 4u * CHUNK)
 
 typedef struct shared {
   bwt_sync_t sync;
