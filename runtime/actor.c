@@ -461,9 +461,10 @@ static int actor_turn(bw__thread *th, bw__actor *a) {
     return BW__RUN_DEAD;
   }
   bw__tl.cur = NULL;
-  /* overloaded: this turn spent its whole batch, on messages from others
-   * (an actor that keeps sending itself "continue" is busy, not behind).
-   * The flag follows each turn; clearing it lets the muted senders run. */
+  /* overloaded: 32 batches or more still queued after a turn that handled
+   * messages from others (an actor that keeps sending itself "continue" is
+   * busy, not behind), until it is down to 8 batches; clearing the flag
+   * lets the muted senders run (see RUNTIME.md, "Back-pressure"). */
   uint32_t sig = bw__ld32_rlx(&a->trap);
   bool spent = n >= batch;
   /* relaxed store: owner-only counter, read by bw_mailbox_depth */
@@ -472,7 +473,8 @@ static int actor_turn(bw__thread *th, bw__actor *a) {
    * seen at the next turn */
   uint32_t backlog = bw__ld32_rlx(&a->mb_pushed) - a->mb_popped;
   if (!(sig & BW__SIG_OVERLOADED)) {
-    if (spent && foreign > 0 && backlog >= batch * BW__OVERLOAD_HIGH) {
+    /* not "spent": a turn can end early on a push in progress */
+    if (foreign > 0 && backlog >= batch * BW__OVERLOAD_HIGH) {
       sig |= BW__SIG_OVERLOADED;
       bw__st32_rel(&a->trap, sig); /* release: owner-only word, read by senders */
     }

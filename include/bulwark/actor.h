@@ -179,8 +179,8 @@ bool bw_is_alive(const bw_runtime_t *rt, bw_pid_t pid);
  * while it runs. From any thread. Returns 0, BW_EINVAL (NULL rt or out),
  * BW_ENOPROC (dead or stale pid).
  *
- * Back-pressure: an actor found behind (a whole batch handled in its last
- * turn and 32 batches or more still queued; 2,048 messages by default) is
+ * Back-pressure: an actor found behind (32 batches or more still queued
+ * after a turn that handled messages from others; 2,048 by default) is
  * "overloaded". An actor that sends to an overloaded actor is muted at the
  * end of the handler call that sent: it is not run again, although it
  * stays alive and its mailbox keeps filling, until the overloaded actor is
