@@ -23,5 +23,7 @@
 #include "bulwark/breaker.h"
 #include "bulwark/bulkhead.h"
 #include "bulwark/retry.h"
+#include "bulwark/health.h"
+#include "bulwark/tree.h"
 
 #endif
