@@ -185,7 +185,10 @@ static size_t collect_due(bw__runtime *rt, uint64_t now, bw__msg **out) {
     if (ent->due_ns > now)
       break;
     bw__msg *m;
-    if (ent->period_ns > 0) {
+    /* a periodic timer whose target is gone ends here: its last tick is a
+     * noproc dead letter, and no more follow (a killed actor's terminate
+     * never ran to cancel it) */
+    if (ent->period_ns > 0 && bw_is_alive(rt, ent->msg->to)) {
       m = clone_msg(rt, ent->msg);
       ent->due_ns += ent->period_ns;
       ent->seq = ++t->seq;

@@ -23,7 +23,10 @@ typedef uint64_t bw_timer_t;
 int bw_send_after(bw_runtime_t *rt, bw_pid_t to, uint64_t ms, uint32_t type,
                   const void *data, size_t len, bw_timer_t *timer);
 
-/* Like bw_send_after, then again every period_ms (> 0) until cancelled. */
+/* Like bw_send_after, then again every period_ms (> 0) until cancelled, or
+ * until its target is dead: the first tick after that is a noproc dead
+ * letter, and the timer ends (so an actor killed before it could cancel
+ * leaves nothing behind). */
 int bw_send_interval(bw_runtime_t *rt, bw_pid_t to, uint64_t period_ms,
                      uint32_t type, const void *data, size_t len,
                      bw_timer_t *timer);

@@ -269,6 +269,33 @@ static void test_interval_catches_up_on_big_advance(void **state) {
   bw_runtime_destroy(rt);
 }
 
+/* An interval timer whose target was killed (it could not cancel) ends with
+ * one noproc dead letter instead of ticking into the void for ever. */
+static void test_interval_ends_when_target_dies(void **state) {
+  (void)state;
+  reset();
+  bw_runtime_t *rt = bwt_runtime(2, true);
+  bw_pid_t p = spawn_tp(rt, 0);
+  uint32_t val = 1;
+  bw_timer_t t = 0;
+  assert_int_equal(bw_send_interval(rt, p, 10, T_TICK, &val, sizeof val, &t), 0);
+  assert_int_equal(bw_clock_advance(rt, 10), 0);
+  sync_with(rt, p);
+  assert_int_equal(nevents(), 1);
+  assert_int_equal(bw_exit(rt, p, BW_REASON_KILL, 0, NULL), 0);
+  BWT_AWAIT_DEAD(rt, p);
+  bw_runtime_stats_t before = bwt_stats(rt);
+  assert_int_equal(bw_clock_advance(rt, 100), 0);
+  bw_runtime_stats_t afterst = bwt_stats(rt);
+  assert_int_equal(afterst.dead_by_reason[BW_DL_NOPROC], before.dead_by_reason[BW_DL_NOPROC] + 1);
+  assert_int_equal(bw_timer_cancel(rt, t), BW_ENOTFOUND); /* it ended */
+  assert_int_equal(nevents(), 1);
+  assert_int_equal(bw_runtime_stop(rt), 0);
+  bw_runtime_stats_t s = bwt_stats(rt);
+  bwt_assert_accounting(&s);
+  bw_runtime_destroy(rt);
+}
+
 static void test_cancel_before_fire(void **state) {
   (void)state;
   reset();
@@ -460,6 +487,7 @@ int main(void) {
       cmocka_unit_test(test_equal_due_fire_in_creation_order),
       cmocka_unit_test(test_interval_once_per_period),
       cmocka_unit_test(test_interval_catches_up_on_big_advance),
+      cmocka_unit_test(test_interval_ends_when_target_dies),
       cmocka_unit_test(test_cancel_before_fire),
       cmocka_unit_test(test_timer_from_actor_and_to_dead_pid),
       cmocka_unit_test(test_receive_timeout),
