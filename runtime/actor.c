@@ -863,3 +863,13 @@ int bw_mailbox_depth(bw_runtime_t *rt, bw_pid_t pid, uint32_t *out) {
   *out = d;
   return 0;
 }
+
+int bw__actor_behaviour(bw_runtime_t *rt, bw_pid_t pid, const bw_behaviour_t **out) {
+  bw__slot *s;
+  bw__actor *a = bw__pid_pin(rt, pid, &s);
+  if (a == NULL)
+    return BW_ENOPROC;
+  *out = a->beh; /* fixed at spawn */
+  bw__pid_unpin(s);
+  return 0;
+}

@@ -532,6 +532,8 @@ static inline void bw__watch_end(bw__thread *th) { bw__st64_rel(&th->busy_pid, 0
 enum { BW__RUN_IDLE = 0, BW__RUN_AGAIN = 1, BW__RUN_DEAD = 2, BW__RUN_MUTED = 3 };
 void bw__unmute_all(bw__runtime *rt, bw__actor *a); /* reschedule a's muted senders */
 int bw__actor_run(bw__thread *th, bw__actor *a);
+/* The behaviour pid runs (for the supervisor API's type check); BW_ENOPROC. */
+int bw__actor_behaviour(struct bw_runtime *rt, bw_pid_t pid, const bw_behaviour_t **out);
 bool bw__sched_handoff(bw__worker *w);
 bool bw__sched_linger(bw__worker *w, const bw__mpsc_c *c); /* wait briefly for more */
 void bw__schedule_elsewhere(bw__runtime *rt, bw__actor *a); /* via the injection queue */ /* a long turn hands queued actors to a parked worker */

@@ -11,6 +11,12 @@ static int call(bw_runtime_t *rt, bw_pid_t sup, uint32_t type, const void *data,
                 bw_reply_t *r) {
   if (rt == NULL)
     return BW_EINVAL;
+  /* an actor that is not a supervisor would never answer, and the call has
+   * no deadline (a supervisor's answer may rightly take as long as a child's
+   * shutdown): refuse it at once */
+  const bw_behaviour_t *b = NULL;
+  if (bw__actor_behaviour(rt, sup, &b) == 0 && b != &bw__supervisor_behaviour)
+    return BW_EINVAL; /* (a dead pid: bw_call says noproc, or shutdown) */
   int rc = bw_call(rt, sup, type, data, len, 0, r);
   if (r->ptr != NULL && (rc != 0 || type != BW__SUP_WHICH)) {
     if (r->dtor)

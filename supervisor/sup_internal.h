@@ -29,5 +29,7 @@ int bw__sup_check_child(const bw_sup_spec_t *parent, const bw_child_spec_t *c, s
                         bw_sup_error_t *err);
 
 extern const bw_behaviour_t bw__supervisor_behaviour;
+/* runtime/actor.c: the behaviour pid runs; 0 or BW_ENOPROC */
+int bw__actor_behaviour(bw_runtime_t *rt, bw_pid_t pid, const bw_behaviour_t **out);
 
 #endif

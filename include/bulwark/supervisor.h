@@ -152,6 +152,10 @@ typedef struct bw_child_counts {
   uint32_t specs, active, supervisors, workers;
 } bw_child_counts_t;
 
+/* The run-time API below talks to a supervisor with bw_call (from a thread
+ * that is not a scheduler thread: else BW_EWOULDBLOCK). A pid that is not a
+ * supervisor's is refused with BW_EINVAL at once; a dead one, BW_ENOPROC. */
+
 /* Fills up to cap entries (in start order); *n = the number of children
  * (may exceed cap). Returns 0, BW_EINVAL, BW_ENOPROC, or bw_call's codes. */
 int bw_sup_which_children(bw_runtime_t *rt, bw_pid_t sup, bw_child_info_t *out, size_t cap,

@@ -694,6 +694,14 @@ static void test_api_error_cases(void **state) {
   assert_int_equal(bw_sup_start_child(rt, sup, &bad, &p), BW_EINVAL);
   bw_child_info_t info[8];
   size_t n = 0;
+  /* a pid that is no supervisor's is refused at once (it would never
+   * answer); a dead one is noproc */
+  bw_pid_t worker = BW_PID_NONE;
+  assert_int_equal(bw_sup_child_pid(rt, sup, "a", &worker), 0);
+  assert_int_equal(bw_sup_which_children(rt, worker, info, 8, &n), BW_EINVAL);
+  assert_int_equal(bw_sup_count_children(rt, worker, &(bw_child_counts_t){0}), BW_EINVAL);
+  assert_int_equal(bw_sup_which_children(rt, (bw_pid_t)0x7777000000001ull, info, 8, &n),
+                   BW_ENOPROC);
   assert_int_equal(bw_sup_which_children(rt, sup, info, 8, &n), 0);
   assert_int_equal(n, 5);
   assert_string_equal(info[0].id, "a");
