@@ -103,6 +103,9 @@ static const bench_t *const benches[] = {
     &bench_bulkhead_rtt, &bench_bulkhead_rtt_call, &bench_bulkhead_throughput,
     &bench_ratelimit_acquire, &bench_retry_backoff, &bench_retry_budget,
     &bench_retry_proxy,
+    /* observability */
+    &bench_metrics_counter, &bench_metrics_counter_2t, &bench_metrics_histogram,
+    &bench_metrics_overhead,
 };
 #define NBENCH (sizeof benches / sizeof benches[0])
 
