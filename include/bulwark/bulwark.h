@@ -25,5 +25,7 @@
 #include "bulwark/retry.h"
 #include "bulwark/health.h"
 #include "bulwark/tree.h"
+#include "bulwark/metrics.h"
+#include "bulwark/observer.h"
 
 #endif
