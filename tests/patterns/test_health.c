@@ -701,7 +701,10 @@ static void test_recovery_call(void **state) {
   assert_int_equal(metrics(h).actions, 0);
   next_round(rt, h); /* 3000: unhealthy for the limit */
   assert_int_equal(metrics(h).actions, 1);
-  BWT_AWAIT(&rec_sync, recover_calls == 1);
+  /* the call (on the helper thread) and the signal (a message to the
+   * recorder) arrive independently: wait for both */
+  BWT_AWAIT(&rec_sync, recover_calls == 1 &&
+                           count_sig(BW_HEALTH_CAUSE_RECOVERY_ACTION, "cache") == 1);
   bwt_lock(&rec_sync);
   assert_string_equal(recover_comp, "cache");
   assert_int_equal(count_sig(BW_HEALTH_CAUSE_RECOVERY_ACTION, "cache"), 1);
