@@ -102,7 +102,7 @@ static const bench_t *const benches[] = {
     &bench_breaker_guard, &bench_breaker_guard_2t, &bench_breaker_open,
     &bench_bulkhead_rtt, &bench_bulkhead_rtt_call, &bench_bulkhead_throughput,
     &bench_ratelimit_acquire, &bench_retry_backoff, &bench_retry_budget,
-    &bench_retry_proxy,
+    &bench_retry_proxy, &bench_policy_pipeline,
     /* observability */
     &bench_metrics_counter, &bench_metrics_counter_2t, &bench_metrics_histogram,
     &bench_metrics_overhead,

@@ -33,6 +33,7 @@
 #include "bulwark/retry.h"
 #include "bulwark/runtime.h"
 #include "bulwark/timer.h"
+#include "patterns/refmap.h"
 
 #if defined(BW_TSAN) && BW_TSAN
 /* TSan cannot see ck's inline assembly: the compiler's builtins instead. */
@@ -93,9 +94,7 @@ typedef struct exec {
   uint32_t *free_stack;
   uint32_t nfree;
   /* open addressing, linear probing: ref -> slot index; ref 0 = empty */
-  uint64_t *map_ref;
-  uint32_t *map_slot;
-  uint32_t map_mask;
+  bw__refmap_t map; /* attempt ref -> slot (patterns/refmap.h) */
 } exec_t;
 
 static void count(exec_t *x, int c) { add64(&x->pol->ctr[c], 1); }
@@ -184,46 +183,6 @@ int bw_retry_call_pack(void *buf, bw_pid_t target, uint32_t type, const void *da
   return 0;
 }
 
-/* --- The ref map -------------------------------------------------------------- */
-
-static uint32_t map_home(const exec_t *x, uint64_t ref) {
-  /* Fibonacci hashing: refs are sequential, the multiply spreads them */
-  return (uint32_t)((ref * 0x9E3779B97F4A7C15ull) >> 32) & x->map_mask;
-}
-
-static void map_put(exec_t *x, uint64_t ref, uint32_t slot) {
-  uint32_t i = map_home(x, ref);
-  while (x->map_ref[i] != 0)
-    i = (i + 1) & x->map_mask;
-  x->map_ref[i] = ref;
-  x->map_slot[i] = slot;
-}
-
-/* Removes ref; returns its slot, or UINT32_MAX if absent. Backward-shift
- * deletion keeps probe chains whole without tombstones. */
-static uint32_t map_take(exec_t *x, uint64_t ref) {
-  uint32_t i = map_home(x, ref);
-  while (x->map_ref[i] != ref) {
-    if (x->map_ref[i] == 0)
-      return UINT32_MAX;
-    i = (i + 1) & x->map_mask;
-  }
-  uint32_t slot = x->map_slot[i];
-  uint32_t hole = i;
-  for (uint32_t j = (i + 1) & x->map_mask; x->map_ref[j] != 0; j = (j + 1) & x->map_mask) {
-    uint32_t home = map_home(x, x->map_ref[j]);
-    /* move j into the hole unless its home lies cyclically in (hole, j] */
-    bool stays = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
-    if (!stays) {
-      x->map_ref[hole] = x->map_ref[j];
-      x->map_slot[hole] = x->map_slot[j];
-      hole = j;
-    }
-  }
-  x->map_ref[hole] = 0;
-  return slot;
-}
-
 /* --- Requests -------------------------------------------------------------- */
 
 /* Ends a request: answers the requester, frees the slot. status 0 or < 0;
@@ -231,7 +190,7 @@ static uint32_t map_take(exec_t *x, uint64_t ref) {
 static void finish(bw_ctx_t *ctx, exec_t *x, uint32_t si, int status, const bw_msg_t *rep) {
   slot_t *s = &x->slots[si];
   if (s->attempt_ref != 0) {
-    map_take(x, s->attempt_ref);
+    bw__refmap_take(&x->map, s->attempt_ref);
     s->attempt_ref = 0;
   }
   if (s->backoff != 0) {
@@ -306,7 +265,7 @@ static void attempt(bw_ctx_t *ctx, exec_t *x, uint32_t si) {
     return;
   }
   s->attempt_ref = ref;
-  map_put(x, ref, si);
+  bw__refmap_put(&x->map, ref, si);
 }
 
 /* An attempt failed with status: retry after a backoff if everything
@@ -415,25 +374,17 @@ static int exec_init(bw_ctx_t *ctx, void *state, void *arg) {
   if (pol == NULL || pol->magic != RETRY_MAGIC || bw_retry_opts_validate(&pol->opts) != 0)
     return BW_EINVAL;
   uint32_t cap = pol->opts.capacity;
-  uint32_t msize = 2;
-  while (msize < 2 * cap) /* load factor <= 1/2: short probe chains */
-    msize <<= 1;
   x->slots = calloc(cap, sizeof *x->slots);
   x->free_stack = calloc(cap, sizeof *x->free_stack);
-  x->map_ref = calloc(msize, sizeof *x->map_ref);
-  x->map_slot = calloc(msize, sizeof *x->map_slot);
-  if (x->slots == NULL || x->free_stack == NULL || x->map_ref == NULL || x->map_slot == NULL) {
+  if (x->slots == NULL || x->free_stack == NULL || bw__refmap_init(&x->map, cap) != 0) {
     free(x->slots);
     free(x->free_stack);
-    free(x->map_ref);
-    free(x->map_slot);
     return BW_ENOMEM;
   }
   x->pol = pol;
   x->o = &pol->opts;
   x->rt = bw_ctx_runtime(ctx);
   x->self = bw_self(ctx);
-  x->map_mask = msize - 1;
   for (uint32_t i = 0; i < cap; i++) /* pop order 0, 1, 2, ...: tidy for debugging */
     x->free_stack[i] = cap - 1 - i;
   x->nfree = cap;
@@ -453,7 +404,7 @@ static int exec_init(bw_ctx_t *ctx, void *state, void *arg) {
 static int exec_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
   exec_t *x = state;
   if (msg->flags & BW_MSGF_REPLY) {
-    uint32_t si = map_take(x, msg->ref);
+    uint32_t si = bw__refmap_take(&x->map, msg->ref);
     if (si == UINT32_MAX)
       return BW_CONTINUE; /* not an attempt of ours (any more) */
     x->slots[si].attempt_ref = 0;
@@ -464,7 +415,7 @@ static int exec_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
     return BW_CONTINUE;
   }
   if (msg->type == BW_MSG_REQUEST_TIMEOUT) {
-    uint32_t si = map_take(x, msg->ref);
+    uint32_t si = bw__refmap_take(&x->map, msg->ref);
     if (si == UINT32_MAX)
       return BW_CONTINUE;
     x->slots[si].attempt_ref = 0;
@@ -509,8 +460,7 @@ static void exec_terminate(bw_ctx_t *ctx, void *state, const bw_reason_t *reason
   }
   free(x->slots);
   free(x->free_stack);
-  free(x->map_ref);
-  free(x->map_slot);
+  bw__refmap_free(&x->map);
   x->slots = NULL;
 }
 

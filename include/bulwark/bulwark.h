@@ -23,6 +23,8 @@
 #include "bulwark/breaker.h"
 #include "bulwark/bulkhead.h"
 #include "bulwark/retry.h"
+#include "bulwark/policy.h"
+#include "bulwark/resilience.h"
 #include "bulwark/health.h"
 #include "bulwark/tree.h"
 #include "bulwark/metrics.h"

@@ -1,0 +1,274 @@
+/*
+ * bulwark: policy pipelines. A policy runs each request through up to six
+ * stages, always in this order (outermost first; patterns/POLICY.md says why):
+ *
+ *   fallback -> overall deadline -> retry (+ budget) -> breaker (guard)
+ *     -> rate limiter (reject, or wait up to a limit) -> per-attempt timeout
+ *     -> bulkhead (concurrency limit + queue) -> target actor
+ *
+ * The executor is an actor (bw_policy_behaviour, arg = the bw_policy_t *):
+ * a requester sends it any user type with bw_request / bw_call, and gets
+ * the target's reply, or the error that ended the request
+ * (BW_ECIRCUIT_OPEN, BW_ERATE_LIMITED, BW_EBULKHEAD_FULL, BW_ETIMEDOUT,
+ * BW_EBUDGET, or the target's failing status) after the fallback had its
+ * chance.
+ *
+ *   bw_policy_opts_t o;
+ *   bw_policy_preset("api", &o);        // then adjust
+ *   o.target_name = "users";
+ *   bw_policy_t *p;
+ *   bw_policy_new(rt, &o, &p);
+ *   bw_pid_t pid;
+ *   bw_policy_start(p, NULL, &pid);     // or supervise bw_policy_behaviour with arg p
+ *   bw_call(rt, pid, GET_USER, &id, sizeof id, 0, &reply);
+ *   ...
+ *   bw_policy_destroy(p);
+ */
+#ifndef BULWARK_POLICY_H
+#define BULWARK_POLICY_H
+
+#include "bulwark/actor.h"
+#include "bulwark/breaker.h"
+#include "bulwark/message.h"
+#include "bulwark/ratelimit.h"
+#include "bulwark/retry.h"
+#include "bulwark/types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Why a request failed (the cause its final error is counted under, and
+ * what the fallback is told). */
+typedef enum bw_policy_cause {
+  BW_POLICY_CAUSE_NONE = 0,  /* success */
+  BW_POLICY_CAUSE_BREAKER,   /* BW_ECIRCUIT_OPEN */
+  BW_POLICY_CAUSE_RATELIMIT, /* BW_ERATE_LIMITED: no token within rate_wait_ms */
+  BW_POLICY_CAUSE_BULKHEAD,  /* BW_EBULKHEAD_FULL, or BW_ETIMEDOUT after the queue wait */
+  BW_POLICY_CAUSE_TIMEOUT,   /* BW_ETIMEDOUT: the last attempt timed out */
+  BW_POLICY_CAUSE_DEADLINE,  /* BW_ETIMEDOUT: the overall deadline passed */
+  BW_POLICY_CAUSE_BUDGET,    /* BW_EBUDGET: the budget refused a retry */
+  BW_POLICY_CAUSE_FAILURE,   /* the target's failing status (or a send error) */
+  BW_POLICY_CAUSE__COUNT
+} bw_policy_cause_t;
+
+/* "none", "breaker", "ratelimit", "bulkhead", "timeout", "deadline",
+ * "budget", "failure"; "unknown" otherwise. */
+const char *bw_policy_cause_name(int cause);
+
+/* fallback_on bits: which causes consult the fallback. */
+#define BW_POLICY_FB(cause) (1u << (cause))
+#define BW_POLICY_FB_REJECTED                                                                  \
+  (BW_POLICY_FB(BW_POLICY_CAUSE_BREAKER) | BW_POLICY_FB(BW_POLICY_CAUSE_RATELIMIT) |           \
+   BW_POLICY_FB(BW_POLICY_CAUSE_BULKHEAD) | BW_POLICY_FB(BW_POLICY_CAUSE_BUDGET))
+#define BW_POLICY_FB_ALL 0xFEu /* every cause but none */
+
+/* What a fallback function fills; prefilled with the error (status, type
+ * 0, no payload). */
+typedef struct bw_policy_answer {
+  int32_t status;
+  uint32_t type;
+  uint32_t len; /* <= BW_MSG_INLINE_MAX */
+  uint8_t data[BW_MSG_INLINE_MAX];
+} bw_policy_answer_t;
+
+/*
+ * A fallback function: runs in the executor's handler (keep it short, never
+ * block) with the request's status and cause, and the request as the
+ * policy got it (type, payload, sender). Returns 0 if it filled *out (the
+ * requester gets out->status, type and payload, counted as a fallback
+ * used), or anything else to decline (the requester gets the error).
+ */
+typedef int (*bw_policy_fallback_fn)(int status, int cause, const bw_msg_t *req,
+                                     bw_policy_answer_t *out, void *arg);
+
+/* Limits. */
+#define BW_POLICY_NAME_MAX 31u
+#define BW_POLICY_CAPACITY_MAX 65536u
+#define BW_POLICY_MS_MAX 86400000ull /* any duration: one day */
+
+typedef struct bw_policy_opts {
+  /* For metrics (copied; at most BW_POLICY_NAME_MAX bytes). NULL = "policy". */
+  const char *name;
+  /* The protected actor: a pid (a bulkhead pool pid works: its refusals
+   * come back as statuses), or a registered name (copied; looked up per
+   * attempt, so a restarted target is found again). Exactly one. */
+  bw_pid_t target;
+  const char *target_name;
+  /* Requests in flight per executor, 1 .. BW_POLICY_CAPACITY_MAX (the table
+   * is allocated once, at the executor's init). Beyond it: BW_ELIMIT. */
+  uint32_t capacity;
+
+  /* Overall deadline from arrival, fallback excluded: 0 = none, else up to
+   * BW_POLICY_MS_MAX. Every wait and attempt is cut to end by it. */
+  uint64_t deadline_ms;
+
+  /* Retry: attempts per request, first included (1 = no retry, up to
+   * BW_RETRY_ATTEMPTS_MAX); delays from backoff (validated as in retry.h);
+   * retryable NULL = bw_retry_default_retryable (so BW_ECIRCUIT_OPEN,
+   * BW_ERATE_LIMITED and BW_EBULKHEAD_FULL end a request unless the
+   * predicate says otherwise). */
+  uint32_t max_attempts;
+  bw_retry_backoff_t backoff;
+  bw_retry_pred_fn retryable;
+  void *retryable_arg;
+  /* Retry budget: budget = true gives the policy its own (budget_opts);
+   * shared_budget (caller-owned, outlives the policy) is used instead when
+   * set. Each request deposits, each retry withdraws. */
+  bool budget;
+  bw_retry_budget_opts_t budget_opts;
+  bw_retry_budget_t *shared_budget;
+
+  /* Breaker (guard mode): breaker = true makes the policy create its own
+   * from breaker_opts (its actor is started by the executor's init, stopped
+   * by bw_policy_destroy); shared_breaker (caller-owned, e.g. from the
+   * resilience registry) is used instead when set. The policy acquires a
+   * permit per attempt and reports the attempt's status and duration
+   * (send to reply). An attempt refused after the permit by the policy's own
+   * rate limiter or bulkhead is reported as BW_ECANCELED, which the policy's
+   * own breaker classifies as ignored (give a shared breaker a classifier
+   * that does the same, or such refusals count as failures). */
+  bool breaker;
+  bw_breaker_opts_t breaker_opts;
+  bw_breaker_t *shared_breaker;
+
+  /* Rate limiter (token bucket): rate_limit = true gives the policy its own
+   * (rate per rate_period_ms, 0 = 1000; bursts of rate_burst; see
+   * ratelimit.h); shared_limiter (caller-owned) instead when set. Without a
+   * token, wait up to rate_wait_ms for one (a timer; 0 = refuse at once). */
+  bool rate_limit;
+  uint64_t rate;
+  uint64_t rate_period_ms;
+  uint32_t rate_burst;
+  uint64_t rate_wait_ms;
+  bw_ratelimit_t *shared_limiter;
+
+  /* Per-attempt timeout: 0 = none, else up to BW_POLICY_MS_MAX. */
+  uint64_t attempt_timeout_ms;
+
+  /* Bulkhead held by the policy: at most max_concurrent attempts at the
+   * target at once (0 = no limit); beyond it up to max_queued wait (FIFO)
+   * at most queue_timeout_ms (> 0 when max_queued > 0); beyond that
+   * BW_EBULKHEAD_FULL. Per executor. */
+  uint32_t max_concurrent;
+  uint32_t max_queued;
+  uint64_t queue_timeout_ms;
+
+  /* Fallback: a function, or an actor the request is forwarded to (as a
+   * request; its reply, whatever its status, is the answer); not both.
+   * Consulted when a request ends with a cause in fallback_on (default
+   * BW_POLICY_FB_ALL), never on success. */
+  bw_policy_fallback_fn fallback;
+  void *fallback_arg;
+  bw_pid_t fallback_pid;
+  uint32_t fallback_on;
+
+  /* Jitter seed (0 = from the clock and pid). */
+  uint64_t seed;
+} bw_policy_opts_t;
+
+/* Fills o with a policy that only forwards: no target, capacity 256, one
+ * attempt (backoff: exponential 100 ms x2 up to 10 s, for when attempts
+ * are raised), no deadline, no budget (budget_opts: retry.h's defaults),
+ * no breaker (breaker_opts: breaker.h's defaults), no rate limit, no
+ * timeout, no bulkhead, no fallback (fallback_on BW_POLICY_FB_ALL). */
+void bw_policy_opts_init(bw_policy_opts_t *o);
+
+/* Checks o. Returns 0 or BW_EINVAL (NULL; no target, or both; a name too
+ * long; capacity 0 or too big; attempts 0 or too many; invalid backoff;
+ * durations beyond BW_POLICY_MS_MAX, which is what a negative duration
+ * cast to uint64_t becomes; a budget with ratio outside [0, 1], NaN, or a
+ * window out of bounds; invalid breaker options (zero window, rates outside
+ * (0, 100], ...); a rate limit with rate 0, burst 0 or an unrepresentable
+ * rate; a queue without a timeout or a timeout without a queue; both
+ * fallback kinds; fallback_on bits beyond BW_POLICY_FB_ALL). */
+int bw_policy_opts_validate(const bw_policy_opts_t *o);
+
+/* --- Presets --------------------------------------------------------------- */
+
+typedef enum bw_policy_preset_kind {
+  BW_POLICY_PRESET_API = 0,
+  BW_POLICY_PRESET_DATABASE,
+  BW_POLICY_PRESET_AI,
+  BW_POLICY_PRESET_EXTERNAL,
+  BW_POLICY_PRESET_CRITICAL,
+  BW_POLICY_PRESET__COUNT
+} bw_policy_preset_kind_t;
+
+/*
+ * Fills o with a preset (see patterns/POLICY.md for the table and the
+ * reasons); every field not in the preset has bw_policy_opts_init's value,
+ * and no target is set. name: "api", "database", "ai", "external",
+ * "critical". Returns 0, BW_EINVAL (NULL, unknown name or kind).
+ */
+int bw_policy_preset(const char *name, bw_policy_opts_t *o);
+int bw_policy_preset_kind(int kind, bw_policy_opts_t *o);
+/* The preset's name, or NULL for an unknown kind. */
+const char *bw_policy_preset_name(int kind);
+
+/* --- Lifecycle --------------------------------------------------------------- */
+
+typedef struct bw_policy bw_policy_t;
+
+/*
+ * Creates a policy (opts copied, strings too): validates, and makes its own
+ * budget, rate limiter and breaker handle (not its actor yet) as asked.
+ * Returns 0, BW_EINVAL (NULL rt or out, bad opts), BW_ENOMEM.
+ */
+int bw_policy_new(bw_runtime_t *rt, const bw_policy_opts_t *opts, bw_policy_t **out);
+
+/*
+ * The executor's behaviour; arg = a bw_policy_t * that outlives it. Several
+ * executors may run one policy (they share its counters, budget, limiter
+ * and breaker; each has its own table and bulkhead). Init starts the
+ * policy's own breaker actor if none runs.
+ */
+extern const bw_behaviour_t bw_policy_behaviour;
+
+/* Spawns an executor (opts may be NULL) that bw_policy_destroy stops.
+ * Returns 0, BW_EINVAL, and bw_spawn's codes. */
+int bw_policy_start(bw_policy_t *p, const bw_spawn_opts_t *opts, bw_pid_t *out);
+
+/* The policy's own breaker, or the shared one; NULL if none. */
+bw_breaker_t *bw_policy_breaker(const bw_policy_t *p);
+
+/*
+ * Stops the executors bw_policy_start spawned (waits for them), then the
+ * policy's own breaker, and frees the policy. Supervised executors must be
+ * stopped by their supervisor first. Not from a scheduler thread
+ * (BW_EWOULDBLOCK, nothing freed) unless the runtime is stopped. NULL is a
+ * no-op. Returns 0, BW_EWOULDBLOCK, BW_ERUNNING (the breaker's actor is
+ * still supervised elsewhere).
+ */
+int bw_policy_destroy(bw_policy_t *p);
+
+/* --- Metrics ------------------------------------------------------------------ */
+
+typedef struct bw_policy_metrics {
+  uint64_t calls;     /* requests accepted */
+  uint64_t refused;   /* requests refused at the door: BW_ELIMIT, BW_EINVAL */
+  uint64_t successes; /* the target answered 0 */
+  uint64_t failures;  /* ended with an error (before the fallback); the sum of: */
+  uint64_t rejected_breaker, rejected_ratelimit, rejected_bulkhead;
+  uint64_t timeouts;  /* the last attempt timed out */
+  uint64_t deadlines; /* the overall deadline passed */
+  uint64_t budget_exhausted;
+  uint64_t target_failures;
+  uint64_t fallbacks;        /* failures answered by the fallback */
+  uint64_t fallback_errors;  /* fallback actor failed or did not answer in time */
+  uint64_t attempts;         /* attempts that reached the breaker stage */
+  uint64_t retries;          /* retries scheduled */
+  uint64_t queued;           /* attempts that waited in the bulkhead queue */
+  uint64_t rate_waits;       /* attempts that waited for a token */
+  uint64_t abandoned;        /* in flight when their executor exited */
+  uint64_t in_flight;        /* now */
+} bw_policy_metrics_t;
+
+/* Reads the counters of every executor of p (each exact; the set not a
+ * snapshot while they run). From any thread. Returns 0, BW_EINVAL. */
+int bw_policy_metrics(const bw_policy_t *p, bw_policy_metrics_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,396 @@
+/*
+ * bulwark: the registry of named breakers and pools (resilience.h).
+ *
+ * The table is append-only: an entry is written in full under the mutex,
+ * then published by a release store of the count, so readers (lookups,
+ * iteration, health) load the count with acquire and read entries below it
+ * without a lock. Entries are never removed while the registry lives; the
+ * only field that changes after publication is a pool's pid (a revived
+ * pool), an atomic 64-bit word. Lookups are O(n) over a short table with a
+ * hash compared first; a registry holds tens of entries, not thousands, and
+ * a hash index would cost a second structure to publish safely.
+ *
+ * Freeing: only an actor's terminate or handler runs at bw_runtime_stop, and
+ * a breaker handle may be freed only once its actor is gone. So a keeper
+ * actor (root, trapping exits) owns the memory: on its shutdown it tells
+ * every breaker and pool actor to stop, monitors them, and when the last
+ * DOWN arrives frees everything and exits.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bulwark/actor.h"
+#include "bulwark/error.h"
+#include "bulwark/resilience.h"
+#include "bulwark/runtime.h"
+#include "runtime/atomic.h"
+
+#define RES_MAGIC 0x52534C4Eu /* "RSLN" */
+#define RES_CAPACITY_MAX 65536u
+
+typedef struct entry {
+  uint32_t kind;
+  uint32_t hash;
+  char name[BW_RESILIENCE_NAME_MAX + 1];
+  bw_breaker_t *br;
+  uint64_t pool; /* bw_pid_t; atomic: a revived pool gets a new pid */
+  bw_bulkhead_opts_t pool_opts; /* kept to revive the pool; .name -> name */
+} entry_t;
+
+struct bw_resilience {
+  bw_runtime_t *rt;
+  bw_pid_t keeper;
+  uint32_t magic;
+  uint32_t cap;
+  uint32_t count;   /* published entries; release store under mu, acquire loads */
+  uint32_t closing; /* under mu: no creation from the keeper's shutdown on */
+  pthread_mutex_t mu;
+  entry_t *entries;
+};
+
+void bw_resilience_opts_init(bw_resilience_opts_t *o) {
+  if (o != NULL)
+    o->capacity = 256;
+}
+
+static uint32_t hash_name(const char *s) {
+  uint32_t h = 2166136261u; /* FNV-1a */
+  for (; *s != '\0'; s++)
+    h = (h ^ (uint8_t)*s) * 16777619u;
+  return h;
+}
+
+static bool name_ok(const char *name) {
+  return name != NULL && name[0] != '\0' && strlen(name) <= BW_RESILIENCE_NAME_MAX;
+}
+
+/* Lock-free lookup among the published entries. */
+static entry_t *find(const bw_resilience_t *reg, const char *name, uint32_t h) {
+  /* acquire: pairs with the release store in publish(): the entry's fields
+   * are visible before its index is */
+  uint32_t n = bw__ld32_acq(&reg->count);
+  for (uint32_t i = 0; i < n; i++) {
+    entry_t *e = &reg->entries[i];
+    if (e->hash == h && strcmp(e->name, name) == 0)
+      return e;
+  }
+  return NULL;
+}
+
+static void publish(bw_resilience_t *reg) {
+  /* release: the entry written above becomes visible with its index */
+  bw__st32_rel(&reg->count, reg->count + 1);
+}
+
+static void free_all(bw_resilience_t *reg) {
+  for (uint32_t i = 0; i < reg->count; i++)
+    if (reg->entries[i].br != NULL)
+      (void)bw_breaker_destroy(reg->entries[i].br); /* its actor is gone: frees only */
+  reg->magic = 0;
+  pthread_mutex_destroy(&reg->mu);
+  free(reg->entries);
+  free(reg);
+}
+
+/* --- The keeper ------------------------------------------------------------------ */
+
+typedef struct keeper {
+  bw_resilience_t *reg;
+  uint32_t pending; /* DOWNs still to come */
+  bool closing;
+} keeper_t;
+
+static int keeper_init(bw_ctx_t *ctx, void *state, void *arg) {
+  (void)ctx;
+  keeper_t *k = state;
+  k->reg = arg;
+  return 0;
+}
+
+/* Stops every actor the registry made; true if there is nothing to wait for. */
+static bool close_all(bw_ctx_t *ctx, keeper_t *k) {
+  bw_resilience_t *reg = k->reg;
+  pthread_mutex_lock(&reg->mu);
+  reg->closing = 1;
+  uint32_t n = reg->count;
+  pthread_mutex_unlock(&reg->mu);
+  for (uint32_t i = 0; i < n; i++) {
+    entry_t *e = &reg->entries[i];
+    bw_pid_t pid = e->br != NULL ? bw_breaker_pid(e->br) : bw__ld64_acq(&e->pool);
+    uint64_t ref;
+    /* a pid that is already dead gives a DOWN (noproc) at once: counted */
+    if (pid != BW_PID_NONE && bw_monitor(ctx, pid, &ref) == 0) {
+      k->pending++;
+      (void)bw_exit(reg->rt, pid, BW_REASON_SHUTDOWN, 0, "resilience registry stopping");
+    }
+  }
+  return k->pending == 0;
+}
+
+static int keeper_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
+  keeper_t *k = state;
+  if (msg->type == BW_MSG_EXIT && !k->closing) {
+    k->closing = true;
+    if (close_all(ctx, k)) {
+      free_all(k->reg);
+      k->reg = NULL;
+      return BW_STOP;
+    }
+    return BW_CONTINUE;
+  }
+  if (msg->type == BW_MSG_DOWN && k->closing && k->pending > 0 && --k->pending == 0) {
+    free_all(k->reg);
+    k->reg = NULL;
+    return BW_STOP;
+  }
+  return BW_CONTINUE;
+}
+
+static const bw_behaviour_t keeper_behaviour = {
+    .name = "bw_resilience",
+    .state_size = sizeof(keeper_t),
+    .init = keeper_init,
+    .handle = keeper_handle,
+};
+
+/* --- Lifecycle ----------------------------------------------------------------------- */
+
+int bw_resilience_create(bw_runtime_t *rt, const bw_resilience_opts_t *opts,
+                         bw_resilience_t **out) {
+  bw_resilience_opts_t o;
+  bw_resilience_opts_init(&o);
+  if (opts != NULL)
+    o = *opts;
+  if (rt == NULL || out == NULL || o.capacity == 0 || o.capacity > RES_CAPACITY_MAX)
+    return BW_EINVAL;
+  bw_resilience_t *reg = calloc(1, sizeof *reg);
+  entry_t *entries = calloc(o.capacity, sizeof *entries);
+  if (reg == NULL || entries == NULL) {
+    free(reg);
+    free(entries);
+    return BW_ENOMEM;
+  }
+  reg->rt = rt;
+  reg->cap = o.capacity;
+  reg->entries = entries;
+  pthread_mutex_init(&reg->mu, NULL);
+  reg->magic = RES_MAGIC;
+  bw_spawn_opts_t so;
+  bw_spawn_opts_init(&so);
+  so.trap_exit = true;
+  so.ordered_shutdown = true; /* stopped in phase 1: it has time to wait for its actors */
+  int rc = bw_spawn(rt, &keeper_behaviour, reg, &so, &reg->keeper);
+  if (rc != 0) {
+    pthread_mutex_destroy(&reg->mu);
+    free(entries);
+    free(reg);
+    return rc;
+  }
+  *out = reg;
+  return 0;
+}
+
+int bw_resilience_destroy(bw_resilience_t *reg) {
+  if (reg == NULL)
+    return 0;
+  bw_runtime_t *rt = reg->rt;
+  bw_pid_t keeper = reg->keeper;
+  /* the keeper frees reg: nothing of it is touched after this */
+  int rc = bw_exit(rt, keeper, BW_REASON_SHUTDOWN, 0, "bw_resilience_destroy");
+  if (rc != 0)
+    return rc == BW_ENOPROC ? 0 : rc;
+  rc = bw_wait_exit(rt, keeper, 0, NULL);
+  return rc == BW_ENOPROC ? 0 : rc;
+}
+
+bw_pid_t bw_resilience_pid(const bw_resilience_t *reg) {
+  return reg != NULL ? reg->keeper : BW_PID_NONE;
+}
+
+/* --- Get or create --------------------------------------------------------------------- */
+
+int bw_resilience_breaker(bw_resilience_t *reg, const char *name, const bw_breaker_opts_t *opts,
+                          bw_breaker_t **out) {
+  if (reg == NULL || reg->magic != RES_MAGIC || out == NULL || !name_ok(name))
+    return BW_EINVAL;
+  uint32_t h = hash_name(name);
+  entry_t *e = find(reg, name, h);
+  if (e != NULL && e->kind != BW_RESILIENCE_BREAKER)
+    return BW_EINVAL;
+  if (e != NULL && bw_is_alive(reg->rt, bw_breaker_pid(e->br))) {
+    *out = e->br; /* the fast path: one scan, one load */
+    return 0;
+  }
+  int rc = 0;
+  pthread_mutex_lock(&reg->mu);
+  if (reg->closing) {
+    rc = BW_ESHUTDOWN;
+  } else if ((e = find(reg, name, h)) != NULL) {
+    if (e->kind != BW_RESILIENCE_BREAKER)
+      rc = BW_EINVAL;
+    else if ((rc = bw_breaker_start(e->br)) == BW_EALREADY) /* revive a dead actor */
+      rc = 0;
+  } else if (reg->count == reg->cap) {
+    rc = BW_ELIMIT;
+  } else {
+    e = &reg->entries[reg->count];
+    bw_breaker_opts_t bo;
+    if (opts != NULL)
+      bo = *opts;
+    else
+      bw_breaker_opts_init(&bo);
+    snprintf(e->name, sizeof e->name, "%s", name);
+    bo.name = e->name;
+    rc = bw_breaker_create(reg->rt, &bo, &e->br);
+    if (rc == 0) {
+      e->kind = BW_RESILIENCE_BREAKER;
+      e->hash = h;
+      publish(reg);
+    } else {
+      memset(e, 0, sizeof *e);
+    }
+  }
+  if (rc == 0)
+    *out = e->br;
+  pthread_mutex_unlock(&reg->mu);
+  return rc;
+}
+
+int bw_resilience_pool(bw_resilience_t *reg, const char *name, const bw_bulkhead_opts_t *opts,
+                       bw_pid_t *out) {
+  if (reg == NULL || reg->magic != RES_MAGIC || out == NULL || !name_ok(name))
+    return BW_EINVAL;
+  uint32_t h = hash_name(name);
+  entry_t *e = find(reg, name, h);
+  if (e != NULL && e->kind != BW_RESILIENCE_POOL)
+    return BW_EINVAL;
+  if (e != NULL) {
+    /* acquire: pairs with the release store of a revived pool's pid */
+    bw_pid_t pid = bw__ld64_acq(&e->pool);
+    if (bw_is_alive(reg->rt, pid)) {
+      *out = pid;
+      return 0;
+    }
+  }
+  int rc = 0;
+  bw_pid_t pid = BW_PID_NONE;
+  pthread_mutex_lock(&reg->mu);
+  if (reg->closing) {
+    rc = BW_ESHUTDOWN;
+  } else if ((e = find(reg, name, h)) != NULL) {
+    if (e->kind != BW_RESILIENCE_POOL) {
+      rc = BW_EINVAL;
+    } else {
+      pid = bw__ld64_rlx(&e->pool);
+      if (!bw_is_alive(reg->rt, pid) &&
+          (rc = bw_bulkhead_start(reg->rt, &e->pool_opts, &pid)) == 0)
+        bw__st64_rel(&e->pool, pid); /* release: see the load above */
+    }
+  } else if (opts == NULL) {
+    rc = BW_EINVAL;
+  } else if (reg->count == reg->cap) {
+    rc = BW_ELIMIT;
+  } else {
+    e = &reg->entries[reg->count];
+    snprintf(e->name, sizeof e->name, "%s", name);
+    e->pool_opts = *opts;
+    e->pool_opts.name = e->name;
+    rc = bw_bulkhead_start(reg->rt, &e->pool_opts, &pid);
+    if (rc == 0) {
+      e->kind = BW_RESILIENCE_POOL;
+      e->hash = h;
+      e->pool = pid; /* published with the entry */
+      publish(reg);
+    } else {
+      memset(e, 0, sizeof *e);
+    }
+  }
+  pthread_mutex_unlock(&reg->mu);
+  if (rc == 0)
+    *out = pid;
+  return rc;
+}
+
+int bw_resilience_find_breaker(const bw_resilience_t *reg, const char *name, bw_breaker_t **out) {
+  if (reg == NULL || reg->magic != RES_MAGIC || out == NULL || !name_ok(name))
+    return BW_EINVAL;
+  const entry_t *e = find(reg, name, hash_name(name));
+  if (e == NULL || e->kind != BW_RESILIENCE_BREAKER)
+    return BW_ENOTFOUND;
+  *out = e->br;
+  return 0;
+}
+
+int bw_resilience_find_pool(const bw_resilience_t *reg, const char *name, bw_pid_t *out) {
+  if (reg == NULL || reg->magic != RES_MAGIC || out == NULL || !name_ok(name))
+    return BW_EINVAL;
+  const entry_t *e = find(reg, name, hash_name(name));
+  if (e == NULL || e->kind != BW_RESILIENCE_POOL)
+    return BW_ENOTFOUND;
+  *out = bw__ld64_acq(&e->pool);
+  return 0;
+}
+
+/* --- Whole-registry operations ------------------------------------------------------------- */
+
+int bw_resilience_foreach(const bw_resilience_t *reg,
+                          int (*fn)(const bw_resilience_entry_t *e, void *arg), void *arg) {
+  if (reg == NULL || reg->magic != RES_MAGIC || fn == NULL)
+    return BW_EINVAL;
+  uint32_t n = bw__ld32_acq(&reg->count); /* acquire: see find() */
+  int calls = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    const entry_t *e = &reg->entries[i];
+    bw_resilience_entry_t v = {.kind = (int)e->kind, .name = e->name, .breaker = e->br,
+                               .pool = e->kind == BW_RESILIENCE_POOL ? bw__ld64_acq(&e->pool)
+                                                                     : BW_PID_NONE};
+    calls++;
+    if (fn(&v, arg) != 0)
+      break;
+  }
+  return calls;
+}
+
+int bw_resilience_reset_breakers(bw_resilience_t *reg) {
+  if (reg == NULL || reg->magic != RES_MAGIC)
+    return BW_EINVAL;
+  uint32_t n = bw__ld32_acq(&reg->count);
+  int told = 0;
+  for (uint32_t i = 0; i < n; i++)
+    if (reg->entries[i].kind == BW_RESILIENCE_BREAKER && bw_breaker_reset(reg->entries[i].br) == 0)
+      told++;
+  return told;
+}
+
+int bw_resilience_health(bw_resilience_t *reg, bw_resilience_health_t *out) {
+  if (reg == NULL || reg->magic != RES_MAGIC || out == NULL)
+    return BW_EINVAL;
+  memset(out, 0, sizeof *out);
+  uint32_t n = bw__ld32_acq(&reg->count);
+  for (uint32_t i = 0; i < n; i++) {
+    entry_t *e = &reg->entries[i];
+    if (e->kind == BW_RESILIENCE_BREAKER) {
+      out->breakers++;
+      int st = bw_breaker_state(e->br);
+      if (st >= 0 && st < 6)
+        out->by_state[st]++;
+      continue;
+    }
+    out->pools++;
+    bw_pid_t pid = bw__ld64_acq(&e->pool);
+    if (!bw_is_alive(reg->rt, pid)) {
+      out->pools_down++;
+      continue;
+    }
+    bw_bulkhead_metrics_t m;
+    if (bw_bulkhead_metrics(reg->rt, pid, &m) != 0) {
+      out->pools_unknown++;
+      continue;
+    }
+    if (m.available == 0 && m.queued >= m.queue_capacity)
+      out->pools_saturated++;
+  }
+  return 0;
+}
