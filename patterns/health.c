@@ -25,6 +25,7 @@
 #include "bulwark/runtime.h"
 #include "bulwark/timer.h"
 #include "runtime/atomic.h"
+#include "patterns/jsonw.h"
 
 /* Internal message types. */
 enum {
@@ -192,70 +193,6 @@ static bool status_ok(int32_t s) { return s >= BW_HEALTH_HEALTHY && s <= BW_HEAL
 
 /* Writes into b[cap] and counts what did not fit, so the caller learns the
  * length it needs. */
-typedef struct jw {
-  char *b;
-  size_t cap, len;
-} jw_t;
-
-static void jw_raw(jw_t *w, const char *s, size_t n) {
-  if (w->len < w->cap) {
-    size_t room = w->cap - w->len;
-    memcpy(w->b + w->len, s, n < room ? n : room);
-  }
-  w->len += n;
-}
-
-static void jw_fmt(jw_t *w, const char *fmt, ...) {
-  char tmp[96];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-  va_end(ap);
-  if (n > 0)
-    jw_raw(w, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
-
-/* Length of the valid UTF-8 sequence at s, or 0 if it is not one (then the
- * byte is replaced: names cut to fit a buffer may end mid-sequence). */
-static size_t utf8_len(const unsigned char *s) {
-  unsigned c = s[0];
-  size_t n = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c <= 0xDF ? 2 : 0;
-  if (c >= 0xF5)
-    n = 0;
-  for (size_t i = 1; i < n; i++)
-    if ((s[i] & 0xC0) != 0x80)
-      return 0;
-  return n;
-}
-
-static void jw_str(jw_t *w, const char *s) {
-  jw_raw(w, "\"", 1);
-  const unsigned char *p = (const unsigned char *)(s != NULL ? s : "");
-  while (*p != '\0') {
-    unsigned c = *p;
-    if (c == '"' || c == '\\') {
-      char e[2] = {'\\', (char)c};
-      jw_raw(w, e, 2);
-      p++;
-    } else if (c < 0x20) {
-      jw_fmt(w, "\\u%04x", c);
-      p++;
-    } else if (c < 0x80) {
-      jw_raw(w, (const char *)p, 1);
-      p++;
-    } else {
-      size_t n = utf8_len(p);
-      if (n == 0) {
-        jw_raw(w, "\\ufffd", 6);
-        p++;
-      } else {
-        jw_raw(w, (const char *)p, n);
-        p += n;
-      }
-    }
-  }
-  jw_raw(w, "\"", 1);
-}
 
 /* --- options and components --------------------------------------------------------------- */
 
@@ -401,31 +338,31 @@ static snap_t *snap_build(bw_health_t *h, uint32_t n, const char *json, size_t l
   return s;
 }
 
-static void render(bw_health_t *h, jw_t *w, uint32_t n, uint64_t now) {
+static void render(bw_health_t *h, bw__jw_t *w, uint32_t n, uint64_t now) {
   int32_t status = h->running ? h->agg : BW_HEALTH_UNHEALTHY;
-  jw_raw(w, "{\"monitor\":", 11);
-  jw_str(w, h->name);
-  jw_fmt(w, ",\"running\":%s,\"status\":", h->running ? "true" : "false");
-  jw_str(w, bw_health_status_name(status));
-  jw_fmt(w, ",\"since_ms\":%llu,\"time_ms\":%llu,\"components\":[",
+  bw__jw_raw(w, "{\"monitor\":", 11);
+  bw__jw_str(w, h->name);
+  bw__jw_fmt(w, ",\"running\":%s,\"status\":", h->running ? "true" : "false");
+  bw__jw_str(w, bw_health_status_name(status));
+  bw__jw_fmt(w, ",\"since_ms\":%llu,\"time_ms\":%llu,\"components\":[",
          (unsigned long long)h->agg_since, (unsigned long long)now);
   for (uint32_t i = 0; i < n; i++) {
     const cst_t *c = &h->st[i];
-    jw_raw(w, i ? ",{\"name\":" : "{\"name\":", i ? 9 : 8);
-    jw_str(w, h->comps[i].name);
-    jw_raw(w, ",\"kind\":", 8);
-    jw_str(w, bw_health_kind_name(h->comps[i].d.kind));
-    jw_raw(w, ",\"status\":", 10);
-    jw_str(w, bw_health_status_name(c->status));
-    jw_raw(w, ",\"reason\":", 10);
-    jw_str(w, c->reason);
-    jw_fmt(w, ",\"since_ms\":%llu,\"actions\":%llu", (unsigned long long)c->since_ms,
+    bw__jw_raw(w, i ? ",{\"name\":" : "{\"name\":", i ? 9 : 8);
+    bw__jw_str(w, h->comps[i].name);
+    bw__jw_raw(w, ",\"kind\":", 8);
+    bw__jw_str(w, bw_health_kind_name(h->comps[i].d.kind));
+    bw__jw_raw(w, ",\"status\":", 10);
+    bw__jw_str(w, bw_health_status_name(c->status));
+    bw__jw_raw(w, ",\"reason\":", 10);
+    bw__jw_str(w, c->reason);
+    bw__jw_fmt(w, ",\"since_ms\":%llu,\"actions\":%llu", (unsigned long long)c->since_ms,
            (unsigned long long)c->actions);
     if (c->actions > 0)
-      jw_fmt(w, ",\"action_rc\":%d", (int)c->action_rc);
-    jw_raw(w, "}", 1);
+      bw__jw_fmt(w, ",\"action_rc\":%d", (int)c->action_rc);
+    bw__jw_raw(w, "}", 1);
   }
-  jw_raw(w, "]}", 2);
+  bw__jw_raw(w, "]}", 2);
 }
 
 /* Renders and publishes the current state. Returns false if it could not
@@ -436,7 +373,7 @@ static bool publish(bw_health_t *h, uint32_t n) {
   if (h->nretired == RETIRE_MAX)
     return false;
   uint64_t now = bw_now_ms(h->rt);
-  jw_t w = {h->scratch, h->scratch_cap, 0};
+  bw__jw_t w = {h->scratch, h->scratch_cap, 0};
   render(h, &w, n, now);
   if (w.len > h->scratch_cap) {
     char *nb = realloc(h->scratch, w.len);
@@ -444,7 +381,7 @@ static bool publish(bw_health_t *h, uint32_t n) {
       return false;
     h->scratch = nb;
     h->scratch_cap = w.len;
-    w = (jw_t){h->scratch, h->scratch_cap, 0};
+    w = (bw__jw_t){h->scratch, h->scratch_cap, 0};
     render(h, &w, n, now);
   }
   snap_t *s = snap_build(h, n, h->scratch, w.len);

@@ -23,95 +23,7 @@
 #define PERIOD 1000u
 #define FLUSH(h) assert_int_equal(bw_health_flush((h), 0), 0)
 
-/* --- a tiny JSON checker (well-formedness only) ------------------------------------ */
-
-static const char *js_ws(const char *p) {
-  while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')
-    p++;
-  return p;
-}
-
-static const char *js_value(const char *p, int depth);
-
-static const char *js_string(const char *p) {
-  if (*p != '"')
-    return NULL;
-  for (p++; *p != '"'; p++) {
-    if ((unsigned char)*p < 0x20)
-      return NULL;
-    if (*p == '\\') {
-      p++;
-      if (*p == 'u') {
-        for (int i = 1; i <= 4; i++)
-          if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f') ||
-                (p[i] >= 'A' && p[i] <= 'F')))
-            return NULL;
-        p += 4;
-      } else if (strchr("\"\\/bfnrt", *p) == NULL || *p == '\0') {
-        return NULL;
-      }
-    }
-  }
-  return p + 1;
-}
-
-static const char *js_number(const char *p) {
-  const char *s = p;
-  if (*p == '-')
-    p++;
-  if (*p < '0' || *p > '9')
-    return NULL;
-  while ((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' || *p == 'E' || *p == '+' ||
-         *p == '-')
-    p++;
-  return p > s ? p : NULL;
-}
-
-static const char *js_value(const char *p, int depth) {
-  if (depth > 64)
-    return NULL;
-  p = js_ws(p);
-  if (*p == '{' || *p == '[') {
-    char close = *p == '{' ? '}' : ']';
-    bool obj = *p == '{';
-    p = js_ws(p + 1);
-    if (*p == close)
-      return p + 1;
-    for (;;) {
-      if (obj) {
-        p = js_string(js_ws(p));
-        if (p == NULL)
-          return NULL;
-        p = js_ws(p);
-        if (*p++ != ':')
-          return NULL;
-      }
-      p = js_value(p, depth + 1);
-      if (p == NULL)
-        return NULL;
-      p = js_ws(p);
-      if (*p == ',') {
-        p++;
-        continue;
-      }
-      return *p == close ? p + 1 : NULL;
-    }
-  }
-  if (*p == '"')
-    return js_string(p);
-  if (strncmp(p, "true", 4) == 0)
-    return p + 4;
-  if (strncmp(p, "false", 5) == 0)
-    return p + 5;
-  if (strncmp(p, "null", 4) == 0)
-    return p + 4;
-  return js_number(p);
-}
-
-static bool json_ok(const char *s) {
-  const char *e = js_value(s, 0);
-  return e != NULL && *js_ws(e) == '\0';
-}
+#include "json_check.h"
 
 /* --- recorders: signals and events ------------------------------------------------------ */
 
@@ -254,7 +166,7 @@ static const char *get_json(const bw_health_t *h, int *status) {
   size_t len = 0;
   assert_int_equal(bw_health_json(h, json, sizeof json, &len, status), 0);
   assert_int_equal(len, strlen(json));
-  assert_true(json_ok(json));
+  assert_true(bwt_json_valid(json));
   return json;
 }
 
@@ -883,7 +795,7 @@ static void *reader_main(void *p) {
   while (!__atomic_load_n(r->stop, __ATOMIC_SEQ_CST)) {
     size_t len;
     int st;
-    if (bw_health_json(r->h, buf, sizeof buf, &len, &st) != 0 || !json_ok(buf) ||
+    if (bw_health_json(r->h, buf, sizeof buf, &len, &st) != 0 || !bwt_json_valid(buf) ||
         strlen(buf) != len)
       r->bad++;
     r->reads++;
@@ -1097,7 +1009,7 @@ static void test_bad_input(void **state) {
   assert_int_equal(bw_health_check_now(h), BW_ENOPROC); /* no monitor runs */
   assert_int_equal(bw_health_flush(h, 0), BW_ENOPROC);
   assert_int_equal(bw_health_json(h, json, sizeof json, &len, NULL), 0);
-  assert_true(json_ok(json));
+  assert_true(bwt_json_valid(json));
   assert_int_equal(bw_health_destroy(h), 0);
   assert_int_equal(bw_health_destroy(NULL), 0);
   bw_runtime_destroy(rt);

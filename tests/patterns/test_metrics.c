@@ -267,111 +267,7 @@ static const char *prom_check(const char *text) {
   return NULL;
 }
 
-/* --- A JSON validator ------------------------------------------------------------ */
-
-static const char *json_ws(const char *p) {
-  while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')
-    p++;
-  return p;
-}
-
-static const char *json_value(const char *p, int depth);
-
-static const char *json_string(const char *p) {
-  if (*p++ != '"')
-    return NULL;
-  while (*p != '"') {
-    if ((unsigned char)*p < 0x20)
-      return NULL;
-    if (*p == '\\') {
-      p++;
-      if (*p == 'u') {
-        for (int i = 1; i <= 4; i++)
-          if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f') ||
-                (p[i] >= 'A' && p[i] <= 'F')))
-            return NULL;
-        p += 4;
-      } else if (strchr("\"\\/bfnrt", *p) == NULL || *p == '\0') {
-        return NULL;
-      }
-    }
-    p++;
-  }
-  return p + 1;
-}
-
-static const char *json_number(const char *p) {
-  if (*p == '-')
-    p++;
-  if (*p == '0')
-    p++;
-  else if (*p >= '1' && *p <= '9')
-    while (*p >= '0' && *p <= '9')
-      p++;
-  else
-    return NULL;
-  if (*p == '.') {
-    p++;
-    if (!(*p >= '0' && *p <= '9'))
-      return NULL;
-    while (*p >= '0' && *p <= '9')
-      p++;
-  }
-  if (*p == 'e' || *p == 'E') {
-    p++;
-    if (*p == '+' || *p == '-')
-      p++;
-    if (!(*p >= '0' && *p <= '9'))
-      return NULL;
-    while (*p >= '0' && *p <= '9')
-      p++;
-  }
-  return p;
-}
-
-static const char *json_value(const char *p, int depth) {
-  if (depth > 32)
-    return NULL;
-  p = json_ws(p);
-  if (*p == '{' || *p == '[') {
-    char close = *p == '{' ? '}' : ']';
-    bool obj = *p == '{';
-    p = json_ws(p + 1);
-    if (*p == close)
-      return p + 1;
-    for (;;) {
-      if (obj) {
-        p = json_string(json_ws(p));
-        if (p == NULL)
-          return NULL;
-        p = json_ws(p);
-        if (*p++ != ':')
-          return NULL;
-      }
-      p = json_value(p, depth + 1);
-      if (p == NULL)
-        return NULL;
-      p = json_ws(p);
-      if (*p == ',') {
-        p++;
-        continue;
-      }
-      return *p == close ? p + 1 : NULL;
-    }
-  }
-  if (*p == '"')
-    return json_string(p);
-  if (strncmp(p, "true", 4) == 0 || strncmp(p, "null", 4) == 0)
-    return p + 4;
-  if (strncmp(p, "false", 5) == 0)
-    return p + 5;
-  return json_number(p);
-}
-
-static bool json_valid(const char *text) {
-  const char *p = json_value(text, 0);
-  return p != NULL && *json_ws(p) == '\0';
-}
+#include "json_check.h"
 
 /* --- Registry rules -------------------------------------------------------------- */
 
@@ -1064,7 +960,7 @@ static void test_json(void **state) {
   char *text;
   size_t len;
   assert_int_equal(bw_metrics_render_alloc(m, BW_METRICS_JSON, &text, &len), 0);
-  if (!json_valid(text))
+  if (!bwt_json_valid(text))
     fail_msg("not JSON: %s", text);
   if (strncmp(text, expected_json_head, sizeof expected_json_head - 1) != 0)
     fail_msg("got:\n%s\nexpected to start with:\n%s", text, expected_json_head);
@@ -1074,12 +970,12 @@ static void test_json(void **state) {
   free(text);
 
   /* the validator is strict enough to mean something */
-  assert_true(json_valid("{\"a\":[1,2.5e-3,-0,true,null,\"x\\u0041\"]}"));
-  assert_false(json_valid("{\"a\":[1,]}"));
-  assert_false(json_valid("{\"a\":NaN}"));
-  assert_false(json_valid("{\"a\":\"\n\"}"));
-  assert_false(json_valid("{\"a\":1} x"));
-  assert_false(json_valid("{\"a\" 1}"));
+  assert_true(bwt_json_valid("{\"a\":[1,2.5e-3,-0,true,null,\"x\\u0041\"]}"));
+  assert_false(bwt_json_valid("{\"a\":[1,]}"));
+  assert_false(bwt_json_valid("{\"a\":NaN}"));
+  assert_false(bwt_json_valid("{\"a\":\"\n\"}"));
+  assert_false(bwt_json_valid("{\"a\":1} x"));
+  assert_false(bwt_json_valid("{\"a\" 1}"));
   assert_int_equal(bw_metrics_destroy(m), 0);
   bw_runtime_destroy(rt);
 }

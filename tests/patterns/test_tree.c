@@ -16,95 +16,7 @@
 #include "bulwark/health.h"
 #include "bulwark/tree.h"
 
-/* --- a tiny JSON checker (well-formedness only) ------------------------------------ */
-
-static const char *js_ws(const char *p) {
-  while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')
-    p++;
-  return p;
-}
-
-static const char *js_value(const char *p, int depth);
-
-static const char *js_string(const char *p) {
-  if (*p != '"')
-    return NULL;
-  for (p++; *p != '"'; p++) {
-    if ((unsigned char)*p < 0x20)
-      return NULL;
-    if (*p == '\\') {
-      p++;
-      if (*p == 'u') {
-        for (int i = 1; i <= 4; i++)
-          if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f') ||
-                (p[i] >= 'A' && p[i] <= 'F')))
-            return NULL;
-        p += 4;
-      } else if (strchr("\"\\/bfnrt", *p) == NULL || *p == '\0') {
-        return NULL;
-      }
-    }
-  }
-  return p + 1;
-}
-
-static const char *js_number(const char *p) {
-  const char *s = p;
-  if (*p == '-')
-    p++;
-  if (*p < '0' || *p > '9')
-    return NULL;
-  while ((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' || *p == 'E' || *p == '+' ||
-         *p == '-')
-    p++;
-  return p > s ? p : NULL;
-}
-
-static const char *js_value(const char *p, int depth) {
-  if (depth > 64)
-    return NULL;
-  p = js_ws(p);
-  if (*p == '{' || *p == '[') {
-    char close = *p == '{' ? '}' : ']';
-    bool obj = *p == '{';
-    p = js_ws(p + 1);
-    if (*p == close)
-      return p + 1;
-    for (;;) {
-      if (obj) {
-        p = js_string(js_ws(p));
-        if (p == NULL)
-          return NULL;
-        p = js_ws(p);
-        if (*p++ != ':')
-          return NULL;
-      }
-      p = js_value(p, depth + 1);
-      if (p == NULL)
-        return NULL;
-      p = js_ws(p);
-      if (*p == ',') {
-        p++;
-        continue;
-      }
-      return *p == close ? p + 1 : NULL;
-    }
-  }
-  if (*p == '"')
-    return js_string(p);
-  if (strncmp(p, "true", 4) == 0)
-    return p + 4;
-  if (strncmp(p, "false", 5) == 0)
-    return p + 5;
-  if (strncmp(p, "null", 4) == 0)
-    return p + 4;
-  return js_number(p);
-}
-
-static bool json_ok(const char *s) {
-  const char *e = js_value(s, 0);
-  return e != NULL && *js_ws(e) == '\0';
-}
+#include "json_check.h"
 
 /* Depth of nesting (objects and arrays) at offset off of s. */
 static int depth_at(const char *s, size_t off) {
@@ -257,7 +169,7 @@ static const char *render(fixture_t *f) {
   size_t len = 0;
   assert_int_equal(bw_tree_json(f->rt, f->root, buf, sizeof buf, &len), 0);
   assert_int_equal(len, strlen(buf));
-  assert_true(json_ok(buf));
+  assert_true(bwt_json_valid(buf));
   memcpy(raw, buf, len + 1);
   strip_mailbox(buf);
   return buf;
@@ -378,7 +290,7 @@ static void test_buffer_too_small(void **state) {
   assert_int_equal(bw_tree_json(f.rt, f.root, b, need + 1, &len), 0);
   assert_int_equal(len, need);
   assert_int_equal(strlen(b), need);
-  assert_true(json_ok(b));
+  assert_true(bwt_json_valid(b));
   free(b);
   teardown_tree(&f);
 }
@@ -397,7 +309,7 @@ static void test_bad_input(void **state) {
   bw_pid_t sup;
   assert_int_equal(bw_supervisor_start(rt, &lone, &sup, NULL), 0);
   assert_int_equal(bw_tree_json(rt, sup, b, sizeof b, &len), 0);
-  assert_true(json_ok(b));
+  assert_true(bwt_json_valid(b));
   assert_non_null(strstr(b, "\"children\":[]"));
   assert_int_equal(bw_sup_stop(rt, sup), 0);
   assert_int_equal(bw_tree_json(rt, sup, b, sizeof b, &len), BW_ENOPROC);
