@@ -114,7 +114,7 @@ static bw__actor *pin_for_send(bw__runtime *rt, bw_pid_t to, bw__slot **s, bool 
     *s = NULL;
     return cur;
   }
-  if (bw__tl.pin_pid == to) {
+  if (bw__tl.pin_slot != NULL && bw__tl.pin_pid == to) {
     /* relaxed: we hold a pin, so the actor stays allocated; the generation
      * tells whether it has begun to exit (then: the slow path, noproc) */
     if ((uint32_t)(bw__ld64_rlx(&bw__tl.pin_slot->word) >> 32) == BW__PID_GEN(to)) {

@@ -358,6 +358,42 @@ static void test_kept_pins_simultaneous_exits(void **st) {
   bw_runtime_destroy(rt);
 }
 
+/* From inside a handler, before any send kept a pin: a send to no pid and
+ * to an unregistered name are dead letters, not a crash (the kept-pin
+ * lookup once read through a NULL slot for BW_PID_NONE). */
+enum { K_NOWHERE = 20 };
+
+static int nowhere_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
+  (void)state;
+  bw_runtime_t *rt = bw_ctx_runtime(ctx);
+  int v = 1;
+  int a = bw_send(rt, BW_PID_NONE, M_ITEM, &v, sizeof v);
+  int b = bw_send_named(rt, "nobody-by-this-name", M_ITEM, &v, sizeof v);
+  int res[2] = {a, b};
+  if (msg->flags & BW_MSGF_REQUEST)
+    bw_reply(ctx, msg, 0, K_NOWHERE, res, sizeof res);
+  return BW_CONTINUE;
+}
+
+static const bw_behaviour_t nowhere_beh = {.name = "nowhere", .handle = nowhere_handle};
+
+static void test_send_to_nobody_from_handler(void **st) {
+  (void)st;
+  bw_runtime_t *rt = bwt_runtime(1, false);
+  bw_pid_t a;
+  assert_int_equal(bw_spawn(rt, &nowhere_beh, NULL, NULL, &a), 0);
+  bw_reply_t rep;
+  assert_int_equal(bw_call(rt, a, K_NOWHERE, NULL, 0, 0, &rep), 0);
+  int res[2];
+  memcpy(res, rep.data, sizeof res);
+  assert_int_equal(res[0], BW_ENOPROC);
+  assert_true(res[1] == BW_ENOPROC || res[1] == BW_ENOTFOUND);
+  assert_int_equal(bw_runtime_stop(rt), 0);
+  bw_runtime_stats_t s = bwt_stats(rt);
+  bwt_assert_accounting(&s);
+  bw_runtime_destroy(rt);
+}
+
 /* --- bw_mailbox_depth -------------------------------------------------------- */
 
 static int idle_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
@@ -395,6 +431,7 @@ int main(void) {
       cmocka_unit_test(test_stop_while_muted),
       cmocka_unit_test(test_mutual_flood_no_deadlock),
       cmocka_unit_test(test_kept_pins_simultaneous_exits),
+      cmocka_unit_test(test_send_to_nobody_from_handler),
       cmocka_unit_test(test_mailbox_depth),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
