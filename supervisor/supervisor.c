@@ -501,6 +501,10 @@ static void child_stopped(sup_t *s, child_t *c, int32_t target) {
     c->gone = true; /* temporary children and stopped dynamic ones go away */
   else
     c->state = target;
+  /* stopped to be restarted with a failed sibling (one_for_all,
+   * rest_for_one): that is a restart of this child too */
+  if (target == BW_CHILD_RESTARTING && !c->gone)
+    c->restarts++;
   (void)s;
 }
 

@@ -145,7 +145,8 @@ typedef struct bw_child_info {
   int32_t type;           /* bw_child_type_t */
   int32_t restart;        /* bw_restart_t */
   int32_t state;          /* bw_child_state_t */
-  uint32_t restarts;      /* times this child was restarted */
+  uint32_t restarts;      /* times this child was restarted (its own exits and
+                           * its siblings' under one_for_all / rest_for_one) */
 } bw_child_info_t;
 
 typedef struct bw_child_counts {

@@ -193,6 +193,14 @@ static void test_rest_for_one_order(void **state) {
   assert_string_equal(log_take(6), "-c -e -d +c +d +e");
   settle(rt, sup);
   assert_true(pid_of(rt, sup, "a") == a_before); /* untouched */
+  /* restart counts: c, and d and e restarted with it; a and b not */
+  bw_child_info_t info[5];
+  size_t n = 0;
+  assert_int_equal(bw_sup_which_children(rt, sup, info, 5, &n), 0);
+  assert_int_equal(n, 5);
+  const uint32_t want[5] = {0, 0, 1, 1, 1};
+  for (int i = 0; i < 5; i++)
+    assert_int_equal(info[i].restarts, want[i]);
   bw_runtime_destroy(rt);
 }
 
