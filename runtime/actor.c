@@ -471,7 +471,9 @@ static int actor_turn(bw__thread *th, bw__actor *a) {
   bw__st32_rlx(&a->mb_popped, a->mb_popped + popped);
   /* relaxed: a count for a heuristic; a push racing with this load is
    * seen at the next turn */
-  uint32_t backlog = bw__ld32_rlx(&a->mb_pushed) - a->mb_popped;
+  /* signed: senders add their counts in batches, so pops can run ahead */
+  int32_t diff = (int32_t)(bw__ld32_rlx(&a->mb_pushed) - a->mb_popped);
+  uint32_t backlog = diff > 0 ? (uint32_t)diff : 0;
   if (!(sig & BW__SIG_OVERLOADED)) {
     /* not "spent": a turn can end early on a push in progress */
     if (foreign > 0 && backlog >= batch * BW__OVERLOAD_HIGH) {
@@ -858,9 +860,9 @@ int bw_mailbox_depth(bw_runtime_t *rt, bw_pid_t pid, uint32_t *out) {
   if (a == NULL)
     return BW_ENOPROC;
   /* relaxed: a snapshot of two counters that move independently */
-  uint32_t d = bw__ld32_rlx(&a->mb_pushed) - bw__ld32_rlx(&a->mb_popped);
+  int32_t d = (int32_t)(bw__ld32_rlx(&a->mb_pushed) - bw__ld32_rlx(&a->mb_popped));
   bw__pid_unpin(s);
-  *out = d;
+  *out = d > 0 ? (uint32_t)d : 0; /* batched counts: see send.c */
   return 0;
 }
 

@@ -148,6 +148,9 @@ enum { BW__FORCE_KILL = 1, BW__FORCE_SHUTDOWN = 2 };
  * a full turn, and stops being overloaded at LOW or fewer, early enough that
  * the unmuted senders are running again before it runs dry. */
 #define BW__OVERLOAD_HIGH 32u
+/* Sends under a kept pin add to the receiver's push count in batches of
+ * this many (send.c): far below the overload mark. */
+#define BW__PUSHED_BATCH 64u
 #define BW__OVERLOAD_LOW 8u
 /* Bits of an actor's trap word. */
 enum {
@@ -323,6 +326,7 @@ typedef struct bw__tls {
   /* a pin kept for the rest of a worker's turn (bw__deliver): only while
    * pin_keep (set by bw__actor_run on a worker, cleared by bw__pin_drop) */
   bool pin_keep;
+  uint32_t pin_pushed;   /* sends under the kept pin not yet added to its mb_pushed */
   bw_pid_t pin_pid;
   struct bw__slot *pin_slot;
   struct bw__actor *pin_actor;
