@@ -418,6 +418,7 @@ static int actor_turn(bw__thread *th, bw__actor *a) {
   bw__runtime *rt = a->rt;
   unsigned batch = rt->batch, n = 0, foreign = 0, popped = 0;
   bool handed = false;
+  uint32_t sends0 = bw__tl.nsends;
   bw_reason_t r;
   bw__tl.cur = a;
   bw__tl.mute_on = BW_PID_NONE;
@@ -492,7 +493,8 @@ static int actor_turn(bw__thread *th, bw__actor *a) {
   bw__tl.mute_on = BW_PID_NONE;
   if (on != BW_PID_NONE && !(sig & BW__SIG_OVERLOADED) && mute_on(rt, a, on))
     return BW__RUN_MUTED;
-  if (!spent && popped > 0 && th->kind == BW__TH_WORKER && bw__sched_linger(th->worker, &a->mbc))
+  if (!spent && popped > 0 && th->kind == BW__TH_WORKER &&
+      bw__sched_linger(th->worker, &a->mbc, bw__tl.nsends == sends0))
     return BW__RUN_AGAIN;
   if (!spent && bw__mpsc_mark_empty(&a->mb, &a->mbc))
     return BW__RUN_IDLE;

@@ -327,6 +327,7 @@ typedef struct bw__tls {
    * pin_keep (set by bw__actor_run on a worker, cleared by bw__pin_drop) */
   bool pin_keep;
   uint32_t pin_pushed;   /* sends under the kept pin not yet added to its mb_pushed */
+  uint32_t nsends;       /* deliveries by this thread (wraps): did a turn send? */
   bw_pid_t pin_pid;
   struct bw__slot *pin_slot;
   struct bw__actor *pin_actor;
@@ -539,7 +540,7 @@ int bw__actor_run(bw__thread *th, bw__actor *a);
 /* The behaviour pid runs (for the supervisor API's type check); BW_ENOPROC. */
 int bw__actor_behaviour(struct bw_runtime *rt, bw_pid_t pid, const bw_behaviour_t **out);
 bool bw__sched_handoff(bw__worker *w);
-bool bw__sched_linger(bw__worker *w, const bw__mpsc_c *c); /* wait briefly for more */
+bool bw__sched_linger(bw__worker *w, const bw__mpsc_c *c, bool batch); /* wait briefly for more */
 void bw__schedule_elsewhere(bw__runtime *rt, bw__actor *a); /* via the injection queue */ /* a long turn hands queued actors to a parked worker */
 void bw__actor_crashed(bw__thread *th); /* after bw_fail unwound to a worker */
 void bw__actor_die(bw__actor *a, const bw_reason_t *reason);

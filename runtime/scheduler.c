@@ -176,14 +176,20 @@ void bw__schedule_elsewhere(bw__runtime *rt, bw__actor *a) {
  * would spin looking for work anyway; not when others wait on this worker.
  * Returns true if a message arrived.
  */
-bool bw__sched_linger(bw__worker *w, const bw__mpsc_c *c) {
+bool bw__sched_linger(bw__worker *w, const bw__mpsc_c *c, bool batch) {
   if (rq_len(w) != 0)
     return false;
   for (int i = 0; i < 16; i++) {
     for (int k = 0; k < 16; k++)
       bw__cpu_relax();
-    if (bw__mpsc_has_more(c))
+    if (bw__mpsc_has_more(c)) {
+      /* a consumer that answers nobody is being streamed to: let a few
+       * more arrive, so the next turn takes a batch instead of chasing
+       * the producer message by message across the cores */
+      for (int k = 0; batch && k < 256; k++)
+        bw__cpu_relax();
       return true;
+    }
   }
   return false;
 }

@@ -154,6 +154,7 @@ void bw__pin_drop(void) {
 int bw__deliver(bw__runtime *rt, bw__msg *m, bool keep_on_reject) {
   bw__slot *s;
   bool cached;
+  bw__tl.nsends++;
   bw__actor *a = pin_for_send(rt, m->to, &s, &cached);
   bool user = m->kind == BW__K_USER;
   if (a == NULL) {
