@@ -378,6 +378,11 @@ typedef struct bw__timers {
   uint32_t *heap;
   uint32_t nheap, capheap;
   uint64_t seq;
+  /* under mx: the deadline the timer thread sleeps until (UINT64_MAX:
+   * indefinitely; 0: awake, it looks at the heap before sleeping again).
+   * An arm wakes it only for an earlier timer: a stream of requests with
+   * the same timeout, each armed then cancelled, costs no wake-ups. */
+  uint64_t sleep_until;
   bool stop;
   pthread_t thread;
   bw__thread th;

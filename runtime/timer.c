@@ -129,9 +129,9 @@ int bw__timer_arm(bw__runtime *rt, uint64_t delay_ns, uint64_t period_ns, bw__ms
   t->nheap++;
   heap_set(t, t->nheap - 1, e);
   sift_up(t, t->nheap - 1);
-  bool earliest = t->heap[0] == e;
+  bool kick = t->heap[0] == e && ent->due_ns < t->sleep_until;
   pthread_mutex_unlock(&t->mx);
-  if (earliest && !rt->manual_clock)
+  if (kick && !rt->manual_clock)
     pthread_cond_signal(&t->cv);
   if (out != NULL)
     *out = id;
@@ -247,7 +247,9 @@ static void *timer_main(void *arg) {
         break;
     }
     if (rt->manual_clock || (t->nheap == 0 && !watching)) {
+      t->sleep_until = UINT64_MAX;
       pthread_cond_wait(&t->cv, &t->mx);
+      t->sleep_until = 0;
       continue;
     }
     uint64_t now = bw__now_ns(rt);
@@ -258,7 +260,9 @@ static void *timer_main(void *arg) {
       uint64_t abs = due + rt->epoch_ns;
       struct timespec ts = {.tv_sec = (time_t)(abs / 1000000000ull),
                             .tv_nsec = (long)(abs % 1000000000ull)};
+      t->sleep_until = due;
       pthread_cond_timedwait(&t->cv, &t->mx, &ts);
+      t->sleep_until = 0;
       continue;
     }
     if (t->nheap == 0)
