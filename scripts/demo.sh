@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds bulwark (Release) and runs the main demo.
+# Installs what is missing, builds bulwark (Release) and runs the main demo,
+# examples/llm_gateway: agents answering prompts through a flaky simulated
+# model service, behind a breaker, a bulkhead, retry and a rate limiter,
+# under a supervision tree; the live page is at http://127.0.0.1:8080/.
 #
-#   bash scripts/demo.sh            # the full tour
-#   bash scripts/demo.sh --quiet    # only the summary line
+#   bash scripts/demo.sh                  # about 20 s, with an outage in the middle
+#   bash scripts/demo.sh --duration 60    # longer; --help lists the fault flags
+#   bash scripts/demo.sh --quiet          # only the summary line
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,7 +15,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 # The same build/ as scripts/test.sh, so the two share one build.
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DBW_SANITIZE=
-cmake --build build --target example_demo -j "$jobs"
+cmake --build build --target example_llm_gateway -j "$jobs"
 
 echo
-exec ./build/examples/demo "$@"
+exec ./build/examples/llm_gateway "$@"
