@@ -494,7 +494,7 @@ static int actor_turn(bw__thread *th, bw__actor *a) {
   if (on != BW_PID_NONE && !(sig & BW__SIG_OVERLOADED) && mute_on(rt, a, on))
     return BW__RUN_MUTED;
   if (!spent && popped > 0 && th->kind == BW__TH_WORKER &&
-      bw__sched_linger(th->worker, &a->mbc, bw__tl.nsends == sends0))
+      bw__sched_linger(th->worker, &a->mbc, popped > 1 && bw__tl.nsends == sends0))
     return BW__RUN_AGAIN;
   if (!spent && bw__mpsc_mark_empty(&a->mb, &a->mbc))
     return BW__RUN_IDLE;
