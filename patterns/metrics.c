@@ -190,9 +190,11 @@ struct bw_metrics {
   size_t nwaiters;
   /* built-in families */
   bw_metric_family_t *f_sent, *f_handled, *f_rejected, *f_dead, *f_spawned, *f_exited,
-      *f_crashed, *f_live, *f_restarts, *f_transitions;
+      *f_crashed, *f_live, *f_restarts, *f_transitions, *f_util;
   met_series_t *s_sent, *s_handled, *s_rejected, *s_dead[BW_DL__COUNT], *s_spawned,
-      *s_exited, *s_crashed, *s_live;
+      *s_exited, *s_crashed, *s_live, *s_util;
+  /* the previous collection's uptime and idle time, for utilisation */
+  uint64_t util_uptime, util_idle;
 
   pthread_mutex_t latest_mu; /* guards latest */
   bw_metrics_snapshot_t *latest;
@@ -497,6 +499,10 @@ static int add_runtime_families(bw_metrics_t *m) {
   SER(f_crashed, s_crashed, NULL);
   FAM(f_live, BW_METRIC_GAUGE, "bulwark_actors_live", "Actors alive now.", NULL, 0);
   SER(f_live, s_live, NULL);
+  FAM(f_util, BW_METRIC_GAUGE, "bulwark_scheduler_utilisation",
+      "Share of the scheduler workers' time not parked since the previous collection (0..1).",
+      NULL, 0);
+  SER(f_util, s_util, NULL);
   FAM(f_restarts, BW_METRIC_COUNTER, "bulwark_actor_restarts_total",
       "Children restarted by their supervisor (counted from events while the reporter runs).",
       restart_labels, 2);
@@ -1308,6 +1314,14 @@ static void collect_runtime_locked(bw_metrics_t *m) {
   set_counter(m->s_exited, st.exited);
   set_counter(m->s_crashed, st.crashed);
   set_gauge(m->s_live, (double)st.live);
+  /* utilisation over the interval since the previous collection */
+  uint64_t du = st.uptime_ns - m->util_uptime, di = st.idle_ns - m->util_idle;
+  if (m->util_uptime != 0 && du > 0 && st.workers > 0) {
+    double u = 1.0 - (double)di / ((double)du * st.workers);
+    set_gauge(m->s_util, u < 0 ? 0 : u > 1 ? 1 : u);
+  }
+  m->util_uptime = st.uptime_ns;
+  m->util_idle = st.idle_ns;
 }
 
 static void collect_breaker(met_src_t *s) {

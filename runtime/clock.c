@@ -6,7 +6,7 @@
 
 #include "runtime/internal.h"
 
-static uint64_t mono_ns(void) {
+uint64_t bw__mono_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
@@ -15,7 +15,7 @@ static uint64_t mono_ns(void) {
 uint64_t bw__now_ns(const bw__runtime *rt) {
   if (rt->manual_clock)
     return bw__ld64_acq(&rt->manual_now_ns);
-  return mono_ns() - rt->epoch_ns;
+  return bw__mono_ns() - rt->epoch_ns;
 }
 
 uint64_t bw_now_ns(const bw_runtime_t *rt) { return rt == NULL ? 0 : bw__now_ns(rt); }
@@ -39,6 +39,6 @@ int bw_clock_advance(bw_runtime_t *rt, uint64_t ms) {
 
 void bw__clock_init(bw__runtime *rt);
 void bw__clock_init(bw__runtime *rt) {
-  rt->epoch_ns = mono_ns() - 1000000ull; /* time starts at 1 ms, never 0 */
+  rt->epoch_ns = bw__mono_ns() - 1000000ull; /* time starts at 1 ms, never 0 */
   rt->manual_now_ns = 0;
 }

@@ -352,6 +352,10 @@ typedef struct bw__worker {
   pthread_cond_t park_cv;
   bool parked;  /* under rt->park_mx */
   bool wake;    /* under rt->park_mx */
+  /* scheduler utilisation (bw_runtime_stats): monotonic ns spent parked,
+   * and since when it is parked now (0: not parked); owner writes */
+  uint64_t idle_ns;    /* atomic */
+  uint64_t park_since; /* atomic */
 } bw__worker;
 
 #define BW__RQ_SIZE 4096u
@@ -497,6 +501,7 @@ static inline void bw__ctr_add(bw__runtime *rt, bw__counters *c, uint64_t *field
 
 bool bw__rt_running(const bw__runtime *rt);
 uint64_t bw__now_ns(const bw__runtime *rt);
+uint64_t bw__mono_ns(void); /* the monotonic clock, whatever the runtime's clock */
 uint64_t bw__new_ref(bw__runtime *rt);
 
 /* messages */

@@ -200,5 +200,14 @@ int bw_runtime_stats(const bw_runtime_t *rt, bw_runtime_stats_t *out) {
   out->exited = bw__ld64_rlx(&rt->exited);
   out->crashed = bw__ld64_rlx(&rt->crashed);
   out->live = bw__ld64_rlx(&rt->live);
+  uint64_t now = bw__mono_ns();
+  out->uptime_ns = now - rt->epoch_ns;
+  out->workers = rt->workers ? bw__nworkers(rt) : 0;
+  for (unsigned i = 0; i < out->workers; i++) {
+    bw__worker *w = &rt->workers[i];
+    /* relaxed: a sample; a park in progress counts up to now */
+    uint64_t since = bw__ld64_rlx(&w->park_since);
+    out->idle_ns += bw__ld64_rlx(&w->idle_ns) + (since != 0 && since < now ? now - since : 0);
+  }
   return 0;
 }

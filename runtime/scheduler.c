@@ -235,8 +235,14 @@ static bool park(bw__runtime *rt, bw__worker *w) {
   bw__faa32(&rt->nparked, 1);
   bw__fence_seq_cst();
   if (!any_work(rt)) {
+    /* relaxed: statistics, read by bw_runtime_stats; the clock is read only
+     * when a worker really sleeps, never per message */
+    uint64_t t0 = bw__mono_ns();
+    bw__st64_rlx(&w->park_since, t0);
     while (!w->wake && !rt->workers_exit)
       pthread_cond_wait(&w->park_cv, &rt->park_mx);
+    bw__st64_rlx(&w->park_since, 0);
+    bw__faa64(&w->idle_ns, bw__mono_ns() - t0);
   }
   w->parked = false;
   bw__faa32(&rt->nparked, (uint32_t)-1);

@@ -100,6 +100,12 @@ typedef struct bw_runtime_stats {
   uint64_t exited;        /* actors that exited after a successful init */
   uint64_t crashed;       /* exits with reason crash */
   uint64_t live;          /* actors alive now */
+  /* Scheduler utilisation: over an interval, 1 - d(idle_ns) /
+   * (d(uptime_ns) * workers). Monotonic time, whatever the runtime's clock;
+   * idle = parked (the brief spin before parking counts as busy). */
+  uint64_t uptime_ns;     /* since bw_runtime_create */
+  uint64_t idle_ns;       /* summed over the scheduler workers */
+  uint32_t workers;       /* scheduler workers now (with spares started for hung handlers) */
 } bw_runtime_stats_t;
 
 /* Reads the counters (each exact; the set is not an atomic snapshot while

@@ -580,6 +580,9 @@ static void test_reporter_periodic_snapshots(void **state) {
   assert_true(v >= 2); /* the reporter and the subscriber */
   assert_int_equal(bw_metrics_snapshot_value(s, "bulwark_actors_live", NULL, 0, &v), 0);
   assert_true(v >= 2);
+  /* utilisation over the last interval: a share */
+  assert_int_equal(bw_metrics_snapshot_value(s, "bulwark_scheduler_utilisation", NULL, 0, &v), 0);
+  assert_true(v >= 0 && v <= 1);
   const char *noproc[] = {"noproc"};
   assert_int_equal(bw_metrics_snapshot_value(s, "bulwark_dead_letters_total", noproc, 1, &v), 0);
   assert_int_equal(bw_metrics_snapshot_value(s, "bulwark_messages_handled_total", NULL, 0, &v), 0);

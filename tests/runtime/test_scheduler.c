@@ -187,9 +187,27 @@ static void test_self_flooding_actor_does_not_starve_others(void **state) {
   fair_with(2, 64);
 }
 
+/* Scheduler utilisation in the stats: idle time only grows, never exceeds
+ * the workers' time, and grows while the runtime has nothing to do. */
+static void test_utilisation_stats(void **state) {
+  (void)state;
+  bw_runtime_t *rt = bwt_runtime(2, false);
+  bw_runtime_stats_t a = bwt_stats(rt);
+  assert_int_equal(a.workers, 2);
+  assert_true(a.uptime_ns > 0);
+  assert_true(a.idle_ns <= a.uptime_ns * a.workers);
+  /* an idle runtime parks its workers: idle time grows */
+  BWT_POLL(bwt_stats(rt).idle_ns > a.idle_ns);
+  bw_runtime_stats_t b = bwt_stats(rt);
+  assert_true(b.uptime_ns >= a.uptime_ns);
+  assert_true(b.idle_ns <= b.uptime_ns * b.workers);
+  bw_runtime_destroy(rt);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_dedicated_blocking_does_not_starve),
+      cmocka_unit_test(test_utilisation_stats),
       cmocka_unit_test(test_call_from_actors),
       cmocka_unit_test(test_self_flooding_actor_does_not_starve_others),
   };
