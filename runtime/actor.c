@@ -493,8 +493,11 @@ static int actor_turn(bw__thread *th, bw__actor *a) {
   bw__tl.mute_on = BW_PID_NONE;
   if (on != BW_PID_NONE && !(sig & BW__SIG_OVERLOADED) && mute_on(rt, a, on))
     return BW__RUN_MUTED;
-  if (!spent && popped > 0 && th->kind == BW__TH_WORKER &&
-      bw__sched_linger(th->worker, &a->mbc, popped > 1 && bw__tl.nsends == sends0))
+  /* only a turn that sent nothing lingers: one that sent may be waiting
+   * for an answer, which should wake it on the answerer's worker (so a
+   * conversation gathers on one core) rather than keep two cores spinning */
+  if (!spent && popped > 0 && bw__tl.nsends == sends0 && th->kind == BW__TH_WORKER &&
+      bw__sched_linger(th->worker, &a->mbc, popped > 1))
     return BW__RUN_AGAIN;
   if (!spent && bw__mpsc_mark_empty(&a->mb, &a->mbc))
     return BW__RUN_IDLE;
