@@ -356,6 +356,7 @@ typedef struct bw__worker {
    * and since when it is parked now (0: not parked); owner writes */
   uint64_t idle_ns;    /* atomic */
   uint64_t park_since; /* atomic */
+  uint32_t handoff;    /* atomic: its turn is long, a lone queued actor may be stolen */
 } bw__worker;
 
 #define BW__RQ_SIZE 4096u

@@ -146,8 +146,12 @@ void bw__schedule(bw__runtime *rt, bw__actor *a) {
  */
 bool bw__sched_handoff(bw__worker *w) {
   bw__runtime *rt = w->th.rt;
-  if (rq_len(w) == 0 || bw__ld32_rlx(&rt->nparked) == 0)
+  if (rq_len(w) == 0)
     return false;
+  /* relaxed: a hint to stealers (see steal), cleared when the turn ends */
+  bw__st32_rlx(&w->handoff, 1);
+  if (bw__ld32_rlx(&rt->nparked) == 0)
+    return false; /* someone is searching: it will take it */
   wake_one(rt);
   return true;
 }
@@ -205,6 +209,12 @@ static bw__actor *steal(bw__runtime *rt, bw__worker *self) {
   for (unsigned i = 0; i < n; i++) {
     bw__worker *v = &rt->workers[(start + i) % n];
     if (v == self)
+      continue;
+    /* a lone actor queued behind a short turn is its worker's next: taking
+     * it would split a conversation (ping-pong) across the cores for good.
+     * Take it only when that worker asked for help (a long turn, see
+     * bw__sched_handoff) or has more queued. Relaxed: hints. */
+    if (rq_len(v) < 2 && !bw__ld32_rlx(&v->handoff))
       continue;
     bw__actor *a = rq_pop(v);
     if (a != NULL)
@@ -285,6 +295,8 @@ static void worker_loop(bw__runtime *rt, bw__worker *w) {
   bw__actor *a;
   while ((a = next_actor(rt, w)) != NULL) {
     int r = bw__actor_run(&w->th, a);
+    if (w->handoff)
+      bw__st32_rlx(&w->handoff, 0); /* the long turn is over */
     if (r == BW__RUN_AGAIN) {
       if (!rq_push(w, a))
         inject_push(rt, a);
