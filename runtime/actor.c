@@ -649,6 +649,21 @@ void bw__dedicated_reap(bw__runtime *rt) {
 
 /* --- spawn --------------------------------------------------------------------- */
 
+/*
+ * A spawn that passed its "running?" check just before bw_runtime_stop
+ * began may publish its actor after stop's scan of live actors, which then
+ * never tells it to exit, and stop waits for it forever. So the spawner
+ * looks again once the actor is live: seq_cst fence after the publish, and
+ * stop's seq_cst CAS before its scan (a Dekker pair): either stop's scan
+ * sees the actor, or this load sees the stop, or both (a second shutdown
+ * signal is harmless).
+ */
+static void late_for_stop(bw__runtime *rt, bw_pid_t pid) {
+  bw__fence_seq_cst();
+  if (bw__ld32_rlx(&rt->state) != BW__RT_RUNNING)
+    bw__force_exit(rt, pid, BW__FORCE_SHUTDOWN);
+}
+
 int bw_spawn(bw_runtime_t *rt, const bw_behaviour_t *b, void *arg, const bw_spawn_opts_t *opts,
              bw_pid_t *out) {
   bw_spawn_opts_t defaults;
@@ -766,8 +781,10 @@ int bw_spawn(bw_runtime_t *rt, const bw_behaviour_t *b, void *arg, const bw_spaw
       goto failed; /* the thread is finishing without touching the actor */
     }
     bw__faa64(&rt->spawned, 1);
+    bw_pid_t dpid = a->pid;
+    late_for_stop(rt, dpid);
     if (out != NULL)
-      *out = a->pid;
+      *out = dpid;
     return 0;
   }
   rc = run_init(a, arg, &why);
@@ -779,6 +796,7 @@ int bw_spawn(bw_runtime_t *rt, const bw_behaviour_t *b, void *arg, const bw_spaw
   /* end of the init "turn": go idle, or run if messages arrived meanwhile */
   if (bw__actor_exit_pending(a) || !bw__mpsc_mark_empty(&a->mb, &a->mbc))
     bw__schedule(rt, a);
+  late_for_stop(rt, pid);
   if (out != NULL)
     *out = pid;
   return 0;
