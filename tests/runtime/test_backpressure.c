@@ -145,7 +145,11 @@ static void shared_destroy(shared_t *sh) {
 static void flood_once(unsigned workers) {
   bw_runtime_t *rt = bwt_runtime(workers, false);
   shared_t sh;
-  shared_init(&sh, bwt_scaled(workers == 1 ? 1000000 : 4000000));
+  /* scaled down under the sanitizers and valgrind, but never so far that a
+   * flood without back-pressure would stay under the bound */
+  uint64_t n = bwt_scaled(workers == 1 ? 1000000 : 4000000);
+  uint64_t least = (workers == 1 ? 3 : 8) * (uint64_t)BACKLOG_BOUND;
+  shared_init(&sh, n > least ? n : least);
   uint32_t bound = workers == 1 ? BACKLOG_BOUND : (uint32_t)(sh.n / 4);
   bw_pid_t c, p;
   assert_int_equal(bw_spawn(rt, &consumer_beh, &sh, NULL, &c), 0);
@@ -185,7 +189,8 @@ static void test_consumer_exit_unmutes(void **st) {
   (void)st;
   bw_runtime_t *rt = bwt_runtime(1, false);
   shared_t sh;
-  shared_init(&sh, bwt_scaled(400000));
+  uint64_t n = bwt_scaled(400000);
+  shared_init(&sh, n > 3 * (uint64_t)BACKLOG_BOUND ? n : 3 * (uint64_t)BACKLOG_BOUND);
   sh.stop_after = 5000; /* well inside the backlog of the first producer turn */
   bw_pid_t c, p;
   assert_int_equal(bw_spawn(rt, &consumer_beh, &sh, NULL, &c), 0);
