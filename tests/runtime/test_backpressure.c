@@ -166,7 +166,11 @@ static void flood_once(unsigned workers) {
   assert_int_equal(sh.out_of_order, 0);
   /* without back-pressure the backlog reaches n: the producer outruns */
   assert_true(sh.n > 2 * BACKLOG_BOUND);
-  if (sh.max_depth > bound)
+  /* valgrind runs one thread at a time, for long slices: with two workers
+   * the producer's thread may run on while the consumer's waits its turn,
+   * so only the one-worker bound (exact reasoning) holds there */
+  bool serialised = getenv("BW_TEST_VALGRIND") != NULL;
+  if (sh.max_depth > bound && !(serialised && workers > 1))
     fail_msg("consumer's backlog reached %u (bound %u)", sh.max_depth, bound);
   shared_destroy(&sh);
 }
