@@ -103,6 +103,7 @@ static const bench_t *const benches[] = {
     &bench_bulkhead_rtt, &bench_bulkhead_rtt_call, &bench_bulkhead_throughput,
     &bench_ratelimit_acquire, &bench_retry_backoff, &bench_retry_budget,
     &bench_retry_proxy, &bench_policy_pipeline,
+    &bench_policy_pipeline_actor,
     /* observability */
     &bench_metrics_counter, &bench_metrics_counter_2t, &bench_metrics_histogram,
     &bench_metrics_overhead,

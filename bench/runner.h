@@ -95,6 +95,7 @@ extern const bench_t bench_retry_backoff;
 extern const bench_t bench_retry_budget;
 extern const bench_t bench_retry_proxy;
 extern const bench_t bench_policy_pipeline;
+extern const bench_t bench_policy_pipeline_actor;
 extern const bench_t bench_metrics_counter;
 extern const bench_t bench_metrics_counter_2t;
 extern const bench_t bench_metrics_histogram;

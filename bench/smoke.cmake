@@ -33,7 +33,7 @@ if(DEFINED ENV{BW_TEST_SCALE} AND NOT "$ENV{BW_TEST_SCALE}" STREQUAL "" AND
     --param bulkhead_rtt_call.n=500 --param bulkhead_throughput.n=8k
     --param ratelimit_acquire.n=100k --param retry_backoff.n=100k
     --param retry_budget.n=100k --param retry_proxy.n=2k
-    --param pipeline.n=2k --param metrics_counter.n=100k --param metrics_counter_2t.n=100k
+    --param pipeline.n=2k --param pipeline_actor.n=2k --param metrics_counter.n=100k --param metrics_counter_2t.n=100k
     --param metrics_histogram.n=100k --param metrics_overhead.n=5k)
 endif()
 

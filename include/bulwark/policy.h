@@ -268,6 +268,130 @@ typedef struct bw_policy_metrics {
  * snapshot while they run). From any thread. Returns 0, BW_EINVAL. */
 int bw_policy_metrics(const bw_policy_t *p, bw_policy_metrics_t *out);
 
+/* --- The in-caller form -------------------------------------------------------- */
+
+/*
+ * The same stages run in the calling actor or thread, with no executor hop:
+ *
+ *   bw_policy_ticket_t t;
+ *   bw_policy_ticket_init(&t);          // once per request (or reuse: see below)
+ *   t.req = msg;                        // optional: what the fallback function sees
+ * again:
+ *   rc = bw_policy_enter(p, &t);
+ *   if (rc == 0) {                      // make the attempt yourself
+ *     bw_request(ctx, target, type, data, len, t.timeout_ms, &ref);
+ *     ... on its reply (status) or its BW_MSG_REQUEST_TIMEOUT (BW_ETIMEDOUT),
+ *     ... or at once with bw_request's own error:
+ *     rc = bw_policy_exit(p, &t, status, &retry_in_ms);
+ *   }
+ *   if (rc == BW_POLICY_RETRY)          // come back: bw_send_after(self, t.retry_in_ms)
+ *     ... then goto again;
+ *   else                                // over: rc is 0 or the final error; if
+ *     ... t.fallback_used, answer with t.answer (status, type, payload)
+ *
+ * Which form: the actor form (bw_policy_behaviour) when the callers are plain
+ * threads or want one call (bw_call) and no protocol; the in-caller form on
+ * hot paths in actors (about the cost of the stages, no second round trip),
+ * at the price of the caller keeping the ticket and re-entering on
+ * BW_POLICY_RETRY.
+ *
+ * Same stages, order, counters (bw_policy_metrics, shared with the
+ * policy's executors) and classification as the executor, with these
+ * differences:
+ * - the concurrency limit (max_concurrent) is one atomic counter per policy,
+ *   shared by every in-caller user (the executors each keep their own); it
+ *   never queues: max_queued / queue_timeout_ms do not apply, a full limit
+ *   is BW_EBULKHEAD_FULL at once (retried only if the predicate says so);
+ * - the rate limiter's wait is BW_POLICY_RETRY with t.wait_ns (the exact
+ *   wait) and t.retry_in_ms (rounded up): the token is reserved, nothing
+ *   else is held (the breaker permit is handed back and asked again on
+ *   re-entry, which is the same attempt);
+ * - the target is whatever the caller sends to (opts.target / target_name
+ *   are only validated);
+ * - the fallback function runs in enter or exit, in the caller, with t.req
+ *   (an empty message view if NULL); its answer goes to t.answer with
+ *   t.fallback_used set, and the call still returns the request's own final
+ *   status (so 0 always means "go" from enter, "succeeded" from exit). A
+ *   fallback actor (fallback_pid) is not called: t.fallback_pid is set when
+ *   the cause is in fallback_on, for the caller to forward to if it wants.
+ */
+
+/* "Come back after t->retry_in_ms, then call bw_policy_enter again":
+ * positive, so never a bulwark error code; never a final status. */
+#define BW_POLICY_RETRY 0x7FFFFFF0
+
+typedef struct bw_policy_ticket {
+  /* In (optional): the request the fallback function is shown. */
+  const bw_msg_t *req;
+  /* Out, after enter returned 0: when the attempt must have its answer
+   * (runtime clock, ns; 0 = no bound), and the same as a bw_request timeout
+   * in ms (0 = none): min(attempt_timeout_ms, what the deadline leaves). */
+  uint64_t deadline_ns;
+  uint64_t timeout_ms;
+  /* Out, with BW_POLICY_RETRY: the delay before re-entering (a backoff, or
+   * a token wait); wait_ns is the exact token wait (0 for a backoff). */
+  uint64_t retry_in_ms;
+  uint64_t wait_ns;
+  /* Out: attempts made so far; once over, the cause (bw_policy_cause_t). */
+  uint32_t attempts;
+  int32_t cause;
+  /* Out, once over with a failure: the fallback function's answer. */
+  bool fallback_used;
+  bw_pid_t fallback_pid; /* the fallback actor to forward to, if any (see above) */
+  bw_policy_answer_t answer;
+  /* Private to policy.c. */
+  struct {
+    uint64_t deadline_at_ms; /* the overall deadline (runtime clock); 0 = none */
+    uint64_t start_ns;       /* when the attempt went ahead: the breaker's duration */
+    bw_retry_backoff_state_t bo;
+    bw_breaker_permit_t permit;
+    uint32_t magic;
+    uint8_t state;
+    bool permit_held, slot_held, token_held;
+  } priv_;
+} bw_policy_ticket_t;
+
+/* Makes t a fresh ticket (no request started). A ticket whose request is
+ * over (enter or exit returned a final status) starts a new request on its
+ * next enter, so one ticket per in-flight request can be reused. NULL is a
+ * no-op. */
+void bw_policy_ticket_init(bw_policy_ticket_t *t);
+
+/*
+ * Runs the stages in front of one attempt: (first time: counts the call,
+ * deposits in the budget, starts the deadline) overall deadline, breaker
+ * permit, rate limiter token, concurrency slot, then the attempt's bound
+ * (t->deadline_ns, t->timeout_ms). No message, lock or allocation (a
+ * breaker refusal in half-open hands a permit back with one report).
+ * Returns:
+ *   0                  make the attempt, then call bw_policy_exit;
+ *   BW_POLICY_RETRY    nothing held; re-enter after t->retry_in_ms (a token
+ *                      wait, or a backoff after a refusal the predicate
+ *                      retries);
+ *   a final error      the request is over (t->cause; fallback in
+ *                      t->answer if t->fallback_used): BW_ECIRCUIT_OPEN,
+ *                      BW_ERATE_LIMITED, BW_EBULKHEAD_FULL, BW_ETIMEDOUT
+ *                      (deadline), BW_EBUDGET;
+ *   BW_EINVAL          NULL p or t, a destroyed policy, a ticket whose
+ *                      attempt is in progress (exit first) or that was never
+ *                      initialised; nothing counted.
+ */
+int bw_policy_enter(bw_policy_t *p, bw_policy_ticket_t *t);
+
+/*
+ * Ends the attempt enter let through: status is the target's reply status,
+ * BW_ETIMEDOUT if the request timed out, or bw_request's error. Reports to
+ * the breaker (status and the duration since enter), frees the slot, then
+ * classifies as the executor does: 0 ends the request; a failure is retried
+ * if the predicate allows it, attempts are left, the backoff ends before
+ * the deadline and the budget allows it. Returns BW_POLICY_RETRY
+ * (*retry_in_ms, optional, = t->retry_in_ms = the backoff), or the final
+ * status: 0, the target's error, BW_ETIMEDOUT (timeout or deadline),
+ * BW_EBUDGET; the fallback is consulted as with enter. BW_EINVAL (NULL p
+ * or t, a ticket not in an attempt): nothing done.
+ */
+int bw_policy_exit(bw_policy_t *p, bw_policy_ticket_t *t, int status, uint64_t *retry_in_ms);
+
 #ifdef __cplusplus
 }
 #endif

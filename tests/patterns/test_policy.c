@@ -740,6 +740,537 @@ static void test_refusals(void **state) {
   fx_done(&f);
 }
 
+/* --- the in-caller form (bw_policy_enter / bw_policy_exit) --------------------------
+ *
+ * Called from the test's own thread (any thread may): every outcome is the
+ * return value, so no waiting is needed except for the breaker's actor,
+ * which bw_breaker_flush waits for. */
+
+static bw_policy_t *fast_new(bw_runtime_t *rt, const bw_policy_opts_t *o) {
+  bw_policy_t *p = NULL;
+  assert_int_equal(bw_policy_new(rt, o, &p), 0);
+  return p;
+}
+
+static void fast_opts(bw_policy_opts_t *o) {
+  bw_policy_opts_init(o);
+  o->target = (bw_pid_t)1; /* validated only: the caller sends where it wants */
+}
+
+static bw_policy_metrics_t fast_metrics(const bw_policy_t *p) {
+  bw_policy_metrics_t m;
+  assert_int_equal(bw_policy_metrics(p, &m), 0);
+  return m;
+}
+
+/* Success through every stage: the attempt's bound, counters, nothing held
+ * after exit (the one slot of the limit is free again). */
+static void test_fast_success(void **state) {
+  (void)state;
+  reset(MODE_OK);
+  bw_runtime_t *rt = bwt_runtime(1, true);
+  bw_policy_opts_t o;
+  assert_int_equal(bw_policy_preset("api", &o), 0);
+  o.target = (bw_pid_t)1;
+  o.rate_limit = true;
+  o.rate = 100;
+  o.rate_burst = 10;
+  o.max_concurrent = 1;
+  o.max_queued = 0;
+  o.queue_timeout_ms = 0;
+  o.fallback = fb_fn;
+  bw_policy_t *p = fast_new(rt, &o);
+  assert_int_equal(bw_breaker_start(bw_policy_breaker(p)), 0);
+  bw_policy_ticket_t t;
+  for (int i = 0; i < 3; i++) { /* one ticket, reused request after request */
+    if (i == 0)
+      bw_policy_ticket_init(&t);
+    uint64_t now = bw_now_ns(rt);
+    assert_int_equal(bw_policy_enter(p, &t), 0);
+    assert_int_equal(t.timeout_ms, 30000);
+    assert_int_equal(t.deadline_ns, now + 30000ull * 1000000u);
+    assert_int_equal(t.attempts, 1);
+    uint64_t rin = 7;
+    assert_int_equal(bw_policy_exit(p, &t, 0, &rin), 0);
+    assert_int_equal(rin, 0);
+    assert_int_equal(t.cause, BW_POLICY_CAUSE_NONE);
+    assert_false(t.fallback_used);
+  }
+  assert_int_equal(fallback_calls, 0);
+  bw_policy_metrics_t m = fast_metrics(p);
+  assert_int_equal(m.calls, 3);
+  assert_int_equal(m.successes, 3);
+  assert_int_equal(m.attempts, 3);
+  assert_int_equal(m.failures, 0);
+  assert_int_equal(m.in_flight, 0);
+  assert_int_equal(bw_policy_destroy(p), 0);
+  bw_runtime_destroy(rt);
+}
+
+/* Each stage refuses in its turn, and a refusal holds nothing: deadline
+ * first, an open breaker before the limiter (no token spent), the limiter
+ * before the concurrency limit, the limit last. */
+static void test_fast_stage_order(void **state) {
+  (void)state;
+  reset(MODE_OK);
+  bw_runtime_t *rt = bwt_runtime(1, true);
+  bw_ratelimit_t rl;
+  assert_int_equal(bw_ratelimit_init(&rl, rt, 1, 1000, 2), 0);
+  bw_policy_opts_t o;
+  fast_opts(&o);
+  o.breaker = true;
+  o.shared_limiter = &rl;
+  o.max_concurrent = 1;
+  bw_policy_t *p = fast_new(rt, &o);
+  bw_breaker_t *br = bw_policy_breaker(p);
+  assert_int_equal(bw_breaker_start(br), 0);
+
+  /* breaker open: refused, the limiter untouched */
+  assert_int_equal(bw_breaker_force_open(br), 0);
+  assert_int_equal(bw_breaker_flush(br, 0), 0);
+  bw_policy_ticket_t a, b;
+  bw_policy_ticket_init(&a);
+  assert_int_equal(bw_policy_enter(p, &a), BW_ECIRCUIT_OPEN);
+  assert_int_equal(a.cause, BW_POLICY_CAUSE_BREAKER);
+  assert_int_equal(bw_ratelimit_available(&rl), 2);
+  assert_int_equal(bw_breaker_reset(br), 0);
+  assert_int_equal(bw_breaker_flush(br, 0), 0);
+
+  /* a takes a token and the one slot; b gets a token, then the limit is full */
+  assert_int_equal(bw_policy_enter(p, &a), 0);
+  bw_policy_ticket_init(&b);
+  assert_int_equal(bw_policy_enter(p, &b), BW_EBULKHEAD_FULL);
+  assert_int_equal(b.cause, BW_POLICY_CAUSE_BULKHEAD);
+  assert_int_equal(bw_ratelimit_available(&rl), 0);
+  /* no token left: the limiter refuses before the (still full) limit */
+  assert_int_equal(bw_policy_enter(p, &b), BW_ERATE_LIMITED);
+  assert_int_equal(b.cause, BW_POLICY_CAUSE_RATELIMIT);
+  assert_int_equal(b.wait_ns, 0); /* final: no wait allowed */
+  assert_int_equal(bw_policy_exit(p, &a, 0, NULL), 0);
+
+  /* the slot is free again, the breaker's permits were handed back */
+  assert_int_equal(bw_clock_advance(rt, 1000), 0);
+  assert_int_equal(bw_policy_enter(p, &b), 0);
+  assert_int_equal(bw_policy_exit(p, &b, 0, NULL), 0);
+  assert_int_equal(bw_breaker_flush(br, 0), 0);
+  bw_breaker_metrics_t bm;
+  assert_int_equal(bw_breaker_metrics(br, &bm), 0);
+  assert_int_equal(bw_breaker_state(br), BW_BREAKER_CLOSED);
+
+  bw_policy_metrics_t m = fast_metrics(p);
+  assert_int_equal(m.calls, 5);
+  assert_int_equal(m.successes, 2);
+  assert_int_equal(m.failures, 3);
+  assert_int_equal(m.rejected_breaker, 1);
+  assert_int_equal(m.rejected_bulkhead, 1);
+  assert_int_equal(m.rejected_ratelimit, 1);
+  assert_int_equal(m.in_flight, 0);
+  assert_int_equal(bw_policy_destroy(p), 0);
+
+  /* the overall deadline comes before everything */
+  fast_opts(&o);
+  o.deadline_ms = 100;
+  o.max_attempts = 3;
+  o.backoff.kind = BW_RETRY_BACKOFF_FIXED;
+  o.backoff.initial_ms = 10;
+  o.retryable = retry_user_err;
+  p = fast_new(rt, &o);
+  bw_policy_ticket_init(&a);
+  assert_int_equal(bw_policy_enter(p, &a), 0);
+  assert_int_equal(bw_policy_exit(p, &a, USER_ERR, NULL), BW_POLICY_RETRY);
+  assert_int_equal(bw_clock_advance(rt, 100), 0);
+  assert_int_equal(bw_policy_enter(p, &a), BW_ETIMEDOUT);
+  assert_int_equal(a.cause, BW_POLICY_CAUSE_DEADLINE);
+  assert_int_equal(a.attempts, 1);
+  assert_int_equal(fast_metrics(p).deadlines, 1);
+  assert_int_equal(bw_policy_destroy(p), 0);
+  bw_runtime_destroy(rt);
+}
+
+/* Retries come back with the backoff's delays; the last failure is final. */
+static void test_fast_retry_backoff(void **state) {
+  (void)state;
+  reset(MODE_OK);
+  bw_runtime_t *rt = bwt_runtime(1, true);
+  bw_policy_opts_t o;
+  fast_opts(&o);
+  o.max_attempts = 4;
+  o.backoff.kind = BW_RETRY_BACKOFF_EXPONENTIAL;
+  o.backoff.initial_ms = 100;
+  o.backoff.multiplier = 2.0;
+  o.backoff.max_ms = 300;
+  o.retryable = retry_user_err;
+  bw_policy_t *p = fast_new(rt, &o);
+  bw_policy_ticket_t t;
+  bw_policy_ticket_init(&t);
+  const uint64_t want[] = {100, 200, 300};
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(bw_policy_enter(p, &t), 0);
+    assert_int_equal(t.attempts, (uint32_t)i + 1);
+    uint64_t rin = 0;
+    assert_int_equal(bw_policy_exit(p, &t, USER_ERR, &rin), BW_POLICY_RETRY);
+    assert_int_equal(rin, want[i]);
+    assert_int_equal(t.retry_in_ms, want[i]);
+    assert_int_equal(bw_clock_advance(rt, rin), 0);
+  }
+  assert_int_equal(bw_policy_enter(p, &t), 0);
+  assert_int_equal(bw_policy_exit(p, &t, USER_ERR, NULL), USER_ERR);
+  assert_int_equal(t.cause, BW_POLICY_CAUSE_FAILURE);
+  /* a status the predicate does not retry ends at once */
+  assert_int_equal(bw_policy_enter(p, &t), 0);
+  assert_int_equal(bw_policy_exit(p, &t, -2000, NULL), -2000);
+  bw_policy_metrics_t m = fast_metrics(p);
+  assert_int_equal(m.calls, 2);
+  assert_int_equal(m.attempts, 5);
+  assert_int_equal(m.retries, 3);
+  assert_int_equal(m.target_failures, 2);
+  assert_int_equal(m.in_flight, 0);
+  assert_int_equal(bw_policy_destroy(p), 0);
+  bw_runtime_destroy(rt);
+}
+
+/* The budget refuses the retry: BW_EBUDGET, final. */
+static void test_fast_budget(void **state) {
+  (void)state;
+  reset(MODE_OK);
+  bw_runtime_t *rt = bwt_runtime(1, true);
+  bw_policy_opts_t o;
+  fast_opts(&o);
+  o.max_attempts = 5;
+  o.retryable = retry_user_err;
+  o.budget = true;
+  o.budget_opts.ratio = 0.0;
+  o.budget_opts.min_retries_per_sec = 0;
+  bw_policy_t *p = fast_new(rt, &o);
+  bw_policy_ticket_t t;
+  bw_policy_ticket_init(&t);
+  assert_int_equal(bw_policy_enter(p, &t), 0);
+  assert_int_equal(bw_policy_exit(p, &t, USER_ERR, NULL), BW_EBUDGET);
+  assert_int_equal(t.cause, BW_POLICY_CAUSE_BUDGET);
+  bw_policy_metrics_t m = fast_metrics(p);
+  assert_int_equal(m.budget_exhausted, 1);
+  assert_int_equal(m.retries, 0);
+  assert_int_equal(m.failures, 1);
+  assert_int_equal(bw_policy_destroy(p), 0);
+
+  /* a budget that allows: a deposit per call (not per attempt) */
+  o.budget_opts.ratio = 1.0;
+  p = fast_new(rt, &o);
+  bw_policy_ticket_init(&t);
+  assert_int_equal(bw_policy_enter(p, &t), 0);
+  assert_int_equal(bw_policy_exit(p, &t, USER_ERR, NULL), BW_POLICY_RETRY);
+  assert_int_equal(bw_clock_advance(rt, t.retry_in_ms), 0);
+  assert_int_equal(bw_policy_enter(p, &t), 0);
+  assert_int_equal(bw_policy_exit(p, &t, USER_ERR, NULL), BW_EBUDGET);
+  assert_int_equal(fast_metrics(p).retries, 1);
+  assert_int_equal(bw_policy_destroy(p), 0);
+  bw_runtime_destroy(rt);
+}
+
+/* Failures reported through exit open the breaker; the next enter is
+ * refused, and the fallback answers into the ticket. */
+static void test_fast_breaker_opens(void **state) {
+  (void)state;
+  reset(MODE_OK);
+  bw_runtime_t *rt = bwt_runtime(1, true);
+  bw_policy_opts_t o;
+  fast_opts(&o);
+  o.breaker = true;
+  o.breaker_opts.failure_threshold = 2;
+  o.fallback = fb_fn;
+  bw_policy_t *p = fast_new(rt, &o);
+  bw_breaker_t *br = bw_policy_breaker(p);
+  assert_int_equal(bw_breaker_start(br), 0);
+  bw_policy_ticket_t t;
+  bw_policy_ticket_init(&t);
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(bw_policy_enter(p, &t), 0);
+    assert_int_equal(bw_policy_exit(p, &t, USER_ERR, NULL), USER_ERR);
+  }
+  assert_int_equal(bw_breaker_flush(br, 0), 0);
+  assert_int_equal(bw_breaker_state(br), BW_BREAKER_OPEN);
+  uint32_t id = 5;
+  bw_msg_t req = {.type = T_WORK, .len = sizeof id, .data = &id};
+  t.req = &req;
+  assert_int_equal(bw_policy_enter(p, &t), BW_ECIRCUIT_OPEN);
+  assert_true(t.fallback_used);
+  assert_int_equal(t.answer.status, 0);
+  uint32_t v = 0;
+  memcpy(&v, t.answer.data, sizeof v);
+  assert_int_equal(v, 9005);
+  assert_int_equal(fallback_cause, BW_POLICY_CAUSE_BREAKER);
+  bw_policy_metrics_t m = fast_metrics(p);
+  assert_int_equal(m.rejected_breaker, 1);
+  assert_int_equal(m.target_failures, 2);
+  assert_int_equal(m.fallbacks, 3);
+  assert_int_equal(bw_policy_destroy(p), 0);
+  bw_runtime_destroy(rt);
+}
+
+/* The concurrency limit from two threads at once: never more than N inside. */
+typedef struct fast_thr {
+  bw_policy_t *p;
+  uint32_t *inside;
+  uint32_t max_seen;
+  uint64_t ok, full, iters;
+  int bad;
+} fast_thr_t;
+
+static void *fast_thread(void *arg) {
+  fast_thr_t *a = arg;
+  bw_policy_ticket_t t;
+  bw_policy_ticket_init(&t);
+  for (uint64_t i = 0; i < a->iters; i++) {
+    int rc = bw_policy_enter(a->p, &t);
+    if (rc == BW_EBULKHEAD_FULL) {
+      a->full++;
+      continue;
+    }
+    if (rc != 0) {
+      a->bad++;
+      continue;
+    }
+    uint32_t n = __atomic_add_fetch(a->inside, 1, __ATOMIC_SEQ_CST);
+    if (n > a->max_seen)
+      a->max_seen = n;
+    sched_yield();
+    __atomic_sub_fetch(a->inside, 1, __ATOMIC_SEQ_CST);
+    if (bw_policy_exit(a->p, &t, 0, NULL) != 0)
+      a->bad++;
+    a->ok++;
+  }
+  return NULL;
+}
+
+static void test_fast_concurrency_threads(void **state) {
+  (void)state;
+  reset(MODE_OK);
+  bw_runtime_t *rt = bwt_runtime(1, true);
+  bw_policy_opts_t o;
+  fast_opts(&o);
+  o.max_concurrent = 1;
+  bw_policy_t *p = fast_new(rt, &o);
+  uint32_t inside = 0;
+  fast_thr_t a[2];
+  pthread_t th[2];
+  for (int i = 0; i < 2; i++) {
+    a[i] = (fast_thr_t){.p = p, .inside = &inside, .iters = bwt_scaled(20000)};
+    assert_int_equal(pthread_create(&th[i], NULL, fast_thread, &a[i]), 0);
+  }
+  for (int i = 0; i < 2; i++)
+    assert_int_equal(pthread_join(th[i], NULL), 0);
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(a[i].bad, 0);
+    assert_true(a[i].max_seen <= 1);
+  }
+  bw_policy_metrics_t m = fast_metrics(p);
+  assert_int_equal(m.successes, a[0].ok + a[1].ok);
+  assert_int_equal(m.rejected_bulkhead, a[0].full + a[1].full);
+  assert_int_equal(m.calls, 2 * bwt_scaled(20000));
+  assert_int_equal(m.in_flight, 0);
+  /* every slot came back: the one place is free */
+  bw_policy_ticket_t t;
+  bw_policy_ticket_init(&t);
+  assert_int_equal(bw_policy_enter(p, &t), 0);
+  assert_int_equal(bw_policy_exit(p, &t, 0, NULL), 0);
+  assert_int_equal(bw_policy_destroy(p), 0);
+  bw_runtime_destroy(rt);
+}
+
+/* The attempt's bound is the attempt timeout, cut by what the overall
+ * deadline leaves; a timeout at the deadline ends the request. */
+static void test_fast_deadline_shrinks(void **state) {
+  (void)state;
+  reset(MODE_OK);
+  bw_runtime_t *rt = bwt_runtime(1, true);
+  bw_policy_opts_t o;
+  fast_opts(&o);
+  o.deadline_ms = 1000;
+  o.attempt_timeout_ms = 600;
+  o.max_attempts = 5;
+  o.backoff.kind = BW_RETRY_BACKOFF_FIXED;
+  o.backoff.initial_ms = 100;
+  bw_policy_t *p = fast_new(rt, &o);
+  bw_policy_ticket_t t;
+  bw_policy_ticket_init(&t);
+  assert_int_equal(bw_policy_enter(p, &t), 0);
+  assert_int_equal(t.timeout_ms, 600);
+  assert_int_equal(bw_clock_advance(rt, 600), 0);
+  assert_int_equal(bw_policy_exit(p, &t, BW_ETIMEDOUT, NULL), BW_POLICY_RETRY);
+  assert_int_equal(t.retry_in_ms, 100);
+  assert_int_equal(bw_clock_advance(rt, 100), 0);
+  uint64_t now = bw_now_ns(rt);
+  assert_int_equal(bw_policy_enter(p, &t), 0);
+  assert_int_equal(t.timeout_ms, 300); /* what the deadline leaves */
+  assert_int_equal(t.deadline_ns, now + 300ull * 1000000u);
+  assert_int_equal(bw_clock_advance(rt, 300), 0);
+  assert_int_equal(bw_policy_exit(p, &t, BW_ETIMEDOUT, NULL), BW_ETIMEDOUT);
+  assert_int_equal(t.cause, BW_POLICY_CAUSE_DEADLINE);
+  bw_policy_metrics_t m = fast_metrics(p);
+  assert_int_equal(m.deadlines, 1);
+  assert_int_equal(m.timeouts, 0);
+  assert_int_equal(m.retries, 1);
+  /* a timeout with time left, and no attempts left: cause timeout */
+  o.max_attempts = 1;
+  o.deadline_ms = 0;
+  assert_int_equal(bw_policy_destroy(p), 0);
+  p = fast_new(rt, &o);
+  assert_int_equal(bw_policy_enter(p, &t), 0);
+  assert_int_equal(t.timeout_ms, 600);
+  assert_int_equal(bw_policy_exit(p, &t, BW_ETIMEDOUT, NULL), BW_ETIMEDOUT);
+  assert_int_equal(t.cause, BW_POLICY_CAUSE_TIMEOUT);
+  assert_int_equal(fast_metrics(p).timeouts, 1);
+  assert_int_equal(bw_policy_destroy(p), 0);
+  bw_runtime_destroy(rt);
+}
+
+/* The fallback on a final failure only, as fallback_on says; a fallback
+ * actor is named in the ticket, not called. */
+static void test_fast_fallback(void **state) {
+  (void)state;
+  reset(MODE_OK);
+  bw_runtime_t *rt = bwt_runtime(1, true);
+  bw_policy_opts_t o;
+  fast_opts(&o);
+  o.max_attempts = 2;
+  o.backoff.kind = BW_RETRY_BACKOFF_FIXED;
+  o.backoff.initial_ms = 10;
+  o.retryable = retry_user_err;
+  o.fallback = fb_fn;
+  bw_policy_t *p = fast_new(rt, &o);
+  uint32_t id = 3;
+  bw_msg_t req = {.type = T_WORK, .len = sizeof id, .data = &id};
+  bw_policy_ticket_t t;
+  bw_policy_ticket_init(&t);
+  t.req = &req;
+  assert_int_equal(bw_policy_enter(p, &t), 0);
+  assert_int_equal(bw_policy_exit(p, &t, USER_ERR, NULL), BW_POLICY_RETRY);
+  assert_int_equal(fallback_calls, 0); /* not before the end */
+  assert_false(t.fallback_used);
+  assert_int_equal(bw_policy_enter(p, &t), 0);
+  assert_int_equal(bw_policy_exit(p, &t, USER_ERR, NULL), USER_ERR);
+  assert_true(t.fallback_used);
+  assert_int_equal(fallback_calls, 1);
+  assert_int_equal(fallback_cause, BW_POLICY_CAUSE_FAILURE);
+  assert_int_equal(t.answer.status, 0);
+  assert_int_equal(t.answer.type, T_WORK);
+  uint32_t v = 0;
+  memcpy(&v, t.answer.data, sizeof v);
+  assert_int_equal(v, 9003);
+  /* success never; the next request clears the answer */
+  assert_int_equal(bw_policy_enter(p, &t), 0);
+  assert_false(t.fallback_used);
+  assert_int_equal(bw_policy_exit(p, &t, 0, NULL), 0);
+  assert_int_equal(fallback_calls, 1);
+  /* no request view: the fallback sees an empty message, not NULL */
+  t.req = NULL;
+  assert_int_equal(bw_policy_enter(p, &t), 0);
+  assert_int_equal(bw_policy_exit(p, &t, -2000, NULL), -2000);
+  assert_true(t.fallback_used);
+  memcpy(&v, t.answer.data, sizeof v);
+  assert_int_equal(v, 9000);
+  assert_int_equal(fast_metrics(p).fallbacks, 2);
+  assert_int_equal(bw_policy_destroy(p), 0);
+
+  /* a cause outside fallback_on: not consulted */
+  o.fallback_on = BW_POLICY_FB_REJECTED;
+  p = fast_new(rt, &o);
+  o.max_attempts = 1;
+  assert_int_equal(bw_policy_enter(p, &t), 0);
+  assert_int_equal(bw_policy_exit(p, &t, -2000, NULL), -2000);
+  assert_false(t.fallback_used);
+  assert_int_equal(fallback_calls, 2);
+  assert_int_equal(bw_policy_destroy(p), 0);
+
+  /* a fallback actor: named, for the caller to forward to */
+  fast_opts(&o);
+  o.fallback_pid = (bw_pid_t)2;
+  p = fast_new(rt, &o);
+  assert_int_equal(bw_policy_enter(p, &t), 0);
+  assert_int_equal(t.fallback_pid, BW_PID_NONE);
+  assert_int_equal(bw_policy_exit(p, &t, -2000, NULL), -2000);
+  assert_int_equal(t.fallback_pid, (bw_pid_t)2);
+  assert_false(t.fallback_used);
+  assert_int_equal(bw_policy_destroy(p), 0);
+  bw_runtime_destroy(rt);
+}
+
+/* Waiting for a token: BW_POLICY_RETRY with the wait, the same attempt on
+ * re-entry; with no wait allowed, a final BW_ERATE_LIMITED. */
+static void test_fast_ratelimit_wait(void **state) {
+  (void)state;
+  reset(MODE_OK);
+  bw_runtime_t *rt = bwt_runtime(1, true);
+  bw_policy_opts_t o;
+  fast_opts(&o);
+  o.rate_limit = true;
+  o.rate = 10;
+  o.rate_period_ms = 1000;
+  o.rate_burst = 1;
+  o.rate_wait_ms = 500;
+  bw_policy_t *p = fast_new(rt, &o);
+  bw_policy_ticket_t t;
+  bw_policy_ticket_init(&t);
+  assert_int_equal(bw_policy_enter(p, &t), 0);
+  assert_int_equal(bw_policy_exit(p, &t, 0, NULL), 0);
+  assert_int_equal(bw_policy_enter(p, &t), BW_POLICY_RETRY);
+  assert_int_equal(t.wait_ns, 100000000u);
+  assert_int_equal(t.retry_in_ms, 100);
+  assert_int_equal(bw_clock_advance(rt, 100), 0);
+  assert_int_equal(bw_policy_enter(p, &t), 0);
+  assert_int_equal(t.attempts, 1);
+  assert_int_equal(bw_policy_exit(p, &t, 0, NULL), 0);
+  bw_policy_metrics_t m = fast_metrics(p);
+  assert_int_equal(m.rate_waits, 1);
+  assert_int_equal(m.attempts, 2);
+  assert_int_equal(m.successes, 2);
+  assert_int_equal(bw_policy_destroy(p), 0);
+
+  o.rate_wait_ms = 0;
+  p = fast_new(rt, &o);
+  assert_int_equal(bw_policy_enter(p, &t), 0);
+  assert_int_equal(bw_policy_exit(p, &t, 0, NULL), 0);
+  assert_int_equal(bw_policy_enter(p, &t), BW_ERATE_LIMITED);
+  assert_int_equal(t.cause, BW_POLICY_CAUSE_RATELIMIT);
+  assert_int_equal(fast_metrics(p).rejected_ratelimit, 1);
+  assert_int_equal(bw_policy_destroy(p), 0);
+  bw_runtime_destroy(rt);
+}
+
+/* Bad input: BW_EINVAL, nothing counted, nothing held. */
+static void test_fast_bad_input(void **state) {
+  (void)state;
+  reset(MODE_OK);
+  bw_runtime_t *rt = bwt_runtime(1, true);
+  bw_policy_opts_t o;
+  fast_opts(&o);
+  o.max_concurrent = 1;
+  bw_policy_t *p = fast_new(rt, &o);
+  bw_policy_ticket_t t;
+  bw_policy_ticket_init(NULL);
+  bw_policy_ticket_init(&t);
+  assert_int_equal(bw_policy_enter(NULL, &t), BW_EINVAL);
+  assert_int_equal(bw_policy_enter(p, NULL), BW_EINVAL);
+  assert_int_equal(bw_policy_exit(NULL, &t, 0, NULL), BW_EINVAL);
+  assert_int_equal(bw_policy_exit(p, NULL, 0, NULL), BW_EINVAL);
+  assert_int_equal(bw_policy_exit(p, &t, 0, NULL), BW_EINVAL); /* no attempt */
+  bw_policy_ticket_t raw;
+  memset(&raw, 0, sizeof raw); /* never initialised */
+  assert_int_equal(bw_policy_enter(p, &raw), BW_EINVAL);
+  assert_int_equal(bw_policy_enter(p, &t), 0);
+  assert_int_equal(bw_policy_enter(p, &t), BW_EINVAL); /* exit first */
+  /* the reserved code is not echoed back as a status */
+  assert_int_equal(bw_policy_exit(p, &t, BW_POLICY_RETRY, NULL), BW_EINVAL);
+  bw_policy_metrics_t m = fast_metrics(p);
+  assert_int_equal(m.calls, 1);
+  assert_int_equal(m.failures, 1);
+  assert_int_equal(m.in_flight, 0);
+  assert_int_equal(bw_policy_enter(p, &t), 0); /* the slot came back */
+  assert_int_equal(bw_policy_exit(p, &t, 0, NULL), 0);
+  assert_int_equal(bw_policy_destroy(p), 0);
+  bw_runtime_destroy(rt);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_success_all_stages),
@@ -753,6 +1284,16 @@ int main(void) {
       cmocka_unit_test(test_presets),
       cmocka_unit_test(test_bad_options),
       cmocka_unit_test(test_refusals),
+      cmocka_unit_test(test_fast_success),
+      cmocka_unit_test(test_fast_stage_order),
+      cmocka_unit_test(test_fast_retry_backoff),
+      cmocka_unit_test(test_fast_budget),
+      cmocka_unit_test(test_fast_breaker_opens),
+      cmocka_unit_test(test_fast_concurrency_threads),
+      cmocka_unit_test(test_fast_deadline_shrinks),
+      cmocka_unit_test(test_fast_fallback),
+      cmocka_unit_test(test_fast_ratelimit_wait),
+      cmocka_unit_test(test_fast_bad_input),
   };
   return BWT_RUN_SUITE(tests);
 }
