@@ -148,10 +148,10 @@ bool bw__sched_handoff(bw__worker *w) {
   bw__runtime *rt = w->th.rt;
   if (rq_len(w) == 0)
     return false;
-  /* relaxed: a hint to stealers (see steal), cleared when the turn ends */
+  /* relaxed store, then wake_one's seq_cst fence before it reads nparked:
+   * a worker parking concurrently either sees the flag in any_work or is
+   * counted in nparked and woken (Dekker, as for every wake) */
   bw__st32_rlx(&w->handoff, 1);
-  if (bw__ld32_rlx(&rt->nparked) == 0)
-    return false; /* someone is searching: it will take it */
   wake_one(rt);
   return true;
 }
@@ -223,12 +223,21 @@ static bw__actor *steal(bw__runtime *rt, bw__worker *self) {
   return NULL;
 }
 
-static bool any_work(bw__runtime *rt) {
+/* Work this worker could take: its own queue, the injection queue, or what
+ * steal would take from a peer (two or more queued, or a turn that asked
+ * for help). A lone actor behind a peer's short turn is not: counting it
+ * would keep this worker spinning, never parked, for as long as that turn
+ * lasts; the peer runs it next, and wakes a parked worker if its turn turns
+ * long (bw__sched_handoff) or a second actor queues (bw__schedule). */
+static bool any_work(bw__runtime *rt, bw__worker *self) {
   if (bw__ld32_rlx(&rt->inject_len) != 0)
     return true;
-  for (unsigned i = 0, n = bw__nworkers(rt); i < n; i++)
-    if (rq_len(&rt->workers[i]) != 0)
+  for (unsigned i = 0, n = bw__nworkers(rt); i < n; i++) {
+    bw__worker *v = &rt->workers[i];
+    uint32_t len = rq_len(v);
+    if (len != 0 && (v == self || len >= 2 || bw__ld32_rlx(&v->handoff)))
       return true;
+  }
   return false;
 }
 
@@ -244,7 +253,7 @@ static bool park(bw__runtime *rt, bw__worker *w) {
   /* seq_cst (RMW + fence): announce before the re-check below */
   bw__faa32(&rt->nparked, 1);
   bw__fence_seq_cst();
-  if (!any_work(rt)) {
+  if (!any_work(rt, w)) {
     /* relaxed: statistics, read by bw_runtime_stats; the clock is read only
      * when a worker really sleeps, never per message */
     uint64_t t0 = bw__mono_ns();
@@ -278,7 +287,7 @@ static bw__actor *next_actor(bw__runtime *rt, bw__worker *w) {
           (a = rq_pop(w)) != NULL) {
         bw__faa32(&rt->nsearching, (uint32_t)-1);
         /* we took work that may have more behind it: let a parked peer look */
-        if (any_work(rt))
+        if (any_work(rt, w))
           wake_one(rt);
         return a;
       }
