@@ -45,7 +45,8 @@ bool bw_reason_is_abnormal(const bw_reason_t *r) {
 
 const char *bw_dead_reason_name(int reason) {
   static const char *const names[BW_DL__COUNT] = {"noproc", "full", "shutdown",
-                                                  "exited", "late_reply"};
+                                                  "exited", "late_reply",
+                                                  "noconnection"};
   if (reason < 0 || reason >= BW_DL__COUNT)
     return "unknown";
   return names[reason];

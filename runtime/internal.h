@@ -22,7 +22,8 @@
 #define BW__PID_SLOT(p) ((uint32_t)((p) & 0xFFFFFFFFu))
 #define BW__PID_GEN(p) ((uint32_t)(((p) >> 32) & 0xFFFFFFu))
 #define BW__PID_NODE(p) ((uint32_t)((p) >> 56))
-#define BW__PID_MAKE(slot, gen) (((uint64_t)(gen) << 32) | (uint64_t)(slot))
+#define BW__PID_MAKE(node, slot, gen)                                            \
+  (((uint64_t)(node) << 56) | ((uint64_t)(gen) << 32) | (uint64_t)(slot))
 #define BW__GEN_MASK 0xFFFFFFu
 
 /* ------------------------------------------------------------------------ */
@@ -483,11 +484,34 @@ struct bw_runtime {
 
   bw__timers timers;
   uint64_t next_ref; /* atomic: monitor and request refs */
+
+  /* nodes (bulwark/node.h): this runtime's node number (0 = not a node),
+   * fixed at create; and the node layer's hook, installed once by
+   * bw_node_start and never removed (the layer answers "not connected"
+   * once stopped), freed by bw_runtime_destroy */
+  uint32_t node_id;
+  const struct bw__remote_ops *remote_ops; /* atomic */
+  void *remote_ud;
+  uint64_t forwarded; /* atomic: user messages handed to another node */
 };
 typedef struct bw_runtime bw__runtime;
 
 /* ------------------------------------------------------------------------ */
 /* Cross-module internal API                                                  */
+
+/* The node layer (node/): what the runtime calls for a pid of another node.
+ * deliver owns m from the call on: it forwards it, or dead-letters it
+ * (noconnection) and answers a LINK or MONITOR as a dead peer would; it
+ * returns bw__deliver's codes (BW_ENOCONN when not connected). */
+typedef struct bw__remote_ops {
+  int (*deliver)(struct bw_runtime *rt, struct bw__msg *m, void *ud);
+  void (*destroy)(struct bw_runtime *rt, void *ud); /* at bw_runtime_destroy */
+} bw__remote_ops;
+/* Installs the node layer; BW_EALREADY if one is installed. */
+int bw__remote_install(struct bw_runtime *rt, const bw__remote_ops *ops, void *ud);
+static inline bool bw__pid_is_local(const struct bw_runtime *rt, bw_pid_t pid) {
+  return BW__PID_NODE(pid) == rt->node_id;
+}
 
 /* This thread's cache and counters for rt (creating an external cache on
  * the first use by a thread the runtime does not own). */

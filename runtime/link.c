@@ -174,6 +174,12 @@ static bw__msg *exit_msg(bw__runtime *rt, bw_pid_t to, bw_pid_t from, const bw_r
 
 int bw__exit_signal(bw__runtime *rt, bw_pid_t to, bw_pid_t from, const bw_reason_t *r,
                     bool link_exit) {
+  if (!bw__pid_is_local(rt, to)) {
+    /* another node's actor: the signal travels as a message; its node
+     * applies it (urgency, kill) with bw__exit_signal there */
+    bw__msg *m = exit_msg(rt, to, from, r, link_exit);
+    return m != NULL ? bw__deliver(rt, m, false) : BW_ENOMEM;
+  }
   if (r->kind == BW_REASON_KILL)
     return bw__force_exit(rt, to, BW__FORCE_KILL);
   bw__slot *s;

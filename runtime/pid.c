@@ -29,7 +29,7 @@ static bw__slot *slot_at(const bw__runtime *rt, uint32_t idx) {
 }
 
 bw__actor *bw__pid_pin(bw__runtime *rt, bw_pid_t pid, bw__slot **out) {
-  if (BW__PID_NODE(pid) != 0 || BW__PID_GEN(pid) == 0)
+  if (BW__PID_NODE(pid) != rt->node_id || BW__PID_GEN(pid) == 0)
     return NULL;
   uint32_t idx = BW__PID_SLOT(pid);
   if (idx >= bw__ld32_rlx(&rt->slot_bump))
@@ -88,7 +88,7 @@ int bw__pid_alloc(bw__runtime *rt, bw__actor *a) {
   }
   bw__slot *s = slot_at(rt, idx);
   s->actor = a;
-  a->pid = BW__PID_MAKE(idx, s->next_gen);
+  a->pid = BW__PID_MAKE(rt->node_id, idx, s->next_gen);
   return 0;
 }
 
@@ -153,7 +153,7 @@ void bw__pid_foreach_live(bw__runtime *rt, bw__pid_visit_fn fn, void *ud) {
       continue;
     uint32_t g = (uint32_t)(bw__ld64_acq(&s->word) >> 32);
     if (g != 0)
-      fn(rt, BW__PID_MAKE(i, g), ud);
+      fn(rt, BW__PID_MAKE(rt->node_id, i, g), ud);
   }
 }
 
@@ -165,7 +165,7 @@ void bw__pid_destroy(bw__runtime *rt) {
 }
 
 bool bw_is_alive(const bw_runtime_t *rt, bw_pid_t pid) {
-  if (rt == NULL || BW__PID_GEN(pid) == 0 || BW__PID_NODE(pid) != 0)
+  if (rt == NULL || BW__PID_GEN(pid) == 0 || BW__PID_NODE(pid) != rt->node_id)
     return false;
   uint32_t idx = BW__PID_SLOT(pid);
   if (idx >= bw__ld32_rlx(&rt->slot_bump))

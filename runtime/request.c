@@ -137,6 +137,9 @@ int bw_reply_move(bw_ctx_t *ctx, const bw_msg_t *req, int status, uint32_t type,
   bw__runtime *rt = a->rt;
   if (!bw__rt_running(rt))
     return BW_ESHUTDOWN;
+  /* a pointer means nothing in another process; the caller keeps it */
+  if (rt->node_id != 0 && !bw__pid_is_local(rt, req->from) && BW__PID_NODE(req->from) != 0)
+    return BW_EREMOTE;
   if (a->cur_msg != NULL && &a->cur_msg->pub == req)
     a->flags |= BW__AF_REPLIED;
   bw__msg *m = bw__msg_alloc(rt, sizeof(bw__dtor_fn));

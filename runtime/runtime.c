@@ -33,7 +33,7 @@ int bw_runtime_create(const bw_runtime_opts_t *opts, bw_runtime_t **out) {
     bw_runtime_opts_init(&d);
     opts = &d;
   }
-  if (out == NULL || opts->workers > 256 || opts->batch > 1000000)
+  if (out == NULL || opts->workers > 256 || opts->batch > 1000000 || opts->node_id > 255)
     return BW_EINVAL;
   *out = NULL;
   bw__runtime *rt = aligned_alloc(BW__CACHELINE, (sizeof(*rt) + BW__CACHELINE - 1) &
@@ -52,6 +52,7 @@ int bw_runtime_create(const bw_runtime_opts_t *opts, bw_runtime_t **out) {
   rt->nworkers = n;
   rt->batch = opts->batch ? opts->batch : 64;
   rt->manual_clock = opts->manual_clock;
+  rt->node_id = opts->node_id;
   rt->stop_grace_ms = opts->stop_grace_ms ? opts->stop_grace_ms : 5000;
   bw__clock_init(rt);
   pthread_mutex_init(&rt->pool_mx, NULL);
@@ -166,6 +167,9 @@ void bw_runtime_destroy(bw_runtime_t *rt) {
     bw__tl.rt_id = 0;
     bw__tl.ext_cache = NULL;
   }
+  const bw__remote_ops *ops = BW__LD_ACQ(&rt->remote_ops);
+  if (ops != NULL && ops->destroy != NULL)
+    ops->destroy(rt, rt->remote_ud);
   bw__timers_destroy(rt);
   bw__sched_destroy(rt);
   bw__registry_destroy(rt);
@@ -196,6 +200,7 @@ int bw_runtime_stats(const bw_runtime_t *rt, bw_runtime_stats_t *out) {
     out->dead_letters += out->dead_by_reason[i];
   }
   out->rejected = bw__ld64_rlx(&rt->rejected);
+  out->forwarded = bw__ld64_rlx(&rt->forwarded);
   out->spawned = bw__ld64_rlx(&rt->spawned);
   out->exited = bw__ld64_rlx(&rt->exited);
   out->crashed = bw__ld64_rlx(&rt->crashed);

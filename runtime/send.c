@@ -43,7 +43,12 @@ bool bw__rt_running(const bw__runtime *rt) {
   return bw__ld32_rlx(&rt->state) != BW__RT_STOPPED;
 }
 
-uint64_t bw__new_ref(bw__runtime *rt) { return bw__faa64(&rt->next_ref, 1) + 1; }
+/* Refs carry the node number in their top byte, as pids do, so a monitor
+ * ref made on one node never collides with another node's in the target's
+ * table. */
+uint64_t bw__new_ref(bw__runtime *rt) {
+  return ((uint64_t)rt->node_id << 56) | ((bw__faa64(&rt->next_ref, 1) + 1) & ((1ull << 56) - 1));
+}
 
 bw__msg *bw__msg_alloc(bw__runtime *rt, size_t payload) {
   int cls = bw__pool_class(BW__MSG_HDR + payload);
@@ -151,10 +156,41 @@ void bw__pin_drop(void) {
   bw__pin_release();
 }
 
+/* A pid of another node goes to the node layer. Without one (a plain
+ * runtime), or for node 0 on a node, it is a pid this process never made:
+ * noproc, as for any stale pid. */
+static int deliver_remote(bw__runtime *rt, bw__msg *m) {
+  /* acquire: the layer's state is initialised before its ops are seen */
+  const bw__remote_ops *ops = BW__LD_ACQ(&rt->remote_ops);
+  if (ops != NULL && BW__PID_NODE(m->to) != 0)
+    return ops->deliver(rt, m, rt->remote_ud);
+  if (m->kind == BW__K_USER) {
+    bw__counters *c = bw__my_counters(rt);
+    bw__ctr_add(rt, c, &c->sent, 1);
+    bw__dead_letter(rt, m, (m->pub.flags & BW_MSGF_REPLY) ? BW_DL_LATE_REPLY : BW_DL_NOPROC);
+  } else {
+    bw__msg_free(rt, m);
+  }
+  return BW_ENOPROC;
+}
+
+int bw__remote_install(bw__runtime *rt, const bw__remote_ops *ops, void *ud) {
+  if (rt->node_id == 0)
+    return BW_EINVAL;
+  /* one layer per runtime, ever: the first CAS on remote_ud claims it */
+  if (!BW__CAS(&rt->remote_ud, NULL, ud))
+    return BW_EALREADY;
+  /* release: remote_ud and the layer's state are visible before the ops */
+  BW__ST_REL(&rt->remote_ops, ops);
+  return 0;
+}
+
 int bw__deliver(bw__runtime *rt, bw__msg *m, bool keep_on_reject) {
   bw__slot *s;
   bool cached;
   bw__tl.nsends++;
+  if (__builtin_expect(!bw__pid_is_local(rt, m->to), 0))
+    return deliver_remote(rt, m);
   bw__actor *a = pin_for_send(rt, m->to, &s, &cached);
   bool user = m->kind == BW__K_USER;
   if (a == NULL) {
@@ -246,6 +282,9 @@ int bw_send_move(bw_runtime_t *rt, bw_pid_t to, uint32_t type, void *ptr, size_t
     return rc;
   if (len > UINT32_MAX)
     return BW_ETOOBIG;
+  /* a pointer means nothing in another process; the caller keeps it */
+  if (rt->node_id != 0 && !bw__pid_is_local(rt, to) && BW__PID_NODE(to) != 0)
+    return BW_EREMOTE;
   bw__msg *m = bw__msg_alloc(rt, sizeof(bw__dtor_fn));
   if (m == NULL)
     return BW_ENOMEM;

@@ -37,14 +37,16 @@ extern "C" {
   X(ERUNNING, -21, "child is running")                                         \
   X(ERESTARTING, -22, "child is restarting")                                   \
   X(ENOTSUP, -23, "not supported by this supervisor's strategy")              \
-  X(EBUDGET, -24, "retry budget exhausted")
+  X(EBUDGET, -24, "retry budget exhausted")                                   \
+  X(ENOCONN, -25, "the pid's node is not connected (message dead-lettered)")  \
+  X(EREMOTE, -26, "a pointer payload cannot cross nodes without a serializer")
 
 typedef enum bw_errno {
   BW_OK = 0,
 #define BW__ERR_ENUM(name, value, msg) BW_##name = value,
   BW_ERRNO_MAP(BW__ERR_ENUM)
 #undef BW__ERR_ENUM
-  BW__ERR_LAST = -25
+  BW__ERR_LAST = -27
 } bw_errno_t;
 
 /* A static, human-readable message for a code; never NULL.

@@ -21,7 +21,11 @@ extern "C" {
  * Returns 0; BW_EINVAL (NULL rt, NULL data with len > 0, reserved type);
  * BW_ETOOBIG (len too large: use bw_send_move); BW_EFULL (bounded mailbox
  * full, reject policy: nothing was queued); BW_ENOPROC (dead or stale pid:
- * the message was dead-lettered, reason noproc); BW_ESHUTDOWN.
+ * the message was dead-lettered, reason noproc); BW_ENOCONN (pid is on
+ * another node that is not connected: dead-lettered, reason noconnection);
+ * BW_ESHUTDOWN. A pid of another node (bulwark/node.h) is sent to the same
+ * way: the payload bytes are copied into a frame, in order per sender and
+ * receiver.
  */
 int bw_send(bw_runtime_t *rt, bw_pid_t to, uint32_t type, const void *data,
             size_t len);
@@ -31,8 +35,10 @@ int bw_send(bw_runtime_t *rt, bw_pid_t to, uint32_t type, const void *data,
  * receiver's handler sees it as msg->data; after the handler returns the
  * runtime calls dtor(ptr) (dtor may be NULL) unless the handler took it
  * with bw_msg_take. If the message is dead-lettered, dtor runs then.
- * On BW_EINVAL, BW_EFULL and BW_ESHUTDOWN the caller keeps ownership; on 0
- * and BW_ENOPROC the runtime has it. Same codes as bw_send.
+ * On BW_EINVAL, BW_EFULL, BW_EREMOTE and BW_ESHUTDOWN the caller keeps
+ * ownership; on 0, BW_ENOPROC and BW_ENOCONN the runtime has it. Same codes
+ * as bw_send, and BW_EREMOTE: pid is on another node (bulwark/node.h), where
+ * a pointer means nothing.
  */
 int bw_send_move(bw_runtime_t *rt, bw_pid_t to, uint32_t type, void *ptr,
                  size_t len, void (*dtor)(void *));
@@ -69,7 +75,9 @@ int bw_reply(bw_ctx_t *ctx, const bw_msg_t *req, int status, uint32_t type,
  * Like bw_reply, with a payload moved by pointer (any size): the requester
  * owns ptr once it has the reply (bw_call: out->ptr and out->dtor; an actor:
  * bw_msg_take). If nobody takes it, the runtime calls dtor(ptr).
- * Returns bw_reply's codes; on BW_EINVAL and BW_ESHUTDOWN the caller keeps ptr.
+ * Returns bw_reply's codes, and BW_EREMOTE when the requester is on another
+ * node (a pointer means nothing there); on BW_EINVAL, BW_EREMOTE and
+ * BW_ESHUTDOWN the caller keeps ptr.
  */
 int bw_reply_move(bw_ctx_t *ctx, const bw_msg_t *req, int status, uint32_t type, void *ptr,
                   size_t len, void (*dtor)(void *));

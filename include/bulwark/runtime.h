@@ -23,6 +23,10 @@ typedef struct bw_runtime_opts {
    * supervisors), and waits up to this long (wall clock) for them to stop
    * their trees before it makes the rest exit; 0 = 5000 ms. */
   uint64_t stop_grace_ms;
+  /* This runtime's node number in a cluster (bulwark/node.h), 1..255; every
+   * pid it makes carries it, so pids stay valid on other nodes, inside
+   * payloads too. 0 (the default) = a plain single-process runtime. */
+  unsigned node_id;
 } bw_runtime_opts_t;
 
 /* Fills opts with the defaults. */
@@ -80,18 +84,20 @@ typedef enum bw_dead_reason {
   BW_DL_SHUTDOWN,    /* still queued (or a pending timer) when the runtime stopped */
   BW_DL_EXITED,      /* still queued when its receiver exited */
   BW_DL_LATE_REPLY,  /* a reply that arrived after its deadline, or whose requester was gone */
+  BW_DL_NOCONNECTION, /* for a pid on another node that is not connected (bulwark/node.h) */
   BW_DL__COUNT
 } bw_dead_reason_t;
 
-/* "noproc", "full", "shutdown", "exited", "late_reply". */
+/* "noproc", "full", "shutdown", "exited", "late_reply", "noconnection". */
 const char *bw_dead_reason_name(int reason);
 
 typedef struct bw_runtime_stats {
   /* User messages accepted by the runtime: every send that was queued or
    * dead-lettered (rejected sends, BW_EFULL with the reject policy and
    * argument errors, are not counted). Invariant, once all mailboxes are
-   * drained: sent == handled + dead_letters. */
+   * drained: sent == handled + dead_letters + forwarded. */
   uint64_t sent;
+  uint64_t forwarded;     /* user messages handed to another node (bulwark/node.h) */
   uint64_t handled;       /* user messages passed to a handler */
   uint64_t dead_letters;  /* sum of by_reason */
   uint64_t dead_by_reason[BW_DL__COUNT];
