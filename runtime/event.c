@@ -18,7 +18,7 @@ static const char *const names[BW_EV__COUNT] = {
     "none",           "child_started",  "child_exited",      "child_restarted",
     "sup_escalated",  "sup_shutdown",   "child_start_failed", "watchdog_hung",
     "dead_letter",    "breaker_state",  "call_rejected",     "bulkhead_rejected",
-    "bulkhead_timeout", "health_changed"};
+    "bulkhead_timeout", "health_changed", "node_up",           "node_down"};
 
 const char *bw_event_type_name(int type) {
   return (type > 0 && type < BW_EV__COUNT) ? names[type] : "unknown";

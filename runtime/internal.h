@@ -499,6 +499,9 @@ typedef struct bw_runtime bw__runtime;
 /* ------------------------------------------------------------------------ */
 /* Cross-module internal API                                                  */
 
+/* An EXIT message sent because a linked actor died (its pub.flags). */
+#define BW__MF_LINKEXIT (1u << 10)
+
 /* The node layer (node/): what the runtime calls for a pid of another node.
  * deliver owns m from the call on: it forwards it, or dead-letters it
  * (noconnection) and answers a LINK or MONITOR as a dead peer would; it

@@ -18,8 +18,6 @@
 #include "runtime/internal.h"
 #include "runtime/mailbox.h"
 
-#define BW__MF_LINKEXIT (1u << 10) /* an EXIT sent because a linked actor died */
-
 static bw__msg *exit_msg(bw__runtime *rt, bw_pid_t to, bw_pid_t from, const bw_reason_t *r,
                          bool link_exit);
 

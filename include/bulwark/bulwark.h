@@ -29,5 +29,6 @@
 #include "bulwark/tree.h"
 #include "bulwark/metrics.h"
 #include "bulwark/observer.h"
+#include "bulwark/node.h"
 
 #endif

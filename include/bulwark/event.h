@@ -31,6 +31,8 @@ typedef enum bw_event_type {
   BW_EV_BULKHEAD_REJECTED, /* a bulkhead rejected work */
   BW_EV_BULKHEAD_TIMEOUT,  /* work waited too long in a bulkhead's queue */
   BW_EV_HEALTH_CHANGED,    /* the health monitor's status changed (a = from, b = to) */
+  BW_EV_NODE_UP,           /* a node joined or came back (a = node id; subject_id = its name) */
+  BW_EV_NODE_DOWN,         /* a node was lost or left (a = node id, b = 1 if it said goodbye) */
   BW_EV__COUNT
 } bw_event_type_t;
 

@@ -1,0 +1,119 @@
+/*
+ * bulwark: nodes. Several processes (nodes) send to, link to and monitor
+ * each other's actors through a NATS server (Debian: nats-server; the C
+ * client libnats-dev). The node layer is an optional part of the build:
+ * without libnats, bw_node_start returns BW_ENOTSUP and nothing else
+ * changes.
+ *
+ * A node is a runtime created with bw_runtime_opts.node_id (1..255, unique
+ * in the cluster) and joined with bw_node_start. Every pid carries its
+ * node, so a pid is valid anywhere in the cluster, also inside payloads.
+ *
+ * What is location-transparent: bw_send (the payload bytes are copied into
+ * a frame; order per sender and receiver is kept), requests and replies
+ * (bw_request, bw_reply, bw_call), exit signals (bw_exit, kill included),
+ * links and monitors. A message to a pid whose node is not connected is a
+ * dead letter with reason noconnection (bw_send returns BW_ENOCONN). When a
+ * node is lost (silent for heartbeat_ms * heartbeat_misses, or it said
+ * goodbye), every local actor linked to one of its actors gets an exit
+ * signal, and every monitor a DOWN, with reason noconnection.
+ * What is not: pointer payloads (bw_send_move, bw_reply_move to another
+ * node return BW_EREMOTE: the caller keeps the pointer), bw_is_alive and
+ * bw_mailbox_depth (local pids only), the local registry (bw_register).
+ *
+ * Cost: a remote send encodes a frame on the sender's stack and hands it to
+ * libnats (which takes its connection's lock and copies it into its write
+ * buffer); nothing is allocated per message. Frames arrive on libnats's
+ * subscription thread, which delivers them as a local send would.
+ */
+#ifndef BULWARK_NODE_H
+#define BULWARK_NODE_H
+
+#include "bulwark/types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct bw_node_opts {
+  /* This node's name, unique in the cluster: 1..63 printable characters,
+   * no spaces. Required. */
+  const char *name;
+  /* The NATS server(s): "nats://host:port", comma-separated. Required. */
+  const char *url;
+  /* The subject prefix that separates clusters sharing a NATS server:
+   * letters, digits, '-' and '_'. Default "bulwark". */
+  const char *cluster;
+  /* Authentication, from configuration (never compile it in): a token, or a
+   * user and password, or a credentials file (JWT and nkey seed). */
+  const char *token;
+  const char *user;
+  const char *password;
+  const char *creds_file;
+  /* TLS to the server: on when secure is set or any file is given. */
+  bool secure;
+  const char *ca_file;   /* trusted CAs for the server's certificate */
+  const char *cert_file; /* client certificate and key, if the server asks */
+  const char *key_file;
+  /* Liveness: a heartbeat every heartbeat_ms (runtime clock; default 250);
+   * a node silent for heartbeat_misses periods (default 4) is lost. */
+  uint32_t heartbeat_ms;
+  uint32_t heartbeat_misses;
+  /* How long bw_node_start waits for the server (wall clock; default 5000). */
+  uint32_t connect_timeout_ms;
+} bw_node_opts_t;
+
+void bw_node_opts_init(bw_node_opts_t *opts);
+
+/*
+ * Joins the cluster: connects to NATS, announces this node and starts its
+ * heartbeat (an actor named "bw.node"). From a thread that is not a
+ * scheduler thread. Other nodes are known once they answer; bw_node_wait
+ * waits for one.
+ * Returns 0; BW_EINVAL (NULL, bad options, or the runtime has no node_id);
+ * BW_EALREADY (already started on this runtime, even if stopped since);
+ * BW_ETIMEDOUT or BW_ENOCONN (the server could not be reached);
+ * BW_ENOTSUP (built without libnats); BW_ESHUTDOWN; BW_ENOMEM.
+ */
+int bw_node_start(bw_runtime_t *rt, const bw_node_opts_t *opts);
+
+/*
+ * Leaves the cluster: says goodbye (other nodes see noconnection at once,
+ * without waiting for the heartbeat), then closes the connection. Remote
+ * pids are then unreachable (noconnection). Also done by
+ * bw_runtime_destroy. Returns 0, BW_EINVAL, BW_ESTATE (not started).
+ */
+int bw_node_stop(bw_runtime_t *rt);
+
+/* The node a pid belongs to (0 for a pid of a plain runtime). */
+static inline unsigned bw_pid_node(bw_pid_t pid) { return (unsigned)(pid >> 56); }
+
+/*
+ * Waits until the node named name is connected, at most timeout_ms of wall
+ * clock (0 = do not wait); *id (optional) gets its node id. From a thread
+ * that is not a scheduler thread.
+ * Returns 0, BW_ETIMEDOUT, BW_EINVAL, BW_ESTATE (not started), BW_EWOULDBLOCK.
+ */
+int bw_node_wait(bw_runtime_t *rt, const char *name, uint64_t timeout_ms, unsigned *id);
+
+/* Whether node id is connected now (a snapshot). */
+bool bw_node_connected(bw_runtime_t *rt, unsigned id);
+
+typedef struct bw_node_stats {
+  uint64_t frames_out;   /* frames published (messages, signals, control) */
+  uint64_t frames_in;    /* frames received and applied */
+  uint64_t bad_frames;   /* frames dropped as malformed (never applied) */
+  uint64_t unreachable;  /* messages and signals for a node not connected */
+  uint64_t nodes_up;     /* join and rejoin transitions seen */
+  uint64_t nodes_lost;   /* loss transitions (silence, goodbye, disconnect) */
+  uint32_t connected;    /* nodes connected now */
+  uint32_t links;        /* cross-node links and monitors tracked now */
+} bw_node_stats_t;
+
+/* Returns 0, BW_EINVAL, BW_ESTATE (not started). */
+int bw_node_stats(bw_runtime_t *rt, bw_node_stats_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,570 @@
+/*
+ * Nodes over NATS: two nodes (two runtimes, each with its own NATS
+ * connection) in one process, against a private nats-server on a free
+ * loopback port. Remote send, request/reply, per-pair order, remote
+ * monitors and links (remote crash, node lost by silence under the manual
+ * clock, node leaving), unreachable nodes, malformed frames, bad options.
+ * Skipped when nats-server is not installed.
+ */
+#include "support.h"
+
+#include <stdatomic.h>
+
+#include "node/node_internal.h"
+#include "tests/node/nats_server.h"
+#ifdef BW_HAVE_NATS
+#include <nats/nats.h>
+#endif
+
+enum { T_COUNT = 1, T_ECHO, T_CRASH, T_SEQ, T_PUMP, T_WATCH, T_LINK };
+
+#define HB_MS 100
+#define MISSES 3
+
+static bwt_nats_t server;
+static bool have_server;
+
+/* --- actors ----------------------------------------------------------------- */
+
+static atomic_ulong counted;
+
+/* counts T_COUNT, answers T_ECHO requests with the payload, crashes on T_CRASH */
+static int server_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
+  (void)state;
+  switch (msg->type) {
+  case T_COUNT:
+    atomic_fetch_add(&counted, 1);
+    return BW_CONTINUE;
+  case T_ECHO:
+    if (msg->flags & BW_MSGF_REQUEST)
+      bw_reply(ctx, msg, 0, T_ECHO, msg->data, msg->len);
+    return BW_CONTINUE;
+  case T_CRASH:
+    return BW_ECRASH;
+  default:
+    return BW_CONTINUE;
+  }
+}
+static const bw_behaviour_t server_b = {.name = "server", .handle = server_handle};
+
+/* checks that T_SEQ numbers arrive in order */
+typedef struct seq_state {
+  uint32_t next;
+} seq_state;
+static atomic_uint seq_seen, seq_bad;
+static int seq_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
+  (void)ctx;
+  seq_state *s = state;
+  if (msg->type == T_SEQ) {
+    uint32_t v;
+    memcpy(&v, msg->data, sizeof v);
+    if (v != s->next)
+      atomic_fetch_add(&seq_bad, 1);
+    s->next = v + 1;
+    atomic_fetch_add(&seq_seen, 1);
+  }
+  return BW_CONTINUE;
+}
+static const bw_behaviour_t seq_b = {.name = "seq", .state_size = sizeof(seq_state),
+                                     .handle = seq_handle};
+
+/* sends total T_SEQ numbers to target, 1000 per turn */
+typedef struct pump_arg {
+  bw_pid_t target;
+  uint32_t total;
+} pump_arg;
+typedef struct pump_state {
+  pump_arg a;
+  uint32_t sent;
+} pump_state;
+static atomic_uint pump_failed;
+static int pump_init(bw_ctx_t *ctx, void *state, void *arg) {
+  (void)ctx;
+  ((pump_state *)state)->a = *(pump_arg *)arg;
+  return 0;
+}
+static int pump_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
+  pump_state *s = state;
+  if (msg->type != T_PUMP)
+    return BW_CONTINUE;
+  bw_runtime_t *rt = bw_ctx_runtime(ctx);
+  for (int i = 0; i < 1000 && s->sent < s->a.total; i++, s->sent++)
+    if (bw_send(rt, s->a.target, T_SEQ, &s->sent, sizeof s->sent) != 0)
+      atomic_fetch_add(&pump_failed, 1);
+  if (s->sent < s->a.total)
+    bw_send(rt, bw_self(ctx), T_PUMP, NULL, 0);
+  return BW_CONTINUE;
+}
+static const bw_behaviour_t pump_b = {.name = "pump", .state_size = sizeof(pump_state),
+                                      .init = pump_init, .handle = pump_handle};
+
+/* monitors or links to its argument (T_WATCH / T_LINK with a pid), traps
+ * exits, and records the DOWN / EXIT it gets */
+typedef struct watcher_rec {
+  atomic_int downs, exits;
+  atomic_int down_kind, exit_kind;
+  atomic_int monitor_rc, link_rc;
+} watcher_rec;
+static int watcher_init(bw_ctx_t *ctx, void *state, void *arg) {
+  *(watcher_rec **)state = arg;
+  bw_trap_exit(ctx, true);
+  return 0;
+}
+static int watcher_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
+  watcher_rec *r = *(watcher_rec **)state;
+  bw_pid_t p;
+  uint64_t ref;
+  switch (msg->type) {
+  case T_WATCH:
+    memcpy(&p, msg->data, sizeof p);
+    atomic_store(&r->monitor_rc, bw_monitor(ctx, p, &ref) + 1000);
+    break;
+  case T_LINK:
+    memcpy(&p, msg->data, sizeof p);
+    atomic_store(&r->link_rc, bw_link(ctx, p) + 1000);
+    break;
+  case BW_MSG_DOWN:
+    atomic_store(&r->down_kind, ((const bw_reason_t *)msg->data)->kind);
+    atomic_fetch_add(&r->downs, 1);
+    break;
+  case BW_MSG_EXIT:
+    atomic_store(&r->exit_kind, ((const bw_reason_t *)msg->data)->kind);
+    atomic_fetch_add(&r->exits, 1);
+    break;
+  default:
+    break;
+  }
+  return BW_CONTINUE;
+}
+static const bw_behaviour_t watcher_b = {.name = "watcher", .state_size = sizeof(void *),
+                                         .init = watcher_init, .handle = watcher_handle};
+
+/* a plain actor that does not trap exits: dies with its linked peer */
+static int plain_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
+  (void)state;
+  if (msg->type == T_LINK) {
+    bw_pid_t p;
+    memcpy(&p, msg->data, sizeof p);
+    bw_link(ctx, p);
+  }
+  return BW_CONTINUE;
+}
+static const bw_behaviour_t plain_b = {.name = "plain", .handle = plain_handle};
+
+/* --- a pair of nodes ---------------------------------------------------------- */
+
+static bw_runtime_t *node_rt(unsigned id, bool manual) {
+  bw_runtime_opts_t o;
+  bw_runtime_opts_init(&o);
+  o.workers = 2;
+  o.manual_clock = manual;
+  o.node_id = id;
+  bw_runtime_t *rt = NULL;
+  assert_int_equal(bw_runtime_create(&o, &rt), 0);
+  return rt;
+}
+
+static void join(bw_runtime_t *rt, const char *name) {
+  bw_node_opts_t o;
+  bw_node_opts_init(&o);
+  o.name = name;
+  o.url = server.url;
+  o.cluster = "bwtest";
+  o.heartbeat_ms = HB_MS;
+  o.heartbeat_misses = MISSES;
+  assert_int_equal(bw_node_start(rt, &o), 0);
+}
+
+static void pair(bw_runtime_t **a, bw_runtime_t **b, bool manual) {
+  *a = node_rt(1, manual);
+  *b = node_rt(2, manual);
+  join(*a, "alpha");
+  join(*b, "beta");
+  unsigned id = 0;
+  assert_int_equal(bw_node_wait(*a, "beta", 10000, &id), 0);
+  assert_int_equal(id, 2);
+  assert_int_equal(bw_node_wait(*b, "alpha", 10000, &id), 0);
+  assert_int_equal(id, 1);
+}
+
+static bw_pid_t spawn_on(bw_runtime_t *rt, const bw_behaviour_t *b, void *arg) {
+  bw_pid_t p = BW_PID_NONE;
+  assert_int_equal(bw_spawn(rt, b, arg, NULL, &p), 0);
+  return p;
+}
+
+/* every user message accounted for on both nodes, once quiet */
+static void assert_pair_accounting(bw_runtime_t *a, bw_runtime_t *b) {
+  bw_runtime_stats_t sa, sb;
+  BWT_POLL(bw_runtime_stats(a, &sa) == 0 && bw_runtime_stats(b, &sb) == 0 &&
+           sa.sent == sa.handled + sa.dead_letters + sa.forwarded &&
+           sb.sent == sb.handled + sb.dead_letters + sb.forwarded);
+}
+
+#define REQUIRE_SERVER()                                                       \
+  do {                                                                         \
+    if (!have_server)                                                          \
+      skip();                                                                  \
+  } while (0)
+
+/* --- tests ---------------------------------------------------------------------- */
+
+static void test_remote_send_and_call(void **state) {
+  (void)state;
+  REQUIRE_SERVER();
+  bw_runtime_t *a, *b;
+  pair(&a, &b, true);
+  atomic_store(&counted, 0);
+  bw_pid_t srv = spawn_on(a, &server_b, NULL);
+  assert_int_equal(bw_pid_node(srv), 1);
+  for (int i = 0; i < 100; i++)
+    assert_int_equal(bw_send(b, srv, T_COUNT, &i, sizeof i), 0);
+  BWT_POLL(atomic_load(&counted) == 100);
+
+  /* a synchronous call from a thread of node beta to an actor of alpha */
+  char payload[BW_MSG_INLINE_MAX];
+  for (size_t i = 0; i < sizeof payload; i++)
+    payload[i] = (char)(i * 7);
+  bw_reply_t rep;
+  assert_int_equal(bw_call(b, srv, T_ECHO, payload, sizeof payload, 0, &rep), 0);
+  assert_int_equal(rep.type, T_ECHO);
+  assert_int_equal(rep.len, sizeof payload);
+  assert_memory_equal(rep.data, payload, sizeof payload);
+
+  /* a pointer cannot cross: refused, the caller keeps it */
+  int *p = malloc(sizeof *p);
+  assert_int_equal(bw_send_move(b, srv, T_COUNT, p, sizeof *p, free), BW_EREMOTE);
+  free(p);
+
+  bw_runtime_stats_t sb = bwt_stats(b);
+  assert_true(sb.forwarded >= 101);
+  bw_node_stats_t ns;
+  assert_int_equal(bw_node_stats(a, &ns), 0);
+  assert_true(ns.frames_in >= 101);
+  assert_int_equal(ns.bad_frames, 0);
+  assert_int_equal(ns.connected, 1);
+  assert_pair_accounting(a, b);
+  bw_runtime_destroy(b);
+  bw_runtime_destroy(a);
+}
+
+static void test_pair_order(void **state) {
+  (void)state;
+  REQUIRE_SERVER();
+  bw_runtime_t *a, *b;
+  pair(&a, &b, true);
+  atomic_store(&seq_seen, 0);
+  atomic_store(&seq_bad, 0);
+  atomic_store(&pump_failed, 0);
+  uint32_t total = (uint32_t)bwt_scaled(100000);
+  bw_pid_t sink = spawn_on(a, &seq_b, NULL);
+  pump_arg pa = {.target = sink, .total = total};
+  bw_pid_t pump = spawn_on(b, &pump_b, &pa);
+  assert_int_equal(bw_send(b, pump, T_PUMP, NULL, 0), 0);
+  BWT_POLL_FOR(atomic_load(&seq_seen) + atomic_load(&pump_failed) >= total, 120);
+  assert_int_equal(atomic_load(&pump_failed), 0);
+  assert_int_equal(atomic_load(&seq_seen), total);
+  assert_int_equal(atomic_load(&seq_bad), 0);
+  assert_pair_accounting(a, b);
+  bw_runtime_destroy(b);
+  bw_runtime_destroy(a);
+}
+
+static void test_remote_monitor_and_link_on_crash(void **state) {
+  (void)state;
+  REQUIRE_SERVER();
+  bw_runtime_t *a, *b;
+  pair(&a, &b, true);
+  bw_pid_t target = spawn_on(a, &server_b, NULL);
+  watcher_rec mon = {0}, lnk = {0};
+  bw_pid_t w1 = spawn_on(b, &watcher_b, &mon);
+  bw_pid_t w2 = spawn_on(b, &watcher_b, &lnk);
+  bw_pid_t victim = spawn_on(b, &plain_b, NULL); /* linked, not trapping: dies too */
+  assert_int_equal(bw_send(b, w1, T_WATCH, &target, sizeof target), 0);
+  assert_int_equal(bw_send(b, w2, T_LINK, &target, sizeof target), 0);
+  assert_int_equal(bw_send(b, victim, T_LINK, &target, sizeof target), 0);
+  BWT_POLL(atomic_load(&mon.monitor_rc) == 1000 && atomic_load(&lnk.link_rc) == 1000);
+  /* the link and monitor are recorded on both sides before the crash */
+  bw_node_stats_t ns;
+  BWT_POLL(bw_node_stats(a, &ns) == 0 && ns.links == 3);
+  assert_int_equal(bw_send(b, target, T_CRASH, NULL, 0), 0);
+  BWT_POLL(atomic_load(&mon.downs) == 1 && atomic_load(&lnk.exits) == 1);
+  assert_int_equal(atomic_load(&mon.down_kind), BW_REASON_CRASH);
+  assert_int_equal(atomic_load(&lnk.exit_kind), BW_REASON_CRASH);
+  BWT_POLL(!bw_is_alive(b, victim));
+  assert_true(bw_is_alive(b, w1));
+  /* nothing left over on either side */
+  BWT_POLL(bw_node_stats(a, &ns) == 0 && ns.links == 0);
+  BWT_POLL(bw_node_stats(b, &ns) == 0 && ns.links == 0);
+
+  /* monitoring a remote pid that is already dead: DOWN noproc */
+  watcher_rec late = {0};
+  bw_pid_t w3 = spawn_on(b, &watcher_b, &late);
+  assert_int_equal(bw_send(b, w3, T_WATCH, &target, sizeof target), 0);
+  BWT_POLL(atomic_load(&late.downs) == 1);
+  assert_int_equal(atomic_load(&late.down_kind), BW_REASON_NOPROC);
+  /* a message to it is a dead letter on alpha, reason noproc */
+  bw_runtime_stats_t before = bwt_stats(a);
+  assert_int_equal(bw_send(b, target, T_COUNT, NULL, 0), 0);
+  BWT_POLL(bwt_stats(a).dead_by_reason[BW_DL_NOPROC] == before.dead_by_reason[BW_DL_NOPROC] + 1);
+  assert_pair_accounting(a, b);
+  bw_runtime_destroy(b);
+  bw_runtime_destroy(a);
+}
+
+/* alpha goes silent (a crashed process); beta finds out when its manual
+ * clock has run past heartbeat_ms * heartbeat_misses, not before */
+static void test_node_lost_by_silence(void **state) {
+  (void)state;
+  REQUIRE_SERVER();
+  bw_runtime_t *a, *b;
+  pair(&a, &b, true);
+  bw_pid_t target = spawn_on(a, &server_b, NULL);
+  watcher_rec mon = {0}, lnk = {0};
+  bw_pid_t w1 = spawn_on(b, &watcher_b, &mon);
+  bw_pid_t w2 = spawn_on(b, &watcher_b, &lnk);
+  bw_pid_t victim = spawn_on(b, &plain_b, NULL);
+  assert_int_equal(bw_send(b, w1, T_WATCH, &target, sizeof target), 0);
+  assert_int_equal(bw_send(b, w2, T_LINK, &target, sizeof target), 0);
+  assert_int_equal(bw_send(b, victim, T_LINK, &target, sizeof target), 0);
+  bw_node_stats_t ns;
+  BWT_POLL(bw_node_stats(a, &ns) == 0 && ns.links == 3);
+
+  assert_int_equal(bw__node_sever(a), 0);
+  /* within the limit: still connected */
+  assert_int_equal(bw_clock_advance(b, HB_MS * MISSES), 0);
+  assert_int_equal(bw_node_stats(b, &ns), 0);
+  assert_int_equal(ns.nodes_lost, 0);
+  assert_true(bw_node_connected(b, 1));
+  /* one period more: lost, and every watcher hears noconnection */
+  assert_int_equal(bw_clock_advance(b, HB_MS * 2), 0);
+  BWT_POLL(atomic_load(&mon.downs) == 1 && atomic_load(&lnk.exits) == 1);
+  assert_int_equal(atomic_load(&mon.down_kind), BW_REASON_NOCONNECTION);
+  assert_int_equal(atomic_load(&lnk.exit_kind), BW_REASON_NOCONNECTION);
+  BWT_POLL(!bw_is_alive(b, victim));
+  assert_false(bw_node_connected(b, 1));
+  assert_int_equal(bw_node_stats(b, &ns), 0);
+  assert_int_equal(ns.nodes_lost, 1);
+  assert_int_equal(ns.links, 0);
+
+  /* a message to the lost node: a dead letter, noconnection */
+  bw_runtime_stats_t before = bwt_stats(b);
+  assert_int_equal(bw_send(b, target, T_COUNT, NULL, 0), BW_ENOCONN);
+  bw_runtime_stats_t after = bwt_stats(b);
+  assert_int_equal(after.dead_by_reason[BW_DL_NOCONNECTION],
+                   before.dead_by_reason[BW_DL_NOCONNECTION] + 1);
+  /* a link or monitor made now gets its answer at once */
+  watcher_rec late = {0};
+  bw_pid_t w3 = spawn_on(b, &watcher_b, &late);
+  assert_int_equal(bw_send(b, w3, T_WATCH, &target, sizeof target), 0);
+  assert_int_equal(bw_send(b, w3, T_LINK, &target, sizeof target), 0);
+  BWT_POLL(atomic_load(&late.downs) == 1 && atomic_load(&late.exits) == 1);
+  assert_int_equal(atomic_load(&late.down_kind), BW_REASON_NOCONNECTION);
+  assert_int_equal(atomic_load(&late.exit_kind), BW_REASON_NOCONNECTION);
+  bw_runtime_destroy(b);
+  bw_runtime_destroy(a);
+}
+
+/* a node that leaves says goodbye: the others know at once */
+static void test_node_leaves(void **state) {
+  (void)state;
+  REQUIRE_SERVER();
+  bw_runtime_t *a, *b;
+  pair(&a, &b, true);
+  bw_pid_t target = spawn_on(a, &server_b, NULL);
+  watcher_rec mon = {0};
+  bw_pid_t w = spawn_on(b, &watcher_b, &mon);
+  assert_int_equal(bw_send(b, w, T_WATCH, &target, sizeof target), 0);
+  bw_node_stats_t ns;
+  BWT_POLL(bw_node_stats(a, &ns) == 0 && ns.links == 1);
+  assert_int_equal(bw_node_stop(a), 0);
+  assert_int_equal(bw_node_stop(a), BW_ESTATE);
+  BWT_POLL(atomic_load(&mon.downs) == 1);
+  assert_int_equal(atomic_load(&mon.down_kind), BW_REASON_NOCONNECTION);
+  assert_false(bw_node_connected(b, 1));
+  /* and alpha, having left, reaches nobody */
+  bw_pid_t on_b = spawn_on(b, &server_b, NULL);
+  assert_int_equal(bw_send(a, on_b, T_COUNT, NULL, 0), BW_ENOCONN);
+  bw_runtime_destroy(b);
+  bw_runtime_destroy(a);
+}
+
+static void test_unknown_node_and_bad_input(void **state) {
+  (void)state;
+  REQUIRE_SERVER();
+  bw_runtime_t *a, *b;
+  pair(&a, &b, true);
+  /* node 9 never joined */
+  bw_pid_t ghost = ((bw_pid_t)9 << 56) | ((bw_pid_t)1 << 32) | 5;
+  assert_int_equal(bw_send(a, ghost, T_COUNT, NULL, 0), BW_ENOCONN);
+  assert_int_equal(bw_exit(a, ghost, BW_REASON_SHUTDOWN, 0, NULL), BW_ENOCONN);
+  watcher_rec r = {0};
+  bw_pid_t w = spawn_on(a, &watcher_b, &r);
+  assert_int_equal(bw_send(a, w, T_WATCH, &ghost, sizeof ghost), 0);
+  assert_int_equal(bw_send(a, w, T_LINK, &ghost, sizeof ghost), 0);
+  BWT_POLL(atomic_load(&r.downs) == 1 && atomic_load(&r.exits) == 1);
+  assert_int_equal(atomic_load(&r.down_kind), BW_REASON_NOCONNECTION);
+
+  /* options */
+  bw_node_opts_t o;
+  bw_node_opts_init(&o);
+  o.name = "again";
+  o.url = server.url;
+  assert_int_equal(bw_node_start(a, &o), BW_EALREADY);
+  assert_int_equal(bw_node_start(NULL, &o), BW_EINVAL);
+  assert_int_equal(bw_node_start(a, NULL), BW_EINVAL);
+  bw_runtime_t *plain = bwt_runtime(1, true); /* no node_id */
+  assert_int_equal(bw_node_start(plain, &o), BW_EINVAL);
+  assert_int_equal(bw_node_stop(plain), BW_ESTATE);
+  bw_node_stats_t ns;
+  assert_int_equal(bw_node_stats(plain, &ns), BW_ESTATE);
+  bw_runtime_destroy(plain);
+  bw_runtime_t *c = node_rt(3, true);
+  o.name = "has space";
+  assert_int_equal(bw_node_start(c, &o), BW_EINVAL);
+  o.name = "gamma";
+  o.cluster = "a.b";
+  assert_int_equal(bw_node_start(c, &o), BW_EINVAL);
+  o.cluster = "bwtest";
+  o.user = "u"; /* a user without a password */
+  assert_int_equal(bw_node_start(c, &o), BW_EINVAL);
+  o.user = NULL;
+  /* nobody listening */
+  char url[64];
+  snprintf(url, sizeof url, "nats://127.0.0.1:%d", bwt_free_port());
+  o.url = url;
+  o.connect_timeout_ms = 500;
+  int rc = bw_node_start(c, &o);
+  assert_true(rc == BW_ENOCONN || rc == BW_ETIMEDOUT);
+  /* and it can still join afterwards */
+  o.url = server.url;
+  assert_int_equal(bw_node_start(c, &o), 0);
+  assert_int_equal(bw_node_wait(c, "alpha", 10000, NULL), 0);
+  assert_int_equal(bw_node_wait(c, "nobody", 0, NULL), BW_ETIMEDOUT);
+  bw_runtime_destroy(c);
+  bw_runtime_destroy(b);
+  bw_runtime_destroy(a);
+}
+
+#ifdef BW_HAVE_NATS
+/* frames from a raw NATS client: garbage, truncated, lying about their
+ * source, oversized: counted and dropped, never applied, never a crash */
+static void test_malformed_frames(void **state) {
+  (void)state;
+  REQUIRE_SERVER();
+  bw_runtime_t *a, *b;
+  pair(&a, &b, true);
+  atomic_store(&counted, 0);
+  bw_pid_t srv = spawn_on(a, &server_b, NULL);
+  natsConnection *nc = NULL;
+  assert_int_equal(natsConnection_ConnectTo(&nc, server.url), NATS_OK);
+  uint8_t buf[4096];
+  memset(buf, 0xAB, sizeof buf);
+  int sent = 0;
+  const char *subj = "bwtest.n.1";
+  for (int len = 0; len < 300; len += 7, sent++)
+    assert_int_equal(natsConnection_Publish(nc, subj, buf, len), NATS_OK);
+  /* a well-formed header with a wrong length, a reserved type, a pid of
+   * the wrong node, and a huge payload */
+  uint8_t f[48 + 8];
+  memset(f, 0, sizeof f);
+  f[0] = 0x62;
+  f[1] = 0x77;
+  f[2] = 1;
+  f[3] = 1; /* user */
+  f[4] = 2;
+  f[5] = 1;
+  uint32_t len8 = 8;
+  memcpy(f + 20, &len8, 4);
+  memcpy(f + 32, &srv, 8);
+  uint32_t t = T_COUNT;
+  memcpy(f + 12, &t, 4);
+  /* correct frame: delivered (so the test knows the checks are not simply
+   * refusing everything) */
+  assert_int_equal(natsConnection_Publish(nc, subj, f, sizeof f), NATS_OK);
+  uint32_t bad = 999;
+  memcpy(f + 20, &bad, 4);
+  assert_int_equal(natsConnection_Publish(nc, subj, f, sizeof f), NATS_OK);
+  sent++;
+  memcpy(f + 20, &len8, 4);
+  t = BW_MSG_SYSTEM_BASE + 1;
+  memcpy(f + 12, &t, 4);
+  assert_int_equal(natsConnection_Publish(nc, subj, f, sizeof f), NATS_OK);
+  sent++;
+  t = T_COUNT;
+  memcpy(f + 12, &t, 4);
+  f[5] = 3; /* to a pid of node 1, addressed as node 3 */
+  assert_int_equal(natsConnection_Publish(nc, subj, f, sizeof f), NATS_OK);
+  sent++;
+  assert_int_equal(natsConnection_Publish(nc, subj, buf, sizeof buf), NATS_OK);
+  sent++;
+  /* and garbage on the control subject */
+  assert_int_equal(natsConnection_Publish(nc, "bwtest.ctl", buf, 60), NATS_OK);
+  sent++;
+  natsConnection_Flush(nc);
+  bw_node_stats_t ns;
+  BWT_POLL(bw_node_stats(a, &ns) == 0 && ns.bad_frames == (uint64_t)sent);
+  BWT_POLL(atomic_load(&counted) == 1);
+  /* still working */
+  assert_int_equal(bw_send(b, srv, T_COUNT, NULL, 0), 0);
+  BWT_POLL(atomic_load(&counted) == 2);
+  natsConnection_Destroy(nc);
+  bw_runtime_destroy(b);
+  bw_runtime_destroy(a);
+}
+#endif
+
+static void test_without_server_or_library(void **state) {
+  (void)state;
+  bw_runtime_t *rt = node_rt(4, true);
+  bw_node_opts_t o;
+  bw_node_opts_init(&o);
+  o.name = "lonely";
+  o.url = "nats://127.0.0.1:1";
+  o.connect_timeout_ms = 200;
+  int rc = bw_node_start(rt, &o);
+#ifdef BW_HAVE_NATS
+  assert_true(rc == BW_ENOCONN || rc == BW_ETIMEDOUT);
+#else
+  assert_int_equal(rc, BW_ENOTSUP);
+#endif
+  /* a node that never joined: remote pids are unreachable, not a crash */
+  bw_pid_t other = ((bw_pid_t)7 << 56) | ((bw_pid_t)1 << 32) | 1;
+  assert_int_equal(bw_send(rt, other, T_COUNT, NULL, 0), BW_ENOPROC);
+  bw_runtime_destroy(rt);
+}
+
+static int group_setup(void **state) {
+  (void)state;
+#ifdef BW_HAVE_NATS
+  have_server = bwt_have_nats_server() && bwt_nats_start(&server, 0);
+  if (!have_server)
+    fprintf(stderr, "test_node: nats-server not available: node tests skipped\n");
+#endif
+  return 0;
+}
+
+static int group_teardown(void **state) {
+  (void)state;
+  bwt_nats_stop(&server);
+#ifdef BW_HAVE_NATS
+  nats_Close();
+#endif
+  return 0;
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_without_server_or_library),
+      cmocka_unit_test(test_remote_send_and_call),
+      cmocka_unit_test(test_pair_order),
+      cmocka_unit_test(test_remote_monitor_and_link_on_crash),
+      cmocka_unit_test(test_node_lost_by_silence),
+      cmocka_unit_test(test_node_leaves),
+      cmocka_unit_test(test_unknown_node_and_bad_input),
+#ifdef BW_HAVE_NATS
+      cmocka_unit_test(test_malformed_frames),
+#endif
+  };
+  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
