@@ -8,7 +8,7 @@
 # Extra packages can be named on the command line (e.g. valgrind clang).
 set -euo pipefail
 
-PACKAGES=(build-essential cmake pkg-config libck-dev libcmocka-dev libmicrohttpd-dev "$@")
+PACKAGES=(build-essential cmake pkg-config libck-dev libcmocka-dev libmicrohttpd-dev libnats-dev "$@")
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -8,7 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/setup.sh
+# nats-server: the node tests (tests/node) start a private one on loopback.
+bash scripts/setup.sh nats-server
 jobs=$(nproc 2>/dev/null || echo 2)
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DBW_SANITIZE= -DBW_WERROR=ON \
