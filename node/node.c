@@ -68,6 +68,16 @@ int bw__node_sever(bw_runtime_t *rt) {
   (void)rt;
   return BW_ESTATE;
 }
+int bw_node_register(bw_runtime_t *rt, const char *name, bw_pid_t pid) {
+  (void)pid;
+  return rt == NULL || name == NULL ? BW_EINVAL : BW_ESTATE;
+}
+int bw_node_unregister(bw_runtime_t *rt, const char *name) {
+  return rt == NULL || name == NULL ? BW_EINVAL : BW_ESTATE;
+}
+int bw_node_whereis(bw_runtime_t *rt, const char *name, bw_pid_t *out) {
+  return rt == NULL || name == NULL || out == NULL ? BW_EINVAL : BW_ESTATE;
+}
 
 #else
 
@@ -75,6 +85,7 @@ int bw__node_sever(bw_runtime_t *rt) {
 
 #define SUBJ_MAX 96
 #define T_TICK (BW_MSG_PATTERN_BASE + 0x0800u) /* the heartbeat timer */
+#define T_WATCH_NAME (BW_MSG_PATTERN_BASE + 0x0801u) /* monitor a pid with a name */
 
 enum { M_NONE = 0, M_UP = 1, M_LOST = 2 };
 enum { N_RUNNING = 1, N_STOPPED = 2 };
@@ -95,6 +106,15 @@ typedef struct rel {
   uint64_t ref;
 } rel;
 
+/* The cluster-wide name directory: every node keeps all of it, so a lookup
+ * is local. An entry comes from the owner's NAME_ADD (or our own register);
+ * it goes with NAME_DEL, the owner's exit, or the owner node's loss. Two
+ * nodes registering one name at once: the lower node id keeps it. */
+typedef struct name_ent {
+  char name[BW__WIRE_NAME_MAX + 1];
+  bw_pid_t pid;
+} name_ent;
+
 typedef struct node {
   bw__runtime *rt;
   natsConnection *nc;
@@ -112,10 +132,13 @@ typedef struct node {
   member m[256];
   rel *rels;
   uint32_t nrels, caprels;
+  name_ent *names;
+  uint32_t nnames, capnames;
   uint32_t subs_live;
 
   /* stats: atomic adds, relaxed (counters only) */
   uint64_t frames_out, frames_in, bad_frames, unreachable, nodes_up, nodes_lost;
+  uint64_t name_conflicts;
 } node;
 
 static const bw_reason_t *noconnection(void) {
@@ -182,6 +205,60 @@ static void publish_control(node *n, uint8_t kind, unsigned dst) {
   publish(n, dst == 0 ? n->ctl_subj : n->subj[dst], &f);
 }
 
+/* --- the name directory (under mx) --------------------------------------- */
+
+static name_ent *name_find(node *n, const char *name) {
+  for (uint32_t i = 0; i < n->nnames; i++)
+    if (strcmp(n->names[i].name, name) == 0)
+      return &n->names[i];
+  return NULL;
+}
+
+static bool name_put(node *n, const char *name, bw_pid_t pid) {
+  name_ent *e = name_find(n, name);
+  if (e == NULL) {
+    if (n->nnames == n->capnames) {
+      uint32_t nc = n->capnames ? n->capnames * 2 : 16;
+      name_ent *p = realloc(n->names, nc * sizeof(*p));
+      if (p == NULL)
+        return false;
+      n->names = p;
+      n->capnames = nc;
+    }
+    e = &n->names[n->nnames++];
+    snprintf(e->name, sizeof(e->name), "%s", name);
+  }
+  e->pid = pid;
+  return true;
+}
+
+static void name_drop_at(node *n, uint32_t i) { n->names[i] = n->names[--n->nnames]; }
+
+static void publish_name(node *n, uint8_t kind, const char *name, bw_pid_t pid, unsigned dst) {
+  bw__frame f;
+  memset(&f, 0, sizeof(f));
+  f.kind = kind;
+  f.src = (uint8_t)n->rt->node_id;
+  f.dst = (uint8_t)dst;
+  f.from = pid;
+  snprintf(f.name, sizeof(f.name), "%s", name);
+  publish(n, dst == 0 ? n->ctl_subj : n->subj[dst], &f);
+}
+
+/* Sends every name of ours to node id (it just came up). */
+static void names_send_all(node *n, unsigned id) {
+  pthread_mutex_lock(&n->mx);
+  uint32_t cnt = 0;
+  name_ent *mine = malloc((n->nnames ? n->nnames : 1) * sizeof(*mine));
+  for (uint32_t i = 0; mine != NULL && i < n->nnames; i++)
+    if (bw_pid_node(n->names[i].pid) == n->rt->node_id)
+      mine[cnt++] = n->names[i];
+  pthread_mutex_unlock(&n->mx);
+  for (uint32_t i = 0; i < cnt; i++)
+    publish_name(n, BW__WK_NAME_ADD, mine[i].name, mine[i].pid, id);
+  free(mine);
+}
+
 static void node_event(node *n, int type, unsigned id, const char *name, int64_t b) {
   if (!bw_event_wanted(n->rt, type))
     return;
@@ -217,6 +294,12 @@ static void node_lost(node *n, unsigned id, bool tell, bool bye) {
     } else {
       i++;
     }
+  }
+  for (uint32_t i = 0; i < n->nnames;) {
+    if (bw_pid_node(n->names[i].pid) == id)
+      name_drop_at(n, i);
+    else
+      i++;
   }
   pthread_cond_broadcast(&n->cv);
   pthread_mutex_unlock(&n->mx);
@@ -269,13 +352,51 @@ static void node_seen(node *n, unsigned id, uint64_t inc, const char *name) {
   pthread_mutex_unlock(&n->mx);
   if (up) {
     bw__faa64(&n->nodes_up, 1);
+    names_send_all(n, id);
     node_event(n, BW_EV_NODE_UP, id, nm, 0);
   }
+}
+
+/* Another node's NAME_ADD or NAME_DEL (its node is up: checked by the
+ * caller). */
+static void on_name(node *n, const bw__frame *f) {
+  unsigned self = n->rt->node_id;
+  bool reassert = false, lost = false;
+  bw_pid_t mine = BW_PID_NONE;
+  pthread_mutex_lock(&n->mx);
+  name_ent *e = name_find(n, f->name);
+  if (f->kind == BW__WK_NAME_DEL) {
+    if (e != NULL && e->pid == f->from)
+      name_drop_at(n, (uint32_t)(e - n->names));
+  } else if (e == NULL || e->pid == f->from) {
+    name_put(n, f->name, f->from);
+  } else {
+    /* taken: the lower node id keeps it, everywhere alike */
+    unsigned holder = bw_pid_node(e->pid);
+    if (f->src < holder) {
+      lost = holder == self;
+      mine = e->pid;
+      e->pid = f->from;
+    } else if (holder == self) {
+      reassert = true; /* we keep it: tell the claimant so it drops its own */
+      mine = e->pid;
+    }
+  }
+  pthread_mutex_unlock(&n->mx);
+  if (lost || reassert)
+    bw__faa64(&n->name_conflicts, 1);
+  if (reassert)
+    publish_name(n, BW__WK_NAME_ADD, f->name, mine, f->src);
 }
 
 static void on_control(node *n, const bw__frame *f) {
   if (f->src == n->rt->node_id)
     return; /* another process with our id: misconfigured; ignored */
+  if (f->kind == BW__WK_NAME_ADD || f->kind == BW__WK_NAME_DEL) {
+    node_seen(n, f->src, 0, NULL);
+    on_name(n, f);
+    return;
+  }
   switch (f->kind) {
   case BW__WK_HELLO:
     node_seen(n, f->src, f->incarnation, f->name);
@@ -405,6 +526,8 @@ static void on_data(node *n, const bw__frame *f) {
   node_seen(n, f->src, 0, NULL);
   if (f->kind == BW__WK_USER)
     deliver_user(n, f);
+  else if (f->kind == BW__WK_NAME_ADD || f->kind == BW__WK_NAME_DEL)
+    on_name(n, f);
   else
     on_signal(n, f);
 }
@@ -593,11 +716,40 @@ static int agent_init(bw_ctx_t *ctx, void *state, void *arg) {
                           NULL);
 }
 
+/* A named actor of ours exited: its names go, everywhere. */
+static void names_owner_down(node *n, bw_pid_t pid) {
+  char gone[16][BW__WIRE_NAME_MAX + 1];
+  for (;;) {
+    uint32_t cnt = 0;
+    pthread_mutex_lock(&n->mx);
+    for (uint32_t i = 0; i < n->nnames && cnt < 16;) {
+      if (n->names[i].pid == pid) {
+        memcpy(gone[cnt++], n->names[i].name, sizeof(gone[0]));
+        name_drop_at(n, i);
+      } else {
+        i++;
+      }
+    }
+    pthread_mutex_unlock(&n->mx);
+    for (uint32_t i = 0; i < cnt; i++)
+      publish_name(n, BW__WK_NAME_DEL, gone[i], pid, 0);
+    if (cnt < 16)
+      return;
+  }
+}
+
 static int agent_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
-  (void)ctx;
   agent_state *s = state;
-  if (msg->type == T_TICK)
+  if (msg->type == T_TICK) {
     node_tick(s->n);
+  } else if (msg->type == T_WATCH_NAME && msg->len == sizeof(bw_pid_t)) {
+    bw_pid_t pid;
+    uint64_t ref;
+    memcpy(&pid, msg->data, sizeof pid);
+    bw_monitor(ctx, pid, &ref); /* a DOWN comes, at once if already gone */
+  } else if (msg->type == BW_MSG_DOWN) {
+    names_owner_down(s->n, msg->from);
+  }
   return BW_CONTINUE;
 }
 
@@ -621,6 +773,7 @@ static void node_destroy(bw__runtime *rt, void *ud) {
   pthread_mutex_destroy(&n->mx);
   pthread_cond_destroy(&n->cv);
   free(n->rels);
+  free(n->names);
   free(n);
 }
 
@@ -876,6 +1029,60 @@ bool bw_node_connected(bw_runtime_t *rt, unsigned id) {
          bw__ld32_acq(&n->m[id].state) == M_UP;
 }
 
+int bw_node_register(bw_runtime_t *rt, const char *name, bw_pid_t pid) {
+  if (rt == NULL || !valid_token(name, BW__WIRE_NAME_MAX, true))
+    return BW_EINVAL;
+  node *n = node_of(rt);
+  if (n == NULL || bw__ld32_acq(&n->state) != N_RUNNING)
+    return BW_ESTATE;
+  if (!bw_is_alive(rt, pid))
+    return BW_ENOPROC; /* a local live actor only: its node announces it */
+  pthread_mutex_lock(&n->mx);
+  name_ent *e = name_find(n, name);
+  int rc = e != NULL ? (e->pid == pid ? 0 : BW_EEXIST) : (name_put(n, name, pid) ? 1 : BW_ENOMEM);
+  pthread_mutex_unlock(&n->mx);
+  if (rc != 1)
+    return rc;
+  /* the node's actor watches it, so the name goes when it exits */
+  bw_send(rt, n->agent, T_WATCH_NAME, &pid, sizeof pid);
+  publish_name(n, BW__WK_NAME_ADD, name, pid, 0);
+  return 0;
+}
+
+int bw_node_unregister(bw_runtime_t *rt, const char *name) {
+  if (rt == NULL || name == NULL)
+    return BW_EINVAL;
+  node *n = node_of(rt);
+  if (n == NULL || bw__ld32_acq(&n->state) != N_RUNNING)
+    return BW_ESTATE;
+  pthread_mutex_lock(&n->mx);
+  name_ent *e = name_find(n, name);
+  bw_pid_t pid = BW_PID_NONE;
+  if (e != NULL && bw_pid_node(e->pid) == rt->node_id) {
+    pid = e->pid;
+    name_drop_at(n, (uint32_t)(e - n->names));
+  }
+  pthread_mutex_unlock(&n->mx);
+  if (pid == BW_PID_NONE)
+    return BW_ENOTFOUND;
+  publish_name(n, BW__WK_NAME_DEL, name, pid, 0);
+  return 0;
+}
+
+int bw_node_whereis(bw_runtime_t *rt, const char *name, bw_pid_t *out) {
+  if (rt == NULL || name == NULL || out == NULL)
+    return BW_EINVAL;
+  node *n = node_of(rt);
+  if (n == NULL)
+    return BW_ESTATE;
+  pthread_mutex_lock(&n->mx);
+  name_ent *e = name_find(n, name);
+  if (e != NULL)
+    *out = e->pid;
+  pthread_mutex_unlock(&n->mx);
+  return e != NULL ? 0 : BW_ENOTFOUND;
+}
+
 int bw_node_stats(bw_runtime_t *rt, bw_node_stats_t *out) {
   if (rt == NULL || out == NULL)
     return BW_EINVAL;
@@ -893,7 +1100,9 @@ int bw_node_stats(bw_runtime_t *rt, bw_node_stats_t *out) {
     out->connected += bw__ld32_rlx(&n->m[i].state) == M_UP;
   pthread_mutex_lock(&n->mx);
   out->links = n->nrels;
+  out->names = n->nnames;
   pthread_mutex_unlock(&n->mx);
+  out->name_conflicts = bw__ld64_rlx(&n->name_conflicts);
   return 0;
 }
 

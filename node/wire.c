@@ -36,6 +36,10 @@ static bool is_control(unsigned kind) {
   return kind >= BW__WK_HELLO && kind <= BW__WK_DISCONNECT;
 }
 
+static bool is_name(unsigned kind) {
+  return kind == BW__WK_NAME_ADD || kind == BW__WK_NAME_DEL;
+}
+
 static bool is_signal(unsigned kind) {
   return kind >= BW__WK_EXIT && kind <= BW__WK_DEMONITOR;
 }
@@ -58,11 +62,11 @@ size_t bw__wire_encode(const bw__frame *f, uint8_t *buf, size_t cap) {
     p[8] = (uint8_t)tl;
     memcpy(p + 9, f->reason.text, tl);
     plen = 9 + tl;
-  } else if (is_control(f->kind)) {
+  } else if (is_control(f->kind) || is_name(f->kind)) {
     size_t nl = strnlen(f->name, BW__WIRE_NAME_MAX + 1);
     if (nl > BW__WIRE_NAME_MAX)
       return 0;
-    put64(p, f->incarnation);
+    put64(p, is_name(f->kind) ? f->from : f->incarnation);
     p[8] = (uint8_t)nl;
     memcpy(p + 9, f->name, nl);
     plen = 9 + nl;
@@ -109,8 +113,8 @@ int bw__wire_decode(const uint8_t *buf, size_t len, bw__frame *f) {
   if (get16(buf + 6) != 0 || f->src == 0)
     return BW__WIRE_EPID;
   const uint8_t *p = f->payload;
-  if (is_control(f->kind)) {
-    if (f->flags != 0)
+  if (is_control(f->kind) || is_name(f->kind)) {
+    if (f->flags != 0 || f->type != 0 || f->status != 0 || f->ref != 0)
       return BW__WIRE_EKIND;
     if (f->len < 9 || f->len != 9u + p[8])
       return BW__WIRE_ELEN;
@@ -119,9 +123,15 @@ int bw__wire_decode(const uint8_t *buf, size_t len, bw__frame *f) {
     for (unsigned i = 0; i < p[8]; i++)
       if (p[9 + i] < 0x21 || p[9 + i] > 0x7e)
         return BW__WIRE_ENAME; /* printable, no spaces: it goes into subjects and logs */
-    f->incarnation = get64(p);
     memcpy(f->name, p + 9, p[8]);
     f->name[p[8]] = '\0';
+    if (is_name(f->kind)) {
+      /* a name for one of the sender's own live pids */
+      if (get64(p) != f->from || pid_node(f->from) != f->src || (f->from >> 32 & 0xFFFFFFu) == 0)
+        return BW__WIRE_EPID;
+      return 0;
+    }
+    f->incarnation = get64(p);
     return 0;
   }
   /* messages and signals: to one node, from one of the sender's actors (or

@@ -21,7 +21,9 @@
  * Payloads: a user frame, the message bytes (at most BW_MSG_INLINE_MAX);
  * EXIT and DOWN, a reason (kind i32, code i32, text length u8, text);
  * LINK, UNLINK, MONITOR, DEMONITOR, none; HELLO, HEARTBEAT, BYE and
- * DISCONNECT, the sender's incarnation (u64) and its name (length u8, bytes).
+ * DISCONNECT, the sender's incarnation (u64) and its name (length u8, bytes);
+ * NAME_ADD and NAME_DEL, the pid (u64, in the from field too) and the
+ * cluster-wide name (length u8, bytes).
  *
  * Decoding is pure and checks everything a hostile sender could get wrong
  * (the fuzz harness drives it): lengths, kinds, flags, pid nodes, reason
@@ -54,6 +56,8 @@ enum {
   BW__WK_HEARTBEAT,  /* I am alive */
   BW__WK_BYE,        /* I am leaving (a clean stop) */
   BW__WK_DISCONNECT, /* to one node: I declared you lost; do the same */
+  BW__WK_NAME_ADD = 20, /* a cluster-wide name now names this pid of mine */
+  BW__WK_NAME_DEL,      /* ... no longer */
 };
 
 enum {

@@ -96,6 +96,26 @@ static inline unsigned bw_pid_node(bw_pid_t pid) { return (unsigned)(pid >> 56);
  */
 int bw_node_wait(bw_runtime_t *rt, const char *name, uint64_t timeout_ms, unsigned *id);
 
+/*
+ * Cluster-wide names. Every node keeps the whole directory (each owner
+ * announces its names, and sends them all to a node that joins), so
+ * bw_node_whereis is a local lookup, without a round trip. A name goes when
+ * its actor exits, when it is unregistered, or when its node is lost.
+ * Registering one name on two nodes at the same moment is settled the same
+ * way everywhere: the lower node id keeps it (counted in name_conflicts);
+ * a name already known as taken gives BW_EEXIST.
+ *
+ * bw_node_register: pid must be a live actor of this node. Names: 1..63
+ * printable characters, no spaces. Returns 0 (also if pid already has it),
+ * BW_EINVAL, BW_EEXIST, BW_ENOPROC, BW_ESTATE (node not running), BW_ENOMEM.
+ * bw_node_unregister: a name this node registered. Returns 0, BW_EINVAL,
+ * BW_ENOTFOUND, BW_ESTATE.
+ * bw_node_whereis: Returns 0 with *out, BW_ENOTFOUND, BW_EINVAL, BW_ESTATE.
+ */
+int bw_node_register(bw_runtime_t *rt, const char *name, bw_pid_t pid);
+int bw_node_unregister(bw_runtime_t *rt, const char *name);
+int bw_node_whereis(bw_runtime_t *rt, const char *name, bw_pid_t *out);
+
 /* Whether node id is connected now (a snapshot). */
 bool bw_node_connected(bw_runtime_t *rt, unsigned id);
 
@@ -106,8 +126,10 @@ typedef struct bw_node_stats {
   uint64_t unreachable;  /* messages and signals for a node not connected */
   uint64_t nodes_up;     /* join and rejoin transitions seen */
   uint64_t nodes_lost;   /* loss transitions (silence, goodbye, disconnect) */
+  uint64_t name_conflicts; /* names claimed by two nodes at once (settled) */
   uint32_t connected;    /* nodes connected now */
   uint32_t links;        /* cross-node links and monitors tracked now */
+  uint32_t names;        /* cluster-wide names known now */
 } bw_node_stats_t;
 
 /* Returns 0, BW_EINVAL, BW_ESTATE (not started). */

@@ -446,6 +446,73 @@ static void test_unknown_node_and_bad_input(void **state) {
   bw_runtime_destroy(a);
 }
 
+
+static bool whereis_is(bw_runtime_t *rt, const char *name, bw_pid_t want) {
+  bw_pid_t p = BW_PID_NONE;
+  int rc = bw_node_whereis(rt, name, &p);
+  return want == BW_PID_NONE ? rc == BW_ENOTFOUND : (rc == 0 && p == want);
+}
+
+static void test_cluster_names(void **state) {
+  (void)state;
+  REQUIRE_SERVER();
+  bw_runtime_t *a, *b;
+  pair(&a, &b, true);
+  atomic_store(&counted, 0);
+  bw_pid_t sa = spawn_on(a, &server_b, NULL);
+  bw_pid_t sb = spawn_on(b, &server_b, NULL);
+  assert_int_equal(bw_node_register(a, "db.primary", sa), 0);
+  assert_int_equal(bw_node_register(a, "db.primary", sa), 0); /* again: same pid */
+  assert_true(whereis_is(a, "db.primary", sa));
+  BWT_POLL(whereis_is(b, "db.primary", sa));
+  /* taken, as seen from beta */
+  assert_int_equal(bw_node_register(b, "db.primary", sb), BW_EEXIST);
+  /* found by name, sent to across nodes */
+  bw_pid_t to;
+  assert_int_equal(bw_node_whereis(b, "db.primary", &to), 0);
+  assert_int_equal(bw_send(b, to, T_COUNT, NULL, 0), 0);
+  BWT_POLL(atomic_load(&counted) == 1);
+  /* bad input */
+  assert_int_equal(bw_node_register(b, "bad name", sb), BW_EINVAL);
+  assert_int_equal(bw_node_register(b, "x", sa), BW_ENOPROC); /* not beta's actor */
+  assert_int_equal(bw_node_whereis(b, "nobody", &to), BW_ENOTFOUND);
+  assert_int_equal(bw_node_unregister(b, "db.primary"), BW_ENOTFOUND); /* alpha's */
+
+  /* a node that joins later learns every name at once */
+  bw_runtime_t *c = node_rt(3, true);
+  join(c, "gamma");
+  assert_int_equal(bw_node_wait(c, "alpha", 10000, NULL), 0);
+  BWT_POLL(whereis_is(c, "db.primary", sa));
+
+  /* two nodes claiming one name at the same moment: the lower id keeps it,
+   * and every node ends up agreeing */
+  bw_pid_t sc = spawn_on(c, &server_b, NULL);
+  assert_int_equal(bw_node_wait(b, "gamma", 10000, NULL), 0);
+  assert_int_equal(bw_node_wait(c, "beta", 10000, NULL), 0);
+  int rb = bw_node_register(b, "leader", sb);
+  int rc = bw_node_register(c, "leader", sc);
+  assert_int_equal(rb, 0);
+  assert_true(rc == 0 || rc == BW_EEXIST);
+  BWT_POLL(whereis_is(a, "leader", sb) && whereis_is(b, "leader", sb) &&
+           whereis_is(c, "leader", sb));
+
+  /* the owner exits: the name goes everywhere */
+  assert_int_equal(bw_exit(a, sa, BW_REASON_KILL, 0, NULL), 0);
+  BWT_POLL(whereis_is(a, "db.primary", BW_PID_NONE) && whereis_is(b, "db.primary", BW_PID_NONE) &&
+           whereis_is(c, "db.primary", BW_PID_NONE));
+  /* unregistered: gone everywhere */
+  assert_int_equal(bw_node_unregister(b, "leader"), 0);
+  BWT_POLL(whereis_is(a, "leader", BW_PID_NONE) && whereis_is(c, "leader", BW_PID_NONE));
+  /* the owner's node lost: its names go */
+  assert_int_equal(bw_node_register(c, "gamma.svc", sc), 0);
+  BWT_POLL(whereis_is(a, "gamma.svc", sc));
+  assert_int_equal(bw_node_stop(c), 0);
+  BWT_POLL(whereis_is(a, "gamma.svc", BW_PID_NONE) && whereis_is(b, "gamma.svc", BW_PID_NONE));
+  bw_runtime_destroy(c);
+  bw_runtime_destroy(b);
+  bw_runtime_destroy(a);
+}
+
 #ifdef BW_HAVE_NATS
 /* frames from a raw NATS client: garbage, truncated, lying about their
  * source, oversized: counted and dropped, never applied, never a crash */
@@ -562,6 +629,7 @@ int main(void) {
       cmocka_unit_test(test_node_lost_by_silence),
       cmocka_unit_test(test_node_leaves),
       cmocka_unit_test(test_unknown_node_and_bad_input),
+      cmocka_unit_test(test_cluster_names),
 #ifdef BW_HAVE_NATS
       cmocka_unit_test(test_malformed_frames),
 #endif
