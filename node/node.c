@@ -72,6 +72,15 @@ int bw_node_register(bw_runtime_t *rt, const char *name, bw_pid_t pid) {
   (void)pid;
   return rt == NULL || name == NULL ? BW_EINVAL : BW_ESTATE;
 }
+int bw_node_export(bw_runtime_t *rt, const char *name, const bw_behaviour_t *b) {
+  return rt == NULL || name == NULL || b == NULL ? BW_EINVAL : BW_ESTATE;
+}
+int bw__node_remote_spawn(bw_ctx_t *ctx, const bw_remote_child_t *rc, uint64_t *ref) {
+  (void)ctx;
+  (void)rc;
+  (void)ref;
+  return BW_ENOTSUP;
+}
 int bw_node_unregister(bw_runtime_t *rt, const char *name) {
   return rt == NULL || name == NULL ? BW_EINVAL : BW_ESTATE;
 }
@@ -86,6 +95,8 @@ int bw_node_whereis(bw_runtime_t *rt, const char *name, bw_pid_t *out) {
 #define SUBJ_MAX 96
 #define T_TICK (BW_MSG_PATTERN_BASE + 0x0800u) /* the heartbeat timer */
 #define T_WATCH_NAME (BW_MSG_PATTERN_BASE + 0x0801u) /* monitor a pid with a name */
+#define T_SPAWN (BW_MSG_PATTERN_BASE + 0x0802u)      /* start an exported behaviour */
+#define EXPORTS_MAX 64
 
 enum { M_NONE = 0, M_UP = 1, M_LOST = 2 };
 enum { N_RUNNING = 1, N_STOPPED = 2 };
@@ -95,6 +106,7 @@ typedef struct member {
   uint32_t state;        /* atomic: M_*; read lock-free by senders */
   uint64_t last_seen_ms; /* atomic: runtime clock at its last frame */
   uint64_t incarnation;  /* under mx; 0 = not yet announced */
+  bw_pid_t agent;        /* under mx: its node actor (starts remote children) */
   char name[BW__WIRE_NAME_MAX + 1]; /* under mx */
 } member;
 
@@ -134,6 +146,11 @@ typedef struct node {
   uint32_t nrels, caprels;
   name_ent *names;
   uint32_t nnames, capnames;
+  struct {
+    char name[64];
+    const bw_behaviour_t *b;
+  } exports[EXPORTS_MAX]; /* under mx */
+  uint32_t nexports;
   uint32_t subs_live;
 
   /* stats: atomic adds, relaxed (counters only) */
@@ -200,6 +217,7 @@ static void publish_control(node *n, uint8_t kind, unsigned dst) {
   f.kind = kind;
   f.src = (uint8_t)n->rt->node_id;
   f.dst = (uint8_t)dst;
+  f.from = n->agent; /* who starts remote children here */
   f.incarnation = n->incarnation;
   memcpy(f.name, n->name, sizeof(f.name));
   publish(n, dst == 0 ? n->ctl_subj : n->subj[dst], &f);
@@ -322,7 +340,7 @@ static void node_lost(node *n, unsigned id, bool tell, bool bye) {
 /* A frame from id: up it comes (first sight, rejoin, or a restart, which is
  * the loss of the old incarnation first). inc = 0: a frame that does not
  * carry one (a message that overtook the HELLO). */
-static void node_seen(node *n, unsigned id, uint64_t inc, const char *name) {
+static void node_seen(node *n, unsigned id, uint64_t inc, const char *name, bw_pid_t agent) {
   member *mm = &n->m[id];
   bw__st64_rlx(&mm->last_seen_ms, bw_now_ms(n->rt)); /* relaxed: a timestamp */
   uint32_t st = bw__ld32_acq(&mm->state);
@@ -339,6 +357,7 @@ static void node_seen(node *n, unsigned id, uint64_t inc, const char *name) {
   bool up = bw__ld32_rlx(&mm->state) != M_UP;
   if (inc != 0) {
     mm->incarnation = inc;
+    mm->agent = agent;
     snprintf(mm->name, sizeof(mm->name), "%s", name);
   } else if (up) {
     mm->incarnation = 0;
@@ -393,17 +412,17 @@ static void on_control(node *n, const bw__frame *f) {
   if (f->src == n->rt->node_id)
     return; /* another process with our id: misconfigured; ignored */
   if (f->kind == BW__WK_NAME_ADD || f->kind == BW__WK_NAME_DEL) {
-    node_seen(n, f->src, 0, NULL);
+    node_seen(n, f->src, 0, NULL, BW_PID_NONE);
     on_name(n, f);
     return;
   }
   switch (f->kind) {
   case BW__WK_HELLO:
-    node_seen(n, f->src, f->incarnation, f->name);
+    node_seen(n, f->src, f->incarnation, f->name, f->from);
     publish_control(n, BW__WK_HEARTBEAT, 0); /* so the newcomer learns us now */
     break;
   case BW__WK_HEARTBEAT:
-    node_seen(n, f->src, f->incarnation, f->name);
+    node_seen(n, f->src, f->incarnation, f->name, f->from);
     break;
   case BW__WK_BYE:
     if (f->incarnation == n->m[f->src].incarnation || n->m[f->src].incarnation == 0)
@@ -523,7 +542,7 @@ static void on_data(node *n, const bw__frame *f) {
     }
     return;
   }
-  node_seen(n, f->src, 0, NULL);
+  node_seen(n, f->src, 0, NULL, BW_PID_NONE);
   if (f->kind == BW__WK_USER)
     deliver_user(n, f);
   else if (f->kind == BW__WK_NAME_ADD || f->kind == BW__WK_NAME_DEL)
@@ -738,9 +757,65 @@ static void names_owner_down(node *n, bw_pid_t pid) {
   }
 }
 
+/* A supervisor on some node asks for a child here: payload = name length
+ * (u8), exported behaviour name, init argument bytes. The child is linked
+ * to the supervisor from both sides before anything else can happen to it,
+ * and the answer comes from the child, after its LINK, so the supervisor
+ * knows the pid before any exit of it can arrive. */
+static void agent_spawn(bw_ctx_t *ctx, node *n, const bw_msg_t *msg) {
+  bw__runtime *rt = n->rt;
+  const uint8_t *p = msg->data;
+  if (msg->len < 1 || msg->len < 1u + p[0] || p[0] == 0 || p[0] >= 64 || msg->from == BW_PID_NONE) {
+    bw_reply(ctx, msg, BW_EINVAL, 0, NULL, 0);
+    return;
+  }
+  char name[64];
+  memcpy(name, p + 1, p[0]);
+  name[p[0]] = '\0';
+  uint8_t arg[BW_REMOTE_ARG_MAX];
+  size_t arg_len = msg->len - 1u - p[0];
+  if (arg_len > sizeof arg) {
+    bw_reply(ctx, msg, BW_EINVAL, 0, NULL, 0);
+    return;
+  }
+  memcpy(arg, p + 1 + p[0], arg_len);
+  const bw_behaviour_t *b = NULL;
+  pthread_mutex_lock(&n->mx);
+  for (uint32_t i = 0; i < n->nexports; i++)
+    if (strcmp(n->exports[i].name, name) == 0)
+      b = n->exports[i].b;
+  pthread_mutex_unlock(&n->mx);
+  if (b == NULL) {
+    bw_reply(ctx, msg, BW_ENOTFOUND, 0, NULL, 0);
+    return;
+  }
+  bw_pid_t sup = msg->from, child;
+  int rc = bw_spawn(rt, b, arg_len ? arg : NULL, NULL, &child);
+  if (rc != 0) {
+    bw_reply(ctx, msg, rc, 0, NULL, 0);
+    return;
+  }
+  if (!bw__pid_is_local(rt, sup)) {
+    pthread_mutex_lock(&n->mx);
+    rel_add(n, R_LINK, child, sup, 0);
+    pthread_mutex_unlock(&n->mx);
+  }
+  bw__send_sys(rt, child, sup, BW__K_LINK, 0, NULL); /* the child's side */
+  bw__send_sys(rt, sup, child, BW__K_LINK, 0, NULL); /* the supervisor's side */
+  bw__msg *m = bw__msg_new(rt, sup, BW__K_USER, T_SPAWN, &child, sizeof child);
+  if (m == NULL)
+    return; /* the request's monitor on us does not fire: its deadline does */
+  m->pub.from = child;
+  m->pub.ref = msg->ref;
+  m->pub.flags = BW_MSGF_REPLY;
+  bw__deliver(rt, m, false);
+}
+
 static int agent_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
   agent_state *s = state;
-  if (msg->type == T_TICK) {
+  if (msg->type == T_SPAWN && (msg->flags & BW_MSGF_REQUEST)) {
+    agent_spawn(ctx, s->n, msg);
+  } else if (msg->type == T_TICK) {
     node_tick(s->n);
   } else if (msg->type == T_WATCH_NAME && msg->len == sizeof(bw_pid_t)) {
     bw_pid_t pid;
@@ -905,6 +980,11 @@ int bw_node_start(bw_runtime_t *rt, const bw_node_opts_t *opts) {
     n->subs_live++;
     s = natsSubscription_SetOnCompleteCB(n->sub_data, on_sub_complete, n);
   }
+  /* no client-side limit on frames waiting for the callback: libnats would
+   * drop the excess silently (a "slow consumer"); the callback only queues
+   * into mailboxes, so the wait is short, and memory is the bound */
+  if (s == NATS_OK)
+    s = natsSubscription_SetPendingLimits(n->sub_data, -1, -1);
   if (s == NATS_OK)
     s = natsConnection_Subscribe(&n->sub_ctl, n->nc, n->ctl_subj, on_msg, n);
   if (s == NATS_OK) {
@@ -1029,6 +1109,68 @@ bool bw_node_connected(bw_runtime_t *rt, unsigned id) {
          bw__ld32_acq(&n->m[id].state) == M_UP;
 }
 
+int bw_node_export(bw_runtime_t *rt, const char *name, const bw_behaviour_t *b) {
+  if (rt == NULL || name == NULL || name[0] == '\0' || strlen(name) >= 64 || b == NULL ||
+      b->handle == NULL)
+    return BW_EINVAL;
+  node *n = node_of(rt);
+  if (n == NULL)
+    return BW_ESTATE;
+  int rc = 0;
+  pthread_mutex_lock(&n->mx);
+  uint32_t i = 0;
+  while (i < n->nexports && strcmp(n->exports[i].name, name) != 0)
+    i++;
+  if (i < n->nexports)
+    rc = n->exports[i].b == b ? 0 : BW_EEXIST;
+  else if (n->nexports == EXPORTS_MAX)
+    rc = BW_ELIMIT;
+  else {
+    snprintf(n->exports[i].name, sizeof(n->exports[i].name), "%s", name);
+    n->exports[i].b = b;
+    n->nexports++;
+  }
+  pthread_mutex_unlock(&n->mx);
+  return rc;
+}
+
+int bw__node_remote_spawn(bw_ctx_t *ctx, const bw_remote_child_t *rc, uint64_t *ref) {
+  bw__runtime *rt = bw_ctx_runtime(ctx);
+  node *n = node_of(rt);
+  if (n == NULL)
+    return BW_ENOTSUP;
+  if (rc == NULL || rc->behaviour == NULL || rc->arg_len > BW_REMOTE_ARG_MAX)
+    return BW_EINVAL;
+  size_t nl = strlen(rc->behaviour);
+  if (nl == 0 || nl >= 64)
+    return BW_EINVAL;
+  bw_pid_t agent = BW_PID_NONE;
+  pthread_mutex_lock(&n->mx);
+  for (int k = 0; k < BW_REMOTE_NODES_MAX && rc->nodes[k] != NULL && agent == BW_PID_NONE; k++) {
+    if (strcmp(rc->nodes[k], n->name) == 0 && bw__ld32_rlx(&n->state) == N_RUNNING) {
+      agent = n->agent; /* this node is on the list: start it here */
+      break;
+    }
+    for (unsigned id = 1; id < 256; id++) {
+      if (bw__ld32_rlx(&n->m[id].state) == M_UP && n->m[id].agent != BW_PID_NONE &&
+          strcmp(n->m[id].name, rc->nodes[k]) == 0) {
+        agent = n->m[id].agent;
+        break;
+      }
+    }
+  }
+  pthread_mutex_unlock(&n->mx);
+  if (agent == BW_PID_NONE)
+    return BW_ENOCONN;
+  uint8_t buf[1 + 64 + BW_REMOTE_ARG_MAX];
+  buf[0] = (uint8_t)nl;
+  memcpy(buf + 1, rc->behaviour, nl);
+  if (rc->arg_len > 0)
+    memcpy(buf + 1 + nl, rc->arg, rc->arg_len);
+  return bw_request(ctx, agent, T_SPAWN, buf, 1 + nl + rc->arg_len,
+                    rc->timeout_ms ? rc->timeout_ms : 5000, ref);
+}
+
 int bw_node_register(bw_runtime_t *rt, const char *name, bw_pid_t pid) {
   if (rt == NULL || !valid_token(name, BW__WIRE_NAME_MAX, true))
     return BW_EINVAL;
@@ -1103,6 +1245,10 @@ int bw_node_stats(bw_runtime_t *rt, bw_node_stats_t *out) {
   out->names = n->nnames;
   pthread_mutex_unlock(&n->mx);
   out->name_conflicts = bw__ld64_rlx(&n->name_conflicts);
+  int64_t dropped = 0;
+  if (n->sub_data != NULL && natsSubscription_GetDropped(n->sub_data, &dropped) == NATS_OK &&
+      dropped > 0)
+    out->frames_dropped = (uint64_t)dropped;
   return 0;
 }
 

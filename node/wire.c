@@ -131,6 +131,9 @@ int bw__wire_decode(const uint8_t *buf, size_t len, bw__frame *f) {
         return BW__WIRE_EPID;
       return 0;
     }
+    /* from: the sender's node actor, or nobody */
+    if (f->from != BW_PID_NONE && pid_node(f->from) != f->src)
+      return BW__WIRE_EPID;
     f->incarnation = get64(p);
     return 0;
   }

@@ -38,9 +38,23 @@ int bw__sup_check_child(const bw_sup_spec_t *parent, const bw_child_spec_t *c, s
     return fail(err, id, "supervisor %s: child %s has no id", pn, idx);
   if (strlen(c->id) >= BW_SUP_ID_MAX)
     return fail(err, id, "supervisor %s: child id '%.40s...' is too long", pn, c->id);
-  if ((c->behaviour == NULL) == (c->supervisor == NULL))
-    return fail(err, id, "supervisor %s: child '%s' needs exactly one of behaviour or supervisor",
+  if ((c->behaviour != NULL) + (c->supervisor != NULL) + (c->remote != NULL) != 1)
+    return fail(err, id,
+                "supervisor %s: child '%s' needs exactly one of behaviour, supervisor or remote",
                 pn, id);
+  if (c->remote != NULL) {
+    const bw_remote_child_t *r = c->remote;
+    if (r->behaviour == NULL || r->behaviour[0] == '\0' || strlen(r->behaviour) >= 64)
+      return fail(err, id, "supervisor %s: remote child '%s' needs an exported behaviour name",
+                  pn, id);
+    if (r->nodes[0] == NULL)
+      return fail(err, id, "supervisor %s: remote child '%s' names no node", pn, id);
+    if (r->arg_len > BW_REMOTE_ARG_MAX || (r->arg_len > 0 && r->arg == NULL))
+      return fail(err, id, "supervisor %s: remote child '%s' argument too long (max %u bytes)",
+                  pn, id, BW_REMOTE_ARG_MAX);
+    if (c->type != BW_WORKER)
+      return fail(err, id, "supervisor %s: remote child '%s' must be a worker", pn, id);
+  }
   if (c->behaviour != NULL && c->behaviour->handle == NULL)
     return fail(err, id, "supervisor %s: child '%s' behaviour has no handle callback", pn, id);
   if (c->restart != BW_PERMANENT && c->restart != BW_TRANSIENT && c->restart != BW_TEMPORARY)

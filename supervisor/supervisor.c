@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "node/node_internal.h"
 #include "supervisor/sup_internal.h"
 
 enum { J_START, J_STOP, J_DELAY, J_EXIT, J_API, J_YIELD };
@@ -425,6 +426,19 @@ static int step_start(bw_ctx_t *ctx, sup_t *s, job_t *j) {
       continue;
     bw_reason_t why;
     reason_set(&why, BW_REASON_NORMAL, 0, NULL);
+    if (c->spec->remote != NULL) {
+      /* on another node: ask it, and wait for its answer as for a nested
+       * supervisor's (the pid comes with the answer) */
+      uint64_t ref = 0;
+      int rc = bw__node_remote_spawn(ctx, c->spec->remote, &ref);
+      if (rc != 0) {
+        reason_set(&why, BW_REASON_NOCONNECTION, rc, "no connected node to start it on");
+        return start_failed(ctx, s, i, rc, &why, NULL);
+      }
+      c->pid = BW_PID_NONE;
+      j->wait_ref = ref;
+      return STEP_WAIT;
+    }
     int rc = spawn_child(ctx, c, &why);
     if (rc != 0)
       return start_failed(ctx, s, i, rc, &why, NULL);
@@ -453,6 +467,12 @@ static void nested_started(bw_ctx_t *ctx, sup_t *s, const bw_msg_t *m) {
   uint32_t i = j->cur;
   j->wait_ref = 0;
   child_t *c = &s->ch[i];
+  if (m->status == 0 && c->spec->remote != NULL) {
+    /* the answer comes from the child itself, after its link */
+    c->pid = m->from;
+    c->state = BW_CHILD_RUNNING;
+    c->last_start_ms = bw_now_ms(rt_of(ctx));
+  }
   if (m->status == 0) {
     started_event(ctx, s, j, c);
     if (j->mode == MODE_API && j->only_one)
@@ -467,7 +487,8 @@ static void nested_started(bw_ctx_t *ctx, sup_t *s, const bw_msg_t *m) {
     why = e->reason;
     sub = e->child;
   } else {
-    reason_set(&why, BW_REASON_CRASH, m->status, "nested supervisor failed to start");
+    reason_set(&why, BW_REASON_CRASH, m->status,
+               c->spec->remote != NULL ? "remote start failed" : "nested supervisor failed to start");
   }
   if (start_failed(ctx, s, i, m->status, &why, sub) == STEP_DONE)
     job_pop(ctx, s);
@@ -957,6 +978,17 @@ static int sup_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *m) {
     case BW_MSG_HUNG:
       if (m->len == sizeof(bw_hang_t))
         child_hung(ctx, s, m->data);
+      break;
+    case BW_MSG_REQUEST_TIMEOUT:
+      /* a remote child's node did not answer in time: a failed start */
+      if (s->njobs > 0 && s->jobs[0].kind == J_START && s->jobs[0].wait_ref == m->ref) {
+        job_t *j = &s->jobs[0];
+        j->wait_ref = 0;
+        bw_reason_t why;
+        reason_set(&why, BW_REASON_NOCONNECTION, BW_ETIMEDOUT, "remote start timed out");
+        if (start_failed(ctx, s, j->cur, BW_ETIMEDOUT, &why, NULL) == STEP_DONE)
+          job_pop(ctx, s);
+      }
       break;
     case BW__SUP_YIELD:
       if (s->njobs > 0 && s->jobs[0].kind == J_YIELD && m->len == sizeof(uint64_t) &&

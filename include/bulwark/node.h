@@ -29,7 +29,7 @@
 #ifndef BULWARK_NODE_H
 #define BULWARK_NODE_H
 
-#include "bulwark/types.h"
+#include "bulwark/actor.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -116,6 +116,17 @@ int bw_node_register(bw_runtime_t *rt, const char *name, bw_pid_t pid);
 int bw_node_unregister(bw_runtime_t *rt, const char *name);
 int bw_node_whereis(bw_runtime_t *rt, const char *name, bw_pid_t *out);
 
+/*
+ * Exports a behaviour under a name, so that supervisors on other nodes can
+ * start children here (bw_child_spec_t.remote, bulwark/supervisor.h). Do it
+ * right after bw_node_start; a start asked for before is refused
+ * (BW_ENOTFOUND) and retried by the supervisor as a failed start.
+ * Returns 0 (also if already exported with the same behaviour), BW_EINVAL,
+ * BW_EEXIST (the name has another behaviour), BW_ELIMIT (64 exports),
+ * BW_ESTATE (node not started).
+ */
+int bw_node_export(bw_runtime_t *rt, const char *name, const bw_behaviour_t *b);
+
 /* Whether node id is connected now (a snapshot). */
 bool bw_node_connected(bw_runtime_t *rt, unsigned id);
 
@@ -127,6 +138,7 @@ typedef struct bw_node_stats {
   uint64_t nodes_up;     /* join and rejoin transitions seen */
   uint64_t nodes_lost;   /* loss transitions (silence, goodbye, disconnect) */
   uint64_t name_conflicts; /* names claimed by two nodes at once (settled) */
+  uint64_t frames_dropped; /* frames the NATS client dropped (slow consumer): should stay 0 */
   uint32_t connected;    /* nodes connected now */
   uint32_t links;        /* cross-node links and monitors tracked now */
   uint32_t names;        /* cluster-wide names known now */

@@ -56,11 +56,35 @@ typedef enum bw_child_type { BW_WORKER = 0, BW_SUPERVISOR } bw_child_type_t;
 
 typedef struct bw_sup_spec bw_sup_spec_t;
 
+/* Most bytes of init argument a remote child's spec can carry. */
+#define BW_REMOTE_ARG_MAX 120u
+#define BW_REMOTE_NODES_MAX 4
+
+/*
+ * A worker started on another node (bulwark/node.h): the behaviour is named
+ * (each node exports what others may start there with bw_node_export), the
+ * argument is bytes, copied (init gets a pointer to a copy that lives
+ * during init only). The supervisor starts it on the first node of nodes
+ * that is connected, so a lost node's children come back on the next one
+ * (the loss is an exit with reason noconnection, and the restart strategy
+ * applies as for any exit). Starting it is a step of the supervisor's job
+ * queue, like a nested supervisor's start: a request to that node, answered
+ * within timeout_ms (0 = 5000), never a blocked scheduler thread.
+ */
+typedef struct bw_remote_child {
+  const char *behaviour;                      /* exported name (required, < 64 bytes) */
+  const char *nodes[BW_REMOTE_NODES_MAX];     /* node names in order of preference (>= 1) */
+  const void *arg;                            /* init argument bytes, copied */
+  size_t arg_len;                             /* <= BW_REMOTE_ARG_MAX */
+  uint32_t timeout_ms;
+} bw_remote_child_t;
+
 typedef struct bw_child_spec {
   const char *id;                   /* unique among its siblings (required, < 64 bytes) */
   const bw_behaviour_t *behaviour;  /* a worker's behaviour ... */
   void *arg;                        /* ... and its init argument */
   const bw_sup_spec_t *supervisor;  /* or a nested supervisor (then type is BW_SUPERVISOR) */
+  const bw_remote_child_t *remote;  /* or a worker on another node (see above) */
   bw_restart_t restart;
   int64_t shutdown_ms;              /* BW_SHUTDOWN_* or a timeout in ms */
   bw_child_type_t type;             /* BW_SUPERVISOR when .supervisor is set */

@@ -513,6 +513,101 @@ static void test_cluster_names(void **state) {
   bw_runtime_destroy(a);
 }
 
+/* a worker exported for remote supervisors: its init argument is a tag it
+ * keeps; it crashes on T_CRASH */
+static atomic_int remote_inits;
+static int rworker_init(bw_ctx_t *ctx, void *state, void *arg) {
+  (void)ctx;
+  if (arg != NULL)
+    memcpy(state, arg, sizeof(uint32_t));
+  atomic_fetch_add(&remote_inits, 1);
+  return 0;
+}
+static int rworker_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
+  (void)ctx;
+  (void)state;
+  return msg->type == T_CRASH ? BW_ECRASH : BW_CONTINUE;
+}
+static const bw_behaviour_t rworker_b = {.name = "rworker", .state_size = sizeof(uint32_t),
+                                         .init = rworker_init, .handle = rworker_handle};
+
+static bw_pid_t child_pid(bw_runtime_t *rt, bw_pid_t sup, const char *id) {
+  bw_pid_t p = BW_PID_NONE;
+  if (bw_sup_child_pid(rt, sup, id, &p) != 0)
+    return BW_PID_NONE;
+  return p;
+}
+
+static void test_supervisor_with_remote_child(void **state) {
+  (void)state;
+  REQUIRE_SERVER();
+  bw_runtime_t *a, *b;
+  pair(&a, &b, true);
+  bw_runtime_t *c = node_rt(3, true);
+  join(c, "gamma");
+  assert_int_equal(bw_node_wait(a, "gamma", 10000, NULL), 0);
+  assert_int_equal(bw_node_export(b, "rworker", &rworker_b), 0);
+  assert_int_equal(bw_node_export(c, "rworker", &rworker_b), 0);
+  assert_int_equal(bw_node_export(c, "rworker", &server_b), BW_EEXIST);
+  atomic_store(&remote_inits, 0);
+
+  static const uint32_t tag = 42;
+  static const bw_remote_child_t remote = {
+      .behaviour = "rworker", .nodes = {"beta", "gamma"}, .arg = &tag, .arg_len = sizeof tag};
+  static const bw_child_spec_t kids[] = {{.id = "far", .remote = &remote}};
+  static const bw_sup_spec_t spec = {.name = "root", .strategy = BW_ONE_FOR_ONE,
+                                     .intensity = 10, .period_ms = 60000,
+                                     .children = kids, .nchildren = 1};
+  bw_pid_t sup;
+  bw_sup_error_t err;
+  assert_int_equal(bw_supervisor_start(a, &spec, &sup, &err), 0);
+  bw_pid_t far = child_pid(a, sup, "far");
+  assert_int_equal(bw_pid_node(far), 2); /* the first choice */
+  assert_true(bw_is_alive(b, far));
+  assert_int_equal(atomic_load(&remote_inits), 1);
+
+  /* it crashes: restarted, on beta again */
+  assert_int_equal(bw_send(a, far, T_CRASH, NULL, 0), 0);
+  BWT_POLL(child_pid(a, sup, "far") != far && child_pid(a, sup, "far") != BW_PID_NONE);
+  bw_pid_t far2 = child_pid(a, sup, "far");
+  assert_int_equal(bw_pid_node(far2), 2);
+
+  /* beta is lost: the child counts as failed, and comes back on gamma */
+  assert_int_equal(bw__node_sever(b), 0);
+  /* alpha's clock runs on past beta's silence while gamma keeps talking:
+   * each period, gamma's heartbeat reaches alpha before alpha's clock moves */
+  for (int step = 0; step < MISSES + 2; step++) {
+    bw_node_stats_t before, now;
+    assert_int_equal(bw_node_stats(a, &before), 0);
+    assert_int_equal(bw_clock_advance(c, HB_MS), 0);
+    BWT_POLL(bw_node_stats(a, &now) == 0 && now.frames_in > before.frames_in);
+    assert_int_equal(bw_clock_advance(a, HB_MS), 0);
+  }
+  BWT_POLL(bw_pid_node(child_pid(a, sup, "far")) == 3);
+  bw_pid_t far3 = child_pid(a, sup, "far");
+  assert_true(bw_is_alive(c, far3));
+  assert_int_equal(atomic_load(&remote_inits), 3);
+
+  /* stopping the tree stops the remote child */
+  assert_int_equal(bw_sup_stop(a, sup), 0);
+  BWT_POLL(!bw_is_alive(c, far3));
+
+  /* a spec whose nodes are all unknown fails to start, clearly */
+  static const bw_remote_child_t nowhere = {.behaviour = "rworker", .nodes = {"delta"}};
+  static const bw_child_spec_t kids2[] = {{.id = "lost", .remote = &nowhere}};
+  static const bw_sup_spec_t spec2 = {.name = "r2", .children = kids2, .nchildren = 1};
+  assert_int_equal(bw_supervisor_start(a, &spec2, &sup, &err), BW_ENOCONN);
+  assert_string_equal(err.child, "lost");
+  /* and a bad remote spec is refused before anything starts */
+  static const bw_remote_child_t bad = {.behaviour = "rworker"};
+  static const bw_child_spec_t kids3[] = {{.id = "bad", .remote = &bad}};
+  static const bw_sup_spec_t spec3 = {.name = "r3", .children = kids3, .nchildren = 1};
+  assert_int_equal(bw_supervisor_validate(&spec3, &err), BW_EINVAL);
+  bw_runtime_destroy(c);
+  bw_runtime_destroy(b);
+  bw_runtime_destroy(a);
+}
+
 #ifdef BW_HAVE_NATS
 /* frames from a raw NATS client: garbage, truncated, lying about their
  * source, oversized: counted and dropped, never applied, never a crash */
@@ -630,6 +725,7 @@ int main(void) {
       cmocka_unit_test(test_node_leaves),
       cmocka_unit_test(test_unknown_node_and_bad_input),
       cmocka_unit_test(test_cluster_names),
+      cmocka_unit_test(test_supervisor_with_remote_child),
 #ifdef BW_HAVE_NATS
       cmocka_unit_test(test_malformed_frames),
 #endif
