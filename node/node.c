@@ -16,6 +16,23 @@
  * in the node's actor on an interval timer, so under the manual clock a
  * test decides exactly when silence has lasted long enough.
  *
+ * Channels: frames to one node (messages, signals, names) carry a number
+ * per (sender, receiver) pair and an epoch. NATS delivers at most once, and
+ * a server restart can lose what it held, so the sender keeps each frame
+ * until the receiver acknowledges it (ACK, cumulative, every 64 frames or
+ * when its queue runs dry), and sends again what is not acknowledged: when
+ * the receiver reports a gap (NACK), when the connection comes back, and
+ * when a heartbeat period passes with no progress. The receiver applies
+ * frames in number order exactly once and drops duplicates. A new epoch
+ * (after a loss) starts again from 1. The remote send path takes one
+ * mutex per destination (numbering and the resend buffer) and libnats's
+ * connection lock; the local send path takes none. At most TX_MAX frames
+ * per destination wait for acknowledgement; beyond that a send is refused
+ * as unreachable (a dead letter, noconnection), never queued without bound.
+ * When a node is lost, its unacknowledged messages become dead letters here
+ * (noconnection), so each message is counted once: delivered there, or
+ * dead here.
+ *
  * Cross-node links and monitors are recorded here (a small table under a
  * mutex: only link, unlink, monitor, demonitor, exit and down frames take
  * it, never a plain message), so that when a node is lost every local
@@ -127,6 +144,34 @@ typedef struct name_ent {
   bw_pid_t pid;
 } name_ent;
 
+#define TX_MAX 65536u /* unacknowledged frames per destination */
+#define ACK_EVERY 64u
+
+typedef struct txslot {
+  uint64_t seq;
+  uint32_t len;
+  uint8_t buf[BW__WIRE_MAX];
+} txslot;
+
+/* The sending side of a channel to one node. */
+typedef struct txchan {
+  pthread_mutex_t mx;
+  uint32_t epoch;
+  uint64_t next;  /* the next frame's number (from 1) */
+  uint64_t acked; /* every frame up to this one is acknowledged */
+  uint64_t acked_at_tick; /* ticks when acked last moved: resend after a quiet one */
+  txslot *ring;   /* frames acked+1 .. next-1, at seq & (cap - 1) */
+  uint32_t cap;
+} txchan;
+
+/* The receiving side (only the data subscription's thread touches it). */
+typedef struct rxchan {
+  uint32_t epoch;
+  uint64_t expected; /* the next number to apply */
+  uint64_t nacked;   /* the number last asked for again (one NACK per gap) */
+  uint32_t since_ack;
+} rxchan;
+
 typedef struct node {
   bw__runtime *rt;
   natsConnection *nc;
@@ -155,7 +200,11 @@ typedef struct node {
 
   /* stats: atomic adds, relaxed (counters only) */
   uint64_t frames_out, frames_in, bad_frames, unreachable, nodes_up, nodes_lost;
-  uint64_t name_conflicts;
+  uint64_t name_conflicts, resent, duplicates, gaps;
+  uint64_t ticks; /* heartbeat periods so far */
+
+  txchan tx[256];
+  rxchan rx[256];
 } node;
 
 static const bw_reason_t *noconnection(void) {
@@ -165,6 +214,8 @@ static const bw_reason_t *noconnection(void) {
 }
 
 static node *node_of(bw__runtime *rt);
+static void node_lost(node *n, unsigned id, bool tell, bool bye);
+static void publish_control(node *n, uint8_t kind, unsigned dst);
 
 /* --- the relation table (under mx) ---------------------------------------- */
 
@@ -211,6 +262,135 @@ static bool publish(node *n, const char *subj, const bw__frame *f) {
   return true;
 }
 
+static uint32_t new_epoch(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  static uint32_t salt; /* atomic */
+  uint32_t e = (uint32_t)ts.tv_nsec ^ (uint32_t)ts.tv_sec * 2654435761u ^
+               bw__faa32(&salt, 0x9E3779B9u);
+  return e != 0 ? e : 1;
+}
+
+/* Sends a frame on the channel to id: numbers it, keeps it until it is
+ * acknowledged. False if it cannot (buffer full, connection closed). */
+static bool channel_send(node *n, unsigned id, bw__frame *f) {
+  txchan *t = &n->tx[id];
+  pthread_mutex_lock(&t->mx);
+  uint64_t inflight = t->next - 1 - t->acked;
+  if (inflight >= t->cap) {
+    uint32_t nc = t->cap ? t->cap * 2 : 64;
+    txslot *r = nc <= TX_MAX ? malloc((size_t)nc * sizeof(*r)) : NULL;
+    if (r == NULL) {
+      pthread_mutex_unlock(&t->mx);
+      return false;
+    }
+    for (uint64_t s = t->acked + 1; s < t->next; s++)
+      r[s & (nc - 1)] = t->ring[s & (t->cap - 1)];
+    free(t->ring);
+    t->ring = r;
+    t->cap = nc;
+  }
+  f->seq = t->next;
+  f->epoch = t->epoch;
+  txslot *slot = &t->ring[f->seq & (t->cap - 1)];
+  size_t len = bw__wire_encode(f, slot->buf, sizeof slot->buf);
+  bool ok = len != 0 && natsConnection_Publish(n->nc, n->subj[id], slot->buf, (int)len) == NATS_OK;
+  if (ok) {
+    slot->seq = f->seq;
+    slot->len = (uint32_t)len;
+    t->next++;
+    bw__faa64(&n->frames_out, 1);
+  }
+  pthread_mutex_unlock(&t->mx);
+  return ok;
+}
+
+/* Sends again every unacknowledged frame from seq on (under t->mx). */
+static void channel_resend(node *n, unsigned id, txchan *t, uint64_t from) {
+  if (from <= t->acked)
+    from = t->acked + 1;
+  for (uint64_t s = from; s < t->next; s++) {
+    txslot *slot = &t->ring[s & (t->cap - 1)];
+    if (natsConnection_Publish(n->nc, n->subj[id], slot->buf, (int)slot->len) != NATS_OK)
+      break;
+    bw__faa64(&n->resent, 1);
+  }
+}
+
+static void channel_control(node *n, unsigned id, uint8_t kind, uint64_t seq, uint32_t epoch) {
+  bw__frame f;
+  memset(&f, 0, sizeof(f));
+  f.kind = kind;
+  f.src = (uint8_t)n->rt->node_id;
+  f.dst = (uint8_t)id;
+  f.seq = seq;
+  f.epoch = epoch;
+  publish(n, n->subj[id], &f);
+}
+
+/* The channel to a lost node starts over: its unacknowledged messages are
+ * dead letters here (they were counted as forwarded: no longer). */
+static void channel_reset(node *n, unsigned id) {
+  txchan *t = &n->tx[id];
+  pthread_mutex_lock(&t->mx);
+  for (uint64_t s = t->acked + 1; s < t->next; s++) {
+    txslot *slot = &t->ring[s & (t->cap - 1)];
+    bw__frame f;
+    if (bw__wire_decode(slot->buf, slot->len, &f) != 0 || f.kind != BW__WK_USER)
+      continue;
+    bw__msg *m = bw__msg_new(n->rt, f.to, BW__K_USER, f.type, f.payload, f.len);
+    if (m == NULL)
+      continue;
+    m->pub.from = f.from;
+    m->pub.ref = f.ref;
+    m->pub.flags = f.flags & (BW_MSGF_REQUEST | BW_MSGF_REPLY);
+    bw__faa64(&n->rt->forwarded, (uint64_t)-1);
+    bw__faa64(&n->unreachable, 1);
+    bw__dead_letter(n->rt, m, BW_DL_NOCONNECTION);
+  }
+  t->epoch = new_epoch();
+  t->next = 1;
+  t->acked = 0;
+  pthread_mutex_unlock(&t->mx);
+}
+
+static void on_ack(node *n, const bw__frame *f) {
+  txchan *t = &n->tx[f->src];
+  bool reset = false;
+  pthread_mutex_lock(&t->mx);
+  if (f->epoch == t->epoch) {
+    if (f->kind == BW__WK_ACK) {
+      if (f->seq > t->acked && f->seq < t->next) {
+        t->acked = f->seq;
+        t->acked_at_tick = bw__ld64_rlx(&n->ticks);
+      }
+    } else if (f->seq > t->acked) {
+      bw__faa64(&n->gaps, 1);
+      channel_resend(n, f->src, t, f->seq);
+    } else {
+      reset = true; /* it wants what it already acknowledged: it started over */
+    }
+  }
+  pthread_mutex_unlock(&t->mx);
+  if (reset)
+    node_lost(n, f->src, true, false);
+}
+
+/* Called on the connection's thread when it is back: whatever the server
+ * may have lost goes again. */
+static void on_reconnected(natsConnection *nc, void *closure) {
+  (void)nc;
+  node *n = closure;
+  for (unsigned id = 1; id < 256; id++) {
+    txchan *t = &n->tx[id];
+    pthread_mutex_lock(&t->mx);
+    if (t->next - 1 > t->acked)
+      channel_resend(n, id, t, t->acked + 1);
+    pthread_mutex_unlock(&t->mx);
+  }
+  publish_control(n, BW__WK_HEARTBEAT, 0);
+}
+
 static void publish_control(node *n, uint8_t kind, unsigned dst) {
   bw__frame f;
   memset(&f, 0, sizeof(f));
@@ -252,15 +432,21 @@ static bool name_put(node *n, const char *name, bw_pid_t pid) {
 
 static void name_drop_at(node *n, uint32_t i) { n->names[i] = n->names[--n->nnames]; }
 
+/* A name change, to node dst, or (dst 0) to every node up, each over its
+ * channel (so a server restart cannot lose it). */
 static void publish_name(node *n, uint8_t kind, const char *name, bw_pid_t pid, unsigned dst) {
-  bw__frame f;
-  memset(&f, 0, sizeof(f));
-  f.kind = kind;
-  f.src = (uint8_t)n->rt->node_id;
-  f.dst = (uint8_t)dst;
-  f.from = pid;
-  snprintf(f.name, sizeof(f.name), "%s", name);
-  publish(n, dst == 0 ? n->ctl_subj : n->subj[dst], &f);
+  for (unsigned id = dst ? dst : 1; id < (dst ? dst + 1 : 256u); id++) {
+    if (id == n->rt->node_id || bw__ld32_acq(&n->m[id].state) != M_UP)
+      continue;
+    bw__frame f;
+    memset(&f, 0, sizeof(f));
+    f.kind = kind;
+    f.src = (uint8_t)n->rt->node_id;
+    f.dst = (uint8_t)id;
+    f.from = pid;
+    snprintf(f.name, sizeof(f.name), "%s", name);
+    channel_send(n, id, &f);
+  }
 }
 
 /* Sends every name of ours to node id (it just came up). */
@@ -322,6 +508,7 @@ static void node_lost(node *n, unsigned id, bool tell, bool bye) {
   pthread_cond_broadcast(&n->cv);
   pthread_mutex_unlock(&n->mx);
   bw__faa64(&n->nodes_lost, 1);
+  channel_reset(n, id);
   for (uint32_t i = 0; i < ngone; i++) {
     rel *r = &gone[i];
     if (r->kind == R_LINK)
@@ -411,11 +598,6 @@ static void on_name(node *n, const bw__frame *f) {
 static void on_control(node *n, const bw__frame *f) {
   if (f->src == n->rt->node_id)
     return; /* another process with our id: misconfigured; ignored */
-  if (f->kind == BW__WK_NAME_ADD || f->kind == BW__WK_NAME_DEL) {
-    node_seen(n, f->src, 0, NULL, BW_PID_NONE);
-    on_name(n, f);
-    return;
-  }
   switch (f->kind) {
   case BW__WK_HELLO:
     node_seen(n, f->src, f->incarnation, f->name, f->from);
@@ -525,6 +707,51 @@ static void on_data(node *n, const bw__frame *f) {
     if (f->incarnation == n->m[f->src].incarnation || n->m[f->src].incarnation == 0)
       node_lost(n, f->src, false, false);
     return;
+  }
+  if (f->kind == BW__WK_ACK || f->kind == BW__WK_NACK) {
+    on_ack(n, f);
+    return;
+  }
+  /* the channel from f->src: in order, once */
+  rxchan *r = &n->rx[f->src];
+  if (f->epoch != r->epoch) {
+    if (f->seq != 1) {
+      /* the middle of a channel we never saw the start of: from 1, please */
+      if (r->nacked != 1 || r->epoch != f->epoch) {
+        r->epoch = f->epoch;
+        r->expected = 1;
+        r->nacked = 1;
+        channel_control(n, f->src, BW__WK_NACK, 1, f->epoch);
+      }
+      return;
+    }
+    r->epoch = f->epoch;
+    r->expected = 1;
+    r->nacked = 0;
+    r->since_ack = 0;
+  }
+  if (f->seq < r->expected) {
+    bw__faa64(&n->duplicates, 1);
+    if (f->seq + 1 == r->expected || ++r->since_ack >= ACK_EVERY) {
+      r->since_ack = 0; /* resent frames: say again how far we are */
+      channel_control(n, f->src, BW__WK_ACK, r->expected - 1, r->epoch);
+    }
+    return;
+  }
+  if (f->seq > r->expected) {
+    if (r->nacked != r->expected) {
+      r->nacked = r->expected;
+      channel_control(n, f->src, BW__WK_NACK, r->expected, r->epoch);
+    }
+    return;
+  }
+  r->expected++;
+  int pending = 0, pending_bytes = 0;
+  if (++r->since_ack >= ACK_EVERY ||
+      (natsSubscription_GetPending(n->sub_data, &pending, &pending_bytes) == NATS_OK &&
+       pending == 0)) {
+    r->since_ack = 0;
+    channel_control(n, f->src, BW__WK_ACK, f->seq, r->epoch);
   }
   uint32_t st = bw__ld32_acq(&n->m[f->src].state);
   if (st == M_LOST) {
@@ -693,7 +920,7 @@ static int node_deliver(bw__runtime *rt, bw__msg *m, void *ud) {
   bool signal = wk != BW__WK_USER;
   if (signal && !track_out(n, m, id))
     return unreachable(n, m);
-  if (!publish(n, n->subj[id], &f)) {
+  if (!channel_send(n, id, &f)) {
     if (signal)
       untrack_out(n, m);
     return unreachable(n, m);
@@ -713,6 +940,19 @@ static void node_tick(node *n) {
   if (bw__ld32_acq(&n->state) != N_RUNNING)
     return;
   publish_control(n, BW__WK_HEARTBEAT, 0);
+  uint64_t tick = bw__faa64(&n->ticks, 1) + 1;
+  for (unsigned id = 1; id < 256; id++) {
+    txchan *t = &n->tx[id];
+    if (bw__ld32_acq(&n->m[id].state) != M_UP)
+      continue;
+    pthread_mutex_lock(&t->mx);
+    /* unacknowledged for a whole period: the frames or the ACK were lost */
+    if (t->next - 1 > t->acked && tick - t->acked_at_tick >= 2) {
+      channel_resend(n, id, t, t->acked + 1);
+      t->acked_at_tick = tick;
+    }
+    pthread_mutex_unlock(&t->mx);
+  }
   uint64_t now = bw_now_ms(n->rt);
   uint64_t limit = (uint64_t)n->hb_ms * n->misses;
   for (unsigned id = 1; id < 256; id++) {
@@ -847,6 +1087,10 @@ static void node_destroy(bw__runtime *rt, void *ud) {
   natsConnection_Destroy(n->nc);
   pthread_mutex_destroy(&n->mx);
   pthread_cond_destroy(&n->cv);
+  for (unsigned i = 0; i < 256; i++) {
+    pthread_mutex_destroy(&n->tx[i].mx);
+    free(n->tx[i].ring);
+  }
   free(n->rels);
   free(n->names);
   free(n);
@@ -953,12 +1197,19 @@ int bw_node_start(bw_runtime_t *rt, const bw_node_opts_t *opts) {
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
   pthread_cond_init(&n->cv, &ca);
   pthread_condattr_destroy(&ca);
+  for (unsigned i = 0; i < 256; i++) {
+    pthread_mutex_init(&n->tx[i].mx, NULL);
+    n->tx[i].epoch = new_epoch();
+    n->tx[i].next = 1;
+  }
   n->state = N_RUNNING;
 
   natsOptions *o = NULL;
   natsStatus s = natsOptions_Create(&o);
   if (s == NATS_OK)
     s = set_options(o, opts);
+  if (s == NATS_OK)
+    s = natsOptions_SetReconnectedCB(o, on_reconnected, n);
   if (s == NATS_OK)
     s = natsConnection_Connect(&n->nc, o);
   natsOptions_Destroy(o);
@@ -971,6 +1222,8 @@ int bw_node_start(bw_runtime_t *rt, const bw_node_opts_t *opts) {
       natsConnection_Destroy(n->nc);
     pthread_mutex_destroy(&n->mx);
     pthread_cond_destroy(&n->cv);
+    for (unsigned i = 0; i < 256; i++)
+      pthread_mutex_destroy(&n->tx[i].mx);
     free(n);
     return rc;
   }
@@ -1245,6 +1498,8 @@ int bw_node_stats(bw_runtime_t *rt, bw_node_stats_t *out) {
   out->names = n->nnames;
   pthread_mutex_unlock(&n->mx);
   out->name_conflicts = bw__ld64_rlx(&n->name_conflicts);
+  out->resent = bw__ld64_rlx(&n->resent);
+  out->duplicates = bw__ld64_rlx(&n->duplicates);
   int64_t dropped = 0;
   if (n->sub_data != NULL && natsSubscription_GetDropped(n->sub_data, &dropped) == NATS_OK &&
       dropped > 0)

@@ -40,6 +40,8 @@ static bool is_name(unsigned kind) {
   return kind == BW__WK_NAME_ADD || kind == BW__WK_NAME_DEL;
 }
 
+static bool is_ack(unsigned kind) { return kind == BW__WK_ACK || kind == BW__WK_NACK; }
+
 static bool is_signal(unsigned kind) {
   return kind >= BW__WK_EXIT && kind <= BW__WK_DEMONITOR;
 }
@@ -70,7 +72,7 @@ size_t bw__wire_encode(const bw__frame *f, uint8_t *buf, size_t cap) {
     p[8] = (uint8_t)nl;
     memcpy(p + 9, f->name, nl);
     plen = 9 + nl;
-  } else if (!is_signal(f->kind)) {
+  } else if (!is_signal(f->kind) && !is_ack(f->kind)) {
     return 0;
   }
   put16(buf, BW__WIRE_MAGIC);
@@ -86,6 +88,9 @@ size_t bw__wire_encode(const bw__frame *f, uint8_t *buf, size_t cap) {
   put64(buf + 24, f->from);
   put64(buf + 32, f->to);
   put64(buf + 40, f->ref);
+  put64(buf + 48, f->seq);
+  put32(buf + 56, f->epoch);
+  put32(buf + 60, 0);
   return BW__WIRE_HDR + plen;
 }
 
@@ -107,10 +112,23 @@ int bw__wire_decode(const uint8_t *buf, size_t len, bw__frame *f) {
   f->from = get64(buf + 24);
   f->to = get64(buf + 32);
   f->ref = get64(buf + 40);
+  f->seq = get64(buf + 48);
+  f->epoch = get32(buf + 56);
   f->payload = buf + BW__WIRE_HDR;
   if (f->len != len - BW__WIRE_HDR)
     return BW__WIRE_ELEN;
-  if (get16(buf + 6) != 0 || f->src == 0)
+  if (get16(buf + 6) != 0 || get32(buf + 60) != 0 || f->src == 0)
+    return BW__WIRE_EPID;
+  if (is_ack(f->kind)) {
+    /* channel control, to one node: no payload, a number */
+    if (f->dst == 0 || f->len != 0 || f->flags != 0 || f->type != 0 || f->status != 0 ||
+        f->from != BW_PID_NONE || f->to != BW_PID_NONE || f->ref != 0 || f->seq == 0)
+      return BW__WIRE_EKIND;
+    return 0;
+  }
+  /* frames on a channel (to one node) are numbered from 1; the control
+   * subject's (HELLO, HEARTBEAT, BYE, DISCONNECT) are not */
+  if (is_control(f->kind) ? (f->seq != 0 || f->epoch != 0) : (f->dst != 0 && f->seq == 0))
     return BW__WIRE_EPID;
   const uint8_t *p = f->payload;
   if (is_control(f->kind) || is_name(f->kind)) {
@@ -126,7 +144,9 @@ int bw__wire_decode(const uint8_t *buf, size_t len, bw__frame *f) {
     memcpy(f->name, p + 9, p[8]);
     f->name[p[8]] = '\0';
     if (is_name(f->kind)) {
-      /* a name for one of the sender's own live pids */
+      /* a name for one of the sender's own live pids, on a channel */
+      if (f->dst == 0)
+        return BW__WIRE_EPID;
       if (get64(p) != f->from || pid_node(f->from) != f->src || (f->from >> 32 & 0xFFFFFFu) == 0)
         return BW__WIRE_EPID;
       return 0;

@@ -1,6 +1,6 @@
 /*
  * bulwark internal: the node wire format. One NATS message carries one
- * frame: a fixed 48-byte little-endian header and a payload.
+ * frame: a fixed 64-byte little-endian header and a payload.
  *
  *   off  size
  *    0    2   magic 0x7762 ("bw")
@@ -16,7 +16,11 @@
  *   24    8   from pid
  *   32    8   to pid
  *   40    8   ref (request, reply or monitor)
- *   48    -   payload
+ *   48    8   seq: the frame's number on its channel (ACK, NACK: the number
+ *             acknowledged, or wanted again); 0 on the control subject
+ *   56    4   epoch: the sender's channel incarnation
+ *   60    4   reserved, 0
+ *   64    -   payload
  *
  * Payloads: a user frame, the message bytes (at most BW_MSG_INLINE_MAX);
  * EXIT and DOWN, a reason (kind i32, code i32, text length u8, text);
@@ -39,7 +43,7 @@
 
 #define BW__WIRE_MAGIC 0x7762u
 #define BW__WIRE_VERSION 1u
-#define BW__WIRE_HDR 48u
+#define BW__WIRE_HDR 64u
 #define BW__WIRE_NAME_MAX 63u
 /* the largest frame: a header and the largest payload (a user message) */
 #define BW__WIRE_MAX (BW__WIRE_HDR + BW_MSG_INLINE_MAX)
@@ -58,6 +62,8 @@ enum {
   BW__WK_DISCONNECT, /* to one node: I declared you lost; do the same */
   BW__WK_NAME_ADD = 20, /* a cluster-wide name now names this pid of mine */
   BW__WK_NAME_DEL,      /* ... no longer */
+  BW__WK_ACK = 24,      /* to one node: I have all your frames up to seq */
+  BW__WK_NACK,          /* to one node: frames from seq on did not arrive, again please */
 };
 
 enum {
@@ -74,6 +80,8 @@ typedef struct bw__frame {
   int32_t status;
   bw_pid_t from, to;
   uint64_t ref;
+  uint64_t seq;
+  uint32_t epoch;
   const uint8_t *payload;
   /* EXIT, DOWN */
   bw_reason_t reason;

@@ -139,6 +139,8 @@ typedef struct bw_node_stats {
   uint64_t nodes_lost;   /* loss transitions (silence, goodbye, disconnect) */
   uint64_t name_conflicts; /* names claimed by two nodes at once (settled) */
   uint64_t frames_dropped; /* frames the NATS client dropped (slow consumer): should stay 0 */
+  uint64_t resent;       /* frames sent again (not acknowledged in time, or asked for) */
+  uint64_t duplicates;   /* frames received twice (a resend crossed its ACK), dropped */
   uint32_t connected;    /* nodes connected now */
   uint32_t links;        /* cross-node links and monitors tracked now */
   uint32_t names;        /* cluster-wide names known now */
