@@ -214,6 +214,14 @@ static const bw_reason_t *noconnection(void) {
 }
 
 static node *node_of(bw__runtime *rt);
+
+/* Copies a string known to fit (checked where it came in), truncating
+ * otherwise; always terminated. */
+static void copy_str(char *dst, size_t cap, const char *src) {
+  size_t len = strnlen(src, cap - 1);
+  memcpy(dst, src, len);
+  dst[len] = '\0';
+}
 static void node_lost(node *n, unsigned id, bool tell, bool bye);
 static void publish_control(node *n, uint8_t kind, unsigned dst);
 
@@ -388,7 +396,8 @@ static void on_reconnected(natsConnection *nc, void *closure) {
       channel_resend(n, id, t, t->acked + 1);
     pthread_mutex_unlock(&t->mx);
   }
-  publish_control(n, BW__WK_HEARTBEAT, 0);
+  /* and ask the others for what they sent us meanwhile */
+  publish_control(n, BW__WK_HELLO, 0);
 }
 
 static void publish_control(node *n, uint8_t kind, unsigned dst) {
@@ -424,7 +433,7 @@ static bool name_put(node *n, const char *name, bw_pid_t pid) {
       n->capnames = nc;
     }
     e = &n->names[n->nnames++];
-    snprintf(e->name, sizeof(e->name), "%s", name);
+    copy_str(e->name, sizeof(e->name), name);
   }
   e->pid = pid;
   return true;
@@ -444,7 +453,7 @@ static void publish_name(node *n, uint8_t kind, const char *name, bw_pid_t pid, 
     f.src = (uint8_t)n->rt->node_id;
     f.dst = (uint8_t)id;
     f.from = pid;
-    snprintf(f.name, sizeof(f.name), "%s", name);
+    copy_str(f.name, sizeof(f.name), name);
     channel_send(n, id, &f);
   }
 }
@@ -545,7 +554,7 @@ static void node_seen(node *n, unsigned id, uint64_t inc, const char *name, bw_p
   if (inc != 0) {
     mm->incarnation = inc;
     mm->agent = agent;
-    snprintf(mm->name, sizeof(mm->name), "%s", name);
+    copy_str(mm->name, sizeof(mm->name), name);
   } else if (up) {
     mm->incarnation = 0;
     snprintf(mm->name, sizeof(mm->name), "node%u", id);
@@ -599,10 +608,18 @@ static void on_control(node *n, const bw__frame *f) {
   if (f->src == n->rt->node_id)
     return; /* another process with our id: misconfigured; ignored */
   switch (f->kind) {
-  case BW__WK_HELLO:
+  case BW__WK_HELLO: {
     node_seen(n, f->src, f->incarnation, f->name, f->from);
     publish_control(n, BW__WK_HEARTBEAT, 0); /* so the newcomer learns us now */
+    /* a HELLO from a node we know: it reconnected, and what we sent while
+     * its subscription was gone may be lost: again, all of it */
+    txchan *t = &n->tx[f->src];
+    pthread_mutex_lock(&t->mx);
+    if (t->next - 1 > t->acked)
+      channel_resend(n, f->src, t, t->acked + 1);
+    pthread_mutex_unlock(&t->mx);
     break;
+  }
   case BW__WK_HEARTBEAT:
     node_seen(n, f->src, f->incarnation, f->name, f->from);
     break;
@@ -1179,7 +1196,7 @@ int bw_node_start(bw_runtime_t *rt, const bw_node_opts_t *opts) {
   n->rt = rt;
   n->hb_ms = opts->heartbeat_ms ? opts->heartbeat_ms : 250;
   n->misses = opts->heartbeat_misses ? opts->heartbeat_misses : 4;
-  snprintf(n->name, sizeof(n->name), "%s", opts->name);
+  copy_str(n->name, sizeof(n->name), opts->name);
   const char *cluster = opts->cluster ? opts->cluster : "bulwark";
   snprintf(n->ctl_subj, sizeof(n->ctl_subj), "%s.ctl", cluster);
   for (unsigned i = 1; i < 256; i++)
@@ -1379,7 +1396,7 @@ int bw_node_export(bw_runtime_t *rt, const char *name, const bw_behaviour_t *b) 
   else if (n->nexports == EXPORTS_MAX)
     rc = BW_ELIMIT;
   else {
-    snprintf(n->exports[i].name, sizeof(n->exports[i].name), "%s", name);
+    copy_str(n->exports[i].name, sizeof(n->exports[i].name), name);
     n->exports[i].b = b;
     n->nexports++;
   }
