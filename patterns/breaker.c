@@ -21,8 +21,12 @@
  * stripe's newest record (same outcome, same epoch: one CAS on its count),
  * else claims a new slot (one CAS on the stripe's tail). The tail's low bit
  * is the actor's "idle" mark: the claim that clears it sends the one wake-up
- * message for that idle period. A full stripe falls back to one message per
- * report. Rejections are counted per stripe with one fetch-add; the actor
+ * message for that idle period. A report that cannot change the state (a
+ * success or ignored outcome of a closed-state permit, not slow) claims
+ * without clearing the mark: it waits for the next report that can, or for
+ * a flush timer the first such report of an idle period has the actor arm
+ * (report_flush_ms). A full stripe falls back to one message per report.
+ * Rejections are counted per stripe with one fetch-add; the actor
  * publishes them as events in batches.
  */
 #include "bulwark/breaker.h"
@@ -200,10 +204,15 @@ struct bw_breaker {
   bw_breaker_opts_t cfg; /* name and target_name point into this handle */
   uint64_t slow_ns;      /* cfg.slow_call_ms in ns (0: no detection) */
   uint32_t jmask;        /* journal_size - 1 */
+  uint32_t flush_ms;     /* deferred reports wait at most this (0: none wait) */
   bool owned;            /* bw_breaker_start spawned the actor */
   /* Set by a rejecting caller that sends the actor a notice, cleared by the
    * actor before it reads the counts: one notice per batch of rejections. */
   _Alignas(64) uint32_t rej_notice;
+  /* Set by a reporter that deferred a record while the actor was idle and
+   * sent it BR_MSG_FLUSH_ARM; cleared by the actor (exchange) before the
+   * flush that timer ends in: one flush timer per idle period. */
+  uint32_t flush_armed;
   br_stripe_t stripes[BR_STRIPES];
   _Alignas(64) br_pub_t pub;
   /* The actor's own (persist across restarts; one actor at a time). */
@@ -226,6 +235,8 @@ enum {
   BR_MSG_FLUSH,                          /* request: answer when caught up */
   BR_MSG_OPEN_DONE,                      /* timer: uint32_t epoch, open wait over */
   BR_MSG_HALF_OPEN_MAX,                  /* timer: uint32_t epoch, half-open too long */
+  BR_MSG_FLUSH_ARM,                      /* deferred records wait: arm the flush timer */
+  BR_MSG_FLUSH_TICK,                     /* timer: take the deferred records */
 };
 #define BR_MSG_LAST (BW_MSG_BREAKER_BASE + 0xFFu)
 
@@ -237,6 +248,7 @@ typedef struct br_actor {
   uint64_t consecutive; /* failures in a row (closed) */
   uint64_t ho_successes;
   bw_timer_t open_timer, ho_timer;
+  bw_timer_t flush_timer; /* kept across transitions: only terminate cancels it */
   bool rewake; /* a claimed slot was not yet written: look again */
 } br_actor_t;
 
@@ -306,6 +318,7 @@ void bw_breaker_opts_init(bw_breaker_opts_t *o) {
   o->call_timeout_ms = 10000;
   o->max_inflight = 256;
   o->journal_size = 256;
+  o->report_flush_ms = BW_BREAKER_REPORT_FLUSH_MS;
 }
 
 static bool pct_ok(double p) { return !isnan(p) && p > 0.0 && p <= 100.0; }
@@ -359,6 +372,8 @@ int bw_breaker_opts_validate(const bw_breaker_opts_t *o) {
   if (o->journal_size < 16 || o->journal_size > 65536 ||
       (o->journal_size & (o->journal_size - 1)) != 0)
     return BW_EINVAL;
+  if (o->report_flush_ms > 60000u)
+    return BW_EINVAL;
   return 0;
 }
 
@@ -396,6 +411,9 @@ int bw_breaker_new(bw_runtime_t *rt, const bw_breaker_opts_t *opts, bw_breaker_t
   }
   br->slow_ns = opts->slow_call_ms * 1000000ull;
   br->jmask = opts->journal_size - 1;
+  br->flush_ms = opts->report_flush_ms;
+  if (opts->window == BW_BREAKER_WINDOW_TIME && br->flush_ms > opts->bucket_ms)
+    br->flush_ms = opts->bucket_ms; /* filed at most one bucket late */
   br->rng = opts->seed != 0 ? opts->seed : bw_now_ns(rt) ^ (uint64_t)(uintptr_t)br;
   br->word = W_MAKE(1, BW_BREAKER_CLOSED, 0);
   br->pid = BW_PID_NONE;
@@ -488,6 +506,10 @@ int bw_breaker_destroy(bw_breaker_t *br) {
   if (pid != BW_PID_NONE && bw_is_alive(br->rt, pid)) {
     if (!br->owned)
       return BW_ERUNNING;
+    /* refuse on a scheduler thread before the actor is told anything:
+     * waiting for nobody answers at once, or BW_EWOULDBLOCK */
+    if (bw_wait_exit(br->rt, BW_PID_NONE, 0, NULL) == BW_EWOULDBLOCK)
+      return BW_EWOULDBLOCK;
     bw_exit(br->rt, pid, BW_REASON_SHUTDOWN, 0, "breaker destroyed");
     int rc = bw_wait_exit(br->rt, pid, 0, NULL);
     if (rc == BW_EWOULDBLOCK)
@@ -591,8 +613,26 @@ static int journal_fallback(bw_breaker_t *br, br_stripe_t *s, uint64_t rec) {
   return bw_send(br->rt, pid, BR_MSG_REPORT, &rec, sizeof rec);
 }
 
-/* Appends one outcome to the caller's stripe (see the file comment). */
-static int journal_put(bw_breaker_t *br, uint64_t key) {
+/* A deferred record was claimed while the actor was idle: make sure a flush
+ * timer will take it. The claim (a full barrier) comes before the load of
+ * flush_armed, and the actor exchanges flush_armed to 0 (a full barrier)
+ * before the drain that timer ends in: either that drain sees our claim
+ * (and takes the record, or waits for it to be written), or we see 0 and
+ * arm the next one. One message per idle period, not per report. */
+static void flush_arm(bw_breaker_t *br) {
+  if (ld32_rlx(&br->flush_armed) != 0 || !cas32(&br->flush_armed, 0, 1))
+    return;
+  /* No actor (yet, or restarting): the next one clears the flag and
+   * drains at init. */
+  bw_pid_t pid = bw_breaker_pid(br);
+  if (pid != BW_PID_NONE)
+    (void)bw_send(br->rt, pid, BR_MSG_FLUSH_ARM, NULL, 0);
+}
+
+/* Appends one outcome to the caller's stripe (see the file comment).
+ * defer: the outcome cannot change the state, so its claim keeps the
+ * actor's idle mark and does not wake it (flush_arm instead). */
+static int journal_put(bw_breaker_t *br, uint64_t key, bool defer) {
   br_stripe_t *s = my_stripe(br);
   /* acquire: the slot states we read next are at least as new as the claim */
   uint64_t t = ld64_acq(&s->tail);
@@ -616,9 +656,10 @@ static int journal_put(bw_breaker_t *br, uint64_t key) {
      * which it stores after it has taken the record */
     uint64_t seq = ld64_acq(&sl->seq);
     if (seq == pos) {
-      /* claim: a full barrier, and it clears the idle mark; if the mark
-       * was set, this claim owes the actor its wake-up */
-      if (cas64(&s->tail, t, (pos + 1) << 1))
+      /* claim: a full barrier, and it clears the idle mark (a deferred
+       * claim keeps it); if the mark was set, this claim owes the actor
+       * its wake-up, or a flush */
+      if (cas64(&s->tail, t, ((pos + 1) << 1) | (defer ? (t & 1u) : 0u)))
         break;
     } else if (seq < pos) {
       /* the slot still holds the record of position pos - cap: full */
@@ -631,7 +672,9 @@ static int journal_put(bw_breaker_t *br, uint64_t key) {
   st64_rlx(&sl->rec, key | R_TAG(pos) | 1u);
   /* release: the record before the sequence number that publishes it */
   st64_rel(&sl->seq, pos + 1);
-  if (t & 1u) {
+  if ((t & 1u) && defer) {
+    flush_arm(br);
+  } else if (t & 1u) {
     bw_pid_t pid = bw_breaker_pid(br);
     /* No actor (yet, or restarting): the next one drains at init. A send
      * that fails for a dying actor likewise. */
@@ -649,7 +692,11 @@ int bw_breaker_report_ns(bw_breaker_t *br, const bw_breaker_permit_t *p, int sta
     return 0; /* disabled when granted: nothing is recorded */
   int kind = classify(br, status);
   bool slow = br->slow_ns != 0 && duration_ns > br->slow_ns;
-  return journal_put(br, R_KEY(kind, slow, p->epoch));
+  /* Only a failure, a slow call or a half-open outcome can move the state
+   * (a success or ignored outcome of a closed-state permit never trips, and
+   * one granted in an earlier epoch is only counted): the rest may wait. */
+  bool defer = br->flush_ms != 0 && !(p->flags & PF_HALF) && kind != BW_BREAKER_FAILURE && !slow;
+  return journal_put(br, R_KEY(kind, slow, p->epoch), defer);
 }
 
 int bw_breaker_report(bw_breaker_t *br, const bw_breaker_permit_t *p, int status) {
@@ -661,6 +708,10 @@ int bw_breaker_report(bw_breaker_t *br, const bw_breaker_permit_t *p, int status
     d = now > p->start_ns ? now - p->start_ns : 0;
   }
   return bw_breaker_report_ns(br, p, status, d);
+}
+
+uint64_t bw_breaker_slow_call_ms(const bw_breaker_t *br) {
+  return br == NULL ? 0 : br->cfg.slow_call_ms;
 }
 
 bw_breaker_state_t bw_breaker_state(const bw_breaker_t *br) {
@@ -1189,6 +1240,10 @@ static int br_init(bw_ctx_t *ctx, void *state, void *arg) {
     if (br->cfg.half_open_max_ms > 0)
       arm(a, br->cfg.half_open_max_ms, BR_MSG_HALF_OPEN_MAX, epoch, &a->ho_timer);
   }
+  /* a flush the last incarnation owed (or one asked while none ran): the
+   * drain below takes what it would have; exchange before the drain, as
+   * on_flush_tick */
+  (void)xchg32(&br->flush_armed, 0);
   catch_up(a);
   return 0;
 }
@@ -1245,6 +1300,24 @@ static int br_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
       if (W_STATE(a->word) == BW_BREAKER_OPEN && epoch == W_EPOCH(a->word))
         transition(a, BW_BREAKER_HALF_OPEN);
       break;
+    case BR_MSG_FLUSH_ARM:
+      /* deferred records wait: take them within flush_ms (one timer at a
+       * time; a timer that cannot be set means a flush now) */
+      if (a->flush_timer == 0 &&
+          bw_send_after(a->br->rt, bw_self(ctx), a->br->flush_ms, BR_MSG_FLUSH_TICK, NULL, 0,
+                        &a->flush_timer) != 0) {
+        a->flush_timer = 0;
+        (void)xchg32(&a->br->flush_armed, 0);
+        catch_up(a);
+      }
+      break;
+    case BR_MSG_FLUSH_TICK:
+      if (msg->ref == a->flush_timer)
+        a->flush_timer = 0;
+      /* exchange (a full barrier) before the drain: see flush_arm */
+      (void)xchg32(&a->br->flush_armed, 0);
+      catch_up(a);
+      break;
     case BR_MSG_HALF_OPEN_MAX:
       if (msg->len == sizeof epoch)
         memcpy(&epoch, msg->data, sizeof epoch);
@@ -1275,6 +1348,11 @@ static void br_terminate(bw_ctx_t *ctx, void *state, const bw_reason_t *reason) 
   if (a->br == NULL)
     return;
   cancel_timers(a);
+  if (a->flush_timer) {
+    /* the flag stays set: the next actor's init clears it and drains */
+    bw_timer_cancel(a->br->rt, a->flush_timer);
+    a->flush_timer = 0;
+  }
   /* Callers stop waking a dead pid; a successor publishes its own. A
    * failed CAS means a successor already did. */
   (void)cas64(&a->br->pid, bw_self(ctx), BW_PID_NONE);

@@ -44,10 +44,16 @@
 
 /* Counters of bw_policy_t.ctr: relaxed adds (bw__faa64 is acq_rel, which is
  * stronger than needed; the counters publish nothing else). Several
- * executors may share a policy. */
+ * executors may share a policy. The in-caller form's hot path counts one
+ * add at enter and one at exit: C_IC_CALLS stands for a call and its first
+ * attempt (which every new in-caller request makes: its deadline cannot
+ * have passed yet), C_IC_SUCC for a success and its end (the executor
+ * counts C_DONE when it answers, which may be later than C_SUCC/C_FAIL);
+ * bw_policy_metrics adds them in. */
 enum {
   C_CALLS, C_REFUSED, C_SUCC, C_FAIL, C_BREAKER, C_RL, C_BH, C_TIMEOUT, C_DEADLINE, C_BUDGET,
   C_TARGET, C_FB, C_FB_ERR, C_ATTEMPTS, C_RETRIES, C_QUEUED, C_RL_WAITS, C_ABANDONED, C_DONE,
+  C_IC_CALLS, C_IC_SUCC,
   C__COUNT
 };
 
@@ -64,6 +70,7 @@ struct bw_policy {
   bw_breaker_t *br;
   bw_breaker_classify_fn user_classify;
   void *user_classify_arg;
+  bool br_timed; /* the breaker detects slow calls: exit needs a duration */
   uint64_t incarnations;
   uint32_t magic;
   /* executors bw_policy_start spawned (destroy stops them); under mu */
@@ -181,6 +188,14 @@ int bw_policy_opts_validate(const bw_policy_opts_t *o) {
   }
   if (o->breaker && o->shared_breaker == NULL && bw_breaker_opts_validate(&o->breaker_opts) != 0)
     return BW_EINVAL;
+  /* shared pieces that were never initialised would fail every use with
+   * BW_EINVAL, which the stages ignore: refuse them here instead */
+  bw_retry_budget_stats_t bs;
+  if (o->shared_budget != NULL && bw_retry_budget_stats(o->shared_budget, &bs) != 0)
+    return BW_EINVAL;
+  bw_ratelimit_stats_t rs;
+  if (o->shared_limiter != NULL && bw_ratelimit_stats(o->shared_limiter, &rs) != 0)
+    return BW_EINVAL;
   if (o->rate_limit && o->shared_limiter == NULL) {
     if (o->rate == 0 || o->rate_burst == 0 || o->rate_burst > BW_RATELIMIT_MAX_BURST)
       return BW_EINVAL;
@@ -262,6 +277,7 @@ int bw_policy_new(bw_runtime_t *rt, const bw_policy_opts_t *opts, bw_policy_t **
     free(p);
     return rc == BW_ENOMEM ? BW_ENOMEM : BW_EINVAL;
   }
+  p->br_timed = p->br != NULL && bw_breaker_slow_call_ms(p->br) != 0;
   pthread_mutex_init(&p->mu, NULL);
   p->magic = POLICY_MAGIC;
   *out = p;
@@ -302,6 +318,18 @@ int bw_policy_destroy(bw_policy_t *p) {
   if (p->magic != POLICY_MAGIC)
     return BW_EINVAL;
   pthread_mutex_lock(&p->mu);
+  /* Refuse on a scheduler thread before anything is stopped, if there is
+   * anything to wait for: BW_EWOULDBLOCK then leaves the policy whole and
+   * running (stopping an executor and then refusing would leave it half
+   * torn down). Waiting for BW_PID_NONE asks "may this thread block?": at
+   * once 0, or BW_EWOULDBLOCK. */
+  bool live = p->own_br != NULL && bw_is_alive(p->rt, bw_breaker_pid(p->own_br));
+  for (uint32_t i = 0; i < p->nstarted && !live; i++)
+    live = bw_is_alive(p->rt, p->started[i]);
+  if (live && bw_wait_exit(p->rt, BW_PID_NONE, 0, NULL) == BW_EWOULDBLOCK) {
+    pthread_mutex_unlock(&p->mu);
+    return BW_EWOULDBLOCK;
+  }
   for (uint32_t i = 0; i < p->nstarted; i++) {
     bw_pid_t pid = p->started[i];
     if (!bw_is_alive(p->rt, pid))
@@ -330,9 +358,11 @@ int bw_policy_metrics(const bw_policy_t *p, bw_policy_metrics_t *out) {
   if (p == NULL || out == NULL || p->magic != POLICY_MAGIC)
     return BW_EINVAL;
   memset(out, 0, sizeof *out);
-  out->calls = bw__ld64_rlx(&p->ctr[C_CALLS]);
+  uint64_t ic_calls = bw__ld64_rlx(&p->ctr[C_IC_CALLS]);
+  uint64_t ic_succ = bw__ld64_rlx(&p->ctr[C_IC_SUCC]);
+  out->calls = bw__ld64_rlx(&p->ctr[C_CALLS]) + ic_calls;
   out->refused = bw__ld64_rlx(&p->ctr[C_REFUSED]);
-  out->successes = bw__ld64_rlx(&p->ctr[C_SUCC]);
+  out->successes = bw__ld64_rlx(&p->ctr[C_SUCC]) + ic_succ;
   out->failures = bw__ld64_rlx(&p->ctr[C_FAIL]);
   out->rejected_breaker = bw__ld64_rlx(&p->ctr[C_BREAKER]);
   out->rejected_ratelimit = bw__ld64_rlx(&p->ctr[C_RL]);
@@ -343,12 +373,12 @@ int bw_policy_metrics(const bw_policy_t *p, bw_policy_metrics_t *out) {
   out->target_failures = bw__ld64_rlx(&p->ctr[C_TARGET]);
   out->fallbacks = bw__ld64_rlx(&p->ctr[C_FB]);
   out->fallback_errors = bw__ld64_rlx(&p->ctr[C_FB_ERR]);
-  out->attempts = bw__ld64_rlx(&p->ctr[C_ATTEMPTS]);
+  out->attempts = bw__ld64_rlx(&p->ctr[C_ATTEMPTS]) + ic_calls;
   out->retries = bw__ld64_rlx(&p->ctr[C_RETRIES]);
   out->queued = bw__ld64_rlx(&p->ctr[C_QUEUED]);
   out->rate_waits = bw__ld64_rlx(&p->ctr[C_RL_WAITS]);
   out->abandoned = bw__ld64_rlx(&p->ctr[C_ABANDONED]);
-  uint64_t done = bw__ld64_rlx(&p->ctr[C_DONE]) + out->abandoned;
+  uint64_t done = bw__ld64_rlx(&p->ctr[C_DONE]) + ic_succ + out->abandoned;
   out->in_flight = out->calls > done ? out->calls - done : 0;
   return 0;
 }
@@ -746,10 +776,12 @@ static int t_end(bw_policy_t *p, bw_policy_ticket_t *t, int status, int cause) {
   const bw_policy_opts_t *o = &p->o;
   t->priv_.state = T_IDLE;
   t->cause = cause;
-  count(p, status == 0 ? C_SUCC : C_FAIL);
-  count(p, C_DONE);
-  if (status == 0)
+  if (status == 0) {
+    count(p, C_IC_SUCC); /* a success and its end: one add (see the enum) */
     return 0;
+  }
+  count(p, C_FAIL);
+  count(p, C_DONE);
   count(p, cause_ctr[cause]);
   if ((o->fallback_on & BW_POLICY_FB(cause)) == 0)
     return status;
@@ -840,7 +872,7 @@ int bw_policy_enter(bw_policy_t *p, bw_policy_ticket_t *t) {
     t->priv_.deadline_at_ms = o->deadline_ms ? now + o->deadline_ms : 0;
     t->priv_.token_held = false;
     t->priv_.state = T_WAIT;
-    count(p, C_CALLS);
+    count(p, C_IC_CALLS); /* the call and its first attempt, below */
     if (p->budget != NULL)
       (void)bw_retry_budget_deposit(p->budget);
   }
@@ -856,10 +888,8 @@ int bw_policy_enter(bw_policy_t *p, bw_policy_ticket_t *t) {
   /* back from a token wait: the same attempt, its token already reserved */
   bool waited = t->priv_.token_held;
   t->priv_.token_held = false;
-  if (!waited) {
-    t->attempts++;
-    count(p, C_ATTEMPTS);
-  }
+  if (!waited && ++t->attempts > 1)
+    count(p, C_ATTEMPTS); /* the first is in C_IC_CALLS */
   if (p->br != NULL) {
     if (bw_breaker_acquire(p->br, &t->priv_.permit) != 0)
       return t_failed(p, t, BW_ECIRCUIT_OPEN, BW_POLICY_CAUSE_BREAKER, now);
@@ -870,7 +900,13 @@ int bw_policy_enter(bw_policy_t *p, bw_policy_ticket_t *t) {
     if (deadline != 0 && deadline - now < wait)
       wait = deadline - now;
     uint64_t wait_ns = 0;
-    if (bw_ratelimit_acquire(p->rl, wait, &wait_ns) != 0) {
+    /* no wait allowed and the limiter on our clock: take the token at the
+     * time already read (the same as acquire with no wait, one clock read
+     * fewer) */
+    int rrc = wait == 0 && p->rl->rt == p->rt
+                  ? bw_ratelimit_try_acquire_at(p->rl, now_ns, &wait_ns)
+                  : bw_ratelimit_acquire(p->rl, wait, &wait_ns);
+    if (rrc != 0) {
       t_permit_cancel(p, t);
       return t_failed(p, t, BW_ERATE_LIMITED, BW_POLICY_CAUSE_RATELIMIT, now);
     }
@@ -907,7 +943,10 @@ int bw_policy_exit(bw_policy_t *p, bw_policy_ticket_t *t, int status, uint64_t *
     return BW_EINVAL;
   if (status == BW_POLICY_RETRY)
     status = BW_EINVAL; /* reserved: a final, unretried failure, never echoed back */
-  uint64_t now_ns = bw_now_ns(p->rt);
+  /* The clock only when something needs it: the breaker's slow-call
+   * detection, or a failure (the deadline, the backoff). A success on a
+   * breaker without detection reads no clock at all. */
+  uint64_t now_ns = p->br_timed || status != 0 ? bw_now_ns(p->rt) : t->priv_.start_ns;
   uint64_t now = now_ns / 1000000u;
   if (t->priv_.permit_held) {
     t->priv_.permit_held = false;

@@ -152,7 +152,24 @@ typedef struct bw_breaker_opts {
    * journal holds (a power of two, 16..65536; default 256). A full stripe
    * falls back to one message per report. */
   uint32_t journal_size;
+
+  /* Guard mode: how long a report that cannot change the state may wait in
+   * the journal before the actor takes it. Such a report (a success or an
+   * ignored outcome, not slow, of a permit granted while closed or
+   * metrics-only) does not wake an idle actor: it is taken, in its
+   * stripe's order, with the next report that can change the state (a
+   * failure, a slow call, any half-open outcome), or by a flush timer the
+   * first deferred report of an idle period starts, at most this many ms
+   * later (for a time window, at most bucket_ms). Until then the counters
+   * and rates lag by up to that long (bw_breaker_flush takes everything at
+   * once), and a time window files those outcomes up to that late. Saves
+   * a message and an actor turn per call on a lightly loaded breaker.
+   * 0 = every report wakes an idle actor (the behaviour before). Up to
+   * 60000; bw_breaker_opts_init sets 10 (BW_BREAKER_REPORT_FLUSH_MS). */
+  uint32_t report_flush_ms;
 } bw_breaker_opts_t;
+
+#define BW_BREAKER_REPORT_FLUSH_MS 10u
 
 /* Fills opts with the defaults above. */
 void bw_breaker_opts_init(bw_breaker_opts_t *opts);
@@ -231,7 +248,9 @@ int bw_breaker_acquire(bw_breaker_t *br, bw_breaker_permit_t *permit);
  * classifier; with slow-call detection the duration is measured since
  * acquire on the runtime's clock. Lock-free: appends to the reporting
  * thread's journal stripe (usually one CAS), and wakes the actor with one
- * message only when it was idle. If the stripe is full the report is sent
+ * message only when it was idle and the outcome can change the state
+ * (others wait up to report_flush_ms: see the option; at most one flush
+ * message per idle period). If the stripe is full the report is sent
  * as a message instead; if that fails too its code is returned (the outcome
  * was not recorded). Returns 0, BW_EINVAL (NULL), or bw_send's codes
  * (BW_ENOPROC: no actor runs; BW_ESHUTDOWN).
@@ -245,6 +264,11 @@ int bw_breaker_report_ns(bw_breaker_t *br, const bw_breaker_permit_t *permit, in
 
 /* The published state (one load). */
 bw_breaker_state_t bw_breaker_state(const bw_breaker_t *br);
+
+/* The breaker's slow_call_ms (0: no slow-call detection, or NULL). A caller
+ * that measures its own durations for bw_breaker_report_ns needs a clock
+ * read only when this is not 0. */
+uint64_t bw_breaker_slow_call_ms(const bw_breaker_t *br);
 
 /* Open: ms until it goes half-open (0 if due); forced open: UINT64_MAX;
  * otherwise 0. */

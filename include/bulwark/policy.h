@@ -381,10 +381,12 @@ int bw_policy_enter(bw_policy_t *p, bw_policy_ticket_t *t);
 /*
  * Ends the attempt enter let through: status is the target's reply status,
  * BW_ETIMEDOUT if the request timed out, or bw_request's error. Reports to
- * the breaker (status and the duration since enter), frees the slot, then
- * classifies as the executor does: 0 ends the request; a failure is retried
- * if the predicate allows it, attempts are left, the backoff ends before
- * the deadline and the budget allows it. Returns BW_POLICY_RETRY
+ * the breaker (status and the duration since enter, measured only when the
+ * breaker detects slow calls: a success otherwise reads no clock), frees
+ * the slot, then classifies as the executor does: 0 ends the request; a
+ * failure is retried if the predicate allows it, attempts are left, the
+ * backoff ends before the deadline and the budget allows it. Returns
+ * BW_POLICY_RETRY
  * (*retry_in_ms, optional, = t->retry_in_ms = the backoff), or the final
  * status: 0, the target's error, BW_ETIMEDOUT (timeout or deadline),
  * BW_EBUDGET; the fallback is consulted as with enter. BW_EINVAL (NULL p

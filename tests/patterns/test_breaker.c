@@ -143,6 +143,7 @@ static void test_defaults(void **state) {
   assert_int_equal(o.open_ms, 60000);
   assert_int_equal(o.window, BW_BREAKER_WINDOW_TIME);
   assert_int_equal(o.window_size, 60);
+  assert_int_equal(o.report_flush_ms, BW_BREAKER_REPORT_FLUSH_MS);
   assert_int_equal(bw_breaker_opts_validate(&o), 0);
 
   bw_runtime_t *rt = bwt_runtime(2, true);
@@ -199,6 +200,7 @@ static void test_bad_configs(void **state) {
   BAD(o.journal_size = 100);                                  /* not a power of two */
   BAD(o.journal_size = 8);
   BAD(o.journal_size = 1u << 17);
+  BAD(o.report_flush_ms = 60001);                              /* a minute at most */
 #undef BAD
   assert_int_equal(bw_breaker_opts_validate(NULL), BW_EINVAL);
 
@@ -1092,6 +1094,15 @@ static void test_events(void **state) {
 
 /* --- supervision -------------------------------------------------------------------------- */
 
+/* A barrier: see the deferred reports' tests below. */
+static void barrier(bw_runtime_t *rt, bw_breaker_t *br) {
+  bw_reply_t rep;
+  assert_int_equal(bw_call(rt, bw_breaker_pid(br), BW_MSG_BREAKER_BASE + 0x70u, NULL, 0, 0, &rep),
+                   BW_EINVAL);
+}
+
+static uint64_t sent(const bw_runtime_t *rt) { return bwt_stats(rt).sent; }
+
 static void test_supervised_restart(void **state) {
   (void)state;
   bw_runtime_t *rt = bwt_runtime(2, true);
@@ -1150,7 +1161,185 @@ static void test_supervised_restart(void **state) {
   calls(br, 0, 2);
   expect_state(br, BW_BREAKER_CLOSED);
 
+  /* a restart while deferred reports wait for their flush timer: the new
+   * actor takes them at init, and the next idle period arms a flush again */
+  bw_pid_t third = bw_breaker_pid(br);
+  calls(br, 0, 5); /* deferred: the breaker is closed */
+  assert_int_equal(bw_exit(rt, third, BW_REASON_KILL, 0, NULL), 0);
+  BWT_POLL(bw_breaker_pid(br) != BW_PID_NONE && bw_breaker_pid(br) != third);
+  FLUSH(br);
+  assert_int_equal(metrics(br).successful, 3 + 2 + 5);
+  calls(br, 0, 4);
+  barrier(rt, br); /* the flush arm handled: its timer counts from now */
+  assert_int_equal(bw_clock_advance(rt, BW_BREAKER_REPORT_FLUSH_MS), 0);
+  barrier(rt, br);
+  assert_int_equal(metrics(br).successful, 3 + 2 + 5 + 4);
+
   assert_int_equal(bw_sup_stop(rt, sup), 0);
+  teardown(rt, br);
+}
+
+/* --- deferred reports (report_flush_ms) ------------------------------------------------
+ *
+ * A success or ignored outcome of a closed-state permit cannot change the
+ * state, so it does not wake the breaker's actor: it waits in the journal
+ * for the next report that can, or for the flush timer. These tests use a
+ * request of the breaker's range that it does not know as a barrier: the
+ * actor answers it BW_EINVAL without taking anything from the journal, after
+ * everything this thread sent before (a wake-up, a flush arm, or, after
+ * bw_clock_advance, the timer's tick). */
+
+static void test_deferred_reports_flush_timer(void **state) {
+  (void)state;
+  bw_runtime_t *rt = bwt_runtime(2, true);
+  bw_breaker_opts_t o = consecutive_opts(5);
+  o.report_flush_ms = 10;
+  bw_breaker_t *br = mk(rt, &o);
+  FLUSH(br); /* the actor is up and idle */
+
+  /* 100 successes: one message in all (the flush arm), none taken yet */
+  uint64_t s0 = sent(rt);
+  calls(br, 0, 100);
+  assert_int_equal(sent(rt) - s0, 1);
+  barrier(rt, br);
+  assert_int_equal(metrics(br).successful, 0);
+  /* the flush timer takes them report_flush_ms later, not before */
+  assert_int_equal(bw_clock_advance(rt, 9), 0);
+  barrier(rt, br);
+  assert_int_equal(metrics(br).successful, 0);
+  assert_int_equal(bw_clock_advance(rt, 1), 0);
+  barrier(rt, br);
+  assert_int_equal(metrics(br).successful, 100);
+
+  /* the next idle period arms its own flush */
+  s0 = sent(rt);
+  calls(br, 0, 7);
+  assert_int_equal(sent(rt) - s0, 1);
+  barrier(rt, br); /* the arm handled before the clock moves */
+  assert_int_equal(bw_clock_advance(rt, 10), 0);
+  barrier(rt, br);
+  assert_int_equal(metrics(br).successful, 107);
+
+  /* a failure wakes the actor at once, and it takes the waiting successes
+   * first (the stripe's order): no flush, no clock */
+  calls(br, 0, 3);
+  call(br, -1);
+  BWT_POLL(metrics(br).failed == 1);
+  assert_int_equal(metrics(br).successful, 110);
+  assert_int_equal(bw_breaker_state(br), BW_BREAKER_CLOSED);
+  teardown(rt, br);
+}
+
+/* Deferred successes still reset the run of failures exactly where they
+ * were reported; failures trip without a flush or a clock move; half-open
+ * outcomes are never deferred. */
+static void test_deferred_reports_trip_exactly(void **state) {
+  (void)state;
+  bw_runtime_t *rt = bwt_runtime(2, true);
+  bw_breaker_opts_t o = consecutive_opts(5);
+  o.report_flush_ms = 60000; /* the timer never fires here */
+  bw_breaker_t *br = mk(rt, &o);
+  FLUSH(br);
+  calls(br, 0, 3);
+  calls(br, -1, 4);
+  call(br, 0); /* resets the run: 4, then 4 again */
+  calls(br, -1, 4);
+  expect_state(br, BW_BREAKER_CLOSED);
+  bw_breaker_metrics_t m = metrics(br);
+  assert_int_equal(m.successful, 4);
+  assert_int_equal(m.failed, 8);
+  /* the 5th failure in a row trips, waking the actor by itself */
+  calls(br, 0, 2);
+  calls(br, -1, 5);
+  BWT_POLL(bw_breaker_state(br) == BW_BREAKER_OPEN);
+  m = metrics(br);
+  assert_int_equal(m.successful, 6); /* taken before the failures after them */
+  assert_int_equal(m.failed, 13);
+  assert_int_equal(m.opens, 1);
+
+  /* half-open: successes close it with no flush and no clock move */
+  assert_int_equal(bw_clock_advance(rt, 1000), 0);
+  expect_state(br, BW_BREAKER_HALF_OPEN);
+  calls(br, 0, 2);
+  BWT_POLL(bw_breaker_state(br) == BW_BREAKER_CLOSED);
+
+  /* a slow success can trip a slow-call window: never deferred either */
+  teardown(rt, br);
+
+  rt = bwt_runtime(2, true);
+  bw_breaker_opts_init(&o);
+  o.window = BW_BREAKER_WINDOW_COUNT;
+  o.window_size = 4;
+  o.minimum_calls = 4;
+  o.failure_threshold = 0;
+  o.slow_call_ms = 100;
+  o.slow_rate_pct = 50.0;
+  o.report_flush_ms = 60000;
+  br = mk(rt, &o);
+  FLUSH(br);
+  bw_breaker_permit_t p;
+  for (int i = 0; i < 4; i++) {
+    assert_int_equal(bw_breaker_acquire(br, &p), 0);
+    assert_int_equal(bw_breaker_report_ns(br, &p, 0, i < 2 ? 200000000ull : 0), 0);
+  }
+  /* two slow (woke the actor), then two fast successes (deferred): the
+   * window holds 4 calls only once those are taken; a flush does it */
+  expect_state(br, BW_BREAKER_OPEN);
+  teardown(rt, br);
+
+  /* report_flush_ms = 0: every report from idle wakes the actor */
+  rt = bwt_runtime(2, true);
+  o = consecutive_opts(5);
+  o.report_flush_ms = 0;
+  br = mk(rt, &o);
+  FLUSH(br);
+  call(br, 0);
+  barrier(rt, br);
+  assert_int_equal(metrics(br).successful, 1);
+  teardown(rt, br);
+}
+
+/* A time window files deferred outcomes at most one bucket late: the flush
+ * waits min(report_flush_ms, bucket_ms). */
+static void test_deferred_reports_time_window_bound(void **state) {
+  (void)state;
+  bw_runtime_t *rt = bwt_runtime(2, true);
+  bw_breaker_opts_t o;
+  bw_breaker_opts_init(&o);
+  o.window = BW_BREAKER_WINDOW_TIME;
+  o.window_size = 1;
+  o.bucket_ms = 5;
+  o.report_flush_ms = 10;
+  bw_breaker_t *br = mk(rt, &o);
+  FLUSH(br);
+  calls(br, 0, 3);
+  barrier(rt, br);
+  assert_int_equal(bw_clock_advance(rt, 4), 0);
+  barrier(rt, br);
+  assert_int_equal(metrics(br).successful, 0);
+  assert_int_equal(bw_clock_advance(rt, 1), 0);
+  barrier(rt, br);
+  bw_breaker_metrics_t m = metrics(br);
+  assert_int_equal(m.successful, 3);
+  assert_int_equal(m.window_calls, 3); /* filed at 5 ms: inside the 1 s window */
+
+  /* reports made with no actor: the first actor takes them, and the flag a
+   * flush arm left set is cleared, so the next idle period arms again */
+  bw_breaker_t *b2 = NULL;
+  bw_breaker_opts_t o2 = consecutive_opts(5);
+  assert_int_equal(bw_breaker_new(rt, &o2, &b2), 0);
+  calls(b2, 0, 6);
+  assert_int_equal(bw_breaker_start(b2), 0);
+  FLUSH(b2);
+  assert_int_equal(metrics(b2).successful, 6);
+  uint64_t s0 = sent(rt);
+  calls(b2, 0, 2);
+  assert_int_equal(sent(rt) - s0, 1);
+  barrier(rt, b2);
+  assert_int_equal(bw_clock_advance(rt, BW_BREAKER_REPORT_FLUSH_MS), 0);
+  barrier(rt, b2);
+  assert_int_equal(metrics(b2).successful, 8);
+  assert_int_equal(bw_breaker_destroy(b2), 0);
   teardown(rt, br);
 }
 
@@ -1180,6 +1369,9 @@ int main(void) {
       cmocka_unit_test(test_proxy_chain),
       cmocka_unit_test(test_events),
       cmocka_unit_test(test_supervised_restart),
+      cmocka_unit_test(test_deferred_reports_flush_timer),
+      cmocka_unit_test(test_deferred_reports_trip_exactly),
+      cmocka_unit_test(test_deferred_reports_time_window_bound),
   };
   return BWT_RUN_SUITE(tests);
 }

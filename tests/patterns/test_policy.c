@@ -1271,6 +1271,137 @@ static void test_fast_bad_input(void **state) {
   bw_runtime_destroy(rt);
 }
 
+/* The hot path counts less (one add at enter, one at exit for a success):
+ * the metrics still come out exact, retries, waits and unfinished tickets
+ * included, and the executor's counts add to the in-caller ones. */
+static void test_fast_counts_exact(void **state) {
+  (void)state;
+  reset(MODE_OK);
+  bw_runtime_t *rt = bwt_runtime(1, true);
+  bw_policy_opts_t o;
+  fast_opts(&o);
+  o.max_attempts = 3;
+  o.backoff.kind = BW_RETRY_BACKOFF_FIXED;
+  o.backoff.initial_ms = 10;
+  o.retryable = retry_user_err;
+  o.rate_limit = true;
+  o.rate = 1;
+  o.rate_period_ms = 100;
+  o.rate_burst = 1;
+  o.rate_wait_ms = 1000;
+  o.max_concurrent = 2;
+  bw_policy_t *p = fast_new(rt, &o);
+  bw_policy_ticket_t a, b;
+  bw_policy_ticket_init(&a);
+  bw_policy_ticket_init(&b);
+  /* a: fails once, then succeeds on its second attempt after the backoff;
+   * its second attempt also waits for a token (the same attempt, counted
+   * once) */
+  assert_int_equal(bw_policy_enter(p, &a), 0);
+  assert_int_equal(bw_policy_exit(p, &a, USER_ERR, NULL), BW_POLICY_RETRY);
+  assert_int_equal(bw_clock_advance(rt, 10), 0);
+  assert_int_equal(bw_policy_enter(p, &a), BW_POLICY_RETRY);
+  assert_true(a.wait_ns > 0);
+  assert_int_equal(bw_clock_advance(rt, a.retry_in_ms), 0);
+  assert_int_equal(bw_policy_enter(p, &a), 0);
+  assert_int_equal(a.attempts, 2);
+  /* b: in flight, never exited yet */
+  assert_int_equal(bw_clock_advance(rt, 100), 0);
+  assert_int_equal(bw_policy_enter(p, &b), 0);
+  assert_int_equal(bw_policy_exit(p, &a, 0, NULL), 0);
+  bw_policy_metrics_t m = fast_metrics(p);
+  assert_int_equal(m.calls, 2);
+  assert_int_equal(m.attempts, 3);
+  assert_int_equal(m.retries, 1);
+  assert_int_equal(m.rate_waits, 1);
+  assert_int_equal(m.successes, 1);
+  assert_int_equal(m.failures, 0);
+  assert_int_equal(m.in_flight, 1); /* b */
+  assert_int_equal(bw_policy_exit(p, &b, USER_ERR, NULL), BW_POLICY_RETRY);
+  assert_int_equal(bw_clock_advance(rt, 100), 0);
+  assert_int_equal(bw_policy_enter(p, &b), 0);
+  assert_int_equal(bw_policy_exit(p, &b, USER_ERR, NULL), BW_POLICY_RETRY);
+  assert_int_equal(bw_clock_advance(rt, 100), 0);
+  assert_int_equal(bw_policy_enter(p, &b), 0);
+  assert_int_equal(bw_policy_exit(p, &b, USER_ERR, NULL), USER_ERR); /* the 3rd: final */
+  m = fast_metrics(p);
+  assert_int_equal(m.calls, 2);
+  assert_int_equal(m.attempts, 5);
+  assert_int_equal(m.retries, 3);
+  assert_int_equal(m.successes, 1);
+  assert_int_equal(m.failures, 1);
+  assert_int_equal(m.target_failures, 1);
+  assert_int_equal(m.in_flight, 0);
+  assert_int_equal(bw_policy_destroy(p), 0);
+  bw_runtime_destroy(rt);
+}
+
+/* The breaker behind the in-caller form batches its success reports (they
+ * wait for the next failure or the flush timer) and still trips exactly;
+ * a breaker that detects slow calls gets each attempt's real duration
+ * (exit reads the clock only then). */
+static void test_fast_breaker_batched(void **state) {
+  (void)state;
+  reset(MODE_OK);
+  bw_runtime_t *rt = bwt_runtime(2, true);
+  bw_policy_opts_t o;
+  fast_opts(&o);
+  o.breaker = true;
+  o.breaker_opts.window = BW_BREAKER_WINDOW_NONE;
+  o.breaker_opts.failure_threshold = 3;
+  o.breaker_opts.report_flush_ms = 60000; /* the timer never fires here */
+  bw_policy_t *p = fast_new(rt, &o);
+  bw_breaker_t *br = bw_policy_breaker(p);
+  assert_int_equal(bw_breaker_start(br), 0);
+  assert_int_equal(bw_breaker_flush(br, 0), 0);
+  static const int seq[] = {0, 0, USER_ERR, USER_ERR, 0, USER_ERR, USER_ERR};
+  bw_policy_ticket_t t;
+  bw_policy_ticket_init(&t);
+  for (size_t i = 0; i < sizeof seq / sizeof seq[0]; i++) {
+    assert_int_equal(bw_policy_enter(p, &t), 0);
+    assert_int_equal(bw_policy_exit(p, &t, seq[i], NULL), seq[i]);
+  }
+  assert_int_equal(bw_breaker_flush(br, 0), 0);
+  assert_int_equal(bw_breaker_state(br), BW_BREAKER_CLOSED); /* 2, reset, 2 */
+  assert_int_equal(bw_policy_enter(p, &t), 0);
+  assert_int_equal(bw_policy_exit(p, &t, USER_ERR, NULL), USER_ERR);
+  /* the third in a row wakes the actor by itself */
+  BWT_POLL(bw_breaker_state(br) == BW_BREAKER_OPEN);
+  bw_breaker_metrics_t bm;
+  assert_int_equal(bw_breaker_metrics(br, &bm), 0);
+  assert_int_equal(bm.successful, 3);
+  assert_int_equal(bm.failed, 5);
+  assert_int_equal(bw_policy_enter(p, &t), BW_ECIRCUIT_OPEN);
+  assert_int_equal(bw_policy_destroy(p), 0);
+
+  /* slow-call detection: the duration is enter to exit on the runtime's
+   * clock; 2 slow successes of 2 calls trip a 50 % slow rate */
+  fast_opts(&o);
+  o.breaker = true;
+  o.breaker_opts.window = BW_BREAKER_WINDOW_COUNT;
+  o.breaker_opts.window_size = 2;
+  o.breaker_opts.minimum_calls = 2;
+  o.breaker_opts.failure_threshold = 0;
+  o.breaker_opts.slow_call_ms = 100;
+  o.breaker_opts.slow_rate_pct = 50.0;
+  p = fast_new(rt, &o);
+  br = bw_policy_breaker(p);
+  assert_int_equal(bw_breaker_slow_call_ms(br), 100);
+  assert_int_equal(bw_breaker_start(br), 0);
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(bw_policy_enter(p, &t), 0);
+    assert_int_equal(bw_clock_advance(rt, 101), 0);
+    assert_int_equal(bw_policy_exit(p, &t, 0, NULL), 0);
+  }
+  assert_int_equal(bw_breaker_flush(br, 0), 0);
+  assert_int_equal(bw_breaker_metrics(br, &bm), 0);
+  assert_int_equal(bm.slow, 2);
+  assert_int_equal(bw_breaker_state(br), BW_BREAKER_OPEN);
+  assert_int_equal(bw_policy_destroy(p), 0);
+  assert_int_equal(bw_breaker_slow_call_ms(NULL), 0);
+  bw_runtime_destroy(rt);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_success_all_stages),
@@ -1294,6 +1425,8 @@ int main(void) {
       cmocka_unit_test(test_fast_fallback),
       cmocka_unit_test(test_fast_ratelimit_wait),
       cmocka_unit_test(test_fast_bad_input),
+      cmocka_unit_test(test_fast_counts_exact),
+      cmocka_unit_test(test_fast_breaker_batched),
   };
   return BWT_RUN_SUITE(tests);
 }
