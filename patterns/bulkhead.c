@@ -301,6 +301,11 @@ int bw_bulkhead_validate(const bw_bulkhead_opts_t *o) {
     uint64_t period_ns = (o->rate_period_ms ? o->rate_period_ms : 1000) * 1000000ull;
     if (o->rate > period_ns)
       return BW_EINVAL;
+    /* bw_ratelimit_init's last bound (burst * interval within 2^62 ns),
+     * so that validate accepts exactly what the pool's init accepts */
+    uint64_t interval = period_ns / o->rate + (period_ns % o->rate != 0);
+    if (interval > (1ull << 62) / o->rate_burst)
+      return BW_EINVAL;
   } else if (o->rate != 0 || o->rate_burst != 0 || o->rate_period_ms != 0) {
     return BW_EINVAL; /* a rate without rate_limit set: surely a mistake */
   }

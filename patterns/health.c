@@ -518,6 +518,13 @@ int bw_health_destroy(bw_health_t *h) {
   if (pid != BW_PID_NONE && bw_is_alive(h->rt, pid)) {
     if (!h->owned)
       return BW_ERUNNING;
+    /* Refuse on a scheduler thread before the monitor is told to stop, so
+     * that BW_EWOULDBLOCK leaves everything as it was (a monitor stopped
+     * behind the caller's back would never run again). Waiting for
+     * BW_PID_NONE asks "may this thread block?": at once 0, or
+     * BW_EWOULDBLOCK. */
+    if (bw_wait_exit(h->rt, BW_PID_NONE, 0, NULL) == BW_EWOULDBLOCK)
+      return BW_EWOULDBLOCK;
     bw_exit(h->rt, pid, BW_REASON_SHUTDOWN, 0, "health monitor destroyed");
     if (wait_gone(h->rt, pid) != 0)
       return BW_EWOULDBLOCK;

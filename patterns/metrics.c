@@ -615,7 +615,14 @@ int bw_metrics_stop(bw_metrics_t *m) {
   pthread_mutex_unlock(&m->mu);
   if (!started)
     return BW_ESTATE; /* its supervisor would only restart it */
-  int rc = bw_exit(m->rt, pid, BW_REASON_SHUTDOWN, 0, "metrics stop");
+  /* Refuse on a scheduler thread before the actor is told to stop, so that
+   * BW_EWOULDBLOCK leaves it running (and bw_metrics_destroy frees nothing).
+   * Waiting for BW_PID_NONE asks "may this thread block?": at once 0, or
+   * BW_EWOULDBLOCK. */
+  int rc = bw_wait_exit(m->rt, BW_PID_NONE, 0, NULL);
+  if (rc == BW_EWOULDBLOCK)
+    return rc;
+  rc = bw_exit(m->rt, pid, BW_REASON_SHUTDOWN, 0, "metrics stop");
   if (rc != 0)
     return rc;
   rc = bw_wait_exit(m->rt, pid, 0, NULL);
@@ -983,7 +990,9 @@ static const char *const retry_results[] = {"success", "failure", "rejected", NU
 static const char *const *const retry_second[] = {NULL, NULL, NULL, retry_results, NULL, NULL};
 
 int bw_metrics_add_retry(bw_metrics_t *m, const bw_retry_t *r, const char *name) {
-  if (r == NULL)
+  bw_retry_metrics_t probe;
+  /* a policy never passed to bw_retry_init has no counters to read */
+  if (r == NULL || bw_retry_metrics(r, &probe) != 0)
     return BW_EINVAL;
   if (name == NULL)
     name = r->opts.name;

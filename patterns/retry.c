@@ -130,6 +130,11 @@ int bw_retry_opts_validate(const bw_retry_opts_t *o) {
     return BW_EINVAL;
   if (o->capacity == 0 || o->capacity > BW_RETRY_CAPACITY_MAX)
     return BW_EINVAL;
+  /* a budget that was never initialised would refuse every deposit and
+   * withdrawal with BW_EINVAL, silently: refuse it here instead */
+  bw_retry_budget_stats_t bs;
+  if (o->budget != NULL && bw_retry_budget_stats(o->budget, &bs) != 0)
+    return BW_EINVAL;
   return 0;
 }
 
