@@ -29,6 +29,10 @@
  * connection lock; the local send path takes none. At most TX_MAX frames
  * per destination wait for acknowledgement; beyond that a send is refused
  * as unreachable (a dead letter, noconnection), never queued without bound.
+ * Before that, back-pressure: from TX_HIGH unacknowledged frames on, an
+ * actor that sends to that node is muted at the end of its handler call
+ * (as one sending to an overloaded local actor is) until acknowledgements
+ * bring it down to TX_LOW; threads that are not actors are not muted.
  * When a node is lost, its unacknowledged messages become dead letters here
  * (noconnection), so each message is counted once: delivered there, or
  * dead here.
@@ -145,6 +149,8 @@ typedef struct name_ent {
 } name_ent;
 
 #define TX_MAX 65536u /* unacknowledged frames per destination */
+#define TX_HIGH 8192u /* from here on, actor senders are muted ... */
+#define TX_LOW 2048u  /* ... until down to here */
 #define ACK_EVERY 64u
 
 typedef struct txslot {
@@ -162,6 +168,7 @@ typedef struct txchan {
   uint64_t acked_at_tick; /* ticks when acked last moved: resend after a quiet one */
   txslot *ring;   /* frames acked+1 .. next-1, at seq & (cap - 1) */
   uint32_t cap;
+  bw__gate gate;  /* closed from TX_HIGH to TX_LOW */
 } txchan;
 
 /* The receiving side (only the data subscription's thread touches it). */
@@ -202,6 +209,7 @@ typedef struct node {
   uint64_t frames_out, frames_in, bad_frames, unreachable, nodes_up, nodes_lost;
   uint64_t name_conflicts, resent, duplicates, gaps;
   uint64_t ticks; /* heartbeat periods so far */
+  uint32_t gates_off; /* atomic: stopping: no sender is muted any more */
 
   txchan tx[256];
   rxchan rx[256];
@@ -308,9 +316,24 @@ static bool channel_send(node *n, unsigned id, bw__frame *f) {
     slot->len = (uint32_t)len;
     t->next++;
     bw__faa64(&n->frames_out, 1);
+    /* relaxed: gates_off only ever goes 0 -> 1, and a late close is opened
+     * again by whoever set it (node_shutdown opens every gate after) */
+    if (inflight + 1 >= TX_HIGH && !bw__ld32_rlx(&n->gates_off)) {
+      bw__st32_rel(&t->gate.closed, 1);
+      bw__gate_wait(&t->gate);
+    }
   }
   pthread_mutex_unlock(&t->mx);
   return ok;
+}
+
+static void gates_open_all(node *n) {
+  bw__st32_rel(&n->gates_off, 1);
+  for (unsigned id = 1; id < 256; id++) {
+    pthread_mutex_lock(&n->tx[id].mx);
+    bw__gate_open(n->rt, &n->tx[id].gate);
+    pthread_mutex_unlock(&n->tx[id].mx);
+  }
 }
 
 /* Sends again every unacknowledged frame from seq on (under t->mx). */
@@ -359,6 +382,7 @@ static void channel_reset(node *n, unsigned id) {
   t->epoch = new_epoch();
   t->next = 1;
   t->acked = 0;
+  bw__gate_open(n->rt, &t->gate); /* nothing to wait for any more */
   pthread_mutex_unlock(&t->mx);
 }
 
@@ -371,6 +395,8 @@ static void on_ack(node *n, const bw__frame *f) {
       if (f->seq > t->acked && f->seq < t->next) {
         t->acked = f->seq;
         t->acked_at_tick = bw__ld64_rlx(&n->ticks);
+        if (t->next - 1 - t->acked <= TX_LOW && bw__ld32_rlx(&t->gate.closed))
+          bw__gate_open(n->rt, &t->gate);
       }
     } else if (f->seq > t->acked) {
       bw__faa64(&n->gaps, 1);
@@ -1085,9 +1111,17 @@ static int agent_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
   return BW_CONTINUE;
 }
 
+/* The runtime is stopping (or the node): actors muted on a channel must
+ * be able to run to their exit. */
+static void agent_terminate(bw_ctx_t *ctx, void *state, const bw_reason_t *reason) {
+  (void)ctx;
+  (void)reason;
+  gates_open_all(((agent_state *)state)->n);
+}
+
 static const bw_behaviour_t agent_behaviour = {
     .name = "bw.node", .state_size = sizeof(agent_state), .init = agent_init,
-    .handle = agent_handle};
+    .handle = agent_handle, .terminate = agent_terminate};
 
 /* --- start, stop, destroy -------------------------------------------------- */
 
@@ -1305,6 +1339,7 @@ int bw__node_sever(bw_runtime_t *rt) {
     return BW_ESTATE;
   if (n->agent != BW_PID_NONE)
     bw_exit(n->rt, n->agent, BW_REASON_KILL, 0, NULL);
+  gates_open_all(n);
   unsubscribe_all(n);
   natsConnection_Close(n->nc);
   return 0;
@@ -1320,6 +1355,7 @@ static void node_shutdown(node *n) {
     return;
   if (n->agent != BW_PID_NONE)
     bw_exit(n->rt, n->agent, BW_REASON_KILL, 0, NULL);
+  gates_open_all(n);
   publish_control(n, BW__WK_BYE, 0);
   natsConnection_FlushTimeout(n->nc, 1000);
   unsubscribe_all(n);

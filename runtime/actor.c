@@ -403,6 +403,33 @@ static bool mute_on(bw__runtime *rt, bw__actor *a, bw_pid_t on) {
   return true;
 }
 
+/* The same, on a gate (internal.h): closed is checked after the push. */
+static bool mute_on_gate(bw__runtime *rt, bw__actor *a, bw__gate *g) {
+  if (!bw__ld32_acq(&g->closed))
+    return false;
+  bw__qnode *old = BW__LD_RLX(&g->muted);
+  do {
+    BW__ST_RLX(&a->rq.next, old);
+    /* release (acq_rel CAS): the link is visible to the one who takes it */
+  } while (!BW__CAS(&g->muted, old, &a->rq) && ((old = BW__LD_RLX(&g->muted)), true));
+  bw__fence_seq_cst(); /* the push before the re-check: see mute_on */
+  if (!bw__ld32_rlx(&g->closed))
+    bw__gate_open(rt, g);
+  return true;
+}
+
+void bw__gate_open(bw__runtime *rt, bw__gate *g) {
+  bw__st32_rel(&g->closed, 0);
+  bw__fence_seq_cst(); /* the clear before the take: see mute_on */
+  /* acquire (in the exchange): the pushers' link writes are visible */
+  bw__qnode *q = BW__XCHG(&g->muted, NULL);
+  while (q != NULL) {
+    bw__qnode *next = BW__LD_RLX(&q->next); /* before the run queue reuses the link */
+    bw__schedule_elsewhere(rt, actor_of_rq(q));
+    q = next;
+  }
+}
+
 static int actor_turn(bw__thread *th, bw__actor *a);
 
 /* One turn; the pin its sends kept is released when it ends (see send.c). */
@@ -422,6 +449,7 @@ static int actor_turn(bw__thread *th, bw__actor *a) {
   bw_reason_t r;
   bw__tl.cur = a;
   bw__tl.mute_on = BW_PID_NONE;
+  bw__tl.mute_gate = NULL;
   for (;;) {
     if (bw__actor_exit_pending(a) && take_exit(a, &r)) {
       bw__actor_die(a, &r);
@@ -449,7 +477,7 @@ static int actor_turn(bw__thread *th, bw__actor *a) {
       break;
     /* it sent to an overloaded actor: end the turn now and be muted, so a
      * fast sender overshoots by one handler call, not by a whole batch */
-    if (bw__tl.mute_on != BW_PID_NONE)
+    if (bw__tl.mute_on != BW_PID_NONE || bw__tl.mute_gate != NULL)
       break;
     /* the turn goes on and the actors it made runnable wait behind it on
      * this worker's queue: let a parked worker take them (once a turn) */
@@ -490,8 +518,12 @@ static int actor_turn(bw__thread *th, bw__actor *a) {
   /* muted, unless overloaded itself: the head of any chain of muted actors
    * is overloaded and keeps running, so muting cannot deadlock */
   bw_pid_t on = bw__tl.mute_on;
+  bw__gate *gate = bw__tl.mute_gate;
   bw__tl.mute_on = BW_PID_NONE;
+  bw__tl.mute_gate = NULL;
   if (on != BW_PID_NONE && !(sig & BW__SIG_OVERLOADED) && mute_on(rt, a, on))
+    return BW__RUN_MUTED;
+  if (gate != NULL && !(sig & BW__SIG_OVERLOADED) && mute_on_gate(rt, a, gate))
     return BW__RUN_MUTED;
   /* only a turn that sent nothing lingers: one that sent may be waiting
    * for an answer, which should wake it on the answerer's worker (so a

@@ -324,6 +324,7 @@ typedef struct bw__tls {
   bw_reason_t crash;     /* filled by bw_fail before unwinding */
   bw__cache *ext_cache;  /* external thread's cache for rt_id */
   bw_pid_t mute_on;      /* the running actor sent to this overloaded actor */
+  struct bw__gate *mute_gate; /* ... or through this closed gate (a node channel) */
   /* a pin kept for the rest of a worker's turn (bw__deliver): only while
    * pin_keep (set by bw__actor_run on a worker, cleared by bw__pin_drop) */
   bool pin_keep;
@@ -498,6 +499,26 @@ typedef struct bw_runtime bw__runtime;
 
 /* ------------------------------------------------------------------------ */
 /* Cross-module internal API                                                  */
+
+/*
+ * A gate: back-pressure from something that is not an actor (a node's
+ * channel with too much unacknowledged). While closed, an actor that sent
+ * through it (bw__gate_wait) is muted at the end of that handler call, as
+ * for an overloaded actor, until bw__gate_open. Same no-lost-wake-up
+ * handshake as muting on an actor (actor.c, mute_on).
+ */
+typedef struct bw__gate {
+  uint32_t closed;        /* atomic */
+  struct bw__qnode *muted; /* atomic: actors muted on it (a stack through their rq) */
+} bw__gate;
+/* Called by a sender after a send through g: mutes the running actor, if
+ * any, at the end of its handler call while g is closed. */
+static inline void bw__gate_wait(bw__gate *g) {
+  if (bw__tl.cur != NULL && bw__tl.mute_on == BW_PID_NONE && bw__tl.mute_gate == NULL)
+    bw__tl.mute_gate = g;
+}
+/* Opens g and reschedules the actors muted on it. */
+void bw__gate_open(struct bw_runtime *rt, bw__gate *g);
 
 /* An EXIT message sent because a linked actor died (its pub.flags). */
 #define BW__MF_LINKEXIT (1u << 10)
