@@ -506,9 +506,8 @@ int bw_breaker_destroy(bw_breaker_t *br) {
   if (pid != BW_PID_NONE && bw_is_alive(br->rt, pid)) {
     if (!br->owned)
       return BW_ERUNNING;
-    /* refuse on a scheduler thread before the actor is told anything:
-     * waiting for nobody answers at once, or BW_EWOULDBLOCK */
-    if (bw_wait_exit(br->rt, BW_PID_NONE, 0, NULL) == BW_EWOULDBLOCK)
+    /* refuse on a scheduler thread before the actor is told anything */
+    if (!bw_may_block(br->rt))
       return BW_EWOULDBLOCK;
     bw_exit(br->rt, pid, BW_REASON_SHUTDOWN, 0, "breaker destroyed");
     int rc = bw_wait_exit(br->rt, pid, 0, NULL);

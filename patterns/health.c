@@ -523,7 +523,7 @@ int bw_health_destroy(bw_health_t *h) {
      * behind the caller's back would never run again). Waiting for
      * BW_PID_NONE asks "may this thread block?": at once 0, or
      * BW_EWOULDBLOCK. */
-    if (bw_wait_exit(h->rt, BW_PID_NONE, 0, NULL) == BW_EWOULDBLOCK)
+    if (!bw_may_block(h->rt))
       return BW_EWOULDBLOCK;
     bw_exit(h->rt, pid, BW_REASON_SHUTDOWN, 0, "health monitor destroyed");
     if (wait_gone(h->rt, pid) != 0)

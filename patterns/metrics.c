@@ -616,13 +616,10 @@ int bw_metrics_stop(bw_metrics_t *m) {
   if (!started)
     return BW_ESTATE; /* its supervisor would only restart it */
   /* Refuse on a scheduler thread before the actor is told to stop, so that
-   * BW_EWOULDBLOCK leaves it running (and bw_metrics_destroy frees nothing).
-   * Waiting for BW_PID_NONE asks "may this thread block?": at once 0, or
-   * BW_EWOULDBLOCK. */
-  int rc = bw_wait_exit(m->rt, BW_PID_NONE, 0, NULL);
-  if (rc == BW_EWOULDBLOCK)
-    return rc;
-  rc = bw_exit(m->rt, pid, BW_REASON_SHUTDOWN, 0, "metrics stop");
+   * BW_EWOULDBLOCK leaves it running (and bw_metrics_destroy frees nothing). */
+  if (!bw_may_block(m->rt))
+    return BW_EWOULDBLOCK;
+  int rc = bw_exit(m->rt, pid, BW_REASON_SHUTDOWN, 0, "metrics stop");
   if (rc != 0)
     return rc;
   rc = bw_wait_exit(m->rt, pid, 0, NULL);

@@ -326,7 +326,7 @@ int bw_policy_destroy(bw_policy_t *p) {
   bool live = p->own_br != NULL && bw_is_alive(p->rt, bw_breaker_pid(p->own_br));
   for (uint32_t i = 0; i < p->nstarted && !live; i++)
     live = bw_is_alive(p->rt, p->started[i]);
-  if (live && bw_wait_exit(p->rt, BW_PID_NONE, 0, NULL) == BW_EWOULDBLOCK) {
+  if (live && !bw_may_block(p->rt)) {
     pthread_mutex_unlock(&p->mu);
     return BW_EWOULDBLOCK;
   }

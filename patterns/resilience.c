@@ -199,14 +199,11 @@ int bw_resilience_destroy(bw_resilience_t *reg) {
   bw_pid_t keeper = reg->keeper;
   /* Refuse on a scheduler thread before anything is stopped: once the
    * keeper is told, it frees reg, so a caller answered BW_EWOULDBLOCK
-   * after the exit would hold a dangling handle. Waiting for BW_PID_NONE
-   * is the public way to ask "may this thread block?": it returns at once
-   * (nothing to wait for) or BW_EWOULDBLOCK. */
-  int rc = bw_wait_exit(rt, BW_PID_NONE, 0, NULL);
-  if (rc == BW_EWOULDBLOCK)
-    return rc;
+   * after the exit would hold a dangling handle. */
+  if (!bw_may_block(rt))
+    return BW_EWOULDBLOCK;
   /* the keeper frees reg: nothing of it is touched after this */
-  rc = bw_exit(rt, keeper, BW_REASON_SHUTDOWN, 0, "bw_resilience_destroy");
+  int rc = bw_exit(rt, keeper, BW_REASON_SHUTDOWN, 0, "bw_resilience_destroy");
   if (rc != 0)
     return rc == BW_ENOPROC ? 0 : rc;
   rc = bw_wait_exit(rt, keeper, 0, NULL);

@@ -261,6 +261,8 @@ static bool on_scheduler(const bw__runtime *rt) {
          (bw__tl.th->kind == BW__TH_WORKER || bw__tl.th->kind == BW__TH_TIMER);
 }
 
+bool bw_may_block(const bw_runtime_t *rt) { return rt != NULL && !on_scheduler(rt); }
+
 /* Blocks the calling thread until the waiter's mailbox has a message
  * (NULL: an exit was requested, i.e. the runtime is stopping). */
 static bw__msg *waiter_next(bw__actor *w) {

@@ -111,6 +111,14 @@ int bw_sup_delete_child(bw_runtime_t *rt, bw_pid_t sup, const char *id) {
 int bw_sup_stop(bw_runtime_t *rt, bw_pid_t sup) {
   if (rt == NULL)
     return BW_EINVAL;
+  /* only a supervisor, as for the rest of this API; and only from where
+   * the wait is possible (a shutdown from another actor would be ignored
+   * as a stranger's) */
+  const bw_behaviour_t *b = NULL;
+  if (bw__actor_behaviour(rt, sup, &b) == 0 && b != &bw__supervisor_behaviour)
+    return BW_EINVAL;
+  if (!bw_may_block(rt))
+    return BW_EWOULDBLOCK;
   int rc = bw_exit(rt, sup, BW_REASON_SHUTDOWN, 0, "bw_sup_stop");
   if (rc != 0)
     return rc;

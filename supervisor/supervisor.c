@@ -965,6 +965,19 @@ static void queue_api(bw_ctx_t *ctx, sup_t *s, const bw_msg_t *m) {
   memcpy(j->payload, m->data, m->len < sizeof(j->payload) - 1 ? m->len : sizeof(j->payload) - 1);
 }
 
+/* restart_child and delete_child of a child waiting for its own restart
+ * (a backoff, or a restart job not yet run) answer BW_ERESTARTING at once,
+ * as OTP's do, instead of queueing behind that restart. */
+static bool answer_restarting(bw_ctx_t *ctx, sup_t *s, const bw_msg_t *m) {
+  if (s->exiting || m->len == 0 || ((const char *)m->data)[m->len - 1] != '\0')
+    return false;
+  int i = find_id(s, m->data);
+  if (i < 0 || s->ch[i].gone || s->ch[i].state != BW_CHILD_RESTARTING)
+    return false;
+  bw_reply(ctx, m, BW_ERESTARTING, 0, NULL, 0);
+  return true;
+}
+
 static int sup_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *m) {
   sup_t *s = state;
   if (m->flags & BW_MSGF_REPLY) {
@@ -1031,7 +1044,7 @@ static int sup_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *m) {
     case BW__SUP_TERMINATE_PID:
     case BW__SUP_RESTART:
     case BW__SUP_DELETE:
-      if (m->flags & BW_MSGF_REQUEST)
+      if ((m->flags & BW_MSGF_REQUEST) && !answer_restarting(ctx, s, m))
         queue_api(ctx, s, m);
       break;
     default:
@@ -1078,6 +1091,9 @@ int bw_supervisor_start(bw_runtime_t *rt, const bw_sup_spec_t *spec, bw_pid_t *o
   int rc = bw_supervisor_validate(spec, err);
   if (rc != 0)
     return rc;
+  /* refuse before anything exists: it waits for the tree to be up */
+  if (!bw_may_block(rt))
+    return BW_EWOULDBLOCK;
   sup_arg_t a = {.spec = spec, .parent = BW_PID_NONE};
   bw_spawn_opts_t o;
   bw_spawn_opts_init(&o);

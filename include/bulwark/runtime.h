@@ -118,6 +118,13 @@ typedef struct bw_runtime_stats {
  * actors run). Returns 0 or BW_EINVAL. Works after bw_runtime_stop. */
 int bw_runtime_stats(const bw_runtime_t *rt, bw_runtime_stats_t *out);
 
+/* Whether the calling thread may block on rt: false on rt's scheduler
+ * threads (its workers and its timer thread), where the blocking calls
+ * (bw_call, bw_wait_exit, bw_supervisor_start, the destroy functions that
+ * wait for an actor) return BW_EWOULDBLOCK; true anywhere else, including
+ * a dedicated-thread actor's own thread. False for a NULL rt. */
+bool bw_may_block(const bw_runtime_t *rt);
+
 #ifdef __cplusplus
 }
 #endif
