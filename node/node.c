@@ -96,6 +96,10 @@ int bw_node_register(bw_runtime_t *rt, const char *name, bw_pid_t pid) {
 int bw_node_export(bw_runtime_t *rt, const char *name, const bw_behaviour_t *b) {
   return rt == NULL || name == NULL || b == NULL ? BW_EINVAL : BW_ESTATE;
 }
+int bw_node_serializer(bw_runtime_t *rt, uint32_t type, const bw_serializer_t *s) {
+  (void)type;
+  return rt == NULL || s == NULL ? BW_EINVAL : BW_ESTATE;
+}
 int bw__node_remote_spawn(bw_ctx_t *ctx, const bw_remote_child_t *rc, uint64_t *ref) {
   (void)ctx;
   (void)rc;
@@ -118,6 +122,7 @@ int bw_node_whereis(bw_runtime_t *rt, const char *name, bw_pid_t *out) {
 #define T_WATCH_NAME (BW_MSG_PATTERN_BASE + 0x0801u) /* monitor a pid with a name */
 #define T_SPAWN (BW_MSG_PATTERN_BASE + 0x0802u)      /* start an exported behaviour */
 #define EXPORTS_MAX 64
+#define SER_MAX 64
 
 enum { M_NONE = 0, M_UP = 1, M_LOST = 2 };
 enum { N_RUNNING = 1, N_STOPPED = 2 };
@@ -156,8 +161,11 @@ typedef struct name_ent {
 typedef struct txslot {
   uint64_t seq;
   uint32_t len;
+  uint8_t *big; /* a frame with a serialized payload (else in buf), freed once acknowledged */
   uint8_t buf[BW__WIRE_MAX];
 } txslot;
+
+static const uint8_t *slot_frame(const txslot *s) { return s->big != NULL ? s->big : s->buf; }
 
 /* The sending side of a channel to one node. */
 typedef struct txchan {
@@ -199,6 +207,11 @@ typedef struct node {
   name_ent *names;
   uint32_t nnames, capnames;
   struct {
+    uint32_t type;
+    bw_serializer_t s;
+  } ser[SER_MAX]; /* under mx */
+  uint32_t nser;
+  struct {
     char name[64];
     const bw_behaviour_t *b;
   } exports[EXPORTS_MAX]; /* under mx */
@@ -232,6 +245,7 @@ static void copy_str(char *dst, size_t cap, const char *src) {
 }
 static void node_lost(node *n, unsigned id, bool tell, bool bye);
 static void publish_control(node *n, uint8_t kind, unsigned dst);
+static const bw_serializer_t *serializer_of(node *n, uint32_t type);
 
 /* --- the relation table (under mx) ---------------------------------------- */
 
@@ -289,7 +303,7 @@ static uint32_t new_epoch(void) {
 
 /* Sends a frame on the channel to id: numbers it, keeps it until it is
  * acknowledged. False if it cannot (buffer full, connection closed). */
-static bool channel_send(node *n, unsigned id, bw__frame *f) {
+static bool channel_send(node *n, unsigned id, bw__frame *f, uint8_t *big, size_t bigcap) {
   txchan *t = &n->tx[id];
   pthread_mutex_lock(&t->mx);
   uint64_t inflight = t->next - 1 - t->acked;
@@ -309,11 +323,13 @@ static bool channel_send(node *n, unsigned id, bw__frame *f) {
   f->seq = t->next;
   f->epoch = t->epoch;
   txslot *slot = &t->ring[f->seq & (t->cap - 1)];
-  size_t len = bw__wire_encode(f, slot->buf, sizeof slot->buf);
-  bool ok = len != 0 && natsConnection_Publish(n->nc, n->subj[id], slot->buf, (int)len) == NATS_OK;
+  uint8_t *out = big != NULL ? big : slot->buf;
+  size_t len = bw__wire_encode(f, out, big != NULL ? bigcap : sizeof slot->buf);
+  bool ok = len != 0 && natsConnection_Publish(n->nc, n->subj[id], out, (int)len) == NATS_OK;
   if (ok) {
     slot->seq = f->seq;
     slot->len = (uint32_t)len;
+    slot->big = big; /* ours now */
     t->next++;
     bw__faa64(&n->frames_out, 1);
     /* relaxed: gates_off only ever goes 0 -> 1, and a late close is opened
@@ -342,7 +358,7 @@ static void channel_resend(node *n, unsigned id, txchan *t, uint64_t from) {
     from = t->acked + 1;
   for (uint64_t s = from; s < t->next; s++) {
     txslot *slot = &t->ring[s & (t->cap - 1)];
-    if (natsConnection_Publish(n->nc, n->subj[id], slot->buf, (int)slot->len) != NATS_OK)
+    if (natsConnection_Publish(n->nc, n->subj[id], slot_frame(slot), (int)slot->len) != NATS_OK)
       break;
     bw__faa64(&n->resent, 1);
   }
@@ -367,9 +383,15 @@ static void channel_reset(node *n, unsigned id) {
   for (uint64_t s = t->acked + 1; s < t->next; s++) {
     txslot *slot = &t->ring[s & (t->cap - 1)];
     bw__frame f;
-    if (bw__wire_decode(slot->buf, slot->len, &f) != 0 || f.kind != BW__WK_USER)
+    int bad = bw__wire_decode(slot_frame(slot), slot->len, &f);
+    free(slot->big);
+    slot->big = NULL;
+    if (bad != 0 || f.kind != BW__WK_USER)
       continue;
-    bw__msg *m = bw__msg_new(n->rt, f.to, BW__K_USER, f.type, f.payload, f.len);
+    /* a serialized payload is gone with the frame: the notice has none */
+    bool moved = (f.flags & BW__WF_MOVED) != 0;
+    bw__msg *m = bw__msg_new(n->rt, f.to, BW__K_USER, f.type, moved ? NULL : f.payload,
+                             moved ? 0 : f.len);
     if (m == NULL)
       continue;
     m->pub.from = f.from;
@@ -393,6 +415,11 @@ static void on_ack(node *n, const bw__frame *f) {
   if (f->epoch == t->epoch) {
     if (f->kind == BW__WK_ACK) {
       if (f->seq > t->acked && f->seq < t->next) {
+        for (uint64_t s = t->acked + 1; s <= f->seq; s++) {
+          txslot *slot = &t->ring[s & (t->cap - 1)];
+          free(slot->big);
+          slot->big = NULL;
+        }
         t->acked = f->seq;
         t->acked_at_tick = bw__ld64_rlx(&n->ticks);
         if (t->next - 1 - t->acked <= TX_LOW && bw__ld32_rlx(&t->gate.closed))
@@ -480,7 +507,7 @@ static void publish_name(node *n, uint8_t kind, const char *name, bw_pid_t pid, 
     f.dst = (uint8_t)id;
     f.from = pid;
     copy_str(f.name, sizeof(f.name), name);
-    channel_send(n, id, &f);
+    channel_send(n, id, &f, NULL, 0);
   }
 }
 
@@ -660,15 +687,51 @@ static void on_control(node *n, const bw__frame *f) {
 
 /* --- frames in ------------------------------------------------------------ */
 
+/* A serialized payload: rebuilt by this node's serializer for its type,
+ * delivered as a moved payload; without one, a dead letter (undecodable). */
+static bw__msg *deserialize(node *n, const bw__frame *f) {
+  bw__runtime *rt = n->rt;
+  const bw_serializer_t *s = serializer_of(n, f->type);
+  void *ptr = NULL;
+  size_t len = 0;
+  void (*dtor)(void *) = NULL;
+  if (s == NULL || s->decode(f->payload, f->len, &ptr, &len, &dtor) != 0 || len > UINT32_MAX) {
+    if (ptr != NULL && dtor != NULL)
+      dtor(ptr);
+    bw__msg *note = bw__msg_new(rt, f->to, BW__K_USER, f->type, NULL, 0);
+    if (note != NULL) {
+      note->pub.from = f->from;
+      bw__counters *c = bw__my_counters(rt);
+      bw__ctr_add(rt, c, &c->sent, 1);
+      bw__dead_letter(rt, note, BW_DL_UNDECODABLE);
+    }
+    return NULL;
+  }
+  bw__msg *m = bw__msg_alloc(rt, sizeof(bw__dtor_fn));
+  if (m == NULL) {
+    if (dtor != NULL)
+      dtor(ptr);
+    return NULL;
+  }
+  m->to = f->to;
+  m->pub.type = f->type;
+  m->pub.len = (uint32_t)len;
+  m->pub.data = ptr;
+  m->pub.flags = BW_MSGF_MOVED;
+  bw__msg_set_dtor(m, dtor);
+  return m;
+}
+
 static void deliver_user(node *n, const bw__frame *f) {
   bw__runtime *rt = n->rt;
-  bw__msg *m = bw__msg_new(rt, f->to, BW__K_USER, f->type, f->payload, f->len);
+  bw__msg *m = (f->flags & BW__WF_MOVED) ? deserialize(n, f)
+                                         : bw__msg_new(rt, f->to, BW__K_USER, f->type, f->payload, f->len);
   if (m == NULL)
     return;
   m->pub.from = f->from;
   m->pub.ref = f->ref;
   m->pub.status = f->status;
-  m->pub.flags = f->flags & (BW_MSGF_REQUEST | BW_MSGF_REPLY);
+  m->pub.flags |= f->flags & (BW_MSGF_REQUEST | BW_MSGF_REPLY);
   if (bw__deliver(rt, m, true) == BW_EFULL) {
     /* a full bounded mailbox: the sender cannot be told, so it is a dead
      * letter here (reason full), never a silent drop */
@@ -859,6 +922,44 @@ static void on_sub_complete(void *closure) {
 
 /* --- frames out (the runtime's hook) --------------------------------------- */
 
+/* --- serializers (moved payloads) ---------------------------------------------- */
+
+static const bw_serializer_t *serializer_of(node *n, uint32_t type) {
+  const bw_serializer_t *s = NULL;
+  pthread_mutex_lock(&n->mx);
+  for (uint32_t i = 0; i < n->nser; i++)
+    if (n->ser[i].type == type)
+      s = &n->ser[i].s;
+  pthread_mutex_unlock(&n->mx);
+  return s;
+}
+
+/* Writes m's moved payload into a new frame buffer after the header. */
+static int serialize(node *n, const bw__msg *m, bw__frame *f, uint8_t **big, size_t *cap) {
+  const bw_serializer_t *s = serializer_of(n, m->pub.type);
+  if (s == NULL)
+    return BW_EREMOTE; /* bw_send_move asked first; a race with nothing */
+  uint8_t *buf = malloc(BW__WIRE_BIG_MAX);
+  if (buf == NULL)
+    return BW_ENOMEM;
+  long w = s->encode(m->pub.data, m->pub.len, buf + BW__WIRE_HDR, BW__WIRE_MOVED_MAX);
+  if (w < 0 || (unsigned long)w > BW__WIRE_MOVED_MAX) {
+    free(buf);
+    return w < 0 ? (int)w : BW_ETOOBIG;
+  }
+  f->flags |= BW__WF_MOVED;
+  f->len = (uint32_t)w;
+  f->payload = buf + BW__WIRE_HDR; /* in place: the encoder skips the copy */
+  *big = buf;
+  *cap = BW__WIRE_BIG_MAX;
+  return 0;
+}
+
+static bool node_can_move(bw__runtime *rt, uint32_t type, void *ud) {
+  (void)rt;
+  return serializer_of(ud, type) != NULL;
+}
+
 static uint8_t wire_kind(int kind) {
   switch (kind) {
   case BW__K_USER: return BW__WK_USER;
@@ -937,8 +1038,7 @@ static int node_deliver(bw__runtime *rt, bw__msg *m, void *ud) {
     return BW_ENOPROC;
   }
   /* acquire: pairs with the release stores of state and membership */
-  if (bw__ld32_acq(&n->state) != N_RUNNING || bw__ld32_acq(&n->m[id].state) != M_UP ||
-      (m->pub.flags & BW_MSGF_MOVED))
+  if (bw__ld32_acq(&n->state) != N_RUNNING || bw__ld32_acq(&n->m[id].state) != M_UP)
     return unreachable(n, m);
   bw__frame f;
   memset(&f, 0, sizeof(f));
@@ -948,12 +1048,25 @@ static int node_deliver(bw__runtime *rt, bw__msg *m, void *ud) {
   f.from = m->pub.from;
   f.to = m->to;
   f.ref = m->pub.ref;
+  uint8_t *big = NULL;
+  size_t bigcap = 0;
   if (wk == BW__WK_USER) {
     f.type = m->pub.type;
     f.status = m->pub.status;
     f.flags = m->pub.flags & (BW_MSGF_REQUEST | BW_MSGF_REPLY);
     f.len = m->pub.len;
     f.payload = m->pub.data;
+    if (m->pub.flags & BW_MSGF_MOVED) {
+      /* a pointer: its type's serializer writes it into the frame (the
+       * frame is allocated: a moved payload is the large-message path) */
+      int rc = serialize(n, m, &f, &big, &bigcap);
+      if (rc != 0) {
+        bw__counters *c = bw__my_counters(rt);
+        bw__ctr_add(rt, c, &c->sent, 1);
+        bw__dead_letter(rt, m, BW_DL_UNDECODABLE);
+        return rc;
+      }
+    }
   } else if (wk == BW__WK_EXIT || wk == BW__WK_DOWN) {
     memcpy(&f.reason, m->inl, sizeof(f.reason));
     f.reason.text[BW_REASON_TEXT_MAX - 1] = '\0';
@@ -963,7 +1076,8 @@ static int node_deliver(bw__runtime *rt, bw__msg *m, void *ud) {
   bool signal = wk != BW__WK_USER;
   if (signal && !track_out(n, m, id))
     return unreachable(n, m);
-  if (!channel_send(n, id, &f)) {
+  if (!channel_send(n, id, &f, big, bigcap)) {
+    free(big);
     if (signal)
       untrack_out(n, m);
     return unreachable(n, m);
@@ -1140,6 +1254,8 @@ static void node_destroy(bw__runtime *rt, void *ud) {
   pthread_cond_destroy(&n->cv);
   for (unsigned i = 0; i < 256; i++) {
     pthread_mutex_destroy(&n->tx[i].mx);
+    for (uint64_t s = n->tx[i].acked + 1; n->tx[i].ring != NULL && s < n->tx[i].next; s++)
+      free(n->tx[i].ring[s & (n->tx[i].cap - 1)].big);
     free(n->tx[i].ring);
   }
   free(n->rels);
@@ -1147,7 +1263,8 @@ static void node_destroy(bw__runtime *rt, void *ud) {
   free(n);
 }
 
-static const bw__remote_ops node_ops = {.deliver = node_deliver, .destroy = node_destroy};
+static const bw__remote_ops node_ops = {
+    .deliver = node_deliver, .destroy = node_destroy, .can_move = node_can_move};
 
 static node *node_of(bw__runtime *rt) {
   /* acquire: pairs with bw__remote_install's release */
@@ -1413,6 +1530,31 @@ bool bw_node_connected(bw_runtime_t *rt, unsigned id) {
   node *n = node_of(rt);
   return n != NULL && id > 0 && id < 256 && bw__ld32_acq(&n->state) == N_RUNNING &&
          bw__ld32_acq(&n->m[id].state) == M_UP;
+}
+
+int bw_node_serializer(bw_runtime_t *rt, uint32_t type, const bw_serializer_t *s) {
+  if (rt == NULL || s == NULL || s->encode == NULL || s->decode == NULL ||
+      type >= BW_MSG_SYSTEM_BASE)
+    return BW_EINVAL;
+  node *n = node_of(rt);
+  if (n == NULL)
+    return BW_ESTATE;
+  int rc = 0;
+  pthread_mutex_lock(&n->mx);
+  uint32_t i = 0;
+  while (i < n->nser && n->ser[i].type != type)
+    i++;
+  if (i < n->nser)
+    rc = BW_EEXIST;
+  else if (n->nser == SER_MAX)
+    rc = BW_ELIMIT;
+  else {
+    n->ser[i].type = type;
+    n->ser[i].s = *s;
+    n->nser++;
+  }
+  pthread_mutex_unlock(&n->mx);
+  return rc;
 }
 
 int bw_node_export(bw_runtime_t *rt, const char *name, const bw_behaviour_t *b) {

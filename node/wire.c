@@ -52,9 +52,10 @@ size_t bw__wire_encode(const bw__frame *f, uint8_t *buf, size_t cap) {
   if (cap < BW__WIRE_MAX)
     return 0;
   if (f->kind == BW__WK_USER) {
-    if (f->len > BW_MSG_INLINE_MAX || (f->len > 0 && f->payload == NULL))
+    size_t max = (f->flags & BW__WF_MOVED) ? BW__WIRE_MOVED_MAX : BW_MSG_INLINE_MAX;
+    if (f->len > max || BW__WIRE_HDR + (size_t)f->len > cap || (f->len > 0 && f->payload == NULL))
       return 0;
-    if (f->len > 0)
+    if (f->len > 0 && f->payload != p) /* a serializer may have written it in place */
       memcpy(p, f->payload, f->len);
     plen = f->len;
   } else if (f->kind == BW__WK_EXIT || f->kind == BW__WK_DOWN) {
@@ -164,9 +165,9 @@ int bw__wire_decode(const uint8_t *buf, size_t len, bw__frame *f) {
   if (f->from != BW_PID_NONE && pid_node(f->from) != f->src)
     return BW__WIRE_EPID;
   if (f->kind == BW__WK_USER) {
-    if ((f->flags & ~(uint32_t)(BW__WF_REQUEST | BW__WF_REPLY)) != 0)
+    if ((f->flags & ~(uint32_t)(BW__WF_REQUEST | BW__WF_REPLY | BW__WF_MOVED)) != 0)
       return BW__WIRE_EKIND;
-    if (f->len > BW_MSG_INLINE_MAX)
+    if (f->len > ((f->flags & BW__WF_MOVED) ? BW__WIRE_MOVED_MAX : BW_MSG_INLINE_MAX))
       return BW__WIRE_ELEN;
     if (f->type >= BW_MSG_SYSTEM_BASE)
       return BW__WIRE_ETYPE;

@@ -47,6 +47,9 @@
 #define BW__WIRE_NAME_MAX 63u
 /* the largest frame: a header and the largest payload (a user message) */
 #define BW__WIRE_MAX (BW__WIRE_HDR + BW_MSG_INLINE_MAX)
+/* the largest frame with a serialized (moved) payload */
+#define BW__WIRE_MOVED_MAX (64u * 1024u)
+#define BW__WIRE_BIG_MAX (BW__WIRE_HDR + BW__WIRE_MOVED_MAX)
 
 enum {
   BW__WK_USER = 1,
@@ -69,8 +72,9 @@ enum {
 enum {
   BW__WF_REQUEST = 1u << 0, /* = BW_MSGF_REQUEST */
   BW__WF_REPLY = 1u << 1,   /* = BW_MSGF_REPLY */
+  BW__WF_MOVED = 1u << 2,   /* a serialized moved payload (bw_node_serializer) */
   BW__WF_LINKEXIT = 1u << 8, /* an EXIT because a linked actor died */
-  BW__WF__ALL = BW__WF_REQUEST | BW__WF_REPLY | BW__WF_LINKEXIT,
+  BW__WF__ALL = BW__WF_REQUEST | BW__WF_REPLY | BW__WF_MOVED | BW__WF_LINKEXIT,
 };
 
 /* A decoded frame; payload points into the buffer decoded. */
@@ -91,8 +95,9 @@ typedef struct bw__frame {
 } bw__frame;
 
 /* Encodes f (payload/reason/name per kind) into buf (cap bytes, at least
- * BW__WIRE_MAX). Returns the frame's length, or 0 if f does not fit the
- * format (payload too long, name too long). */
+ * BW__WIRE_MAX; a moved user payload up to BW__WIRE_MOVED_MAX needs its
+ * header and length). Returns the frame's length, or 0 if f does not fit
+ * the format or buf (payload too long, name too long). */
 size_t bw__wire_encode(const bw__frame *f, uint8_t *buf, size_t cap);
 
 /* Decodes len bytes. Returns 0, or a negative code naming the first check

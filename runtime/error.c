@@ -46,7 +46,7 @@ bool bw_reason_is_abnormal(const bw_reason_t *r) {
 const char *bw_dead_reason_name(int reason) {
   static const char *const names[BW_DL__COUNT] = {"noproc", "full", "shutdown",
                                                   "exited", "late_reply",
-                                                  "noconnection"};
+                                                  "noconnection", "undecodable"};
   if (reason < 0 || reason >= BW_DL__COUNT)
     return "unknown";
   return names[reason];

@@ -530,7 +530,12 @@ void bw__gate_open(struct bw_runtime *rt, bw__gate *g);
 typedef struct bw__remote_ops {
   int (*deliver)(struct bw_runtime *rt, struct bw__msg *m, void *ud);
   void (*destroy)(struct bw_runtime *rt, void *ud); /* at bw_runtime_destroy */
+  /* whether a moved (pointer) payload of this type can cross: a serializer */
+  bool (*can_move)(struct bw_runtime *rt, uint32_t type, void *ud);
 } bw__remote_ops;
+/* A moved payload to pid may go: local, or the node layer can serialize
+ * its type. */
+bool bw__move_ok(struct bw_runtime *rt, bw_pid_t pid, uint32_t type);
 /* Installs the node layer; BW_EALREADY if one is installed. */
 int bw__remote_install(struct bw_runtime *rt, const bw__remote_ops *ops, void *ud);
 static inline bool bw__pid_is_local(const struct bw_runtime *rt, bw_pid_t pid) {

@@ -138,7 +138,7 @@ int bw_reply_move(bw_ctx_t *ctx, const bw_msg_t *req, int status, uint32_t type,
   if (!bw__rt_running(rt))
     return BW_ESHUTDOWN;
   /* a pointer means nothing in another process; the caller keeps it */
-  if (rt->node_id != 0 && !bw__pid_is_local(rt, req->from) && BW__PID_NODE(req->from) != 0)
+  if (!bw__move_ok(rt, req->from, type))
     return BW_EREMOTE;
   if (a->cur_msg != NULL && &a->cur_msg->pub == req)
     a->flags |= BW__AF_REPLIED;

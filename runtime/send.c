@@ -174,6 +174,14 @@ static int deliver_remote(bw__runtime *rt, bw__msg *m) {
   return BW_ENOPROC;
 }
 
+bool bw__move_ok(bw__runtime *rt, bw_pid_t pid, uint32_t type) {
+  if (rt->node_id == 0 || bw__pid_is_local(rt, pid) || BW__PID_NODE(pid) == 0)
+    return true;
+  /* acquire: see deliver_remote */
+  const bw__remote_ops *ops = BW__LD_ACQ(&rt->remote_ops);
+  return ops != NULL && ops->can_move != NULL && ops->can_move(rt, type, rt->remote_ud);
+}
+
 int bw__remote_install(bw__runtime *rt, const bw__remote_ops *ops, void *ud) {
   if (rt->node_id == 0)
     return BW_EINVAL;
@@ -283,7 +291,7 @@ int bw_send_move(bw_runtime_t *rt, bw_pid_t to, uint32_t type, void *ptr, size_t
   if (len > UINT32_MAX)
     return BW_ETOOBIG;
   /* a pointer means nothing in another process; the caller keeps it */
-  if (rt->node_id != 0 && !bw__pid_is_local(rt, to) && BW__PID_NODE(to) != 0)
+  if (!bw__move_ok(rt, to, type))
     return BW_EREMOTE;
   bw__msg *m = bw__msg_alloc(rt, sizeof(bw__dtor_fn));
   if (m == NULL)

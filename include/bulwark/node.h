@@ -17,9 +17,11 @@
  * node is lost (silent for heartbeat_ms * heartbeat_misses, or it said
  * goodbye), every local actor linked to one of its actors gets an exit
  * signal, and every monitor a DOWN, with reason noconnection.
- * What is not: pointer payloads (bw_send_move, bw_reply_move to another
- * node return BW_EREMOTE: the caller keeps the pointer), bw_is_alive and
- * bw_mailbox_depth (local pids only), the local registry (bw_register).
+ * Pointer payloads (bw_send_move, bw_reply_move) cross only for a message
+ * type with a serializer registered on both nodes (bw_node_serializer);
+ * otherwise they return BW_EREMOTE and the caller keeps the pointer.
+ * What is not location-transparent: bw_is_alive and bw_mailbox_depth
+ * (local pids only), the local registry (bw_register; use bw_node_register).
  *
  * Cost: a remote send encodes a frame on the sender's stack and hands it to
  * libnats (which takes its connection's lock and copies it into its write
@@ -126,6 +128,27 @@ int bw_node_whereis(bw_runtime_t *rt, const char *name, bw_pid_t *out);
  * BW_ESTATE (node not started).
  */
 int bw_node_export(bw_runtime_t *rt, const char *name, const bw_behaviour_t *b);
+
+/*
+ * How a moved payload of one message type crosses nodes. encode writes the
+ * payload (ptr, len as given to bw_send_move) into buf, at most cap bytes
+ * (64 KiB), and returns the bytes written or a negative code; the sender's
+ * dtor then runs as for a delivered message. decode rebuilds it on the
+ * receiving node: *ptr, *len and the *dtor the runtime calls when the
+ * receiver is done (unless it takes the payload with bw_msg_take); it
+ * returns 0 or a negative code. A payload that cannot be encoded is a dead
+ * letter on the sender (reason undecodable; bw_send_move returns the
+ * code), one that cannot be decoded a dead letter on the receiver.
+ * Both run on the sending / receiving thread and must not block.
+ */
+typedef struct bw_serializer {
+  long (*encode)(const void *ptr, size_t len, void *buf, size_t cap);
+  int (*decode)(const void *buf, size_t n, void **ptr, size_t *len, void (**dtor)(void *));
+} bw_serializer_t;
+
+/* Registers the serializer for a message type (once per type; up to 64).
+ * Returns 0, BW_EINVAL, BW_EEXIST, BW_ELIMIT, BW_ESTATE (not started). */
+int bw_node_serializer(bw_runtime_t *rt, uint32_t type, const bw_serializer_t *s);
 
 /* Whether node id is connected now (a snapshot). */
 bool bw_node_connected(bw_runtime_t *rt, unsigned id);

@@ -85,10 +85,12 @@ typedef enum bw_dead_reason {
   BW_DL_EXITED,      /* still queued when its receiver exited */
   BW_DL_LATE_REPLY,  /* a reply that arrived after its deadline, or whose requester was gone */
   BW_DL_NOCONNECTION, /* for a pid on another node that is not connected (bulwark/node.h) */
+  BW_DL_UNDECODABLE, /* from another node, a moved payload this node has no serializer for */
   BW_DL__COUNT
 } bw_dead_reason_t;
 
-/* "noproc", "full", "shutdown", "exited", "late_reply", "noconnection". */
+/* "noproc", "full", "shutdown", "exited", "late_reply", "noconnection",
+ * "undecodable". */
 const char *bw_dead_reason_name(int reason);
 
 typedef struct bw_runtime_stats {
