@@ -34,8 +34,12 @@ static void report(bw__runtime *rt, bw__thread *th, bw_pid_t pid, uint64_t ran_n
     bw_event_set_names(&ev, "watchdog", NULL, "handler running past its limit");
     bw_event_publish(rt, &ev);
   }
-  if (th->kind == BW__TH_WORKER)
+  if (th->kind == BW__TH_WORKER) {
     bw__sched_add_spare(rt);
+    /* the actors queued behind the hung call may be taken by any worker
+     * now (a lone one is otherwise left to its own worker, see steal) */
+    bw__sched_handoff(th->worker);
+  }
 }
 
 static void check(bw__runtime *rt, bw__thread *th, uint64_t now) {
