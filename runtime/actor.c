@@ -229,7 +229,11 @@ void bw__actor_die(bw__actor *a, const bw_reason_t *reason) {
   bw_reason_t r = *reason;
   bw__actor *saved_cur = bw__tl.cur;
   jmp_buf *saved_jb = bw__tl.jb;
-  if ((a->flags & BW__AF_INITED) && r.kind != BW_REASON_KILLED && a->beh->terminate) {
+  /* terminate is skipped only after the untrappable kill itself: an exit
+   * signal that merely carries reason "killed" (a linked actor was killed)
+   * is an ordinary exit and runs it */
+  bool killed = r.kind == BW_REASON_KILLED && bw__ld32_rlx(&a->force) == BW__FORCE_KILL;
+  if ((a->flags & BW__AF_INITED) && !killed && a->beh->terminate) {
     jmp_buf jb;
     bw__tl.cur = a;
     bw__tl.jb = &jb;
@@ -237,6 +241,8 @@ void bw__actor_die(bw__actor *a, const bw_reason_t *reason) {
       a->beh->terminate((bw_ctx_t *)a, a->state, &r);
     /* a crash inside terminate is ignored: the actor is exiting anyway */
   }
+  if ((a->flags & BW__AF_INITED) && a->beh->cleanup != NULL)
+    a->beh->cleanup(a->state);
   bw__tl.cur = saved_cur == a ? NULL : saved_cur;
   bw__tl.jb = saved_jb;
   actor_release(a, &r);
@@ -583,6 +589,9 @@ static int run_init(bw__actor *a, void *arg, bw_reason_t *why) {
   }
   bw__tl.cur = saved_cur;
   bw__tl.jb = saved_jb;
+  /* init ran and failed: terminate will not, cleanup does */
+  if (rc != 0 && a->beh->cleanup != NULL)
+    a->beh->cleanup(a->state);
   return rc;
 }
 

@@ -1068,6 +1068,14 @@ static void sup_terminate(bw_ctx_t *ctx, void *state, const bw_reason_t *reason)
   }
   /* children still running (the supervisor was killed or forced): they are
    * linked, so they get our exit signal; nothing to wait for here */
+}
+
+/* After terminate, or instead of it after a kill: the memory. */
+static void sup_cleanup(void *state) {
+  sup_t *s = state;
+  for (uint32_t i = 0; i < s->njobs; i++)
+    free(s->jobs[i].pids); /* timers were cancelled by terminate, or die with the pid */
+  s->njobs = 0;
   free(s->jobs);
   free(s->ch);
   free(s->rst);
@@ -1078,6 +1086,7 @@ const bw_behaviour_t bw__supervisor_behaviour = {
     .name = "bulwark.supervisor",
     .state_size = sizeof(sup_t),
     .init = sup_init,
+    .cleanup = sup_cleanup,
     .handle = sup_handle,
     .terminate = sup_terminate,
 };

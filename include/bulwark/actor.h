@@ -36,6 +36,11 @@ typedef struct bw_behaviour {
    * crash, a stop, a shutdown; not after an untrappable kill, nor when init
    * failed. */
   void (*terminate)(bw_ctx_t *ctx, void *state, const bw_reason_t *reason);
+  /* Optional. Runs last, whenever init ran, however the actor ends: after
+   * terminate, and also after an untrappable kill or a failed init, where
+   * terminate does not run. For releasing what the state owns (memory,
+   * descriptors) only: no ctx, so no messages. */
+  void (*cleanup)(void *state);
 } bw_behaviour_t;
 
 /* What a full bounded mailbox does with a new message. */

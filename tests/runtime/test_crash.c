@@ -224,12 +224,109 @@ static void test_crash_dead_letters_queued(void **state) {
   bwt_gate_destroy(&gate);
 }
 
+
+/* --- terminate and cleanup, however an actor ends ------------------------------ */
+
+static int term_calls, clean_calls, term_kind = -1;
+static bwt_sync_t tc_sync = BWT_SYNC_INIT;
+static int tc_init(bw_ctx_t *ctx, void *state, void *arg) {
+  (void)ctx;
+  int *mode = arg;
+  *(int *)state = 1;
+  if (mode != NULL && *mode == 1)
+    return BW_EINVAL; /* a failed init */
+  if (mode != NULL && *mode == 2) {
+    bw_pid_t peer;
+    memcpy(&peer, (const char *)arg + sizeof(int) * 2, sizeof peer);
+    bw_link(ctx, peer);
+  }
+  return 0;
+}
+static int tc_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
+  (void)ctx;
+  (void)state;
+  (void)msg;
+  return BW_CONTINUE;
+}
+static void tc_terminate(bw_ctx_t *ctx, void *state, const bw_reason_t *reason) {
+  (void)ctx;
+  (void)state;
+  bwt_lock(&tc_sync);
+  term_calls++;
+  term_kind = reason->kind;
+  bwt_unlock_signal(&tc_sync);
+}
+static void tc_cleanup(void *state) {
+  bwt_lock(&tc_sync);
+  clean_calls += *(int *)state; /* the state is still there */
+  bwt_unlock_signal(&tc_sync);
+}
+static const bw_behaviour_t tc_b = {.name = "tc", .state_size = sizeof(int), .init = tc_init,
+                                    .handle = tc_handle, .terminate = tc_terminate,
+                                    .cleanup = tc_cleanup};
+
+static void tc_reset(void) {
+  bwt_lock(&tc_sync);
+  term_calls = clean_calls = 0;
+  term_kind = -1;
+  bwt_unlock(&tc_sync);
+}
+
+static void test_cleanup_runs_however_it_ends(void **state) {
+  (void)state;
+  bw_runtime_t *rt = bwt_runtime(2, false);
+  bw_pid_t p;
+  /* killed: no terminate, but cleanup */
+  tc_reset();
+  assert_int_equal(bw_spawn(rt, &tc_b, NULL, NULL, &p), 0);
+  assert_int_equal(bw_exit(rt, p, BW_REASON_KILL, 0, NULL), 0);
+  assert_int_equal(bw_wait_exit(rt, p, 0, NULL), 0);
+  BWT_AWAIT(&tc_sync, clean_calls == 1);
+  assert_int_equal(term_calls, 0);
+  /* init failed: no terminate, but cleanup */
+  tc_reset();
+  int fail_mode[4] = {1, 0, 0, 0};
+  assert_int_equal(bw_spawn(rt, &tc_b, fail_mode, NULL, &p), BW_EINVAL);
+  BWT_AWAIT(&tc_sync, clean_calls == 1);
+  assert_int_equal(term_calls, 0);
+  /* an ordinary exit: terminate, then cleanup */
+  tc_reset();
+  assert_int_equal(bw_spawn(rt, &tc_b, NULL, NULL, &p), 0);
+  assert_int_equal(bw_exit(rt, p, BW_REASON_SHUTDOWN, 0, NULL), 0);
+  assert_int_equal(bw_wait_exit(rt, p, 0, NULL), 0);
+  BWT_AWAIT(&tc_sync, clean_calls == 1 && term_calls == 1);
+  bw_runtime_destroy(rt);
+}
+
+/* An actor linked to one that is killed dies with reason killed, but from
+ * an ordinary exit signal: its terminate runs (only the kill itself skips
+ * it). Found by the API fuzzer. */
+static void test_terminate_after_linked_kill(void **state) {
+  (void)state;
+  bw_runtime_t *rt = bwt_runtime(2, false);
+  tc_reset();
+  bw_pid_t victim, linked;
+  assert_int_equal(bw_spawn(rt, &tc_b, NULL, NULL, &victim), 0);
+  struct {
+    int mode, pad;
+    bw_pid_t peer;
+  } arg = {2, 0, victim};
+  assert_int_equal(bw_spawn(rt, &tc_b, &arg, NULL, &linked), 0);
+  assert_int_equal(bw_exit(rt, victim, BW_REASON_KILL, 0, NULL), 0);
+  assert_int_equal(bw_wait_exit(rt, linked, 0, NULL), 0);
+  BWT_AWAIT(&tc_sync, clean_calls == 2 && term_calls == 1);
+  assert_int_equal(term_kind, BW_REASON_KILLED);
+  bw_runtime_destroy(rt);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_crash_by_return_code),
       cmocka_unit_test(test_crash_by_bw_fail),
       cmocka_unit_test(test_crash_text_truncated),
       cmocka_unit_test(test_crash_dead_letters_queued),
+      cmocka_unit_test(test_cleanup_runs_however_it_ends),
+      cmocka_unit_test(test_terminate_after_linked_kill),
   };
   return BWT_RUN_SUITE(tests);
 }
