@@ -13,6 +13,11 @@
  *
  * Rejected alternative: a thread per connection (MHD_USE_THREAD_PER_CONNECTION)
  * costs a thread per slow client; the pool's event loop does not.
+ *
+ * The answer to a request is decided by bw__observer_route (method and URL
+ * in, status and body out; observer_internal.h), which knows nothing of
+ * libmicrohttpd: the fuzz harness drives it directly, and it is built with
+ * or without the library.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -25,6 +30,7 @@
 #include "bulwark/metrics.h"
 #include "bulwark/observer.h"
 #include "bulwark/tree.h"
+#include "patterns/observer_internal.h"
 #include "runtime/internal.h"
 
 void bw_observer_opts_init(bw_observer_opts_t *opts) {
@@ -34,42 +40,12 @@ void bw_observer_opts_init(bw_observer_opts_t *opts) {
   opts->bind_addr = "127.0.0.1";
 }
 
-#ifndef BW_HAVE_MHD
-
-int bw_observer_start(bw_runtime_t *rt, const bw_observer_opts_t *opts, bw_observer_t **out) {
-  if (rt == NULL || opts == NULL || out == NULL)
-    return BW_EINVAL;
-  return BW_ENOTSUP;
-}
-uint16_t bw_observer_port(const bw_observer_t *o) {
-  (void)o;
-  return 0;
-}
-int bw_observer_counts(const bw_observer_t *o, uint64_t *ok, uint64_t *nf, uint64_t *bm,
-                       uint64_t *err) {
-  (void)o, (void)ok, (void)nf, (void)bm, (void)err;
-  return BW_EINVAL;
-}
-int bw_observer_stop(bw_observer_t *o) {
-  (void)o;
-  return 0;
-}
-
-#else
-
-#include <microhttpd.h>
-
-/* libmicrohttpd before 0.9.71 returned int from callbacks */
-#if MHD_VERSION >= 0x00097002
-#define BW_MHD_RESULT enum MHD_Result
-#else
-#define BW_MHD_RESULT int
-#endif
+struct MHD_Daemon;
 
 struct bw_observer {
   bw_runtime_t *rt;
   bw_observer_opts_t opts;
-  struct MHD_Daemon *daemon;
+  struct MHD_Daemon *daemon; /* NULL for bw__observer_new's server-less observer */
   uint16_t port;
   uint64_t n_ok, n_not_found, n_bad_method, n_errors; /* atomic */
 };
@@ -120,52 +96,39 @@ static const char page_fmt[] =
     "tick();"
     "</script></body></html>";
 
-static BW_MHD_RESULT respond(struct MHD_Connection *c, unsigned status, char *body, size_t len,
-                             const char *type, bw_observer_t *o) {
-  struct MHD_Response *r =
-      MHD_create_response_from_buffer(len, body, body != NULL ? MHD_RESPMEM_MUST_FREE
-                                                              : MHD_RESPMEM_PERSISTENT);
-  if (r == NULL) {
-    free(body);
-    return MHD_NO;
-  }
-  MHD_add_response_header(r, "Content-Type", type);
-  MHD_add_response_header(r, "Cache-Control", "no-store");
-  if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-    MHD_add_response_header(r, "Allow", "GET, HEAD");
-  BW_MHD_RESULT ret = MHD_queue_response(c, status, r);
-  MHD_destroy_response(r);
-  /* relaxed: statistics */
-  uint64_t *ctr = status < 300   ? &o->n_ok
-                  : status == 404 ? &o->n_not_found
-                  : status == 405 ? &o->n_bad_method
-                                  : &o->n_errors;
-  bw__faa64(ctr, 1);
-  return ret;
+/* --- routing: method and URL in, answer out ------------------------------------- */
+
+static int answer(bw__http_resp_t *out, unsigned status, char *body, size_t len,
+                  const char *type) {
+  out->status = status;
+  out->body = body;
+  out->len = len;
+  out->content_type = type;
+  return 0;
 }
 
-/* A small JSON error body: {"error":"...","code":"BW_..."} */
-static BW_MHD_RESULT respond_error(struct MHD_Connection *c, unsigned status, const char *what,
-                                   int code, bw_observer_t *o) {
+/* A small JSON error body: {"error":"...","code":"BW_..."}. what is one of
+ * this file's literals (no characters that need escaping). */
+static int answer_error(bw__http_resp_t *out, unsigned status, const char *what, int code) {
   char *b = malloc(256);
   if (b == NULL)
-    return MHD_NO;
+    return BW_ENOMEM;
   int n = snprintf(b, 256, "{\"error\":\"%s\",\"code\":\"%s\"}\n", what,
                    code != 0 ? bw_err_name(code) : "");
-  return respond(c, status, b, (size_t)n, "application/json", o);
+  return answer(out, status, b, (size_t)n, "application/json");
 }
 
-static BW_MHD_RESULT serve_metrics(bw_observer_t *o, struct MHD_Connection *c) {
+static int serve_metrics(bw_observer_t *o, bw__http_resp_t *out) {
   if (o->opts.metrics == NULL)
-    return respond_error(c, 404, "no metrics reporter configured", 0, o);
+    return answer_error(out, 404, "no metrics reporter configured", 0);
   char *text = NULL;
   size_t len = 0;
   int rc = bw_metrics_render_alloc(o->opts.metrics, BW_METRICS_PROMETHEUS, &text, &len);
   if (rc == BW_ENOTFOUND)
-    return respond_error(c, 503, "no metrics collected yet", rc, o);
+    return answer_error(out, 503, "no metrics collected yet", rc);
   if (rc != 0)
-    return respond_error(c, 500, "metrics could not be rendered", rc, o);
-  return respond(c, 200, text, len, "text/plain; version=0.0.4; charset=utf-8", o);
+    return answer_error(out, 500, "metrics could not be rendered", rc);
+  return answer(out, 200, text, len, "text/plain; version=0.0.4; charset=utf-8");
 }
 
 /* Renders with a growing buffer: f(buf, cap, &len) says BW_ETOOBIG and the
@@ -202,38 +165,154 @@ static int render_tree(bw_observer_t *o, char *buf, size_t cap, size_t *len, int
   return bw_tree_json(o->rt, o->opts.tree_root, buf, cap, len);
 }
 
-static BW_MHD_RESULT serve_health(bw_observer_t *o, struct MHD_Connection *c) {
+static int serve_health(bw_observer_t *o, bw__http_resp_t *out) {
   if (o->opts.health == NULL)
-    return respond_error(c, 404, "no health monitor configured", 0, o);
+    return answer_error(out, 404, "no health monitor configured", 0);
   char *b = NULL;
   size_t len = 0;
   int status = BW_HEALTH_UNHEALTHY;
   int rc = render_grow(o, render_health, &b, &len, &status);
   if (rc != 0)
-    return respond_error(c, 500, "health could not be rendered", rc, o);
-  return respond(c, status == BW_HEALTH_HEALTHY ? 200 : 503, b, len, "application/json", o);
+    return answer_error(out, 500, "health could not be rendered", rc);
+  return answer(out, status == BW_HEALTH_HEALTHY ? 200 : 503, b, len, "application/json");
 }
 
-static BW_MHD_RESULT serve_tree(bw_observer_t *o, struct MHD_Connection *c) {
+static int serve_tree(bw_observer_t *o, bw__http_resp_t *out) {
   if (o->opts.tree_root == BW_PID_NONE)
-    return respond_error(c, 404, "no supervision tree configured", 0, o);
+    return answer_error(out, 404, "no supervision tree configured", 0);
   char *b = NULL;
   size_t len = 0;
   int rc = render_grow(o, render_tree, &b, &len, NULL);
   if (rc == BW_ENOPROC || rc == BW_ESHUTDOWN)
-    return respond_error(c, 503, "the tree's root supervisor is not running", rc, o);
+    return answer_error(out, 503, "the tree's root supervisor is not running", rc);
   if (rc != 0)
-    return respond_error(c, 500, "the tree could not be rendered", rc, o);
-  return respond(c, 200, b, len, "application/json", o);
+    return answer_error(out, 500, "the tree could not be rendered", rc);
+  return answer(out, 200, b, len, "application/json");
 }
 
-static BW_MHD_RESULT serve_page(bw_observer_t *o, struct MHD_Connection *c) {
+static int serve_page(bw_observer_t *o, bw__http_resp_t *out) {
   size_t cap = sizeof page_fmt + 16;
   char *b = malloc(cap);
   if (b == NULL)
-    return MHD_NO;
+    return BW_ENOMEM;
   int n = snprintf(b, cap, page_fmt, (unsigned)o->opts.refresh_ms);
-  return respond(c, 200, b, (size_t)n, "text/html; charset=utf-8", o);
+  return answer(out, 200, b, (size_t)n, "text/html; charset=utf-8");
+}
+
+int bw__observer_route(bw_observer_t *o, const char *method, const char *url,
+                       bw__http_resp_t *out) {
+  memset(out, 0, sizeof *out);
+  if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+    return answer_error(out, 405, "only GET and HEAD", 0);
+  if (strcmp(url, "/metrics") == 0)
+    return serve_metrics(o, out);
+  if (strcmp(url, "/health") == 0)
+    return serve_health(o, out);
+  if (strcmp(url, "/tree") == 0)
+    return serve_tree(o, out);
+  if (strcmp(url, "/") == 0 || strcmp(url, "/index.html") == 0)
+    return serve_page(o, out);
+  return answer_error(out, 404, "no such path", 0);
+}
+
+/* Checks opts and fills in the defaults. Returns 0 or BW_EINVAL. */
+static int resolve_opts(const bw_observer_opts_t *in, bw_observer_opts_t *o) {
+  *o = *in;
+  if (o->refresh_ms == 0)
+    o->refresh_ms = 1000;
+  if (o->max_connections == 0)
+    o->max_connections = 32;
+  if (o->timeout_s == 0)
+    o->timeout_s = 5;
+  if (o->max_body == 0)
+    o->max_body = 4u << 20;
+  if (o->refresh_ms < 100 || o->refresh_ms > 60000 || o->max_connections > 1024 ||
+      o->timeout_s > 3600 || o->max_body < 4096 || o->max_body > (64u << 20))
+    return BW_EINVAL;
+  return 0;
+}
+
+/* After resolve_opts: refuses a stopped runtime, allocates. */
+static int observer_alloc(bw_runtime_t *rt, const bw_observer_opts_t *o, bw_observer_t **out) {
+  /* refuse after stop, as every other start does */
+  if (!bw__rt_running(rt))
+    return BW_ESHUTDOWN;
+  bw_observer_t *ob = calloc(1, sizeof *ob);
+  if (ob == NULL)
+    return BW_ENOMEM;
+  ob->rt = rt;
+  ob->opts = *o;
+  ob->opts.bind_addr = NULL; /* not kept: only used to bind */
+  *out = ob;
+  return 0;
+}
+
+int bw__observer_new(bw_runtime_t *rt, const bw_observer_opts_t *opts, bw_observer_t **out) {
+  if (rt == NULL || opts == NULL || out == NULL)
+    return BW_EINVAL;
+  bw_observer_opts_t o;
+  int rc = resolve_opts(opts, &o);
+  if (rc != 0)
+    return rc;
+  return observer_alloc(rt, &o, out);
+}
+
+void bw__observer_free(bw_observer_t *o) { free(o); }
+
+#ifndef BW_HAVE_MHD
+
+int bw_observer_start(bw_runtime_t *rt, const bw_observer_opts_t *opts, bw_observer_t **out) {
+  if (rt == NULL || opts == NULL || out == NULL)
+    return BW_EINVAL;
+  return BW_ENOTSUP;
+}
+uint16_t bw_observer_port(const bw_observer_t *o) {
+  (void)o;
+  return 0;
+}
+int bw_observer_counts(const bw_observer_t *o, uint64_t *ok, uint64_t *nf, uint64_t *bm,
+                       uint64_t *err) {
+  (void)o, (void)ok, (void)nf, (void)bm, (void)err;
+  return BW_EINVAL;
+}
+int bw_observer_stop(bw_observer_t *o) {
+  (void)o;
+  return 0;
+}
+
+#else
+
+#include <microhttpd.h>
+
+/* libmicrohttpd before 0.9.71 returned int from callbacks */
+#if MHD_VERSION >= 0x00097002
+#define BW_MHD_RESULT enum MHD_Result
+#else
+#define BW_MHD_RESULT int
+#endif
+
+static BW_MHD_RESULT respond(struct MHD_Connection *c, bw__http_resp_t *a, bw_observer_t *o) {
+  struct MHD_Response *r =
+      MHD_create_response_from_buffer(a->len, a->body, a->body != NULL ? MHD_RESPMEM_MUST_FREE
+                                                                       : MHD_RESPMEM_PERSISTENT);
+  if (r == NULL) {
+    free(a->body);
+    return MHD_NO;
+  }
+  unsigned status = a->status;
+  MHD_add_response_header(r, "Content-Type", a->content_type);
+  MHD_add_response_header(r, "Cache-Control", "no-store");
+  if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+    MHD_add_response_header(r, "Allow", "GET, HEAD");
+  BW_MHD_RESULT ret = MHD_queue_response(c, status, r);
+  MHD_destroy_response(r);
+  /* relaxed: statistics */
+  uint64_t *ctr = status < 300   ? &o->n_ok
+                  : status == 404 ? &o->n_not_found
+                  : status == 405 ? &o->n_bad_method
+                                  : &o->n_errors;
+  bw__faa64(ctr, 1);
+  return ret;
 }
 
 static BW_MHD_RESULT on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -253,33 +332,17 @@ static BW_MHD_RESULT on_request(void *cls, struct MHD_Connection *c, const char 
     *upload_size = 0; /* discard a body */
     return MHD_YES;
   }
-  if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
-    return respond_error(c, 405, "only GET and HEAD", 0, o);
-  if (strcmp(url, "/metrics") == 0)
-    return serve_metrics(o, c);
-  if (strcmp(url, "/health") == 0)
-    return serve_health(o, c);
-  if (strcmp(url, "/tree") == 0)
-    return serve_tree(o, c);
-  if (strcmp(url, "/") == 0 || strcmp(url, "/index.html") == 0)
-    return serve_page(o, c);
-  return respond_error(c, 404, "no such path", 0, o);
+  bw__http_resp_t a;
+  if (bw__observer_route(o, method, url, &a) != 0)
+    return MHD_NO;
+  return respond(c, &a, o);
 }
 
 int bw_observer_start(bw_runtime_t *rt, const bw_observer_opts_t *opts, bw_observer_t **out) {
   if (rt == NULL || opts == NULL || out == NULL)
     return BW_EINVAL;
-  bw_observer_opts_t o = *opts;
-  if (o.refresh_ms == 0)
-    o.refresh_ms = 1000;
-  if (o.max_connections == 0)
-    o.max_connections = 32;
-  if (o.timeout_s == 0)
-    o.timeout_s = 5;
-  if (o.max_body == 0)
-    o.max_body = 4u << 20;
-  if (o.refresh_ms < 100 || o.refresh_ms > 60000 || o.max_connections > 1024 ||
-      o.timeout_s > 3600 || o.max_body < 4096 || o.max_body > (64u << 20))
+  bw_observer_opts_t o;
+  if (resolve_opts(opts, &o) != 0)
     return BW_EINVAL;
   struct sockaddr_in sa;
   memset(&sa, 0, sizeof sa);
@@ -287,15 +350,10 @@ int bw_observer_start(bw_runtime_t *rt, const bw_observer_opts_t *opts, bw_obser
   sa.sin_port = htons(o.port);
   if (inet_pton(AF_INET, o.bind_addr != NULL ? o.bind_addr : "127.0.0.1", &sa.sin_addr) != 1)
     return BW_EINVAL;
-  /* refuse after stop, as every other start does */
-  if (!bw__rt_running(rt))
-    return BW_ESHUTDOWN;
-  bw_observer_t *ob = calloc(1, sizeof *ob);
-  if (ob == NULL)
-    return BW_ENOMEM;
-  ob->rt = rt;
-  ob->opts = o;
-  ob->opts.bind_addr = NULL; /* not kept: only used to bind */
+  bw_observer_t *ob = NULL;
+  int rc = observer_alloc(rt, &o, &ob);
+  if (rc != 0)
+    return rc;
   /* two polling threads: one slow request (a big tree walk) does not hold
    * up the others; MHD_USE_ERROR_LOG off: errors are answered, not printed */
   ob->daemon = MHD_start_daemon(
