@@ -107,6 +107,9 @@ static const bench_t *const benches[] = {
     /* observability */
     &bench_metrics_counter, &bench_metrics_counter_2t, &bench_metrics_histogram,
     &bench_metrics_overhead,
+    &bench_remote_rtt,
+    &bench_nats_rtt,
+    &bench_remote_fanin,
 };
 #define NBENCH (sizeof benches / sizeof benches[0])
 

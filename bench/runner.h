@@ -100,6 +100,9 @@ extern const bench_t bench_metrics_counter;
 extern const bench_t bench_metrics_counter_2t;
 extern const bench_t bench_metrics_histogram;
 extern const bench_t bench_metrics_overhead;
+extern const bench_t bench_remote_rtt;
+extern const bench_t bench_nats_rtt;
+extern const bench_t bench_remote_fanin;
 
 /* --- Helpers for benchmarks --------------------------------------------- */
 

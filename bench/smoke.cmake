@@ -34,7 +34,8 @@ if(DEFINED ENV{BW_TEST_SCALE} AND NOT "$ENV{BW_TEST_SCALE}" STREQUAL "" AND
     --param ratelimit_acquire.n=100k --param retry_backoff.n=100k
     --param retry_budget.n=100k --param retry_proxy.n=2k
     --param pipeline.n=2k --param pipeline_actor.n=2k --param metrics_counter.n=100k --param metrics_counter_2t.n=100k
-    --param metrics_histogram.n=100k --param metrics_overhead.n=5k)
+    --param metrics_histogram.n=100k --param metrics_overhead.n=5k
+    --param remote_rtt.n=300 --param nats_rtt.n=300 --param remote_fanin.n=10k)
 endif()
 
 execute_process(COMMAND ${BW_BENCH} ${args} RESULT_VARIABLE rc)

@@ -63,6 +63,11 @@ typedef struct bw_node_opts {
   uint32_t heartbeat_misses;
   /* How long bw_node_start waits for the server (wall clock; default 5000). */
   uint32_t connect_timeout_ms;
+  /* Frames are written to the server at once (the default: a round trip
+   * costs about 1.5x a plain NATS request here), or, with batch_writes,
+   * gathered by libnats's flusher (about 4x the throughput of a stream of
+   * small messages, and about a millisecond more per hop). */
+  bool batch_writes;
 } bw_node_opts_t;
 
 void bw_node_opts_init(bw_node_opts_t *opts);
