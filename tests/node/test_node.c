@@ -771,6 +771,88 @@ static void test_moved_payload_serializer(void **state) {
   bw_runtime_destroy(a);
 }
 
+/* every code node.h documents that the other tests do not produce */
+static atomic_int probe_rc_start, probe_rc_stop, probe_rc_wait;
+static int probe_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
+  (void)state;
+  (void)msg;
+  bw_runtime_t *rt = bw_ctx_runtime(ctx);
+  bw_node_opts_t o;
+  bw_node_opts_init(&o);
+  o.name = "probe";
+  o.url = "nats://127.0.0.1:1";
+  atomic_store(&probe_rc_start, bw_node_start(rt, &o));
+  atomic_store(&probe_rc_stop, bw_node_stop(rt));
+  atomic_store(&probe_rc_wait, bw_node_wait(rt, "alpha", 1000, NULL));
+  return BW_CONTINUE;
+}
+static const bw_behaviour_t probe_b = {.name = "probe", .handle = probe_handle};
+
+static void test_node_error_codes(void **state) {
+  (void)state;
+  REQUIRE_SERVER();
+  bw_runtime_t *a, *b;
+  pair(&a, &b, true);
+  bw_pid_t p = spawn_on(a, &server_b, NULL);
+  bw_node_stats_t ns;
+  bw_pid_t out;
+  /* NULL arguments */
+  assert_int_equal(bw_node_stop(NULL), BW_EINVAL);
+  assert_int_equal(bw_node_wait(NULL, "x", 0, NULL), BW_EINVAL);
+  assert_int_equal(bw_node_wait(a, NULL, 0, NULL), BW_EINVAL);
+  assert_int_equal(bw_node_stats(a, NULL), BW_EINVAL);
+  assert_int_equal(bw_node_register(a, NULL, p), BW_EINVAL);
+  assert_int_equal(bw_node_unregister(a, NULL), BW_EINVAL);
+  assert_int_equal(bw_node_whereis(a, "x", NULL), BW_EINVAL);
+  assert_int_equal(bw_node_export(a, "x", NULL), BW_EINVAL);
+  assert_int_equal(bw_node_export(a, "", &server_b), BW_EINVAL);
+  assert_false(bw_node_connected(a, 0));
+  assert_false(bw_node_connected(a, 999));
+  /* from a scheduler thread: the blocking ones refuse */
+  bw_pid_t probe = spawn_on(a, &probe_b, NULL);
+  atomic_store(&probe_rc_start, 1);
+  assert_int_equal(bw_send(a, probe, 1, NULL, 0), 0);
+  BWT_POLL(atomic_load(&probe_rc_start) != 1);
+  assert_int_equal(atomic_load(&probe_rc_start), BW_EWOULDBLOCK);
+  assert_int_equal(atomic_load(&probe_rc_stop), BW_EWOULDBLOCK);
+  assert_int_equal(atomic_load(&probe_rc_wait), BW_EWOULDBLOCK);
+  /* 64 exports at most */
+  char name[16];
+  int rc = 0;
+  for (int i = 0; i < 65 && rc == 0; i++) {
+    snprintf(name, sizeof name, "beh%d", i);
+    rc = bw_node_export(a, name, &server_b);
+  }
+  assert_int_equal(rc, BW_ELIMIT);
+  /* a node that has left */
+  assert_int_equal(bw_node_stop(b), 0);
+  assert_int_equal(bw_node_register(b, "late", spawn_on(b, &server_b, NULL)), BW_ESTATE);
+  assert_int_equal(bw_node_unregister(b, "late"), BW_ESTATE);
+  assert_int_equal(bw_node_stats(b, &ns), 0); /* still readable */
+  /* not started at all: every call says so */
+  bw_runtime_t *c = node_rt(5, true);
+  assert_int_equal(bw_node_stop(c), BW_ESTATE);
+  assert_int_equal(bw_node_wait(c, "alpha", 0, NULL), BW_ESTATE);
+  assert_int_equal(bw_node_stats(c, &ns), BW_ESTATE);
+  assert_int_equal(bw_node_register(c, "x", p), BW_ESTATE);
+  assert_int_equal(bw_node_unregister(c, "x"), BW_ESTATE);
+  assert_int_equal(bw_node_whereis(c, "x", &out), BW_ESTATE);
+  assert_int_equal(bw_node_export(c, "x", &server_b), BW_ESTATE);
+  static const bw_serializer_t ser = {.encode = blob_encode, .decode = blob_decode};
+  assert_int_equal(bw_node_serializer(c, T_BLOB, &ser), BW_ESTATE);
+  assert_int_equal(bw_node_serializer(a, BW_MSG_SYSTEM_BASE, &ser), BW_EINVAL);
+  /* after the runtime stopped */
+  assert_int_equal(bw_runtime_stop(c), 0);
+  bw_node_opts_t o;
+  bw_node_opts_init(&o);
+  o.name = "late";
+  o.url = server.url;
+  assert_int_equal(bw_node_start(c, &o), BW_ESHUTDOWN);
+  bw_runtime_destroy(c);
+  bw_runtime_destroy(b);
+  bw_runtime_destroy(a);
+}
+
 #ifdef BW_HAVE_NATS
 /* frames from a raw NATS client: garbage, truncated, lying about their
  * source, oversized: counted and dropped, never applied, never a crash */
@@ -895,6 +977,7 @@ int main(void) {
       cmocka_unit_test(test_supervisor_with_remote_child),
       cmocka_unit_test(test_server_restart_mid_stream),
       cmocka_unit_test(test_moved_payload_serializer),
+      cmocka_unit_test(test_node_error_codes),
 #ifdef BW_HAVE_NATS
       cmocka_unit_test(test_malformed_frames),
 #endif
