@@ -8,8 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# nats-server: the node tests (tests/node) start a private one on loopback.
-bash scripts/setup.sh nats-server
+# nats-server: the node tests (tests/node) start a private one on loopback;
+# openssl makes the throwaway certificates of the TLS test.
+bash scripts/setup.sh nats-server openssl
 jobs=$(nproc 2>/dev/null || echo 2)
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DBW_SANITIZE= -DBW_WERROR=ON \

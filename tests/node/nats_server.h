@@ -64,16 +64,21 @@ static inline bool bwt_have_nats_server(void) {
          system("command -v nats-server >/dev/null 2>&1") == 0;
 }
 
-/* Starts nats-server on port (0 = a free one); waits up to 10 s until it
- * accepts connections. Returns false if it could not. */
-static inline bool bwt_nats_start(bwt_nats_t *s, int port) {
+/* Starts nats-server on port (0 = a free one) with extra arguments (NULL-
+ * terminated, may be NULL); waits up to 10 s until it accepts connections.
+ * Returns false if it could not. */
+static inline bool bwt_nats_start_with(bwt_nats_t *s, int port, const char *const *extra) {
   s->port = port > 0 ? port : bwt_free_port();
   if (s->port <= 0)
     return false;
   snprintf(s->url, sizeof(s->url), "nats://127.0.0.1:%d", s->port);
   char portbuf[16];
   snprintf(portbuf, sizeof(portbuf), "%d", s->port);
-  char *argv[] = {"nats-server", "-a", "127.0.0.1", "-p", portbuf, NULL};
+  char *argv[24] = {"nats-server", "-a", "127.0.0.1", "-p", portbuf, NULL};
+  for (int i = 0, k = 5; extra != NULL && extra[i] != NULL && k < 23; i++, k++) {
+    argv[k] = (char *)extra[i];
+    argv[k + 1] = NULL;
+  }
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
@@ -91,6 +96,10 @@ static inline bool bwt_nats_start(bwt_nats_t *s, int port) {
   kill(s->pid, SIGKILL);
   waitpid(s->pid, NULL, 0);
   return false;
+}
+
+static inline bool bwt_nats_start(bwt_nats_t *s, int port) {
+  return bwt_nats_start_with(s, port, NULL);
 }
 
 static inline void bwt_nats_stop(bwt_nats_t *s) {

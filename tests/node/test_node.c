@@ -810,9 +810,9 @@ static void test_node_error_codes(void **state) {
   assert_false(bw_node_connected(a, 999));
   /* from a scheduler thread: the blocking ones refuse */
   bw_pid_t probe = spawn_on(a, &probe_b, NULL);
-  atomic_store(&probe_rc_start, 1);
+  atomic_store(&probe_rc_wait, 1);
   assert_int_equal(bw_send(a, probe, 1, NULL, 0), 0);
-  BWT_POLL(atomic_load(&probe_rc_start) != 1);
+  BWT_POLL(atomic_load(&probe_rc_wait) != 1); /* the last one it stores */
   assert_int_equal(atomic_load(&probe_rc_start), BW_EWOULDBLOCK);
   assert_int_equal(atomic_load(&probe_rc_stop), BW_EWOULDBLOCK);
   assert_int_equal(atomic_load(&probe_rc_wait), BW_EWOULDBLOCK);
@@ -851,6 +851,76 @@ static void test_node_error_codes(void **state) {
   bw_runtime_destroy(c);
   bw_runtime_destroy(b);
   bw_runtime_destroy(a);
+}
+
+/* credentials and TLS come from the options: a server that wants a token
+ * lets in the node that has it and nobody else; a TLS server is reached
+ * with the CA that signed its certificate, and not without */
+static int try_join(bw_runtime_t *rt, const char *url, const char *token, const char *ca,
+                    bool secure) {
+  bw_node_opts_t o;
+  bw_node_opts_init(&o);
+  o.name = "guarded";
+  o.url = url;
+  o.cluster = "bwsec";
+  o.token = token;
+  o.ca_file = ca;
+  o.secure = secure;
+  o.connect_timeout_ms = 2000;
+  return bw_node_start(rt, &o);
+}
+
+static void test_token_and_tls(void **state) {
+  (void)state;
+  REQUIRE_SERVER();
+  /* a token */
+  bwt_nats_t guarded = {0};
+  const char *auth[] = {"--auth", "s3cret-from-config", NULL};
+  assert_true(bwt_nats_start_with(&guarded, 0, auth));
+  bw_runtime_t *rt = node_rt(7, true);
+  int rc = try_join(rt, guarded.url, "wrong", NULL, false);
+  assert_true(rc == BW_ENOCONN || rc == BW_ETIMEDOUT);
+  rc = try_join(rt, guarded.url, NULL, NULL, false);
+  assert_true(rc == BW_ENOCONN || rc == BW_ETIMEDOUT);
+  assert_int_equal(try_join(rt, guarded.url, "s3cret-from-config", NULL, false), 0);
+  bw_runtime_destroy(rt);
+  bwt_nats_stop(&guarded);
+
+  /* TLS, with a throwaway CA made here */
+  char dir[] = "/tmp/bwtlsXXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd,
+           "(cd %s && printf 'subjectAltName=DNS:localhost\\n' > ext && "
+           "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 1 "
+           "-subj /CN=bwtest-ca && "
+           "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr "
+           "-subj /CN=localhost && "
+           "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+           "-out server.pem -days 1 -extfile ext) >/dev/null 2>&1",
+           dir);
+  if (system("command -v openssl >/dev/null 2>&1") != 0) {
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    (void)system(cmd);
+    skip(); /* no openssl to make certificates with */
+  }
+  assert_int_equal(system(cmd), 0);
+  char cert[256], key[256], ca[256], url[128];
+  snprintf(cert, sizeof cert, "%s/server.pem", dir);
+  snprintf(key, sizeof key, "%s/server.key", dir);
+  snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+  const char *tls[] = {"--tls", "--tlscert", cert, "--tlskey", key, NULL};
+  bwt_nats_t secure = {0};
+  assert_true(bwt_nats_start_with(&secure, 0, tls));
+  snprintf(url, sizeof url, "nats://localhost:%d", secure.port);
+  rt = node_rt(8, true);
+  rc = try_join(rt, url, NULL, NULL, true); /* without the CA: not trusted */
+  assert_true(rc == BW_ENOCONN || rc == BW_ETIMEDOUT);
+  assert_int_equal(try_join(rt, url, NULL, ca, true), 0);
+  bw_runtime_destroy(rt);
+  bwt_nats_stop(&secure);
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  (void)system(cmd);
 }
 
 #ifdef BW_HAVE_NATS
@@ -978,6 +1048,7 @@ int main(void) {
       cmocka_unit_test(test_server_restart_mid_stream),
       cmocka_unit_test(test_moved_payload_serializer),
       cmocka_unit_test(test_node_error_codes),
+      cmocka_unit_test(test_token_and_tls),
 #ifdef BW_HAVE_NATS
       cmocka_unit_test(test_malformed_frames),
 #endif
