@@ -74,6 +74,13 @@ typedef struct cst {
   uint64_t next_action_ms; /* while unhealthy: when the next action is due */
   uint64_t actions;
   int32_t action_rc;
+  /* actor and bulkhead: an action is repeated only on a judgement from a
+   * probe made after it (the answer to one made before, or the target's
+   * own exit caused by the action, says nothing about the result) */
+  uint64_t acted_seq;  /* probe count when the last action was taken */
+  uint64_t probes;     /* probes made */
+  uint64_t judged_seq; /* the probe the current judgement comes from */
+  uint64_t pending_seq; /* the probe in flight */
   /* actor and bulkhead: the request in flight */
   bool pending;
   uint64_t ref;
@@ -839,8 +846,10 @@ static void request(hm_actor_t *a, uint32_t i) {
   const comp_t *d = &h->comps[i];
   if (c->pending)
     return; /* its own deadline settles it */
+  c->probes++;
   bw_pid_t pid = resolve(d, h->rt);
   if (pid == BW_PID_NONE) {
+    c->judged_seq = c->probes;
     unhealthy_code(a, i, BW_ENOPROC);
     return;
   }
@@ -851,10 +860,12 @@ static void request(hm_actor_t *a, uint32_t i) {
   int rc = bw_request(a->ctx, pid, type, NULL, 0, d->d.timeout_ms, &c->ref);
   inc(&h->m.checks);
   if (rc != 0) {
+    c->judged_seq = c->probes;
     unhealthy_code(a, i, rc);
     return;
   }
   c->pending = true;
+  c->pending_seq = c->probes;
 }
 
 static void spawn_helper(hm_actor_t *a, bw_pid_t *slot);
@@ -935,6 +946,12 @@ static void recover(hm_actor_t *a, uint32_t i, uint64_t now) {
   if (d->action == BW_HEALTH_ACTION_NONE || c->status != BW_HEALTH_UNHEALTHY ||
       now < c->next_action_ms)
     return;
+  bool probed = d->kind == BW_HEALTH_KIND_ACTOR || d->kind == BW_HEALTH_KIND_BULKHEAD;
+  if (probed && c->actions > 0 && c->judged_seq <= c->acted_seq)
+    return; /* no probe since the last action has answered yet */
+  /* the probe this round makes right after (round_) races with the action
+   * (it may reach the instance being replaced): it does not count either */
+  c->acted_seq = c->probes + 1;
   c->next_action_ms = now + d->action_after_ms;
   const char *what = "";
   int rc = 0;
@@ -1091,6 +1108,7 @@ static void on_reply(hm_actor_t *a, const bw_msg_t *msg) {
   cst_t *c = &h->st[i];
   const comp_t *d = &h->comps[i];
   c->pending = false;
+  c->judged_seq = c->pending_seq;
   inc(&h->m.answers);
   if (d->d.kind == BW_HEALTH_KIND_ACTOR) {
     if (msg->status != 0) {
@@ -1130,6 +1148,7 @@ static void on_request_timeout(hm_actor_t *a, const bw_msg_t *msg) {
   if (i == UINT32_MAX)
     return;
   a->h->st[i].pending = false;
+  a->h->st[i].judged_seq = a->h->st[i].pending_seq;
   inc(&a->h->m.timeouts);
   set_status(a, i, BW_HEALTH_UNHEALTHY, "timeout");
 }
