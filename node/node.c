@@ -247,6 +247,19 @@ static void node_lost(node *n, unsigned id, bool tell, bool bye);
 static void publish_control(node *n, uint8_t kind, unsigned dst);
 static const bw_serializer_t *serializer_of(node *n, uint32_t type);
 
+/* Room for one more of n elements in *arr (capacity *cap, doubling). */
+static bool grow(void **arr, uint32_t *cap, uint32_t n, size_t elem) {
+  if (n < *cap)
+    return true;
+  uint32_t nc = *cap ? *cap * 2 : 16;
+  void *p = realloc(*arr, nc * elem);
+  if (p == NULL)
+    return false;
+  *arr = p;
+  *cap = nc;
+  return true;
+}
+
 /* --- the relation table (under mx) ---------------------------------------- */
 
 static rel *rel_find(node *n, uint32_t kind, bw_pid_t local, bw_pid_t remote, uint64_t ref) {
@@ -263,14 +276,8 @@ static rel *rel_find(node *n, uint32_t kind, bw_pid_t local, bw_pid_t remote, ui
 static bool rel_add(node *n, uint32_t kind, bw_pid_t local, bw_pid_t remote, uint64_t ref) {
   if (rel_find(n, kind, local, remote, ref) != NULL)
     return true;
-  if (n->nrels == n->caprels) {
-    uint32_t nc = n->caprels ? n->caprels * 2 : 16;
-    rel *p = realloc(n->rels, nc * sizeof(*p));
-    if (p == NULL)
-      return false;
-    n->rels = p;
-    n->caprels = nc;
-  }
+  if (!grow((void **)&n->rels, &n->caprels, n->nrels, sizeof(rel)))
+    return false;
   n->rels[n->nrels++] = (rel){.kind = kind, .local = local, .remote = remote, .ref = ref};
   return true;
 }
@@ -477,14 +484,8 @@ static name_ent *name_find(node *n, const char *name) {
 static bool name_put(node *n, const char *name, bw_pid_t pid) {
   name_ent *e = name_find(n, name);
   if (e == NULL) {
-    if (n->nnames == n->capnames) {
-      uint32_t nc = n->capnames ? n->capnames * 2 : 16;
-      name_ent *p = realloc(n->names, nc * sizeof(*p));
-      if (p == NULL)
-        return false;
-      n->names = p;
-      n->capnames = nc;
-    }
+    if (!grow((void **)&n->names, &n->capnames, n->nnames, sizeof(name_ent)))
+      return false;
     e = &n->names[n->nnames++];
     copy_str(e->name, sizeof(e->name), name);
   }
@@ -1327,11 +1328,6 @@ static natsStatus set_options(natsOptions *o, const bw_node_opts_t *opts) {
   return s;
 }
 
-static bool on_scheduler(const bw__runtime *rt) {
-  return bw__tl.th != NULL && bw__tl.th->rt == rt &&
-         (bw__tl.th->kind == BW__TH_WORKER || bw__tl.th->kind == BW__TH_TIMER);
-}
-
 int bw_node_start(bw_runtime_t *rt, const bw_node_opts_t *opts) {
   if (rt == NULL || opts == NULL || rt->node_id == 0 || opts->url == NULL ||
       !valid_token(opts->name, BW__WIRE_NAME_MAX, true) ||
@@ -1339,7 +1335,7 @@ int bw_node_start(bw_runtime_t *rt, const bw_node_opts_t *opts) {
       (opts->user == NULL) != (opts->password == NULL) ||
       (opts->key_file != NULL && opts->cert_file == NULL))
     return BW_EINVAL;
-  if (on_scheduler(rt))
+  if (!bw_may_block(rt))
     return BW_EWOULDBLOCK;
   if (!bw__rt_running(rt))
     return BW_ESHUTDOWN;
@@ -1491,7 +1487,7 @@ int bw_node_stop(bw_runtime_t *rt) {
   node *n = node_of(rt);
   if (n == NULL || bw__ld32_acq(&n->state) != N_RUNNING)
     return BW_ESTATE;
-  if (on_scheduler(rt))
+  if (!bw_may_block(rt))
     return BW_EWOULDBLOCK;
   node_shutdown(n);
   return 0;
@@ -1503,7 +1499,7 @@ int bw_node_wait(bw_runtime_t *rt, const char *name, uint64_t timeout_ms, unsign
   node *n = node_of(rt);
   if (n == NULL)
     return BW_ESTATE;
-  if (timeout_ms > 0 && on_scheduler(rt))
+  if (timeout_ms > 0 && !bw_may_block(rt))
     return BW_EWOULDBLOCK;
   struct timespec dl;
   clock_gettime(CLOCK_MONOTONIC, &dl);

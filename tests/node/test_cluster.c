@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 
 #include "tests/node/nats_server.h"
+#include "tests/node/node_actors.h"
 #include "tests/node/peer_proto.h"
 #ifdef BW_HAVE_NATS
 #include <nats/nats.h>
@@ -140,72 +141,6 @@ static void run_clock_past_silence(bw_runtime_t *rt) {
 
 /* --- actors in this node --------------------------------------------------------- */
 
-typedef struct pump_arg {
-  bw_pid_t target;
-  uint32_t total;
-} pump_arg;
-typedef struct pump_state {
-  pump_arg a;
-  uint32_t sent;
-} pump_state;
-static atomic_uint pump_failed;
-enum { T_PUMP = 1, T_WATCH, T_LINK };
-static int pump_init(bw_ctx_t *ctx, void *state, void *arg) {
-  (void)ctx;
-  ((pump_state *)state)->a = *(pump_arg *)arg;
-  return 0;
-}
-static int pump_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
-  pump_state *s = state;
-  if (msg->type != T_PUMP)
-    return BW_CONTINUE;
-  bw_runtime_t *rt = bw_ctx_runtime(ctx);
-  for (int i = 0; i < 1000 && s->sent < s->a.total; i++, s->sent++)
-    if (bw_send(rt, s->a.target, PEER_SEQ, &s->sent, sizeof s->sent) != 0)
-      atomic_fetch_add(&pump_failed, 1);
-  if (s->sent < s->a.total)
-    bw_send(rt, bw_self(ctx), T_PUMP, NULL, 0);
-  return BW_CONTINUE;
-}
-static const bw_behaviour_t pump_b = {.name = "pump", .state_size = sizeof(pump_state),
-                                      .init = pump_init, .handle = pump_handle};
-
-typedef struct watch_rec {
-  atomic_int downs, exits, down_kind, exit_kind;
-} watch_rec;
-static int watcher_init(bw_ctx_t *ctx, void *state, void *arg) {
-  *(watch_rec **)state = arg;
-  bw_trap_exit(ctx, true);
-  return 0;
-}
-static int watcher_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
-  watch_rec *r = *(watch_rec **)state;
-  bw_pid_t p;
-  uint64_t ref;
-  switch (msg->type) {
-  case T_WATCH:
-    memcpy(&p, msg->data, sizeof p);
-    bw_monitor(ctx, p, &ref);
-    break;
-  case T_LINK:
-    memcpy(&p, msg->data, sizeof p);
-    bw_link(ctx, p);
-    break;
-  case BW_MSG_DOWN:
-    atomic_store(&r->down_kind, ((const bw_reason_t *)msg->data)->kind);
-    atomic_fetch_add(&r->downs, 1);
-    break;
-  case BW_MSG_EXIT:
-    atomic_store(&r->exit_kind, ((const bw_reason_t *)msg->data)->kind);
-    atomic_fetch_add(&r->exits, 1);
-    break;
-  default:
-    break;
-  }
-  return BW_CONTINUE;
-}
-static const bw_behaviour_t watcher_b = {.name = "watcher", .state_size = sizeof(void *),
-                                         .init = watcher_init, .handle = watcher_handle};
 
 #define REQUIRE_SERVER()                                                       \
   do {                                                                         \
@@ -234,7 +169,7 @@ static void test_cluster_calls_names_and_order(void **state) {
   /* per-pair order: 100,000 numbers from one actor here to p3's service */
   atomic_store(&pump_failed, 0);
   uint32_t total = (uint32_t)bwt_scaled(100000);
-  pump_arg pa = {.target = s3, .total = total};
+  pump_arg pa = {.target = s3, .total = total, .seq_type = PEER_SEQ};
   bw_pid_t pump;
   assert_int_equal(bw_spawn(c.rt, &pump_b, &pa, NULL, &pump), 0);
   assert_int_equal(bw_send(c.rt, pump, T_PUMP, NULL, 0), 0);
@@ -254,7 +189,7 @@ static void test_cluster_remote_crash_and_kill(void **state) {
   cluster_t c;
   cluster_up(&c);
   bw_pid_t s2 = whereis(c.rt, "p2.svc"), s3 = whereis(c.rt, "p3.svc");
-  watch_rec m2 = {0}, m3 = {0}, l3 = {0};
+  watcher_rec m2 = {0}, m3 = {0}, l3 = {0};
   bw_pid_t w2, w3, k3;
   assert_int_equal(bw_spawn(c.rt, &watcher_b, &m2, NULL, &w2), 0);
   assert_int_equal(bw_spawn(c.rt, &watcher_b, &m3, NULL, &w3), 0);
@@ -342,7 +277,7 @@ static void test_cluster_server_restart(void **state) {
   bw_pid_t s3 = whereis(c.rt, "p3.svc");
   atomic_store(&pump_failed, 0);
   uint32_t total = (uint32_t)bwt_scaled(100000);
-  pump_arg pa = {.target = s3, .total = total};
+  pump_arg pa = {.target = s3, .total = total, .seq_type = PEER_SEQ};
   bw_pid_t pump;
   assert_int_equal(bw_spawn(c.rt, &pump_b, &pa, NULL, &pump), 0);
   assert_int_equal(bw_send(c.rt, pump, T_PUMP, NULL, 0), 0);

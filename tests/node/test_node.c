@@ -12,11 +12,12 @@
 
 #include "node/node_internal.h"
 #include "tests/node/nats_server.h"
+#include "tests/node/node_actors.h"
 #ifdef BW_HAVE_NATS
 #include <nats/nats.h>
 #endif
 
-enum { T_COUNT = 1, T_ECHO, T_CRASH, T_SEQ, T_PUMP, T_WATCH, T_LINK };
+enum { T_COUNT = 1, T_ECHO, T_CRASH, T_SEQ };
 
 #define HB_MS 100
 #define MISSES 3
@@ -68,76 +69,7 @@ static int seq_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
 static const bw_behaviour_t seq_b = {.name = "seq", .state_size = sizeof(seq_state),
                                      .handle = seq_handle};
 
-/* sends total T_SEQ numbers to target, 1000 per turn */
-typedef struct pump_arg {
-  bw_pid_t target;
-  uint32_t total;
-} pump_arg;
-typedef struct pump_state {
-  pump_arg a;
-  uint32_t sent;
-} pump_state;
-static atomic_uint pump_failed;
-static int pump_init(bw_ctx_t *ctx, void *state, void *arg) {
-  (void)ctx;
-  ((pump_state *)state)->a = *(pump_arg *)arg;
-  return 0;
-}
-static int pump_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
-  pump_state *s = state;
-  if (msg->type != T_PUMP)
-    return BW_CONTINUE;
-  bw_runtime_t *rt = bw_ctx_runtime(ctx);
-  for (int i = 0; i < 1000 && s->sent < s->a.total; i++, s->sent++)
-    if (bw_send(rt, s->a.target, T_SEQ, &s->sent, sizeof s->sent) != 0)
-      atomic_fetch_add(&pump_failed, 1);
-  if (s->sent < s->a.total)
-    bw_send(rt, bw_self(ctx), T_PUMP, NULL, 0);
-  return BW_CONTINUE;
-}
-static const bw_behaviour_t pump_b = {.name = "pump", .state_size = sizeof(pump_state),
-                                      .init = pump_init, .handle = pump_handle};
 
-/* monitors or links to its argument (T_WATCH / T_LINK with a pid), traps
- * exits, and records the DOWN / EXIT it gets */
-typedef struct watcher_rec {
-  atomic_int downs, exits;
-  atomic_int down_kind, exit_kind;
-  atomic_int monitor_rc, link_rc;
-} watcher_rec;
-static int watcher_init(bw_ctx_t *ctx, void *state, void *arg) {
-  *(watcher_rec **)state = arg;
-  bw_trap_exit(ctx, true);
-  return 0;
-}
-static int watcher_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
-  watcher_rec *r = *(watcher_rec **)state;
-  bw_pid_t p;
-  uint64_t ref;
-  switch (msg->type) {
-  case T_WATCH:
-    memcpy(&p, msg->data, sizeof p);
-    atomic_store(&r->monitor_rc, bw_monitor(ctx, p, &ref) + 1000);
-    break;
-  case T_LINK:
-    memcpy(&p, msg->data, sizeof p);
-    atomic_store(&r->link_rc, bw_link(ctx, p) + 1000);
-    break;
-  case BW_MSG_DOWN:
-    atomic_store(&r->down_kind, ((const bw_reason_t *)msg->data)->kind);
-    atomic_fetch_add(&r->downs, 1);
-    break;
-  case BW_MSG_EXIT:
-    atomic_store(&r->exit_kind, ((const bw_reason_t *)msg->data)->kind);
-    atomic_fetch_add(&r->exits, 1);
-    break;
-  default:
-    break;
-  }
-  return BW_CONTINUE;
-}
-static const bw_behaviour_t watcher_b = {.name = "watcher", .state_size = sizeof(void *),
-                                         .init = watcher_init, .handle = watcher_handle};
 
 /* a plain actor that does not trap exits: dies with its linked peer */
 static int plain_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
@@ -258,7 +190,7 @@ static void test_pair_order(void **state) {
   atomic_store(&pump_failed, 0);
   uint32_t total = (uint32_t)bwt_scaled(100000);
   bw_pid_t sink = spawn_on(a, &seq_b, NULL);
-  pump_arg pa = {.target = sink, .total = total};
+  pump_arg pa = {.target = sink, .total = total, .seq_type = T_SEQ};
   bw_pid_t pump = spawn_on(b, &pump_b, &pa);
   assert_int_equal(bw_send(b, pump, T_PUMP, NULL, 0), 0);
   BWT_POLL_FOR(atomic_load(&seq_seen) + atomic_load(&pump_failed) >= total, 120);
@@ -641,7 +573,7 @@ static void test_server_restart_mid_stream(void **state) {
   atomic_store(&pump_failed, 0);
   uint32_t total = (uint32_t)bwt_scaled(200000);
   bw_pid_t sink = spawn_on(a, &mono_b, NULL);
-  pump_arg pa = {.target = sink, .total = total};
+  pump_arg pa = {.target = sink, .total = total, .seq_type = T_SEQ};
   bw_pid_t pump = spawn_on(b, &pump_b, &pa);
   assert_int_equal(bw_send(b, pump, T_PUMP, NULL, 0), 0);
   BWT_POLL(atomic_load(&mono_seen) >= total / 10);
