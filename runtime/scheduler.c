@@ -316,7 +316,8 @@ static void worker_loop(bw__runtime *rt, bw__worker *w) {
   bw__actor *a;
   while ((a = next_actor(rt, w)) != NULL) {
     int r = bw__actor_run(&w->th, a);
-    if (w->handoff)
+    /* relaxed: a hint, also set by the watchdog's thread for a hung turn */
+    if (bw__ld32_rlx(&w->handoff))
       bw__st32_rlx(&w->handoff, 0); /* the long turn is over */
     if (r == BW__RUN_AGAIN) {
       if (!rq_push(w, a))

@@ -818,6 +818,13 @@ static void test_token_and_tls(void **state) {
   bw_runtime_destroy(rt);
   bwt_nats_stop(&guarded);
 
+#if defined(__SANITIZE_THREAD__)
+  /* TLS happens inside libnats and OpenSSL, which are not built with TSan:
+   * it reports races inside libssl's buffers between libnats's threads
+   * (whose own locking it does not fully see). Not ours to fix or to
+   * suppress blindly; the TLS half runs in the other passes. */
+  skip();
+#endif
   /* TLS, with a throwaway CA made here */
   char dir[] = "/tmp/bwtlsXXXXXX";
   assert_non_null(mkdtemp(dir));
