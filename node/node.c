@@ -16,26 +16,8 @@
  * in the node's actor on an interval timer, so under the manual clock a
  * test decides exactly when silence has lasted long enough.
  *
- * Channels: frames to one node (messages, signals, names) carry a number
- * per (sender, receiver) pair and an epoch. NATS delivers at most once, and
- * a server restart can lose what it held, so the sender keeps each frame
- * until the receiver acknowledges it (ACK, cumulative, every 64 frames or
- * when its queue runs dry), and sends again what is not acknowledged: when
- * the receiver reports a gap (NACK), when the connection comes back, and
- * when a heartbeat period passes with no progress. The receiver applies
- * frames in number order exactly once and drops duplicates. A new epoch
- * (after a loss) starts again from 1. The remote send path takes one
- * mutex per destination (numbering and the resend buffer) and libnats's
- * connection lock; the local send path takes none. At most TX_MAX frames
- * per destination wait for acknowledgement; beyond that a send is refused
- * as unreachable (a dead letter, noconnection), never queued without bound.
- * Before that, back-pressure: from TX_HIGH unacknowledged frames on, an
- * actor that sends to that node is muted at the end of its handler call
- * (as one sending to an overloaded local actor is) until acknowledgements
- * bring it down to TX_LOW; threads that are not actors are not muted.
- * When a node is lost, its unacknowledged messages become dead letters here
- * (noconnection), so each message is counted once: delivered there, or
- * dead here.
+ * Channels (numbering, acknowledgement, resending, back-pressure) are in
+ * channel.c, the name directory in names.c; this file applies what arrives.
  *
  * Cross-node links and monitors are recorded here (a small table under a
  * mutex: only link, unlink, monitor, demonitor, exit and down frames take
@@ -117,116 +99,7 @@ int bw_node_whereis(bw_runtime_t *rt, const char *name, bw_pid_t *out) {
 
 #include <nats/nats.h>
 
-#define SUBJ_MAX 96
-#define T_TICK (BW_MSG_PATTERN_BASE + 0x0800u) /* the heartbeat timer */
-#define T_WATCH_NAME (BW_MSG_PATTERN_BASE + 0x0801u) /* monitor a pid with a name */
-#define T_SPAWN (BW_MSG_PATTERN_BASE + 0x0802u)      /* start an exported behaviour */
-#define EXPORTS_MAX 64
-#define SER_MAX 64
-
-enum { M_NONE = 0, M_UP = 1, M_LOST = 2 };
-enum { N_RUNNING = 1, N_STOPPED = 2 };
-enum { R_LINK = 1, R_MON_OUT, R_MON_IN };
-
-typedef struct member {
-  uint32_t state;        /* atomic: M_*; read lock-free by senders */
-  uint64_t last_seen_ms; /* atomic: runtime clock at its last frame */
-  uint64_t incarnation;  /* under mx; 0 = not yet announced */
-  bw_pid_t agent;        /* under mx: its node actor (starts remote children) */
-  char name[BW__WIRE_NAME_MAX + 1]; /* under mx */
-} member;
-
-/* A cross-node relation: a link (local, remote), or a monitor by ref
- * (R_MON_OUT: local watches remote; R_MON_IN: remote watches local). */
-typedef struct rel {
-  uint32_t kind;
-  bw_pid_t local, remote;
-  uint64_t ref;
-} rel;
-
-/* The cluster-wide name directory: every node keeps all of it, so a lookup
- * is local. An entry comes from the owner's NAME_ADD (or our own register);
- * it goes with NAME_DEL, the owner's exit, or the owner node's loss. Two
- * nodes registering one name at once: the lower node id keeps it. */
-typedef struct name_ent {
-  char name[BW__WIRE_NAME_MAX + 1];
-  bw_pid_t pid;
-} name_ent;
-
-#define TX_MAX 65536u /* unacknowledged frames per destination */
-#define TX_HIGH 8192u /* from here on, actor senders are muted ... */
-#define TX_LOW 2048u  /* ... until down to here */
-#define ACK_EVERY 64u
-
-typedef struct txslot {
-  uint64_t seq;
-  uint32_t len;
-  uint8_t *big; /* a frame with a serialized payload (else in buf), freed once acknowledged */
-  uint8_t buf[BW__WIRE_MAX];
-} txslot;
-
-static const uint8_t *slot_frame(const txslot *s) { return s->big != NULL ? s->big : s->buf; }
-
-/* The sending side of a channel to one node. */
-typedef struct txchan {
-  pthread_mutex_t mx;
-  uint32_t epoch;
-  uint64_t next;  /* the next frame's number (from 1) */
-  uint64_t acked; /* every frame up to this one is acknowledged */
-  uint64_t acked_at_tick; /* ticks when acked last moved: resend after a quiet one */
-  txslot *ring;   /* frames acked+1 .. next-1, at seq & (cap - 1) */
-  uint32_t cap;
-  bw__gate gate;  /* closed from TX_HIGH to TX_LOW */
-} txchan;
-
-/* The receiving side (only the data subscription's thread touches it). */
-typedef struct rxchan {
-  uint32_t epoch;
-  uint64_t expected; /* the next number to apply */
-  uint64_t nacked;   /* the number last asked for again (one NACK per gap) */
-  uint32_t since_ack;
-} rxchan;
-
-typedef struct node {
-  bw__runtime *rt;
-  natsConnection *nc;
-  natsSubscription *sub_data, *sub_ctl;
-  uint32_t state; /* atomic: N_* */
-  uint32_t hb_ms, misses;
-  uint64_t incarnation;
-  char name[BW__WIRE_NAME_MAX + 1];
-  char ctl_subj[SUBJ_MAX];
-  char subj[256][SUBJ_MAX]; /* "<cluster>.n.<id>" */
-  bw_pid_t agent;
-
-  pthread_mutex_t mx; /* membership changes, the relation table, subs_live */
-  pthread_cond_t cv;  /* membership changes, subscriptions completed */
-  member m[256];
-  rel *rels;
-  uint32_t nrels, caprels;
-  name_ent *names;
-  uint32_t nnames, capnames;
-  struct {
-    uint32_t type;
-    bw_serializer_t s;
-  } ser[SER_MAX]; /* under mx */
-  uint32_t nser;
-  struct {
-    char name[64];
-    const bw_behaviour_t *b;
-  } exports[EXPORTS_MAX]; /* under mx */
-  uint32_t nexports;
-  uint32_t subs_live;
-
-  /* stats: atomic adds, relaxed (counters only) */
-  uint64_t frames_out, frames_in, bad_frames, unreachable, nodes_up, nodes_lost;
-  uint64_t name_conflicts, resent, duplicates, gaps;
-  uint64_t ticks; /* heartbeat periods so far */
-  uint32_t gates_off; /* atomic: stopping: no sender is muted any more */
-
-  txchan tx[256];
-  rxchan rx[256];
-} node;
+#include "node/node_impl.h"
 
 static const bw_reason_t *noconnection(void) {
   static const bw_reason_t r = {.kind = BW_REASON_NOCONNECTION, .code = BW_ENOCONN,
@@ -234,21 +107,15 @@ static const bw_reason_t *noconnection(void) {
   return &r;
 }
 
-static node *node_of(bw__runtime *rt);
+static const bw_serializer_t *serializer_of(node *n, uint32_t type);
 
-/* Copies a string known to fit (checked where it came in), truncating
- * otherwise; always terminated. */
-static void copy_str(char *dst, size_t cap, const char *src) {
+void bw__node_copy_str(char *dst, size_t cap, const char *src) {
   size_t len = strnlen(src, cap - 1);
   memcpy(dst, src, len);
   dst[len] = '\0';
 }
-static void node_lost(node *n, unsigned id, bool tell, bool bye);
-static void publish_control(node *n, uint8_t kind, unsigned dst);
-static const bw_serializer_t *serializer_of(node *n, uint32_t type);
 
-/* Room for one more of n elements in *arr (capacity *cap, doubling). */
-static bool grow(void **arr, uint32_t *cap, uint32_t n, size_t elem) {
+bool bw__node_grow(void **arr, uint32_t *cap, uint32_t n, size_t elem) {
   if (n < *cap)
     return true;
   uint32_t nc = *cap ? *cap * 2 : 16;
@@ -276,7 +143,7 @@ static rel *rel_find(node *n, uint32_t kind, bw_pid_t local, bw_pid_t remote, ui
 static bool rel_add(node *n, uint32_t kind, bw_pid_t local, bw_pid_t remote, uint64_t ref) {
   if (rel_find(n, kind, local, remote, ref) != NULL)
     return true;
-  if (!grow((void **)&n->rels, &n->caprels, n->nrels, sizeof(rel)))
+  if (!bw__node_grow((void **)&n->rels, &n->caprels, n->nrels, sizeof(rel)))
     return false;
   n->rels[n->nrels++] = (rel){.kind = kind, .local = local, .remote = remote, .ref = ref};
   return true;
@@ -290,177 +157,7 @@ static void rel_del(node *n, uint32_t kind, bw_pid_t local, bw_pid_t remote, uin
 
 /* --- publishing ------------------------------------------------------------ */
 
-static bool publish(node *n, const char *subj, const bw__frame *f) {
-  uint8_t buf[BW__WIRE_MAX];
-  size_t len = bw__wire_encode(f, buf, sizeof buf);
-  if (len == 0 || natsConnection_Publish(n->nc, subj, buf, (int)len) != NATS_OK)
-    return false;
-  bw__faa64(&n->frames_out, 1);
-  return true;
-}
-
-static uint32_t new_epoch(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  static uint32_t salt; /* atomic */
-  uint32_t e = (uint32_t)ts.tv_nsec ^ (uint32_t)ts.tv_sec * 2654435761u ^
-               bw__faa32(&salt, 0x9E3779B9u);
-  return e != 0 ? e : 1;
-}
-
-/* Sends a frame on the channel to id: numbers it, keeps it until it is
- * acknowledged. False if it cannot (buffer full, connection closed). */
-static bool channel_send(node *n, unsigned id, bw__frame *f, uint8_t *big, size_t bigcap) {
-  txchan *t = &n->tx[id];
-  pthread_mutex_lock(&t->mx);
-  uint64_t inflight = t->next - 1 - t->acked;
-  if (inflight >= t->cap) {
-    uint32_t nc = t->cap ? t->cap * 2 : 64;
-    txslot *r = nc <= TX_MAX ? malloc((size_t)nc * sizeof(*r)) : NULL;
-    if (r == NULL) {
-      pthread_mutex_unlock(&t->mx);
-      return false;
-    }
-    for (uint64_t s = t->acked + 1; s < t->next; s++)
-      r[s & (nc - 1)] = t->ring[s & (t->cap - 1)];
-    free(t->ring);
-    t->ring = r;
-    t->cap = nc;
-  }
-  f->seq = t->next;
-  f->epoch = t->epoch;
-  txslot *slot = &t->ring[f->seq & (t->cap - 1)];
-  uint8_t *out = big != NULL ? big : slot->buf;
-  size_t len = bw__wire_encode(f, out, big != NULL ? bigcap : sizeof slot->buf);
-  bool ok = len != 0 && natsConnection_Publish(n->nc, n->subj[id], out, (int)len) == NATS_OK;
-  if (ok) {
-    slot->seq = f->seq;
-    slot->len = (uint32_t)len;
-    slot->big = big; /* ours now */
-    t->next++;
-    bw__faa64(&n->frames_out, 1);
-    /* relaxed: gates_off only ever goes 0 -> 1, and a late close is opened
-     * again by whoever set it (node_shutdown opens every gate after) */
-    if (inflight + 1 >= TX_HIGH && !bw__ld32_rlx(&n->gates_off)) {
-      bw__st32_rel(&t->gate.closed, 1);
-      bw__gate_wait(&t->gate);
-    }
-  }
-  pthread_mutex_unlock(&t->mx);
-  return ok;
-}
-
-static void gates_open_all(node *n) {
-  bw__st32_rel(&n->gates_off, 1);
-  for (unsigned id = 1; id < 256; id++) {
-    pthread_mutex_lock(&n->tx[id].mx);
-    bw__gate_open(n->rt, &n->tx[id].gate);
-    pthread_mutex_unlock(&n->tx[id].mx);
-  }
-}
-
-/* Sends again every unacknowledged frame from seq on (under t->mx). */
-static void channel_resend(node *n, unsigned id, txchan *t, uint64_t from) {
-  if (from <= t->acked)
-    from = t->acked + 1;
-  for (uint64_t s = from; s < t->next; s++) {
-    txslot *slot = &t->ring[s & (t->cap - 1)];
-    if (natsConnection_Publish(n->nc, n->subj[id], slot_frame(slot), (int)slot->len) != NATS_OK)
-      break;
-    bw__faa64(&n->resent, 1);
-  }
-}
-
-static void channel_control(node *n, unsigned id, uint8_t kind, uint64_t seq, uint32_t epoch) {
-  bw__frame f;
-  memset(&f, 0, sizeof(f));
-  f.kind = kind;
-  f.src = (uint8_t)n->rt->node_id;
-  f.dst = (uint8_t)id;
-  f.seq = seq;
-  f.epoch = epoch;
-  publish(n, n->subj[id], &f);
-}
-
-/* The channel to a lost node starts over: its unacknowledged messages are
- * dead letters here (they were counted as forwarded: no longer). */
-static void channel_reset(node *n, unsigned id) {
-  txchan *t = &n->tx[id];
-  pthread_mutex_lock(&t->mx);
-  for (uint64_t s = t->acked + 1; s < t->next; s++) {
-    txslot *slot = &t->ring[s & (t->cap - 1)];
-    bw__frame f;
-    int bad = bw__wire_decode(slot_frame(slot), slot->len, &f);
-    free(slot->big);
-    slot->big = NULL;
-    if (bad != 0 || f.kind != BW__WK_USER)
-      continue;
-    /* a serialized payload is gone with the frame: the notice has none */
-    bool moved = (f.flags & BW__WF_MOVED) != 0;
-    bw__msg *m = bw__msg_new(n->rt, f.to, BW__K_USER, f.type, moved ? NULL : f.payload,
-                             moved ? 0 : f.len);
-    if (m == NULL)
-      continue;
-    m->pub.from = f.from;
-    m->pub.ref = f.ref;
-    m->pub.flags = f.flags & (BW_MSGF_REQUEST | BW_MSGF_REPLY);
-    bw__faa64(&n->rt->forwarded, (uint64_t)-1);
-    bw__faa64(&n->unreachable, 1);
-    bw__dead_letter(n->rt, m, BW_DL_NOCONNECTION);
-  }
-  t->epoch = new_epoch();
-  t->next = 1;
-  t->acked = 0;
-  bw__gate_open(n->rt, &t->gate); /* nothing to wait for any more */
-  pthread_mutex_unlock(&t->mx);
-}
-
-static void on_ack(node *n, const bw__frame *f) {
-  txchan *t = &n->tx[f->src];
-  bool reset = false;
-  pthread_mutex_lock(&t->mx);
-  if (f->epoch == t->epoch) {
-    if (f->kind == BW__WK_ACK) {
-      if (f->seq > t->acked && f->seq < t->next) {
-        for (uint64_t s = t->acked + 1; s <= f->seq; s++) {
-          txslot *slot = &t->ring[s & (t->cap - 1)];
-          free(slot->big);
-          slot->big = NULL;
-        }
-        t->acked = f->seq;
-        t->acked_at_tick = bw__ld64_rlx(&n->ticks);
-        if (t->next - 1 - t->acked <= TX_LOW && bw__ld32_rlx(&t->gate.closed))
-          bw__gate_open(n->rt, &t->gate);
-      }
-    } else if (f->seq > t->acked) {
-      bw__faa64(&n->gaps, 1);
-      channel_resend(n, f->src, t, f->seq);
-    } else {
-      reset = true; /* it wants what it already acknowledged: it started over */
-    }
-  }
-  pthread_mutex_unlock(&t->mx);
-  if (reset)
-    node_lost(n, f->src, true, false);
-}
-
-/* Called on the connection's thread when it is back: whatever the server
- * may have lost goes again. */
-static void on_reconnected(natsConnection *nc, void *closure) {
-  (void)nc;
-  node *n = closure;
-  for (unsigned id = 1; id < 256; id++) {
-    txchan *t = &n->tx[id];
-    pthread_mutex_lock(&t->mx);
-    if (t->next - 1 > t->acked)
-      channel_resend(n, id, t, t->acked + 1);
-    pthread_mutex_unlock(&t->mx);
-  }
-  /* and ask the others for what they sent us meanwhile */
-  publish_control(n, BW__WK_HELLO, 0);
-}
-
-static void publish_control(node *n, uint8_t kind, unsigned dst) {
+void bw__node_publish_control(node *n, uint8_t kind, unsigned dst) {
   bw__frame f;
   memset(&f, 0, sizeof(f));
   f.kind = kind;
@@ -469,61 +166,7 @@ static void publish_control(node *n, uint8_t kind, unsigned dst) {
   f.from = n->agent; /* who starts remote children here */
   f.incarnation = n->incarnation;
   memcpy(f.name, n->name, sizeof(f.name));
-  publish(n, dst == 0 ? n->ctl_subj : n->subj[dst], &f);
-}
-
-/* --- the name directory (under mx) --------------------------------------- */
-
-static name_ent *name_find(node *n, const char *name) {
-  for (uint32_t i = 0; i < n->nnames; i++)
-    if (strcmp(n->names[i].name, name) == 0)
-      return &n->names[i];
-  return NULL;
-}
-
-static bool name_put(node *n, const char *name, bw_pid_t pid) {
-  name_ent *e = name_find(n, name);
-  if (e == NULL) {
-    if (!grow((void **)&n->names, &n->capnames, n->nnames, sizeof(name_ent)))
-      return false;
-    e = &n->names[n->nnames++];
-    copy_str(e->name, sizeof(e->name), name);
-  }
-  e->pid = pid;
-  return true;
-}
-
-static void name_drop_at(node *n, uint32_t i) { n->names[i] = n->names[--n->nnames]; }
-
-/* A name change, to node dst, or (dst 0) to every node up, each over its
- * channel (so a server restart cannot lose it). */
-static void publish_name(node *n, uint8_t kind, const char *name, bw_pid_t pid, unsigned dst) {
-  for (unsigned id = dst ? dst : 1; id < (dst ? dst + 1 : 256u); id++) {
-    if (id == n->rt->node_id || bw__ld32_acq(&n->m[id].state) != M_UP)
-      continue;
-    bw__frame f;
-    memset(&f, 0, sizeof(f));
-    f.kind = kind;
-    f.src = (uint8_t)n->rt->node_id;
-    f.dst = (uint8_t)id;
-    f.from = pid;
-    copy_str(f.name, sizeof(f.name), name);
-    channel_send(n, id, &f, NULL, 0);
-  }
-}
-
-/* Sends every name of ours to node id (it just came up). */
-static void names_send_all(node *n, unsigned id) {
-  pthread_mutex_lock(&n->mx);
-  uint32_t cnt = 0;
-  name_ent *mine = malloc((n->nnames ? n->nnames : 1) * sizeof(*mine));
-  for (uint32_t i = 0; mine != NULL && i < n->nnames; i++)
-    if (bw_pid_node(n->names[i].pid) == n->rt->node_id)
-      mine[cnt++] = n->names[i];
-  pthread_mutex_unlock(&n->mx);
-  for (uint32_t i = 0; i < cnt; i++)
-    publish_name(n, BW__WK_NAME_ADD, mine[i].name, mine[i].pid, id);
-  free(mine);
+  bw__node_publish(n, dst == 0 ? n->ctl_subj : n->subj[dst], &f);
 }
 
 static void node_event(node *n, int type, unsigned id, const char *name, int64_t b) {
@@ -538,7 +181,7 @@ static void node_event(node *n, int type, unsigned id, const char *name, int64_t
 
 /* Marks id lost and delivers the noconnection signals. tell: send it a
  * DISCONNECT (we decided; it may not know yet). */
-static void node_lost(node *n, unsigned id, bool tell, bool bye) {
+void bw__node_lost(node *n, unsigned id, bool tell, bool bye) {
   char name[BW__WIRE_NAME_MAX + 1];
   pthread_mutex_lock(&n->mx);
   if (bw__ld32_rlx(&n->m[id].state) != M_UP) {
@@ -562,16 +205,11 @@ static void node_lost(node *n, unsigned id, bool tell, bool bye) {
       i++;
     }
   }
-  for (uint32_t i = 0; i < n->nnames;) {
-    if (bw_pid_node(n->names[i].pid) == id)
-      name_drop_at(n, i);
-    else
-      i++;
-  }
+  bw__node_names_drop_node(n, id);
   pthread_cond_broadcast(&n->cv);
   pthread_mutex_unlock(&n->mx);
   bw__faa64(&n->nodes_lost, 1);
-  channel_reset(n, id);
+  bw__node_channel_reset(n, id);
   for (uint32_t i = 0; i < ngone; i++) {
     rel *r = &gone[i];
     if (r->kind == R_LINK)
@@ -583,7 +221,7 @@ static void node_lost(node *n, unsigned id, bool tell, bool bye) {
   }
   free(gone);
   if (tell)
-    publish_control(n, BW__WK_DISCONNECT, id);
+    bw__node_publish_control(n, BW__WK_DISCONNECT, id);
   node_event(n, BW_EV_NODE_DOWN, id, name, bye ? 1 : 0);
 }
 
@@ -602,13 +240,13 @@ static void node_seen(node *n, unsigned id, uint64_t inc, const char *name, bw_p
                    mm->incarnation != inc;
   pthread_mutex_unlock(&n->mx);
   if (restarted)
-    node_lost(n, id, false, false);
+    bw__node_lost(n, id, false, false);
   pthread_mutex_lock(&n->mx);
   bool up = bw__ld32_rlx(&mm->state) != M_UP;
   if (inc != 0) {
     mm->incarnation = inc;
     mm->agent = agent;
-    copy_str(mm->name, sizeof(mm->name), name);
+    bw__node_copy_str(mm->name, sizeof(mm->name), name);
   } else if (up) {
     mm->incarnation = 0;
     snprintf(mm->name, sizeof(mm->name), "node%u", id);
@@ -621,41 +259,9 @@ static void node_seen(node *n, unsigned id, uint64_t inc, const char *name, bw_p
   pthread_mutex_unlock(&n->mx);
   if (up) {
     bw__faa64(&n->nodes_up, 1);
-    names_send_all(n, id);
+    bw__node_names_send_all(n, id);
     node_event(n, BW_EV_NODE_UP, id, nm, 0);
   }
-}
-
-/* Another node's NAME_ADD or NAME_DEL (its node is up: checked by the
- * caller). */
-static void on_name(node *n, const bw__frame *f) {
-  unsigned self = n->rt->node_id;
-  bool reassert = false, lost = false;
-  bw_pid_t mine = BW_PID_NONE;
-  pthread_mutex_lock(&n->mx);
-  name_ent *e = name_find(n, f->name);
-  if (f->kind == BW__WK_NAME_DEL) {
-    if (e != NULL && e->pid == f->from)
-      name_drop_at(n, (uint32_t)(e - n->names));
-  } else if (e == NULL || e->pid == f->from) {
-    name_put(n, f->name, f->from);
-  } else {
-    /* taken: the lower node id keeps it, everywhere alike */
-    unsigned holder = bw_pid_node(e->pid);
-    if (f->src < holder) {
-      lost = holder == self;
-      mine = e->pid;
-      e->pid = f->from;
-    } else if (holder == self) {
-      reassert = true; /* we keep it: tell the claimant so it drops its own */
-      mine = e->pid;
-    }
-  }
-  pthread_mutex_unlock(&n->mx);
-  if (lost || reassert)
-    bw__faa64(&n->name_conflicts, 1);
-  if (reassert)
-    publish_name(n, BW__WK_NAME_ADD, f->name, mine, f->src);
 }
 
 static void on_control(node *n, const bw__frame *f) {
@@ -664,13 +270,13 @@ static void on_control(node *n, const bw__frame *f) {
   switch (f->kind) {
   case BW__WK_HELLO: {
     node_seen(n, f->src, f->incarnation, f->name, f->from);
-    publish_control(n, BW__WK_HEARTBEAT, 0); /* so the newcomer learns us now */
+    bw__node_publish_control(n, BW__WK_HEARTBEAT, 0); /* so the newcomer learns us now */
     /* a HELLO from a node we know: it reconnected, and what we sent while
      * its subscription was gone may be lost: again, all of it */
     txchan *t = &n->tx[f->src];
     pthread_mutex_lock(&t->mx);
     if (t->next - 1 > t->acked)
-      channel_resend(n, f->src, t, t->acked + 1);
+      bw__node_channel_resend(n, f->src, t, t->acked + 1);
     pthread_mutex_unlock(&t->mx);
     break;
   }
@@ -679,7 +285,7 @@ static void on_control(node *n, const bw__frame *f) {
     break;
   case BW__WK_BYE:
     if (f->incarnation == n->m[f->src].incarnation || n->m[f->src].incarnation == 0)
-      node_lost(n, f->src, false, true);
+      bw__node_lost(n, f->src, false, true);
     break;
   default:
     break;
@@ -812,11 +418,11 @@ static void on_data(node *n, const bw__frame *f) {
   }
   if (f->kind == BW__WK_DISCONNECT) {
     if (f->incarnation == n->m[f->src].incarnation || n->m[f->src].incarnation == 0)
-      node_lost(n, f->src, false, false);
+      bw__node_lost(n, f->src, false, false);
     return;
   }
   if (f->kind == BW__WK_ACK || f->kind == BW__WK_NACK) {
-    on_ack(n, f);
+    bw__node_on_ack(n, f);
     return;
   }
   /* the channel from f->src: in order, once */
@@ -828,7 +434,7 @@ static void on_data(node *n, const bw__frame *f) {
         r->epoch = f->epoch;
         r->expected = 1;
         r->nacked = 1;
-        channel_control(n, f->src, BW__WK_NACK, 1, f->epoch);
+        bw__node_channel_control(n, f->src, BW__WK_NACK, 1, f->epoch);
       }
       return;
     }
@@ -841,14 +447,14 @@ static void on_data(node *n, const bw__frame *f) {
     bw__faa64(&n->duplicates, 1);
     if (f->seq + 1 == r->expected || ++r->since_ack >= ACK_EVERY) {
       r->since_ack = 0; /* resent frames: say again how far we are */
-      channel_control(n, f->src, BW__WK_ACK, r->expected - 1, r->epoch);
+      bw__node_channel_control(n, f->src, BW__WK_ACK, r->expected - 1, r->epoch);
     }
     return;
   }
   if (f->seq > r->expected) {
     if (r->nacked != r->expected) {
       r->nacked = r->expected;
-      channel_control(n, f->src, BW__WK_NACK, r->expected, r->epoch);
+      bw__node_channel_control(n, f->src, BW__WK_NACK, r->expected, r->epoch);
     }
     return;
   }
@@ -858,7 +464,7 @@ static void on_data(node *n, const bw__frame *f) {
       (natsSubscription_GetPending(n->sub_data, &pending, &pending_bytes) == NATS_OK &&
        pending == 0)) {
     r->since_ack = 0;
-    channel_control(n, f->src, BW__WK_ACK, f->seq, r->epoch);
+    bw__node_channel_control(n, f->src, BW__WK_ACK, f->seq, r->epoch);
   }
   uint32_t st = bw__ld32_acq(&n->m[f->src].state);
   if (st == M_LOST) {
@@ -880,7 +486,7 @@ static void on_data(node *n, const bw__frame *f) {
   if (f->kind == BW__WK_USER)
     deliver_user(n, f);
   else if (f->kind == BW__WK_NAME_ADD || f->kind == BW__WK_NAME_DEL)
-    on_name(n, f);
+    bw__node_on_name(n, f);
   else
     on_signal(n, f);
 }
@@ -1077,7 +683,7 @@ static int node_deliver(bw__runtime *rt, bw__msg *m, void *ud) {
   bool signal = wk != BW__WK_USER;
   if (signal && !track_out(n, m, id))
     return unreachable(n, m);
-  if (!channel_send(n, id, &f, big, bigcap)) {
+  if (!bw__node_channel_send(n, id, &f, big, bigcap)) {
     free(big);
     if (signal)
       untrack_out(n, m);
@@ -1097,7 +703,7 @@ static int node_deliver(bw__runtime *rt, bw__msg *m, void *ud) {
 static void node_tick(node *n) {
   if (bw__ld32_acq(&n->state) != N_RUNNING)
     return;
-  publish_control(n, BW__WK_HEARTBEAT, 0);
+  bw__node_publish_control(n, BW__WK_HEARTBEAT, 0);
   uint64_t tick = bw__faa64(&n->ticks, 1) + 1;
   for (unsigned id = 1; id < 256; id++) {
     txchan *t = &n->tx[id];
@@ -1106,7 +712,7 @@ static void node_tick(node *n) {
     pthread_mutex_lock(&t->mx);
     /* unacknowledged for a whole period: the frames or the ACK were lost */
     if (t->next - 1 > t->acked && tick - t->acked_at_tick >= 2) {
-      channel_resend(n, id, t, t->acked + 1);
+      bw__node_channel_resend(n, id, t, t->acked + 1);
       t->acked_at_tick = tick;
     }
     pthread_mutex_unlock(&t->mx);
@@ -1118,7 +724,7 @@ static void node_tick(node *n) {
       continue;
     uint64_t seen = bw__ld64_rlx(&n->m[id].last_seen_ms);
     if (now > seen && now - seen > limit)
-      node_lost(n, id, true, false);
+      bw__node_lost(n, id, true, false);
   }
 }
 
@@ -1131,28 +737,6 @@ static int agent_init(bw_ctx_t *ctx, void *state, void *arg) {
   s->n = arg;
   return bw_send_interval(bw_ctx_runtime(ctx), bw_self(ctx), s->n->hb_ms, T_TICK, NULL, 0,
                           NULL);
-}
-
-/* A named actor of ours exited: its names go, everywhere. */
-static void names_owner_down(node *n, bw_pid_t pid) {
-  char gone[16][BW__WIRE_NAME_MAX + 1];
-  for (;;) {
-    uint32_t cnt = 0;
-    pthread_mutex_lock(&n->mx);
-    for (uint32_t i = 0; i < n->nnames && cnt < 16;) {
-      if (n->names[i].pid == pid) {
-        memcpy(gone[cnt++], n->names[i].name, sizeof(gone[0]));
-        name_drop_at(n, i);
-      } else {
-        i++;
-      }
-    }
-    pthread_mutex_unlock(&n->mx);
-    for (uint32_t i = 0; i < cnt; i++)
-      publish_name(n, BW__WK_NAME_DEL, gone[i], pid, 0);
-    if (cnt < 16)
-      return;
-  }
 }
 
 /* A supervisor on some node asks for a child here: payload = name length
@@ -1221,7 +805,7 @@ static int agent_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
     memcpy(&pid, msg->data, sizeof pid);
     bw_monitor(ctx, pid, &ref); /* a DOWN comes, at once if already gone */
   } else if (msg->type == BW_MSG_DOWN) {
-    names_owner_down(s->n, msg->from);
+    bw__node_names_owner_down(s->n, msg->from);
   }
   return BW_CONTINUE;
 }
@@ -1231,7 +815,7 @@ static int agent_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
 static void agent_terminate(bw_ctx_t *ctx, void *state, const bw_reason_t *reason) {
   (void)ctx;
   (void)reason;
-  gates_open_all(((agent_state *)state)->n);
+  bw__node_gates_open_all(((agent_state *)state)->n);
 }
 
 static const bw_behaviour_t agent_behaviour = {
@@ -1267,14 +851,14 @@ static void node_destroy(bw__runtime *rt, void *ud) {
 static const bw__remote_ops node_ops = {
     .deliver = node_deliver, .destroy = node_destroy, .can_move = node_can_move};
 
-static node *node_of(bw__runtime *rt) {
+node *bw__node_of(bw__runtime *rt) {
   /* acquire: pairs with bw__remote_install's release */
   if (rt == NULL || BW__LD_ACQ(&rt->remote_ops) != &node_ops)
     return NULL;
   return rt->remote_ud;
 }
 
-static bool valid_token(const char *s, size_t max, bool dots_ok) {
+bool bw__node_valid_token(const char *s, size_t max, bool dots_ok) {
   size_t len = s != NULL ? strnlen(s, max + 1) : 0;
   if (len == 0 || len > max)
     return false;
@@ -1330,8 +914,8 @@ static natsStatus set_options(natsOptions *o, const bw_node_opts_t *opts) {
 
 int bw_node_start(bw_runtime_t *rt, const bw_node_opts_t *opts) {
   if (rt == NULL || opts == NULL || rt->node_id == 0 || opts->url == NULL ||
-      !valid_token(opts->name, BW__WIRE_NAME_MAX, true) ||
-      !valid_token(opts->cluster ? opts->cluster : "bulwark", 32, false) ||
+      !bw__node_valid_token(opts->name, BW__WIRE_NAME_MAX, true) ||
+      !bw__node_valid_token(opts->cluster ? opts->cluster : "bulwark", 32, false) ||
       (opts->user == NULL) != (opts->password == NULL) ||
       (opts->key_file != NULL && opts->cert_file == NULL))
     return BW_EINVAL;
@@ -1347,7 +931,7 @@ int bw_node_start(bw_runtime_t *rt, const bw_node_opts_t *opts) {
   n->rt = rt;
   n->hb_ms = opts->heartbeat_ms ? opts->heartbeat_ms : 250;
   n->misses = opts->heartbeat_misses ? opts->heartbeat_misses : 4;
-  copy_str(n->name, sizeof(n->name), opts->name);
+  bw__node_copy_str(n->name, sizeof(n->name), opts->name);
   const char *cluster = opts->cluster ? opts->cluster : "bulwark";
   snprintf(n->ctl_subj, sizeof(n->ctl_subj), "%s.ctl", cluster);
   for (unsigned i = 1; i < 256; i++)
@@ -1367,7 +951,7 @@ int bw_node_start(bw_runtime_t *rt, const bw_node_opts_t *opts) {
   pthread_condattr_destroy(&ca);
   for (unsigned i = 0; i < 256; i++) {
     pthread_mutex_init(&n->tx[i].mx, NULL);
-    n->tx[i].epoch = new_epoch();
+    n->tx[i].epoch = bw__node_new_epoch();
     n->tx[i].next = 1;
   }
   n->state = N_RUNNING;
@@ -1377,7 +961,7 @@ int bw_node_start(bw_runtime_t *rt, const bw_node_opts_t *opts) {
   if (s == NATS_OK)
     s = set_options(o, opts);
   if (s == NATS_OK)
-    s = natsOptions_SetReconnectedCB(o, on_reconnected, n);
+    s = natsOptions_SetReconnectedCB(o, bw__node_on_reconnected, n);
   if (s == NATS_OK)
     s = natsConnection_Connect(&n->nc, o);
   natsOptions_Destroy(o);
@@ -1427,7 +1011,7 @@ int bw_node_start(bw_runtime_t *rt, const bw_node_opts_t *opts) {
     node_shutdown(n);
     return rc;
   }
-  publish_control(n, BW__WK_HELLO, 0);
+  bw__node_publish_control(n, BW__WK_HELLO, 0);
   natsConnection_Flush(n->nc);
   return 0;
 }
@@ -1450,13 +1034,13 @@ static void unsubscribe_all(node *n) {
 }
 
 int bw__node_sever(bw_runtime_t *rt) {
-  node *n = node_of(rt);
+  node *n = bw__node_of(rt);
   /* acq_rel CAS: one caller stops the node */
   if (n == NULL || !bw__cas32(&n->state, N_RUNNING, N_STOPPED))
     return BW_ESTATE;
   if (n->agent != BW_PID_NONE)
     bw_exit(n->rt, n->agent, BW_REASON_KILL, 0, NULL);
-  gates_open_all(n);
+  bw__node_gates_open_all(n);
   unsubscribe_all(n);
   natsConnection_Close(n->nc);
   return 0;
@@ -1472,19 +1056,19 @@ static void node_shutdown(node *n) {
     return;
   if (n->agent != BW_PID_NONE)
     bw_exit(n->rt, n->agent, BW_REASON_KILL, 0, NULL);
-  gates_open_all(n);
-  publish_control(n, BW__WK_BYE, 0);
+  bw__node_gates_open_all(n);
+  bw__node_publish_control(n, BW__WK_BYE, 0);
   natsConnection_FlushTimeout(n->nc, 1000);
   unsubscribe_all(n);
   for (unsigned id = 1; id < 256; id++)
-    node_lost(n, id, false, false);
+    bw__node_lost(n, id, false, false);
   natsConnection_Close(n->nc);
 }
 
 int bw_node_stop(bw_runtime_t *rt) {
   if (rt == NULL)
     return BW_EINVAL;
-  node *n = node_of(rt);
+  node *n = bw__node_of(rt);
   if (n == NULL || bw__ld32_acq(&n->state) != N_RUNNING)
     return BW_ESTATE;
   if (!bw_may_block(rt))
@@ -1496,7 +1080,7 @@ int bw_node_stop(bw_runtime_t *rt) {
 int bw_node_wait(bw_runtime_t *rt, const char *name, uint64_t timeout_ms, unsigned *id) {
   if (rt == NULL || name == NULL || timeout_ms > UINT64_MAX / 2000000ull)
     return BW_EINVAL;
-  node *n = node_of(rt);
+  node *n = bw__node_of(rt);
   if (n == NULL)
     return BW_ESTATE;
   if (timeout_ms > 0 && !bw_may_block(rt))
@@ -1527,7 +1111,7 @@ int bw_node_wait(bw_runtime_t *rt, const char *name, uint64_t timeout_ms, unsign
 }
 
 bool bw_node_connected(bw_runtime_t *rt, unsigned id) {
-  node *n = node_of(rt);
+  node *n = bw__node_of(rt);
   return n != NULL && id > 0 && id < 256 && bw__ld32_acq(&n->state) == N_RUNNING &&
          bw__ld32_acq(&n->m[id].state) == M_UP;
 }
@@ -1536,7 +1120,7 @@ int bw_node_serializer(bw_runtime_t *rt, uint32_t type, const bw_serializer_t *s
   if (rt == NULL || s == NULL || s->encode == NULL || s->decode == NULL ||
       type >= BW_MSG_SYSTEM_BASE)
     return BW_EINVAL;
-  node *n = node_of(rt);
+  node *n = bw__node_of(rt);
   if (n == NULL)
     return BW_ESTATE;
   int rc = 0;
@@ -1561,7 +1145,7 @@ int bw_node_export(bw_runtime_t *rt, const char *name, const bw_behaviour_t *b) 
   if (rt == NULL || name == NULL || name[0] == '\0' || strlen(name) >= 64 || b == NULL ||
       b->handle == NULL)
     return BW_EINVAL;
-  node *n = node_of(rt);
+  node *n = bw__node_of(rt);
   if (n == NULL)
     return BW_ESTATE;
   int rc = 0;
@@ -1574,7 +1158,7 @@ int bw_node_export(bw_runtime_t *rt, const char *name, const bw_behaviour_t *b) 
   else if (n->nexports == EXPORTS_MAX)
     rc = BW_ELIMIT;
   else {
-    copy_str(n->exports[i].name, sizeof(n->exports[i].name), name);
+    bw__node_copy_str(n->exports[i].name, sizeof(n->exports[i].name), name);
     n->exports[i].b = b;
     n->nexports++;
   }
@@ -1584,7 +1168,7 @@ int bw_node_export(bw_runtime_t *rt, const char *name, const bw_behaviour_t *b) 
 
 int bw__node_remote_spawn(bw_ctx_t *ctx, const bw_remote_child_t *rc, uint64_t *ref) {
   bw__runtime *rt = bw_ctx_runtime(ctx);
-  node *n = node_of(rt);
+  node *n = bw__node_of(rt);
   if (n == NULL)
     return BW_ENOTSUP;
   if (rc == NULL || rc->behaviour == NULL || rc->arg_len > BW_REMOTE_ARG_MAX)
@@ -1619,64 +1203,10 @@ int bw__node_remote_spawn(bw_ctx_t *ctx, const bw_remote_child_t *rc, uint64_t *
                     rc->timeout_ms ? rc->timeout_ms : 5000, ref);
 }
 
-int bw_node_register(bw_runtime_t *rt, const char *name, bw_pid_t pid) {
-  if (rt == NULL || !valid_token(name, BW__WIRE_NAME_MAX, true))
-    return BW_EINVAL;
-  node *n = node_of(rt);
-  if (n == NULL || bw__ld32_acq(&n->state) != N_RUNNING)
-    return BW_ESTATE;
-  if (!bw_is_alive(rt, pid))
-    return BW_ENOPROC; /* a local live actor only: its node announces it */
-  pthread_mutex_lock(&n->mx);
-  name_ent *e = name_find(n, name);
-  int rc = e != NULL ? (e->pid == pid ? 0 : BW_EEXIST) : (name_put(n, name, pid) ? 1 : BW_ENOMEM);
-  pthread_mutex_unlock(&n->mx);
-  if (rc != 1)
-    return rc;
-  /* the node's actor watches it, so the name goes when it exits */
-  bw_send(rt, n->agent, T_WATCH_NAME, &pid, sizeof pid);
-  publish_name(n, BW__WK_NAME_ADD, name, pid, 0);
-  return 0;
-}
-
-int bw_node_unregister(bw_runtime_t *rt, const char *name) {
-  if (rt == NULL || name == NULL)
-    return BW_EINVAL;
-  node *n = node_of(rt);
-  if (n == NULL || bw__ld32_acq(&n->state) != N_RUNNING)
-    return BW_ESTATE;
-  pthread_mutex_lock(&n->mx);
-  name_ent *e = name_find(n, name);
-  bw_pid_t pid = BW_PID_NONE;
-  if (e != NULL && bw_pid_node(e->pid) == rt->node_id) {
-    pid = e->pid;
-    name_drop_at(n, (uint32_t)(e - n->names));
-  }
-  pthread_mutex_unlock(&n->mx);
-  if (pid == BW_PID_NONE)
-    return BW_ENOTFOUND;
-  publish_name(n, BW__WK_NAME_DEL, name, pid, 0);
-  return 0;
-}
-
-int bw_node_whereis(bw_runtime_t *rt, const char *name, bw_pid_t *out) {
-  if (rt == NULL || name == NULL || out == NULL)
-    return BW_EINVAL;
-  node *n = node_of(rt);
-  if (n == NULL)
-    return BW_ESTATE;
-  pthread_mutex_lock(&n->mx);
-  name_ent *e = name_find(n, name);
-  if (e != NULL)
-    *out = e->pid;
-  pthread_mutex_unlock(&n->mx);
-  return e != NULL ? 0 : BW_ENOTFOUND;
-}
-
 int bw_node_stats(bw_runtime_t *rt, bw_node_stats_t *out) {
   if (rt == NULL || out == NULL)
     return BW_EINVAL;
-  node *n = node_of(rt);
+  node *n = bw__node_of(rt);
   if (n == NULL)
     return BW_ESTATE;
   memset(out, 0, sizeof(*out));
