@@ -40,7 +40,7 @@
  * Readers on any thread (an HTTP server's threads) get the latest state as
  * JSON with bw_health_json: the actor publishes an immutable rendered
  * snapshot by an atomic pointer swap; readers copy it. See
- * patterns/HEALTH.md.
+ * observe/HEALTH.md.
  */
 #ifndef BULWARK_HEALTH_H
 #define BULWARK_HEALTH_H

@@ -35,7 +35,7 @@
  * histograms); the reporter's own names start with bulwark_. Histograms
  * record nanoseconds and are exported in seconds (name them *_seconds).
  *
- * See patterns/METRICS.md for the design.
+ * See observe/METRICS.md for the design.
  */
 #ifndef BULWARK_METRICS_H
 #define BULWARK_METRICS_H

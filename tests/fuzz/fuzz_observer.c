@@ -4,7 +4,7 @@
  * whose name, status and reason are arbitrary, a metrics registry with
  * series whose label values are arbitrary) and requests (method + URL,
  * query string included, from a list or arbitrary bytes) -> the
- * observer's router (bw__observer_route, patterns/observer_internal.h;
+ * observer's router (bw__observer_route, observe/observer_internal.h;
  * no sockets).
  *
  * Checked for each answer: the status is the one the route must give
@@ -26,7 +26,7 @@
 #include "bulwark/metrics.h"
 #include "bulwark/observer.h"
 #include "bulwark/tree.h"
-#include "patterns/observer_internal.h"
+#include "observe/observer_internal.h"
 #include "tests/fuzz/fuzz_input.h"
 #include "tests/json_check.h"
 

@@ -22,7 +22,7 @@
 
 #include "bulwark/error.h"
 #include "bulwark/metrics.h"
-#include "patterns/histogram.h"
+#include "observe/histogram.h"
 
 typedef struct wbuf {
   char *p;

@@ -1,7 +1,7 @@
 /*
  * bulwark: the JSON writer (jsonw.h).
  */
-#include "patterns/jsonw.h"
+#include "runtime/jsonw.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /*
- * Tests of patterns/health.c: component actors answering healthy,
+ * Tests of observe/health.c: component actors answering healthy,
  * unhealthy or not at all; check functions on their helper thread,
  * including one that blocks past its timeout; breaker and bulkhead
  * components with their pain and pleasure signals; restart storms,

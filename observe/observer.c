@@ -30,7 +30,7 @@
 #include "bulwark/metrics.h"
 #include "bulwark/observer.h"
 #include "bulwark/tree.h"
-#include "patterns/observer_internal.h"
+#include "observe/observer_internal.h"
 #include "runtime/internal.h"
 
 void bw_observer_opts_init(bw_observer_opts_t *opts) {

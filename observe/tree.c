@@ -19,7 +19,7 @@
 #include "bulwark/error.h"
 #include "bulwark/supervisor.h"
 #include "bulwark/tree.h"
-#include "patterns/jsonw.h"
+#include "runtime/jsonw.h"
 
 #define DECOR_MAX 256u
 #define DEPTH_MAX 40 /* specs nest at most 32 deep (bw_supervisor_validate) */

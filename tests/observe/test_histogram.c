@@ -1,13 +1,13 @@
 /*
- * Tests of patterns/histogram.c (and the bucket math in
- * patterns/histogram.h): bucket boundaries, percentiles within one bucket,
+ * Tests of observe/histogram.c (and the bucket math in
+ * observe/histogram.h): bucket boundaries, percentiles within one bucket,
  * the exact max, merging shards, and recording through a registry from two
  * threads into one series with exact count, sum and max.
  */
 #include "support.h"
 
 #include "bulwark/metrics.h"
-#include "patterns/histogram.h"
+#include "observe/histogram.h"
 
 static void test_bucket_boundaries(void **state) {
   (void)state;

@@ -1,5 +1,5 @@
 /*
- * Tests of patterns/tree.c: a three-level tree rendered with the right
+ * Tests of observe/tree.c: a three-level tree rendered with the right
  * structure and decorations (a breaker actor, a bulkhead pool, a health
  * monitor); a restarted child shows its new pid and restart count; the JSON
  * is well-formed (a small checker below); a buffer too small; bad input.

@@ -1,6 +1,6 @@
 /*
  * bulwark: the health monitor (see include/bulwark/health.h and
- * patterns/HEALTH.md).
+ * observe/HEALTH.md).
  *
  * The handle holds what outlives one incarnation of the actor: the
  * component descriptors (immutable once added), the subscribers, the
@@ -25,7 +25,7 @@
 #include "bulwark/runtime.h"
 #include "bulwark/timer.h"
 #include "runtime/atomic.h"
-#include "patterns/jsonw.h"
+#include "runtime/jsonw.h"
 
 /* Internal message types. */
 enum {

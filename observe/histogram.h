@@ -1,7 +1,7 @@
 /*
  * bulwark internal: the histogram's bucket math, shared by the hot path
- * (patterns/metrics.c), the summaries (patterns/histogram.c) and the
- * exposition writers (patterns/expo.c).
+ * (observe/metrics.c), the summaries (observe/histogram.c) and the
+ * exposition writers (observe/expo.c).
  *
  * Buckets are log-linear: the value's offset u = v - 1 (so that a bucket's
  * bound is inclusive, as Prometheus' le is) is split into its power of two

@@ -1,5 +1,5 @@
 /*
- * Tests of patterns/metrics.c and patterns/expo.c: the registry's rules
+ * Tests of observe/metrics.c and observe/expo.c: the registry's rules
  * (Prometheus names, duplicates, limits), counters and gauges updated from
  * several threads summing exactly (private cells and the shared slot),
  * the reporter under the manual clock delivering snapshots to a subscriber,

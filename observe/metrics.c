@@ -1,6 +1,6 @@
 /*
  * bulwark: the metrics registry and the reporter actor (see
- * include/bulwark/metrics.h and patterns/METRICS.md).
+ * include/bulwark/metrics.h and observe/METRICS.md).
  *
  * Three kinds of storage, by who writes:
  * - Counters and histograms that user code updates on hot paths live in a
@@ -43,7 +43,7 @@
 #include "bulwark/retry.h"
 #include "bulwark/runtime.h"
 #include "bulwark/timer.h"
-#include "patterns/histogram.h"
+#include "observe/histogram.h"
 #include "runtime/atomic.h"
 
 #define METRICS_MAGIC 0x4d455452u

@@ -1,10 +1,10 @@
 /*
  * bulwark: histogram buckets and summaries (see include/bulwark/metrics.h
- * and patterns/histogram.h for the layout). Pure functions of bucket
+ * and observe/histogram.h for the layout). Pure functions of bucket
  * counts: the reporter merges the threads' cells into one array per series
  * and summarises that, so a merge of shards is a sum of arrays.
  */
-#include "patterns/histogram.h"
+#include "observe/histogram.h"
 
 #include "bulwark/error.h"
 

@@ -1,6 +1,6 @@
 /*
  * observe_demo: a small live system for the observer's "real parts" tests
- * (tests/observer/test_prometheus.sh, test_chromium.sh): a real Prometheus
+ * (tests/observe/test_prometheus.sh, test_chromium.sh): a real Prometheus
  * server scrapes it, a headless Chromium renders its page.
  *
  *   observe_demo [--port N] [--seconds S] [--stdin]
