@@ -8,7 +8,8 @@
 # Extra packages can be named on the command line (e.g. valgrind clang).
 set -euo pipefail
 
-PACKAGES=(build-essential cmake pkg-config libck-dev libcmocka-dev libmicrohttpd-dev libnats-dev "$@")
+PACKAGES=(build-essential cmake pkg-config libck-dev libcmocka-dev libmicrohttpd-dev libnats-dev
+  libcurl4-openssl-dev libjansson-dev "$@")
 
 missing=()
 for p in "${PACKAGES[@]}"; do
