@@ -66,29 +66,32 @@ static int check_payload(uint32_t type, const void *data, size_t len) {
   return 0;
 }
 
-int bw_request(bw_ctx_t *ctx, bw_pid_t to, uint32_t type, const void *data, size_t len,
-               uint64_t timeout_ms, uint64_t *ref) {
-  bw__actor *a = (bw__actor *)ctx;
-  if (a == NULL || bw__tl.cur != a)
-    return BW_ENOTACTOR;
-  int rc = check_payload(type, data, len);
-  if (rc != 0)
-    return rc;
+/* Records the request (ref, deadline), sends m (built by the caller, with
+ * its payload) and monitors the target. On failure m is released without
+ * its moved payload's destructor (the caller keeps a moved payload). */
+static int send_request(bw__actor *a, bw_pid_t to, bw__msg *m, uint64_t timeout_ms,
+                        uint64_t *ref) {
   bw__runtime *rt = a->rt;
-  if (!bw__rt_running(rt))
-    return BW_ESHUTDOWN;
   uint64_t r = bw__new_ref(rt);
   bw_timer_t timer = 0;
-  if (timeout_ms > 0 && (rc = arm_internal(rt, a->pid, BW__K_REQTIMEOUT, r, timeout_ms, &timer)) != 0)
+  int rc;
+  if (timeout_ms > 0 && (rc = arm_internal(rt, a->pid, BW__K_REQTIMEOUT, r, timeout_ms, &timer)) != 0) {
+    bw__msg_release_node(rt, m);
     return rc;
+  }
   bw__actor_ext *e = bw__ext_get(a);
   if (e == NULL || !bw__reftab_put(&e->reqs, r, to, timer)) {
     if (timer)
       bw__timer_cancel(rt, timer);
+    bw__msg_release_node(rt, m);
     return BW_ENOMEM;
   }
-  bw__msg *m = request_msg(rt, to, a->pid, type, data, len, r);
-  rc = m == NULL ? BW_ENOMEM : bw__deliver(rt, m, false);
+  m->pub.from = a->pid;
+  m->pub.ref = r;
+  m->pub.flags |= BW_MSGF_REQUEST;
+  rc = bw__deliver(rt, m, true);
+  if (rc == BW_EFULL)
+    bw__msg_release_node(rt, m); /* not queued: the caller keeps a moved payload */
   if (rc != 0) {
     bw__refent p;
     if (pending_take(a, r, &p))
@@ -103,6 +106,47 @@ int bw_request(bw_ctx_t *ctx, bw_pid_t to, uint32_t type, const void *data, size
   if (ref != NULL)
     *ref = r;
   return 0;
+}
+
+int bw_request(bw_ctx_t *ctx, bw_pid_t to, uint32_t type, const void *data, size_t len,
+               uint64_t timeout_ms, uint64_t *ref) {
+  bw__actor *a = (bw__actor *)ctx;
+  if (a == NULL || bw__tl.cur != a)
+    return BW_ENOTACTOR;
+  int rc = check_payload(type, data, len);
+  if (rc != 0)
+    return rc;
+  if (!bw__rt_running(a->rt))
+    return BW_ESHUTDOWN;
+  bw__msg *m = request_msg(a->rt, to, a->pid, type, data, len, 0);
+  if (m == NULL)
+    return BW_ENOMEM;
+  return send_request(a, to, m, timeout_ms, ref);
+}
+
+int bw_request_move(bw_ctx_t *ctx, bw_pid_t to, uint32_t type, void *ptr, size_t len,
+                    void (*dtor)(void *), uint64_t timeout_ms, uint64_t *ref) {
+  bw__actor *a = (bw__actor *)ctx;
+  if (a == NULL || bw__tl.cur != a)
+    return BW_ENOTACTOR;
+  if (type >= BW_MSG_SYSTEM_BASE || len > UINT32_MAX || (len > 0 && ptr == NULL))
+    return BW_EINVAL;
+  bw__runtime *rt = a->rt;
+  if (!bw__rt_running(rt))
+    return BW_ESHUTDOWN;
+  /* a pointer means nothing in another process; the caller keeps it */
+  if (!bw__move_ok(rt, to, type))
+    return BW_EREMOTE;
+  bw__msg *m = bw__msg_alloc(rt, sizeof(bw__dtor_fn));
+  if (m == NULL)
+    return BW_ENOMEM;
+  m->to = to;
+  m->pub.type = type;
+  m->pub.len = (uint32_t)len;
+  m->pub.data = ptr;
+  m->pub.flags = BW_MSGF_MOVED;
+  bw__msg_set_dtor(m, dtor);
+  return send_request(a, to, m, timeout_ms, ref);
 }
 
 int bw_reply(bw_ctx_t *ctx, const bw_msg_t *req, int status, uint32_t type, const void *data,
@@ -338,25 +382,17 @@ out:
   return rc;
 }
 
-int bw_call(bw_runtime_t *rt, bw_pid_t to, uint32_t type, const void *data, size_t len,
-            uint64_t timeout_ms, bw_reply_t *out) {
-  if (rt == NULL || out == NULL)
-    return BW_EINVAL;
-  out->status = 0;
-  out->type = 0;
-  out->len = 0;
-  out->ptr = NULL;
-  out->dtor = NULL;
-  int rc = check_payload(type, data, len);
-  if (rc != 0)
-    return rc;
-  if (on_scheduler(rt))
-    return BW_EWOULDBLOCK;
-  if (bw__ld32_acq(&rt->state) != BW__RT_RUNNING)
-    return BW_ESHUTDOWN;
+/* The synchronous call: m is the request, built by the caller with its
+ * payload; on a failure before it was queued m is released without its
+ * moved payload's destructor (the caller keeps a moved payload). */
+static int call_common(bw_runtime_t *rt, bw_pid_t to, bw__msg *m, uint64_t timeout_ms,
+                       bw_reply_t *out) {
+  int rc;
   bw__actor *w;
-  if ((rc = bw__waiter_new(rt, &w)) != 0)
+  if ((rc = bw__waiter_new(rt, &w)) != 0) {
+    bw__msg_free(rt, m);
     return rc;
+  }
   uint64_t ref = bw__new_ref(rt), mref = bw__new_ref(rt);
   bool monitored = bw__send_sys(rt, to, w->pid, BW__K_MONITOR, mref, NULL) == 0;
   /* the deadline counts from before the send */
@@ -364,8 +400,12 @@ int bw_call(bw_runtime_t *rt, bw_pid_t to, uint32_t type, const void *data, size
   if (timeout_ms > 0)
     rc = arm_internal(rt, w->pid, BW__K_REQTIMEOUT, ref, timeout_ms, &timer);
   if (rc == 0) {
-    bw__msg *m = request_msg(rt, to, w->pid, type, data, len, ref);
-    rc = m == NULL ? BW_ENOMEM : bw__deliver(rt, m, false);
+    m->pub.from = w->pid;
+    m->pub.ref = ref;
+    m->pub.flags |= BW_MSGF_REQUEST;
+    rc = bw__deliver(rt, m, false);
+  } else {
+    bw__msg_free(rt, m);
   }
   bool done = rc != 0;
   while (!done) {
@@ -418,4 +458,60 @@ int bw_call(bw_runtime_t *rt, bw_pid_t to, uint32_t type, const void *data, size
     bw__send_sys(rt, to, w->pid, BW__K_DEMONITOR, mref, NULL);
   bw__waiter_free(rt, w);
   return rc;
+}
+
+static int call_check(bw_runtime_t *rt, bw_reply_t *out) {
+  if (rt == NULL || out == NULL)
+    return BW_EINVAL;
+  out->status = 0;
+  out->type = 0;
+  out->len = 0;
+  out->ptr = NULL;
+  out->dtor = NULL;
+  return 0;
+}
+
+int bw_call(bw_runtime_t *rt, bw_pid_t to, uint32_t type, const void *data, size_t len,
+            uint64_t timeout_ms, bw_reply_t *out) {
+  int rc = call_check(rt, out);
+  if (rc == 0)
+    rc = check_payload(type, data, len);
+  if (rc != 0)
+    return rc;
+  if (on_scheduler(rt))
+    return BW_EWOULDBLOCK;
+  if (bw__ld32_acq(&rt->state) != BW__RT_RUNNING)
+    return BW_ESHUTDOWN;
+  bw__msg *m = request_msg(rt, to, BW_PID_NONE, type, data, len, 0);
+  if (m == NULL)
+    return BW_ENOMEM;
+  return call_common(rt, to, m, timeout_ms, out);
+}
+
+int bw_call_move(bw_runtime_t *rt, bw_pid_t to, uint32_t type, void *ptr, size_t len,
+                 void (*dtor)(void *), uint64_t timeout_ms, bw_reply_t *out) {
+  int rc = call_check(rt, out);
+  if (rc == 0 && (type >= BW_MSG_SYSTEM_BASE || len > UINT32_MAX || (len > 0 && ptr == NULL)))
+    rc = BW_EINVAL;
+  else if (rc == 0 && on_scheduler(rt))
+    rc = BW_EWOULDBLOCK;
+  else if (rc == 0 && bw__ld32_acq(&rt->state) != BW__RT_RUNNING)
+    rc = BW_ESHUTDOWN;
+  else if (rc == 0 && !bw__move_ok(rt, to, type))
+    rc = BW_EREMOTE;
+  bw__msg *m = rc == 0 ? bw__msg_alloc(rt, sizeof(bw__dtor_fn)) : NULL;
+  if (rc == 0 && m == NULL)
+    rc = BW_ENOMEM;
+  if (rc != 0) {
+    if (ptr != NULL && dtor != NULL)
+      dtor(ptr); /* ours whatever the outcome */
+    return rc;
+  }
+  m->to = to;
+  m->pub.type = type;
+  m->pub.len = (uint32_t)len;
+  m->pub.data = ptr;
+  m->pub.flags = BW_MSGF_MOVED;
+  bw__msg_set_dtor(m, dtor);
+  return call_common(rt, to, m, timeout_ms, out);
 }

@@ -26,6 +26,7 @@
 #include "bulwark/policy.h"
 #include "bulwark/resilience.h"
 #include "bulwark/health.h"
+#include "bulwark/http.h"
 #include "bulwark/tree.h"
 #include "bulwark/metrics.h"
 #include "bulwark/observer.h"

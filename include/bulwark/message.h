@@ -62,6 +62,17 @@ int bw_request(bw_ctx_t *ctx, bw_pid_t to, uint32_t type, const void *data,
                size_t len, uint64_t timeout_ms, uint64_t *ref);
 
 /*
+ * Like bw_request, with a payload moved by pointer (any size), as
+ * bw_send_move: the receiver takes it with bw_msg_take, or dtor(ptr) runs
+ * after its handler (or when the request is dead-lettered). On 0 and
+ * BW_ENOPROC the runtime owns ptr; on every other code the caller keeps it.
+ * Returns bw_request's codes and BW_EREMOTE (the target is on another
+ * node, where a pointer means nothing).
+ */
+int bw_request_move(bw_ctx_t *ctx, bw_pid_t to, uint32_t type, void *ptr, size_t len,
+                    void (*dtor)(void *), uint64_t timeout_ms, uint64_t *ref);
+
+/*
  * Answers a request (msg has BW_MSGF_REQUEST) with status 0 or a negative
  * code, and an optional inline payload. A reply nobody waits for any more is
  * a dead letter (late_reply).
@@ -105,6 +116,16 @@ typedef struct bw_reply {
  */
 int bw_call(bw_runtime_t *rt, bw_pid_t to, uint32_t type, const void *data,
             size_t len, uint64_t timeout_ms, bw_reply_t *out);
+
+/*
+ * bw_call with a payload moved by pointer (any size). The runtime owns ptr
+ * whatever the outcome: the receiver takes it with bw_msg_take, or
+ * dtor(ptr) runs (after the receiver's handler, when the request is
+ * dead-lettered, or at once when the call fails before sending).
+ * Returns bw_call's codes, and BW_EREMOTE (target on another node).
+ */
+int bw_call_move(bw_runtime_t *rt, bw_pid_t to, uint32_t type, void *ptr, size_t len,
+                 void (*dtor)(void *), uint64_t timeout_ms, bw_reply_t *out);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,175 @@
+/*
+ * bulwark: the HTTP client, a pattern actor on libcurl's multi interface,
+ * driven by the runtime's poller and timers (no thread per request).
+ *
+ * Requests are messages; the answer is a reply. From an actor:
+ *
+ *   bw_http_req_t *q = bw_http_req_new("POST", "http://127.0.0.1:8000/v1/chat/completions");
+ *   bw_http_req_header(q, "Content-Type: application/json");
+ *   bw_http_req_body(q, json, strlen(json));
+ *   uint64_t ref;
+ *   bw_http_request(ctx, client, q, 5000, &ref);     // q is the client's now
+ *   ...
+ *   // later, in the handler: msg->type == BW_HTTP_MSG_RESPONSE, msg->ref == ref
+ *   bw_http_resp_t *r = bw_msg_take(ctx, msg);      // NULL when the transfer failed
+ *   ... msg->status, r->code, r->body, r->body_len ...
+ *   bw_http_resp_free(r);
+ *
+ * From main() or another plain thread, bw_http_call blocks for the answer.
+ *
+ * The reply's status says how the exchange went, in the terms the
+ * resilience patterns use (a policy's target can be the client, see
+ * policy.h):
+ *   0                    a response with code 1xx-4xx other than 429
+ *   BW_EHTTP_SERVER      a 5xx response other than 503 with Retry-After
+ *                        (the response is attached)
+ *   BW_EHTTP_THROTTLED   429, or 503 with Retry-After (attached; its
+ *                        retry_after_ms says for how long)
+ *   BW_ETIMEDOUT         the request's deadline passed: the transfer was
+ *                        stopped and its connection closed
+ *   BW_ECONNREFUSED      nobody listens there, or the connection was reset
+ *   BW_EDNS              the host name did not resolve
+ *   BW_ETLS              the TLS handshake or the peer's certificate failed
+ *   BW_EPROTO            the server broke HTTP (malformed or oversized
+ *                        headers, bad chunked encoding, closed mid-body)
+ *   BW_ETOOBIG           the body passed max_body
+ *   BW_ELIMIT            the client's queue was full (not sent)
+ *   BW_ECANCELED         the client stopped before the transfer ended
+ * Errors other than 0, BW_EHTTP_SERVER and BW_EHTTP_THROTTLED come with no
+ * response (the moved payload is NULL).
+ */
+#ifndef BULWARK_HTTP_H
+#define BULWARK_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bulwark/actor.h"
+#include "bulwark/message.h"
+#include "bulwark/supervisor.h"
+#include "bulwark/types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Message types (the client's range). */
+#define BW_HTTP_MSG_REQUEST (BW_MSG_HTTP_BASE + 0u)  /* requester -> client */
+#define BW_HTTP_MSG_RESPONSE (BW_MSG_HTTP_BASE + 1u) /* the reply's type */
+#define BW_HTTP_MSG_CANCEL (BW_MSG_HTTP_BASE + 2u)   /* requester -> client: ref */
+
+/* --- Requests -------------------------------------------------------------- */
+
+typedef struct bw_http_req bw_http_req_t;
+
+/* A request (method "GET", "POST", ...; url http:// or https://). NULL on
+ * bad arguments (NULL, empty, a method with other than A-Z) or no memory. */
+bw_http_req_t *bw_http_req_new(const char *method, const char *url);
+/* Adds a header line "Name: value" (copied). Returns 0, BW_EINVAL (NULL,
+ * no colon, a CR or LF in it), BW_ENOMEM. */
+int bw_http_req_header(bw_http_req_t *q, const char *line);
+/* Sets the body (copied). Returns 0, BW_EINVAL, BW_ENOMEM. */
+int bw_http_req_body(bw_http_req_t *q, const void *data, size_t len);
+/* Marks a non-idempotent request (POST, PATCH) as safe to retry. GET,
+ * HEAD, OPTIONS, PUT and DELETE are idempotent already. */
+void bw_http_req_idempotent(bw_http_req_t *q, int yes);
+/* True if the request may be retried (idempotent method, or marked). */
+int bw_http_req_is_idempotent(const bw_http_req_t *q);
+/* Frees a request that was not sent. NULL is a no-op. */
+void bw_http_req_free(bw_http_req_t *q);
+
+/* --- Responses --------------------------------------------------------------- */
+
+typedef struct bw_http_resp {
+  long code;               /* 200, 404, 503, ... */
+  uint64_t retry_after_ms; /* from Retry-After (seconds or a date); 0 = none */
+  char *headers;           /* the response's header lines, CRLF-separated */
+  size_t headers_len;
+  char *body;              /* NUL-terminated for convenience; body_len excludes it */
+  size_t body_len;
+  uint64_t elapsed_us;     /* request sent to last byte, the runtime's clock */
+} bw_http_resp_t;
+
+/* The value of a response header (case-insensitive name), copied into buf
+ * (NUL-terminated, cut to cap). Returns its full length, or BW_ENOTFOUND,
+ * BW_EINVAL. */
+int bw_http_resp_header(const bw_http_resp_t *r, const char *name, char *buf, size_t cap);
+void bw_http_resp_free(bw_http_resp_t *r);
+/* The dtor for a moved response, for bw_reply_move/bw_call's dtor. */
+void bw_http_resp_dtor(void *r);
+
+/* True for the statuses that a breaker should count as failures (5xx,
+ * timeouts, connection, DNS, TLS and protocol errors). */
+int bw_http_is_failure(int status);
+
+/* --- The client ---------------------------------------------------------------- */
+
+typedef struct bw_http_opts {
+  const char *name;              /* for stats and metrics (copied); NULL = "http" */
+  uint32_t max_in_flight;        /* transfers at once (default 256, max 65536) */
+  uint32_t max_per_host;         /* connections to one host (default 16) */
+  uint32_t max_queued;           /* requests waiting for a transfer slot (1024) */
+  uint64_t default_timeout_ms;   /* for a request sent with timeout 0 (30000) */
+  uint64_t connect_timeout_ms;   /* TCP + TLS handshake (10000) */
+  size_t max_body;               /* bytes of a response body kept (16 MiB) */
+  size_t max_header;             /* bytes of response headers kept (64 KiB) */
+  /* TLS: a CA bundle file or directory instead of the system's, and a
+   * client certificate and key (PEM). Verification is always on. */
+  const char *ca_file, *ca_path, *client_cert, *client_key;
+  /* A bearer token added to every request ("Authorization: Bearer ..."),
+   * or the name of an environment variable that holds it (read at new).
+   * Never logged, never in stats or errors. */
+  const char *bearer_token;
+  const char *bearer_token_env;
+  const char *user_agent;        /* NULL = "bulwark/0.1" */
+} bw_http_opts_t;
+
+void bw_http_opts_init(bw_http_opts_t *o);
+/* Returns 0 or BW_EINVAL (NULL; limits of 0 or beyond the maxima; a token
+ * env variable that is named but not set). */
+int bw_http_opts_validate(const bw_http_opts_t *o);
+
+typedef struct bw_http bw_http_t;
+
+/* A client handle (no actor yet). Returns 0, BW_EINVAL, BW_ENOMEM,
+ * BW_ENOTSUP (built without libcurl). */
+int bw_http_new(bw_runtime_t *rt, const bw_http_opts_t *o, bw_http_t **out);
+/* The client's behaviour (arg: the handle), to put it in a tree. */
+extern const bw_behaviour_t bw_http_behaviour;
+int bw_http_child_spec(bw_http_t *h, const char *id, bw_child_spec_t *out);
+/* Unsupervised: spawns the actor (BW_EALREADY if one runs) / stops it
+ * (waits; BW_EWOULDBLOCK from a handler; BW_ERUNNING if supervised). */
+int bw_http_start(bw_http_t *h, bw_pid_t *out);
+int bw_http_stop(bw_http_t *h);
+/* Stops the actor if bw_http_start spawned it (waits) and frees the
+ * handle. NULL is a no-op. Returns 0; BW_ERUNNING (a supervised actor
+ * still runs: stop it through its supervisor first; nothing freed);
+ * BW_EWOULDBLOCK (on a scheduler thread; nothing freed). */
+int bw_http_destroy(bw_http_t *h);
+/* The running actor's pid, or BW_PID_NONE. */
+bw_pid_t bw_http_pid(const bw_http_t *h);
+
+typedef struct bw_http_stats {
+  uint64_t requests, responses_2xx, responses_3xx, responses_4xx, responses_5xx;
+  uint64_t throttled, timeouts, cancels, conn_errors, dns_errors, tls_errors, proto_errors;
+  uint64_t too_big, queue_full;
+  uint64_t in_flight, queued;
+  uint64_t bytes_sent, bytes_received;
+} bw_http_stats_t;
+int bw_http_stats(const bw_http_t *h, bw_http_stats_t *out);
+
+/* From an actor: sends q (ownership moves, whatever the outcome) as a
+ * request with a deadline (0 = the client's default). The reply arrives
+ * as BW_HTTP_MSG_RESPONSE with msg->ref == *ref. If the requester exits
+ * first the transfer is cancelled. Returns bw_request's codes. */
+int bw_http_request(bw_ctx_t *ctx, bw_pid_t client, bw_http_req_t *q, uint64_t timeout_ms,
+                    uint64_t *ref);
+/* From a plain thread: sends q and waits. Returns the reply's status; *out
+ * is the response (free it) or NULL. */
+int bw_http_call(bw_runtime_t *rt, bw_pid_t client, bw_http_req_t *q, uint64_t timeout_ms,
+                 bw_http_resp_t **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

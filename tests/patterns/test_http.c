@@ -1,0 +1,435 @@
+/*
+ * Tests of the HTTP client (patterns/http.c, include/bulwark/http.h)
+ * against real servers on loopback: the hostile fixture server
+ * (http_fixture.h, in this process) for statuses and faults, and the main
+ * demo's model server (examples/model_server, its own process) for 1,000
+ * concurrent requests. These use the real clock: the servers' behaviour is
+ * in real time. Every wait is bounded; no assertion is about speed.
+ */
+#include "support.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "bulwark/http.h"
+#include "http_fixture.h"
+
+static hfx_t g_srv;
+
+static int setup(void **st) {
+  (void)st;
+  hfx_start(&g_srv);
+  return 0;
+}
+
+static int teardown(void **st) {
+  (void)st;
+  hfx_stop(&g_srv);
+  return 0;
+}
+
+typedef struct env {
+  bw_runtime_t *rt;
+  bw_http_t *h;
+  bw_pid_t pid;
+} env_t;
+
+static env_t env_up(const bw_http_opts_t *o) {
+  env_t e = {0};
+  e.rt = bwt_runtime(2, false);
+  int rc = bw_http_new(e.rt, o, &e.h);
+  if (rc == BW_ENOTSUP) {
+    bw_runtime_destroy(e.rt);
+    skip(); /* built without libcurl */
+  }
+  assert_int_equal(rc, 0);
+  assert_int_equal(bw_http_start(e.h, &e.pid), 0);
+  return e;
+}
+
+static void env_down(env_t *e) {
+  assert_int_equal(bw_http_destroy(e->h), 0);
+  bw_runtime_destroy(e->rt);
+}
+
+static char *url(const char *path) {
+  static char b[256];
+  snprintf(b, sizeof b, "http://127.0.0.1:%u%s", g_srv.port, path);
+  return b;
+}
+
+static int get(env_t *e, const char *path, uint64_t timeout_ms, bw_http_resp_t **r) {
+  bw_http_req_t *q = bw_http_req_new("GET", url(path));
+  assert_non_null(q);
+  return bw_http_call(e->rt, e->pid, q, timeout_ms, r);
+}
+
+static void test_get_keepalive(void **st) {
+  (void)st;
+  env_t e = env_up(NULL);
+  unsigned before = atomic_load(&g_srv.accepted);
+  for (int i = 0; i < 3; i++) {
+    bw_http_resp_t *r = NULL;
+    assert_int_equal(get(&e, "/ok", 5000, &r), 0);
+    assert_non_null(r);
+    assert_int_equal(r->code, 200);
+    assert_int_equal(r->body_len, 5);
+    assert_string_equal(r->body, "hello");
+    char v[16];
+    assert_int_equal(bw_http_resp_header(r, "content-length", v, sizeof v), 1);
+    assert_string_equal(v, "5");
+    assert_int_equal(bw_http_resp_header(r, "X-None", v, sizeof v), BW_ENOTFOUND);
+    bw_http_resp_free(r);
+  }
+  /* one connection, kept alive across the three requests */
+  assert_int_equal(atomic_load(&g_srv.accepted) - before, 1);
+  bw_http_stats_t s;
+  assert_int_equal(bw_http_stats(e.h, &s), 0);
+  assert_int_equal(s.requests, 3);
+  assert_int_equal(s.responses_2xx, 3);
+  assert_int_equal(s.in_flight, 0);
+  assert_true(s.bytes_received >= 15);
+  env_down(&e);
+}
+
+static void test_echo_token_from_env(void **st) {
+  (void)st;
+  setenv("BWT_HTTP_TOKEN", "s3cret-token", 1);
+  bw_http_opts_t o;
+  bw_http_opts_init(&o);
+  o.bearer_token_env = "BWT_HTTP_TOKEN";
+  env_t e = env_up(&o);
+  bw_http_req_t *q = bw_http_req_new("PUT", url("/echo"));
+  assert_int_equal(bw_http_req_header(q, "Content-Type: text/plain"), 0);
+  assert_int_equal(bw_http_req_header(q, "bad\r\nInjected: 1"), BW_EINVAL);
+  assert_int_equal(bw_http_req_header(q, "no colon"), BW_EINVAL);
+  assert_int_equal(bw_http_req_body(q, "payload!", 8), 0);
+  assert_true(bw_http_req_is_idempotent(q));
+  bw_http_resp_t *r = NULL;
+  assert_int_equal(bw_http_call(e.rt, e.pid, q, 5000, &r), 0);
+  assert_non_null(r);
+  assert_int_equal(r->body_len, 8);
+  assert_memory_equal(r->body, "payload!", 8);
+  char v[64];
+  assert_true(bw_http_resp_header(r, "X-Seen-Auth", v, sizeof v) > 0);
+  assert_string_equal(v, "Bearer s3cret-token");
+  assert_true(bw_http_resp_header(r, "X-Seen-Method", v, sizeof v) > 0);
+  assert_string_equal(v, "PUT");
+  bw_http_resp_free(r);
+  env_down(&e);
+  /* a named variable that is not set is refused at validation */
+  unsetenv("BWT_HTTP_TOKEN");
+  assert_int_equal(bw_http_opts_validate(&o), BW_EINVAL);
+}
+
+static void test_statuses(void **st) {
+  (void)st;
+  env_t e = env_up(NULL);
+  struct {
+    const char *path;
+    int status;
+    long code;
+    uint64_t ra;
+  } cases[] = {
+      {"/status/404", 0, 404, 0},
+      {"/status/500", BW_EHTTP_SERVER, 500, 0},
+      {"/status/503", BW_EHTTP_SERVER, 503, 0},
+      {"/status/503?ra", BW_EHTTP_THROTTLED, 503, 2000},
+      {"/status/429?ra", BW_EHTTP_THROTTLED, 429, 2000},
+      {"/status/429", BW_EHTTP_THROTTLED, 429, 0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    bw_http_resp_t *r = NULL;
+    assert_int_equal(get(&e, cases[i].path, 5000, &r), cases[i].status);
+    assert_non_null(r); /* the response comes with these statuses */
+    assert_int_equal(r->code, cases[i].code);
+    assert_int_equal(r->retry_after_ms, cases[i].ra);
+    bw_http_resp_free(r);
+  }
+  assert_true(bw_http_is_failure(BW_EHTTP_SERVER));
+  assert_true(bw_http_is_failure(BW_ETIMEDOUT));
+  assert_true(bw_http_is_failure(BW_ECONNREFUSED));
+  assert_false(bw_http_is_failure(BW_EHTTP_THROTTLED));
+  assert_false(bw_http_is_failure(0));
+  bw_http_stats_t s;
+  bw_http_stats(e.h, &s);
+  assert_int_equal(s.responses_4xx, 3);
+  assert_int_equal(s.responses_5xx, 3);
+  assert_int_equal(s.throttled, 3);
+  env_down(&e);
+}
+
+static void test_refused(void **st) {
+  (void)st;
+  /* a port nobody listens on: bind one, note it, close it */
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+  socklen_t al = sizeof a;
+  getsockname(fd, (struct sockaddr *)&a, &al);
+  close(fd);
+  char u[64];
+  snprintf(u, sizeof u, "http://127.0.0.1:%u/", ntohs(a.sin_port));
+  env_t e = env_up(NULL);
+  bw_http_resp_t *r = (bw_http_resp_t *)1;
+  assert_int_equal(bw_http_call(e.rt, e.pid, bw_http_req_new("GET", u), 5000, &r),
+                   BW_ECONNREFUSED);
+  assert_null(r);
+  /* bad requests never reach the network */
+  assert_null(bw_http_req_new("get", u));
+  assert_null(bw_http_req_new("GET", "http://x/\r\nInjected"));
+  assert_int_equal(bw_http_call(e.rt, e.pid, NULL, 0, &r), BW_EINVAL);
+  assert_int_equal(bw_http_call(e.rt, e.pid, bw_http_req_new("GET", "gopher://127.0.0.1/"), 5000,
+                                &r),
+                   BW_EINVAL);
+  env_down(&e);
+}
+
+/* The deadline stops the transfer: the server sees its connection close. */
+static void test_timeout_closes_connection(void **st) {
+  (void)st;
+  env_t e = env_up(NULL);
+  unsigned closed = atomic_load(&g_srv.hang_closed);
+  bw_http_resp_t *r = (bw_http_resp_t *)1;
+  assert_int_equal(get(&e, "/hang", 300, &r), BW_ETIMEDOUT);
+  assert_null(r);
+  assert_true(hfx_wait_at_least(&g_srv.hang_closed, closed + 1));
+  /* a body that trickles in is cut the same way */
+  assert_int_equal(get(&e, "/slow", 300, &r), BW_ETIMEDOUT);
+  assert_true(hfx_wait_at_least(&g_srv.hang_closed, closed + 2));
+  bw_http_stats_t s;
+  bw_http_stats(e.h, &s);
+  assert_int_equal(s.timeouts, 2);
+  assert_int_equal(s.in_flight, 0);
+  /* the client still works */
+  assert_int_equal(get(&e, "/ok", 5000, &r), 0);
+  bw_http_resp_free(r);
+  env_down(&e);
+}
+
+static void test_broken_servers(void **st) {
+  (void)st;
+  bw_http_opts_t o;
+  bw_http_opts_init(&o);
+  o.max_body = 1000;
+  env_t e = env_up(&o);
+  struct {
+    const char *path;
+    int status;
+  } cases[] = {
+      {"/cut", BW_EPROTO},        {"/badheader", BW_EPROTO}, {"/hugeheader", BW_EPROTO},
+      {"/badchunk", BW_EPROTO},   {"/big/5000", BW_ETOOBIG}, {"/big/900", 0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    bw_http_resp_t *r = NULL;
+    int rc = get(&e, cases[i].path, 5000, &r);
+    if (rc != cases[i].status)
+      fail_msg("%s: got %s, want %s", cases[i].path, bw_strerror(rc),
+               bw_strerror(cases[i].status));
+    if (rc == 0) {
+      assert_int_equal(r->body_len, 900);
+      bw_http_resp_free(r);
+    } else {
+      assert_null(r);
+    }
+  }
+  bw_http_stats_t s;
+  bw_http_stats(e.h, &s);
+  assert_int_equal(s.proto_errors, 4);
+  assert_int_equal(s.too_big, 1);
+  assert_int_equal(s.in_flight, 0);
+  env_down(&e);
+}
+
+/* --- an actor as the requester ------------------------------------------------ */
+
+typedef struct agent_arg {
+  bw_pid_t client;
+  const char *url;
+  unsigned n;
+  uint64_t timeout_ms;
+  atomic_uint *ok, *bad, *sent;
+  const char *body; /* POST it when set, else GET */
+} agent_arg_t;
+
+typedef struct agent {
+  agent_arg_t *a;
+} agent_t;
+
+static int agent_init(bw_ctx_t *ctx, void *state, void *arg) {
+  agent_t *s = state;
+  s->a = arg;
+  for (unsigned i = 0; i < s->a->n; i++) {
+    bw_http_req_t *q = bw_http_req_new(s->a->body ? "POST" : "GET", s->a->url);
+    if (q == NULL)
+      return BW_ENOMEM;
+    if (s->a->body != NULL &&
+        (bw_http_req_header(q, "Content-Type: application/json") != 0 ||
+         bw_http_req_body(q, s->a->body, strlen(s->a->body)) != 0)) {
+      bw_http_req_free(q);
+      return BW_ENOMEM;
+    }
+    int rc = bw_http_request(ctx, s->a->client, q, s->a->timeout_ms, NULL);
+    if (rc != 0)
+      return rc;
+    atomic_fetch_add(s->a->sent, 1);
+  }
+  return 0;
+}
+
+static int agent_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
+  agent_t *s = state;
+  if (msg->type == 1)
+    return BW_STOP;
+  if (msg->type != BW_HTTP_MSG_RESPONSE)
+    return BW_CONTINUE;
+  bw_http_resp_t *r = bw_msg_take(ctx, msg);
+  if (msg->status == 0 && r != NULL && r->code == 200)
+    atomic_fetch_add(s->a->ok, 1);
+  else
+    atomic_fetch_add(s->a->bad, 1);
+  bw_http_resp_free(r);
+  return BW_CONTINUE;
+}
+
+static const bw_behaviour_t agent_b = {
+    .name = "agent", .state_size = sizeof(agent_t), .init = agent_init, .handle = agent_handle};
+
+/* A requester that exits takes its transfers with it. */
+static void test_caller_exit_cancels(void **st) {
+  (void)st;
+  env_t e = env_up(NULL);
+  atomic_uint ok = 0, bad = 0, sent = 0;
+  unsigned acc = atomic_load(&g_srv.accepted), closed = atomic_load(&g_srv.hang_closed);
+  agent_arg_t a = {e.pid, url("/hang"), 2, 60000, &ok, &bad, &sent, NULL};
+  bw_pid_t ag;
+  assert_int_equal(bw_spawn(e.rt, &agent_b, &a, NULL, &ag), 0);
+  assert_true(hfx_wait_at_least(&g_srv.accepted, acc + 2));
+  assert_int_equal(bw_send(e.rt, ag, 1, NULL, 0), 0); /* stop */
+  assert_true(hfx_wait_at_least(&g_srv.hang_closed, closed + 2));
+  bw_http_stats_t s;
+  for (int i = 0; i < 500; i++) {
+    bw_http_stats(e.h, &s);
+    if (s.in_flight == 0)
+      break;
+    usleep(10000);
+  }
+  assert_int_equal(s.cancels, 2);
+  assert_int_equal(s.in_flight, 0);
+  assert_int_equal(atomic_load(&ok) + atomic_load(&bad), 0); /* nothing arrived later */
+  env_down(&e);
+}
+
+/* --- 1,000 concurrent requests from 100 actors, no thread per request ------------ */
+
+static unsigned thread_count(void) {
+  unsigned n = 0;
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[128];
+  while (f != NULL && fgets(line, sizeof line, f) != NULL)
+    if (sscanf(line, "Threads: %u", &n) == 1)
+      break;
+  if (f != NULL)
+    fclose(f);
+  return n;
+}
+
+static pid_t start_model_server(uint16_t *port) {
+#ifdef BW_MODEL_SERVER
+  int p[2];
+  if (pipe(p) != 0)
+    return -1;
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(p[1], 1);
+    close(p[0]);
+    execl(BW_MODEL_SERVER, "model_server", "--port", "0", "--latency-ms", "200:200", "--tail",
+          "0:0", (char *)NULL);
+    _exit(127);
+  }
+  close(p[1]);
+  FILE *f = fdopen(p[0], "r");
+  char line[128] = {0};
+  unsigned pt = 0;
+  if (f == NULL || fgets(line, sizeof line, f) == NULL ||
+      sscanf(line, "model_server listening on 127.0.0.1:%u", &pt) != 1) {
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    if (f)
+      fclose(f);
+    return -1;
+  }
+  fclose(f);
+  *port = (uint16_t)pt;
+  return pid;
+#else
+  (void)port;
+  return -1;
+#endif
+}
+
+static void test_thousand_concurrent(void **st) {
+  (void)st;
+  uint16_t port = 0;
+  pid_t srv = start_model_server(&port);
+  if (srv < 0)
+    skip(); /* built without the model server (libmicrohttpd or jansson missing) */
+  bw_http_opts_t o;
+  bw_http_opts_init(&o);
+  o.max_in_flight = 1000;
+  o.max_per_host = 1000;
+  env_t e = env_up(&o);
+  /* the request is a POST to the chat endpoint: the model server holds each
+   * one 200 ms, so they overlap */
+  static char u[128];
+  snprintf(u, sizeof u, "http://127.0.0.1:%u/v1/chat/completions", port);
+  unsigned base = thread_count();
+  atomic_uint ok = 0, bad = 0, sent = 0;
+  enum { ACTORS = 100, EACH = 10 };
+  agent_arg_t a = {e.pid, u, EACH, 60000, &ok, &bad, &sent,
+                   "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"};
+  for (int i = 0; i < ACTORS; i++) {
+    bw_pid_t ag;
+    assert_int_equal(bw_spawn(e.rt, &agent_b, &a, NULL, &ag), 0);
+  }
+  unsigned peak_threads = 0;
+  uint64_t peak_in_flight = 0;
+  for (int i = 0; i < 6000 && atomic_load(&ok) + atomic_load(&bad) < ACTORS * EACH; i++) {
+    unsigned t = thread_count();
+    if (t > peak_threads)
+      peak_threads = t;
+    bw_http_stats_t s;
+    bw_http_stats(e.h, &s);
+    if (s.in_flight > peak_in_flight)
+      peak_in_flight = s.in_flight;
+    usleep(10000);
+  }
+  kill(srv, SIGTERM);
+  waitpid(srv, NULL, 0);
+  print_message("1000 requests: ok %u, failed %u; threads %u before, %u at peak; peak in flight "
+                "%lu\n",
+                atomic_load(&ok), atomic_load(&bad), base, peak_threads,
+                (unsigned long)peak_in_flight);
+  assert_int_equal(atomic_load(&ok), ACTORS * EACH);
+  assert_int_equal(atomic_load(&bad), 0);
+  assert_true(peak_in_flight >= 100); /* they were in flight together */
+  /* no thread per request: at most the runtime's poller was added */
+  assert_true(peak_threads <= base + 1);
+  env_down(&e);
+}
+
+int main(void) {
+  signal(SIGPIPE, SIG_IGN);
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_get_keepalive),
+      cmocka_unit_test(test_echo_token_from_env),
+      cmocka_unit_test(test_statuses),
+      cmocka_unit_test(test_refused),
+      cmocka_unit_test(test_timeout_closes_connection),
+      cmocka_unit_test(test_broken_servers),
+      cmocka_unit_test(test_caller_exit_cancels),
+      cmocka_unit_test(test_thousand_concurrent),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
