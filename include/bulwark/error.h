@@ -39,14 +39,19 @@ extern "C" {
   X(ENOTSUP, -23, "not supported by this supervisor's strategy")              \
   X(EBUDGET, -24, "retry budget exhausted")                                   \
   X(ENOCONN, -25, "the pid's node is not connected (message dead-lettered)")  \
-  X(EREMOTE, -26, "a pointer payload cannot cross nodes without a serializer")
+  X(EREMOTE, -26, "a pointer payload cannot cross nodes without a serializer") \
+  X(EBADF, -27, "bad or closed file descriptor")                               \
+  X(ECONNREFUSED, -28, "connection refused")                                   \
+  X(ECONNRESET, -29, "connection reset by peer")                               \
+  X(EADDRINUSE, -30, "address already in use")                                 \
+  X(EIO, -31, "input/output error")
 
 typedef enum bw_errno {
   BW_OK = 0,
 #define BW__ERR_ENUM(name, value, msg) BW_##name = value,
   BW_ERRNO_MAP(BW__ERR_ENUM)
 #undef BW__ERR_ENUM
-  BW__ERR_LAST = -27
+  BW__ERR_LAST = -32
 } bw_errno_t;
 
 /* A static, human-readable message for a code; never NULL.
