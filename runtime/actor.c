@@ -204,6 +204,8 @@ static void actor_release(bw__actor *a, const bw_reason_t *r) {
    * the drain below, with the same reason. */
   bw__link_on_exit(a, r);
   bw__request_on_exit(a);
+  if (a->ext != NULL && a->ext->io_watches != NULL)
+    bw__io_on_exit(a); /* watches removed, owned fds closed; queued events dropped below */
   if (a->ext != NULL && a->ext->rt_timer != 0)
     bw__timer_cancel(rt, a->ext->rt_timer);
   bw__pid_invalidate(rt, pid);
@@ -313,6 +315,13 @@ static int dispatch(bw__thread *th, bw__actor *a, bw__msg *m, bw_reason_t *r) {
   case BW__K_WAKE:
     bw__msg_free(a->rt, m);
     return 0;
+  case BW__K_IO:
+  case BW__K_IOTIMER:
+    if (!bw__io_on_msg(a, m)) {
+      bw__msg_free(a->rt, m); /* its watch was removed meanwhile */
+      return 0;
+    }
+    return call_handler(th, a, m, r);
   case BW__K_DOWN:
     if (bw__request_on_down(a, m)) {
       m->kind = BW__K_WAKE; /* a reply made here, not a sent message */

@@ -45,6 +45,8 @@ enum {
   BW__K_WAKE,        /* nothing: wakes the actor to look at force/urgent */
   BW__K_RTIMEOUT,    /* receive-timeout check (internal timer) */
   BW__K_REQTIMEOUT,  /* request deadline (internal timer), pub.ref = request */
+  BW__K_IO,          /* readiness: a watch's own node, pub.ref = watch (runtime/io.c) */
+  BW__K_IOTIMER,     /* a watch's deadline (bw_io_deadline), pub.ref = watch */
 };
 
 /* Internal message flags (beyond the public BW_MSGF_*). */
@@ -215,6 +217,8 @@ typedef struct bw__actor_ext {
   int init_rc;
   void *init_arg;
   bw_reason_t init_reason;
+  /* I/O watches this actor owns (runtime/io.c), removed at its exit */
+  struct bw__watch *io_watches;
 } bw__actor_ext;
 
 typedef struct bw__actor {
@@ -494,6 +498,9 @@ struct bw_runtime {
   const struct bw__remote_ops *remote_ops; /* atomic */
   void *remote_ud;
   uint64_t forwarded; /* atomic: user messages handed to another node */
+
+  /* the I/O poller (runtime/io.c), created by the first watch */
+  struct bw__io *io; /* atomic */
 };
 typedef struct bw_runtime bw__runtime;
 
@@ -647,6 +654,19 @@ void bw__dead_letter_destroy(bw__runtime *rt);
 /* events */
 void bw__event_init(bw__runtime *rt);
 void bw__event_destroy(bw__runtime *rt);
+
+/* I/O (runtime/io.c): a BW__K_IO node is returned to its watch instead
+ * of the pool (bw__msg_free); dispatch asks whether a readiness or deadline
+ * message is still wanted (1: deliver as BW_MSG_IO; 0: drop it) */
+void bw__io_msg_back(bw__runtime *rt, bw__msg *m);
+/* bw_io_watch with a destructor for ud, run when the watch is removed
+ * (unwatch or exit): the TCP helpers free their state with it */
+int bw__io_watch(bw_ctx_t *ctx, int fd, uint32_t events, uint32_t flags, void *ud,
+                 void (*dtor)(void *), bw_io_t *out);
+int bw__io_on_msg(bw__actor *a, bw__msg *m);
+void bw__io_on_exit(bw__actor *a);
+void bw__io_stop(bw__runtime *rt);    /* joins the poller (all actors gone) */
+void bw__io_destroy(bw__runtime *rt);
 
 /* registry */
 void bw__registry_drop_pid(bw__runtime *rt, bw_pid_t pid);

@@ -144,6 +144,7 @@ int bw_runtime_stop(bw_runtime_t *rt) {
   while (rt->ndedicated_running != 0)
     pthread_cond_wait(&rt->life_cv, &rt->life_mx);
   pthread_mutex_unlock(&rt->life_mx);
+  bw__io_stop(rt);
   bw__timers_stop(rt);
   bw__sched_join(rt);
   bw__dedicated_reap(rt);
@@ -170,6 +171,7 @@ void bw_runtime_destroy(bw_runtime_t *rt) {
   const bw__remote_ops *ops = BW__LD_ACQ(&rt->remote_ops);
   if (ops != NULL && ops->destroy != NULL)
     ops->destroy(rt, rt->remote_ud);
+  bw__io_destroy(rt);
   bw__timers_destroy(rt);
   bw__sched_destroy(rt);
   bw__registry_destroy(rt);

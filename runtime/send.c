@@ -87,6 +87,10 @@ void bw__msg_release_node(bw__runtime *rt, bw__msg *m) {
 }
 
 void bw__msg_free(bw__runtime *rt, bw__msg *m) {
+  if (__builtin_expect(m->kind == BW__K_IO, 0)) {
+    bw__io_msg_back(rt, m); /* a watch's preallocated node goes home */
+    return;
+  }
   if ((m->pub.flags & BW_MSGF_MOVED) && m->pub.data != NULL) {
     bw__dtor_fn f = bw__msg_dtor(m);
     if (f != NULL)
