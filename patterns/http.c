@@ -167,8 +167,12 @@ static int status_of_curl(CURLcode rc, const xfer *t) {
   case CURLE_SSL_ENGINE_NOTFOUND:
   case CURLE_SSL_ENGINE_SETFAILED: return BW_ETLS;
   case CURLE_OUT_OF_MEMORY: return BW_ENOMEM;
+  case CURLE_FILESIZE_EXCEEDED: return BW_ETOOBIG;
   case CURLE_SEND_ERROR:
-  case CURLE_RECV_ERROR: return BW_ECONNRESET;
+  case CURLE_RECV_ERROR:
+    /* curl reports a malformed chunked body as a receive error too */
+    return strstr(t->err, "chunk") != NULL || strstr(t->err, "header") != NULL ? BW_EPROTO
+                                                                              : BW_ECONNRESET;
   case CURLE_WRITE_ERROR: return t->too_big ? BW_ETOOBIG : t->hdr_big ? BW_EPROTO : BW_EIO;
   case CURLE_GOT_NOTHING:
   case CURLE_PARTIAL_FILE:
@@ -176,9 +180,8 @@ static int status_of_curl(CURLcode rc, const xfer *t) {
   case CURLE_BAD_CONTENT_ENCODING:
   case CURLE_HTTP2:
   case CURLE_HTTP2_STREAM:
-  case CURLE_UNSUPPORTED_PROTOCOL:
-  case CURLE_URL_MALFORMAT: return rc == CURLE_URL_MALFORMAT || rc == CURLE_UNSUPPORTED_PROTOCOL
-                                       ? BW_EINVAL : BW_EPROTO;
+  case CURLE_UNSUPPORTED_PROTOCOL: return BW_EPROTO; /* the scheme was checked: HTTP/0.9 */
+  case CURLE_URL_MALFORMAT: return BW_EINVAL;
   default: return BW_EIO;
   }
 }

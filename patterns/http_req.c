@@ -29,7 +29,8 @@ static bool idempotent_method(const char *m) {
 }
 
 bw_http_req_t *bw_http_req_new(const char *method, const char *url) {
-  if (method == NULL || url == NULL || !method_ok(method) || url[0] == '\0')
+  if (method == NULL || url == NULL || !method_ok(method) ||
+      (strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0))
     return NULL;
   for (const char *p = url; *p; p++)
     if (*p == '\r' || *p == '\n' || *p == ' ')
