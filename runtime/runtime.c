@@ -5,7 +5,9 @@
  * exit with reason shutdown (it runs terminate; messages still queued are
  * dead-lettered "shutdown"), the caller waits until none is left, then
  * timers (pending ones dead-lettered) and threads stop. After stop the
- * runtime answers only statistics until it is destroyed.
+ * runtime answers only statistics until it is destroyed. Stop does not
+ * depend on allocating: an exit's wake-up is part of the actor, and a
+ * signal that cannot be allocated falls back to a forced exit.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -118,10 +120,11 @@ static uint64_t wall_ns(void) {
   return (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
 }
 
-/* Waits until *counter is 0 or the deadline (0: none). Without one, the
- * wait is in slices, and after BW__STOP_REPORT_S seconds it reports what
- * it waits for (once), so a stop held up by a handler that never returns
- * is not a silent hang. */
+/* Waits until *counter is 0 or the deadline (0: none). Without one, it
+ * says on stderr after BW__STOP_REPORT_S seconds (once) how many it still
+ * waits for, so a stop held up by a handler that never returns is not a
+ * silent hang. Lost wake-ups are not what it guards against: exits need
+ * no memory (actor.c, bw__exit_wake), so none is lost. */
 static void wait_until(bw__runtime *rt, uint64_t *counter, uint64_t deadline_ns) {
   uint64_t report_at = deadline_ns == 0 ? wall_ns() + BW__STOP_REPORT_S * 1000000000ull : 0;
   pthread_mutex_lock(&rt->life_mx);
