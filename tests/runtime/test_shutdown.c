@@ -476,9 +476,10 @@ static void test_destroy_from_handler_aborts(void **state) {
 }
 
 /* A handler that calls pthread_exit: the actor counts as crashed (its
- * terminate sees reason crash, as links and monitors do), a new thread takes over the worker
- * (one worker here, so the next call proves it), and destroy ends. The
- * same on a dedicated thread. Both used to hang destroy without a word. */
+ * terminate sees reason crash, as links and monitors do), a new thread
+ * takes over the worker (one worker here, so the next call proves it), and
+ * destroy ends. The same on a dedicated thread. Both used to hang destroy
+ * without a word. */
 static void test_pthread_exit_in_handler(void **state) {
   (void)state;
   reset();
