@@ -117,6 +117,7 @@ static bw__actor *actor_alloc(bw__runtime *rt, size_t size) {
     return NULL;
   memset(a, 0, size);
   a->cls = cls >= 0 ? (uint8_t)cls : 0xFF;
+  a->exit_q.next = BW__EXITQ_UNUSED;
   return a;
 }
 
@@ -153,6 +154,28 @@ void bw__waiter_wake(bw__actor *a) {
 }
 
 /* --- the exit path -------------------------------------------------------- */
+
+_Static_assert(offsetof(bw__actor, state) == 2 * BW__CACHELINE,
+               "actor header: two cache lines (senders', owner's)");
+
+/*
+ * Kill and shutdown must not depend on memory: the wake-up that makes an
+ * idle actor look at its pending exit is a node inside the actor. The
+ * first one to claim it (the CAS from UNUSED) pushes it; every exit made
+ * pending later rides on it, since the owner reads force and urgent
+ * before each message and dies once either is set (neither is ever
+ * cleared). So a kill that returned 0 always takes effect.
+ * Rejected: a WAKE message per kill (an allocation that can fail, and did
+ * under ulimit -v, leaving the actor idle and bw_runtime_stop waiting).
+ */
+void bw__exit_wake(bw__runtime *rt, bw__actor *a) {
+  /* acq_rel CAS: the force or urgent word set before this call is visible
+   * to the owner that pops the node (the push below releases it too) */
+  if (!BW__CAS(&a->exit_q.next, BW__EXITQ_UNUSED, NULL))
+    return;
+  if (bw__mpsc_push(&a->mb, &a->exit_q))
+    bw__schedule(rt, a);
+}
 
 static void drain_one(bw__runtime *rt, bw__actor *a, bw__msg *m, const bw_reason_t *r,
                       int dl) {
@@ -214,7 +237,8 @@ static void actor_release(bw__actor *a, const bw_reason_t *r) {
   int dl = bw__ld32_rlx(&rt->state) != BW__RT_RUNNING ? BW_DL_SHUTDOWN : BW_DL_EXITED;
   bw__qnode *q;
   while ((q = bw__mpsc_pop(&a->mb, &a->mbc)) != NULL)
-    drain_one(rt, a, (bw__msg *)q, r, dl);
+    if (q != &a->exit_q)
+      drain_one(rt, a, (bw__msg *)q, r, dl);
   bw__msg *u = BW__XCHG(&a->urgent, NULL);
   if (u != NULL)
     bw__msg_free(rt, u);
@@ -474,6 +498,8 @@ static int actor_turn(bw__thread *th, bw__actor *a) {
     bw__qnode *q = bw__mpsc_pop(&a->mb, &a->mbc);
     if (q == NULL)
       break;
+    if (q == &a->exit_q)
+      continue; /* the exit wake-up: the check above takes the exit */
     popped++;
     if (a->mb_cap != 0 && bw__msg_counts((bw__msg *)q))
       bw__faa32(&a->mb_count, (uint32_t)-1);
@@ -625,45 +651,36 @@ static void dedicated_loop(bw__thread *th, bw__actor *a) {
   }
 }
 
-static void *dedicated_main(void *arg) {
-  bw__actor *a = arg;
-  bw__runtime *rt = a->rt;
-  bw__thread th = {.kind = BW__TH_DEDICATED, .rt = rt, .ctr = &rt->ext_ctr};
-  th.cache = bw__cache_acquire(rt);
-  bw__tl.th = &th;
-  bw__tl.cur = NULL;
-  bw__actor_ext *e = a->ext;
-  pthread_t self = e->thread;
-  bool watched = (a->cflags & BW__CF_WATCHED) != 0;
-  if (watched) {
-    pthread_mutex_lock(&rt->life_mx);
-    th.watch_next = rt->watch_list;
-    rt->watch_list = &th;
-    pthread_mutex_unlock(&rt->life_mx);
+/* What a dedicated thread needs to finish, however it ends. */
+typedef struct dedicated_end {
+  bw__runtime *rt;
+  bw__actor *a;
+  bw__thread *th;
+  pthread_t self;
+  bool watched;
+} dedicated_end_t;
+
+/* The thread's last steps: free the actor (after a successful init; the
+ * spawner releases it otherwise), hand the cache on, leave itself to be
+ * joined, and let bw_runtime_stop know one less thread runs. */
+static void dedicated_finish(dedicated_end_t *d, bool inited) {
+  bw__runtime *rt = d->rt;
+  bw__thread *th = d->th;
+  if (inited) {
+    ext_free(d->a);
+    actor_free(rt, d->a);
   }
-  int rc = th.cache == NULL ? BW_ENOMEM : run_init(a, e->init_arg, &e->init_reason);
-  e->init_rc = rc;
-  if (rc == 0)
-    a->flags |= BW__AF_INITED;
-  sem_post(&e->init_done);
-  if (rc == 0)
-    dedicated_loop(&th, a);
-  /* the spawner waits for init_done before it looks at the actor again,
-   * and for a failed init it releases the actor itself */
-  if (rc == 0) {
-    ext_free(a);
-    actor_free(rt, a);
-  }
-  if (th.cache != NULL)
-    bw__cache_release(rt, th.cache);
+  if (th->cache != NULL)
+    bw__cache_release(rt, th->cache);
   bw__tl.th = NULL;
+  bw__tl.cur = NULL;
   pthread_mutex_lock(&rt->life_mx);
-  if (watched) {
+  if (d->watched) {
     bw__thread **pp = &rt->watch_list;
-    while (*pp != NULL && *pp != &th)
+    while (*pp != NULL && *pp != th)
       pp = &(*pp)->watch_next;
     if (*pp != NULL)
-      *pp = th.watch_next;
+      *pp = th->watch_next;
   }
   if (rt->nzombies == rt->capzombies) {
     uint32_t cap = rt->capzombies ? rt->capzombies * 2 : 16;
@@ -674,12 +691,65 @@ static void *dedicated_main(void *arg) {
     }
   }
   if (rt->nzombies < rt->capzombies)
-    rt->zombies[rt->nzombies++] = self;
+    rt->zombies[rt->nzombies++] = d->self;
   else
-    pthread_detach(self);
+    pthread_detach(d->self);
   rt->ndedicated_running--;
   pthread_cond_broadcast(&rt->life_cv);
   pthread_mutex_unlock(&rt->life_mx);
+}
+
+/* The thread ended inside the actor's loop (a handler called pthread_exit,
+ * or the thread was cancelled): the actor is treated as crashed, stderr
+ * says so, and the thread finishes as usual, so bw_runtime_stop does not
+ * wait for it forever. Runs as the loop's cleanup handler. */
+static void dedicated_died(void *arg) {
+  dedicated_end_t *d = arg;
+  bw__actor *a = d->a;
+  fprintf(stderr,
+          "bulwark: the thread of dedicated actor %#llx (%s) ended (pthread_exit or "
+          "cancellation); the actor is treated as crashed\n",
+          (unsigned long long)a->pid, bw_ctx_name((bw_ctx_t *)a));
+  bw__reason_set(&bw__tl.crash, BW_REASON_CRASH, BW_ECRASH,
+                 "its thread ended inside the handler (pthread_exit)");
+  if (bw__tl.cur == a) {
+    bw__actor_crashed(d->th);
+  } else {
+    bw_reason_t r = bw__tl.crash; /* ended between messages */
+    bw__actor_die(a, &r);
+  }
+  dedicated_finish(d, true);
+}
+
+static void *dedicated_main(void *arg) {
+  bw__actor *a = arg;
+  bw__runtime *rt = a->rt;
+  bw__thread th = {.kind = BW__TH_DEDICATED, .rt = rt, .ctr = &rt->ext_ctr};
+  th.cache = bw__cache_acquire(rt);
+  bw__tl.th = &th;
+  bw__tl.cur = NULL;
+  bw__actor_ext *e = a->ext;
+  dedicated_end_t d = {.rt = rt, .a = a, .th = &th, .self = pthread_self(),
+                       .watched = (a->cflags & BW__CF_WATCHED) != 0};
+  if (d.watched) {
+    pthread_mutex_lock(&rt->life_mx);
+    th.watch_next = rt->watch_list;
+    rt->watch_list = &th;
+    pthread_mutex_unlock(&rt->life_mx);
+  }
+  int rc = th.cache == NULL ? BW_ENOMEM : run_init(a, e->init_arg, &e->init_reason);
+  e->init_rc = rc;
+  if (rc == 0)
+    a->flags |= BW__AF_INITED;
+  sem_post(&e->init_done);
+  /* the spawner waits for init_done before it looks at the actor again,
+   * and for a failed init it releases the actor itself */
+  if (rc == 0) {
+    pthread_cleanup_push(dedicated_died, &d);
+    dedicated_loop(&th, a);
+    pthread_cleanup_pop(0);
+  }
+  dedicated_finish(&d, rc == 0);
   return NULL;
 }
 
@@ -909,6 +979,8 @@ void bw__waiter_free(bw__runtime *rt, bw__actor *w) {
     bw__msg_free(rt, u);
   bw__qnode *q;
   while ((q = bw__mpsc_pop(&w->mb, &w->mbc)) != NULL) {
+    if (q == &w->exit_q)
+      continue;
     bw__msg *m = (bw__msg *)q;
     m->to = w->pid;
     if (m->kind == BW__K_USER)

@@ -129,6 +129,11 @@ void bw__pool_free(bw__cache *c, void *p);
 bw__cache *bw__cache_acquire(struct bw_runtime *rt); /* for a new runtime-owned thread */
 void bw__cache_release(struct bw_runtime *rt, bw__cache *c);
 void bw__pool_destroy(struct bw_runtime *rt);
+/* Test only (compiled in always, not public API): after n more pool
+ * allocations (messages, actors) of rt succeed, every later one fails, as
+ * when memory runs out; n < 0 turns the hook off. Costs one load of a
+ * read-only word per allocation while off. */
+void bw__test_alloc_fail_after(struct bw_runtime *rt, int64_t n);
 
 /* ------------------------------------------------------------------------ */
 /* Actors                                                                     */
@@ -251,8 +256,15 @@ typedef struct bw__actor {
   uint32_t mb_popped;    /* mailbox nodes its turns have taken, ever (owner only) */
   uint16_t flags;        /* BW__AF_*: changed only by the actor's own thread */
   uint8_t cls;           /* pool class of this block; 0xFF = malloc'ed */
+  /* The exit wake-up (bw__exit_wake): a mailbox node that is part of the
+   * actor, so a kill or shutdown never needs memory to take effect. Pushed
+   * at most once in a life, by whoever first makes an exit pending; its
+   * link holds BW__EXITQ_UNUSED until then. Fills the second line. */
+  bw__qnode exit_q;
   _Alignas(16) unsigned char state[];
 } bw__actor;
+
+#define BW__EXITQ_UNUSED ((bw__qnode *)1)
 
 /* ------------------------------------------------------------------------ */
 /* Pid slots                                                                  */
@@ -426,6 +438,7 @@ struct bw_runtime {
   unsigned nworkers;
   unsigned batch;
   bool manual_clock;
+  uint32_t alloc_hook;    /* atomic: test hook armed (bw__test_alloc_fail_after) */
   uint64_t manual_now_ns; /* atomic */
   uint64_t epoch_ns;
 
@@ -456,6 +469,7 @@ struct bw_runtime {
   bw__cache *caches;
   bw__cache *spare_caches;
   bw__counters ext_ctr; /* external threads (atomic adds) */
+  int64_t alloc_left;   /* atomic: pool allocations the test hook still lets succeed */
 
   /* lifecycle */
   pthread_mutex_t life_mx;
@@ -630,9 +644,13 @@ int bw__exit_signal(bw__runtime *rt, bw_pid_t to, bw_pid_t from, const bw_reason
                     bool link_exit);
 /* Makes the actor exit before its next message (kill or forced shutdown). */
 int bw__force_exit(bw__runtime *rt, bw_pid_t pid, uint32_t force);
+/* Queues a's exit wake-up (no allocation) unless it is queued already,
+ * and schedules a if it was idle; after setting a->force or a->urgent.
+ * The caller holds a pin on a. */
+void bw__exit_wake(struct bw_runtime *rt, bw__actor *a);
 static inline bool bw__actor_exit_pending(bw__actor *a) {
-  /* relaxed: a hint; the WAKE queued after setting either word makes the
-   * owner look again */
+  /* relaxed: a hint; the exit wake-up queued after setting either word
+   * makes the owner look again */
   return bw__ld32_rlx(&a->force) != 0 || BW__LD_RLX(&a->urgent) != NULL;
 }
 

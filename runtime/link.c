@@ -148,15 +148,16 @@ int bw__force_exit(bw__runtime *rt, bw_pid_t pid, uint32_t force) {
   bw__actor *a = bw__pid_pin(rt, pid, &s);
   if (a == NULL)
     return BW_ENOPROC;
-  /* acq_rel CAS: set before the WAKE below is queued (the owner re-reads
-   * after popping it); a kill overrides a forced shutdown, never the
-   * other way round */
+  /* acq_rel CAS: set before the wake-up below is queued (the owner
+   * re-reads after popping it); a kill overrides a forced shutdown, never
+   * the other way round */
   uint32_t old = bw__ld32_rlx(&a->force);
   while ((old == 0 || (old == BW__FORCE_SHUTDOWN && force == BW__FORCE_KILL)) &&
          !bw__cas32(&a->force, old, force))
     old = bw__ld32_rlx(&a->force);
+  /* no allocation: the kill cannot fail for want of memory (actor.c) */
+  bw__exit_wake(rt, a);
   bw__pid_unpin(s);
-  bw__send_sys(rt, pid, bw__current_pid(rt), BW__K_WAKE, 0, NULL);
   return 0;
 }
 
@@ -202,8 +203,8 @@ int bw__exit_signal(bw__runtime *rt, bw_pid_t to, bw_pid_t from, const bw_reason
    * exiting anyway) */
   if (!BW__CAS(&a->urgent, NULL, m))
     bw__msg_free(rt, m);
+  bw__exit_wake(rt, a);
   bw__pid_unpin(s);
-  bw__send_sys(rt, to, from, BW__K_WAKE, 0, NULL);
   return 0;
 }
 

@@ -64,7 +64,30 @@ static bool cache_refill(bw__cache *c, int cls) {
   return true;
 }
 
+/* The test hook's slow path: one more allocation, if the budget allows. */
+static bool __attribute__((noinline)) hook_allows(bw__runtime *rt) {
+  /* acquire: pairs with the release that armed the hook, so the budget set
+   * before it is what the RMW below counts down */
+  if (!bw__ld32_acq(&rt->alloc_hook))
+    return true;
+  /* RMW: each allocation takes exactly one unit of the budget */
+  return (int64_t)bw__faa64((uint64_t *)&rt->alloc_left, (uint64_t)-1) > 0;
+}
+
+void bw__test_alloc_fail_after(bw__runtime *rt, int64_t n) {
+  if (rt == NULL)
+    return;
+  /* relaxed, then release on the flag: the budget is visible to whoever
+   * sees the hook armed (hook_allows) */
+  bw__st64_rlx((uint64_t *)&rt->alloc_left, (uint64_t)(n < 0 ? 0 : n));
+  bw__st32_rel(&rt->alloc_hook, n < 0 ? 0 : 1);
+}
+
 void *bw__pool_alloc(bw__cache *c, int cls) {
+  /* relaxed: the word is written only by tests; an allocation that races
+   * with arming the hook may go either way, as with real memory */
+  if (__builtin_expect(bw__ld32_rlx(&c->rt->alloc_hook) != 0, 0) && !hook_allows(c->rt))
+    return NULL;
   for (;;) {
     void *b = c->cls[cls].free;
     if (b != NULL) {

@@ -312,7 +312,7 @@ bool bw_may_block(const bw_runtime_t *rt) { return rt != NULL && !on_scheduler(r
 static bw__msg *waiter_next(bw__actor *w) {
   for (;;) {
     bw__qnode *q = bw__mpsc_pop(&w->mb, &w->mbc);
-    if (q != NULL)
+    if (q != NULL && q != &w->exit_q)
       return (bw__msg *)q;
     if (bw__actor_exit_pending(w))
       return NULL;

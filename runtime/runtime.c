@@ -5,9 +5,12 @@
  * exit with reason shutdown (it runs terminate; messages still queued are
  * dead-lettered "shutdown"), the caller waits until none is left, then
  * timers (pending ones dead-lettered) and threads stop. After stop the
- * runtime answers only statistics until it is destroyed.
+ * runtime answers only statistics until it is destroyed. Stop does not
+ * depend on allocating: an exit's wake-up is part of the actor, and a
+ * signal that cannot be allocated falls back to a forced exit.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 #include <string.h>
@@ -94,7 +97,10 @@ static void signal_root(bw__runtime *rt, bw_pid_t pid, void *ud) {
   if (root) {
     bw_reason_t r;
     bw__reason_set(&r, BW_REASON_SHUTDOWN, 0, "runtime stopping");
-    bw__exit_signal(rt, pid, BW_PID_NONE, &r, false);
+    /* a trapping root's signal is a message; without memory for it, the
+     * root exits at once rather than holding up the stop for the grace */
+    if (bw__exit_signal(rt, pid, BW_PID_NONE, &r, false) == BW_ENOMEM)
+      bw__force_exit(rt, pid, BW__FORCE_SHUTDOWN);
   }
 }
 
@@ -104,11 +110,37 @@ static void force_exit(bw__runtime *rt, bw_pid_t pid, void *ud) {
   bw__force_exit(rt, pid, BW__FORCE_SHUTDOWN);
 }
 
+/* How long stop waits for the last actors before it says so on stderr (it
+ * goes on waiting: a handler cannot be preempted). */
+#define BW__STOP_REPORT_S 10
+
+static uint64_t wall_ns(void) {
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  return (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+}
+
+/* Waits until *counter is 0 or the deadline (0: none). Without one, it
+ * says on stderr after BW__STOP_REPORT_S seconds (once) how many it still
+ * waits for, so a stop held up by a handler that never returns is not a
+ * silent hang. Lost wake-ups are not what it guards against: exits need
+ * no memory (actor.c, bw__exit_wake), so none is lost. */
 static void wait_until(bw__runtime *rt, uint64_t *counter, uint64_t deadline_ns) {
+  uint64_t report_at = deadline_ns == 0 ? wall_ns() + BW__STOP_REPORT_S * 1000000000ull : 0;
   pthread_mutex_lock(&rt->life_mx);
   while (bw__ld64_acq(counter) != 0) {
-    if (deadline_ns == 0) {
+    if (deadline_ns == 0 && report_at == 0) {
       pthread_cond_wait(&rt->life_cv, &rt->life_mx);
+    } else if (deadline_ns == 0) {
+      struct timespec ts = {.tv_sec = (time_t)(report_at / 1000000000ull),
+                            .tv_nsec = (long)(report_at % 1000000000ull)};
+      if (pthread_cond_timedwait(&rt->life_cv, &rt->life_mx, &ts) == ETIMEDOUT) {
+        fprintf(stderr,
+                "bulwark: bw_runtime_stop: %llu actors still running after %d s; a handler "
+                "that does not return holds up the stop\n",
+                (unsigned long long)bw__ld64_acq(counter), BW__STOP_REPORT_S);
+        report_at = 0;
+      }
     } else {
       struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000ull),
                             .tv_nsec = (long)(deadline_ns % 1000000000ull)};
@@ -132,11 +164,7 @@ int bw_runtime_stop(bw_runtime_t *rt) {
    * shutdown and a grace period (wall clock, so it also ends under a
    * manual clock) to stop their subtrees in order */
   bw__pid_foreach_live(rt, signal_root, NULL);
-  struct timespec now;
-  clock_gettime(CLOCK_REALTIME, &now);
-  uint64_t deadline = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec +
-                      rt->stop_grace_ms * 1000000ull;
-  wait_until(rt, &rt->live_roots, deadline);
+  wait_until(rt, &rt->live_roots, wall_ns() + rt->stop_grace_ms * 1000000ull);
   /* Phase 2: everything left exits at once (terminate still runs) */
   bw__pid_foreach_live(rt, force_exit, NULL);
   wait_until(rt, &rt->live, 0);
@@ -162,6 +190,14 @@ int bw_runtime_stop(bw_runtime_t *rt) {
 void bw_runtime_destroy(bw_runtime_t *rt) {
   if (rt == NULL)
     return;
+  /* from its own actor or thread it would wait for itself, then free the
+   * memory it runs on: a programming error that cannot be returned from a
+   * void call, so it is stopped loudly rather than hung (as bw_fail does) */
+  if ((bw__tl.th != NULL && bw__tl.th->rt == rt) || (bw__tl.cur != NULL && bw__tl.cur->rt == rt)) {
+    fprintf(stderr, "bulwark: bw_runtime_destroy called from inside an actor (or a thread) of "
+                    "the runtime it destroys: it would wait for itself forever; aborting\n");
+    abort();
+  }
   if (bw__ld32_acq(&rt->state) != BW__RT_STOPPED)
     bw_runtime_stop(rt);
   if (bw__tl.rt_id == rt->id) {

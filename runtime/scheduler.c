@@ -19,6 +19,7 @@
  * count (seq_cst), so no wake-up is lost.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -330,19 +331,77 @@ static void worker_loop(bw__runtime *rt, bw__worker *w) {
   }
 }
 
+static void *worker_main(void *arg);
+
+/*
+ * A worker thread ended without returning: a handler called pthread_exit
+ * (or the thread was cancelled inside a handler that enabled it). Runs as
+ * the thread's cleanup handler, on what is left of its stack. Silently,
+ * this left the actor half-run, never to exit, and bw_runtime_stop waiting
+ * for it forever. Now: the actor is treated as crashed (terminate, links,
+ * monitors, its supervisor restarts it), stderr says so, and a new thread
+ * takes over the worker (its run queue and cache), so the runtime keeps
+ * its workers and a later stop finishes.
+ */
+static void worker_died(void *arg) {
+  bw__worker *w = arg;
+  bw__runtime *rt = w->th.rt;
+  unsigned index = w->index;
+  bw__actor *a = bw__tl.cur;
+  if (a != NULL) {
+    fprintf(stderr,
+            "bulwark: worker thread %u ended (pthread_exit or cancellation) inside a handler "
+            "of actor %#llx (%s); the actor is treated as crashed\n",
+            index, (unsigned long long)a->pid, bw_ctx_name((bw_ctx_t *)a));
+    bw__reason_set(&bw__tl.crash, BW_REASON_CRASH, BW_ECRASH,
+                   "its thread ended inside the handler (pthread_exit)");
+    bw__actor_crashed(&w->th);
+  } else {
+    fprintf(stderr, "bulwark: worker thread %u ended outside any handler\n", index);
+  }
+  bw__tl.th = NULL;
+  bw__tl.jb = NULL;
+  bw__tl.cur = NULL;
+  /* under spare_mx, as bw__sched_join sets workers_exit: either the join
+   * has not begun and joins the new thread, or it has, and joins this one */
+  pthread_mutex_lock(&rt->spare_mx);
+  pthread_mutex_lock(&rt->park_mx);
+  bool exiting = rt->workers_exit;
+  pthread_mutex_unlock(&rt->park_mx);
+  pthread_t t;
+  if (!exiting && pthread_create(&t, NULL, worker_main, w) == 0) {
+    /* from here the new thread owns w; this one only finishes ending */
+    pthread_detach(pthread_self());
+    w->thread = t;
+    fprintf(stderr, "bulwark: a new thread runs worker %u\n", index);
+  } else if (!exiting) {
+    fprintf(stderr, "bulwark: worker %u lost: no thread could replace it\n", index);
+    /* relaxed: a hint; the others steal its queue (see steal) */
+    bw__st32_rlx(&w->handoff, 1);
+  }
+  pthread_mutex_unlock(&rt->spare_mx);
+}
+
 static void *worker_main(void *arg) {
   bw__worker *w = arg;
   bw__runtime *rt = w->th.rt;
   bw__tl.th = &w->th;
   bw__tl.cur = NULL;
+  /* nobody cancels a worker: a stray cancel in park() would end it holding
+   * park_mx. A handler that calls pthread_exit is caught by worker_died. */
+  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
   jmp_buf jb;
   bw__tl.jb = &jb;
+  /* the setjmp is inside the cleanup region: bw_fail's longjmp must not
+   * leave it (that would leave the handler registered on a dead frame) */
+  pthread_cleanup_push(worker_died, w);
   if (setjmp(jb) != 0) {
     /* bw_fail unwound out of a handler on this thread */
     bw__tl.jb = &jb;
     bw__actor_crashed(&w->th);
   }
   worker_loop(rt, w);
+  pthread_cleanup_pop(0);
   bw__tl.th = NULL;
   bw__tl.jb = NULL;
   return NULL;

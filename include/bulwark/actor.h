@@ -139,6 +139,8 @@ int bw_set_receive_timeout(bw_ctx_t *ctx, uint64_t ms);
  * BW_MSG_EXIT message; a target that does not dies with the same reason,
  * unless the reason is normal (ignored). code and text (may be NULL) go into
  * the reason. Returns 0, BW_EINVAL, BW_ENOPROC (no such actor), BW_ESHUTDOWN.
+ * A kill needs no memory, so 0 always means the target dies; any other
+ * signal carries its reason in a message and may fail with BW_ENOMEM.
  */
 int bw_exit(bw_runtime_t *rt, bw_pid_t pid, int kind, int code, const char *text);
 

@@ -50,14 +50,22 @@ int bw_runtime_create(const bw_runtime_opts_t *opts, bw_runtime_t **out);
  * While it runs, sends and replies still work (terminate callbacks may
  * send); spawns are refused with BW_ESHUTDOWN. A C handler cannot be
  * preempted: stop waits for running handlers to return (put blocking work on
- * dedicated-thread actors; the watchdog reports handlers that overrun).
+ * dedicated-thread actors; the watchdog reports handlers that overrun), and
+ * says so on stderr if that takes over 10 s. Stop needs no memory: it works
+ * after allocations have begun to fail (BW_ENOMEM).
  * Must not be called from inside an actor.
  * Returns 0, BW_EINVAL (NULL), BW_ESHUTDOWN (already stopped),
  * BW_EWOULDBLOCK (called from an actor of this runtime).
  */
 int bw_runtime_stop(bw_runtime_t *rt);
 
-/* Stops the runtime if it is running, then frees it. NULL is a no-op. */
+/*
+ * Stops the runtime if it is running (as bw_runtime_stop), then frees it.
+ * NULL is a no-op. Called from inside an actor of rt, or from any thread of
+ * rt (a terminate callback, a dedicated actor's thread), it would wait for
+ * itself forever and then free the memory it runs on: it prints why on
+ * stderr and aborts the process instead. Stop such a runtime from outside.
+ */
 void bw_runtime_destroy(bw_runtime_t *rt);
 
 /* Number of scheduler threads. */

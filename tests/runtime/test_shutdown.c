@@ -3,13 +3,23 @@
  * mailboxes (every terminate runs with reason shutdown; what was still queued,
  * and pending timers, are dead letters; sent == handled + dead letters), the
  * calls that fail with BW_ESHUTDOWN afterwards, stop from inside an actor,
- * destroy without stop.
+ * destroy without stop. Then what must not hang: kill and stop when memory
+ * has run out (the runtime's allocation-failure hook makes every pool
+ * allocation fail, as under ulimit -v), destroy from inside a handler (it
+ * aborts, saying why), and a handler that ends its thread with
+ * pthread_exit (the actor counts as crashed and the runtime goes on).
  */
 #include "support.h"
 
+#include <fcntl.h>
+#include <signal.h>
 #include <stdatomic.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
-enum { T_DATA = 1, T_BLOCK, T_MOVE, T_STOP_RT, T_GET };
+#include "runtime/internal.h" /* bw__test_alloc_fail_after */
+
+enum { T_DATA = 1, T_BLOCK, T_MOVE, T_STOP_RT, T_GET, T_DESTROY_RT, T_PTHREAD_EXIT };
 
 static bwt_sync_t sync_ = BWT_SYNC_INIT;
 /* under sync_ */
@@ -18,6 +28,7 @@ static int term_by_kind[BW_REASON__COUNT];
 static uint64_t handled_by_handlers; /* user messages the handlers saw */
 static int dtor_calls;
 static int init_calls;
+static bw_reason_t last_crash; /* the reason of the last crashed terminate */
 static bwt_gate_t gate;
 
 static void reset(void) {
@@ -67,6 +78,11 @@ static int w_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
   case T_GET:
     bw_reply(ctx, msg, 0, T_GET, NULL, 0);
     break;
+  case T_DESTROY_RT:
+    bw_runtime_destroy(bw_ctx_runtime(ctx)); /* aborts: never returns */
+    break;
+  case T_PTHREAD_EXIT:
+    pthread_exit(NULL);
   default:
     break;
   }
@@ -80,6 +96,8 @@ static void w_terminate(bw_ctx_t *ctx, void *state, const bw_reason_t *reason) {
   terms++;
   if (reason->kind >= 0 && reason->kind < BW_REASON__COUNT)
     term_by_kind[reason->kind]++;
+  if (reason->kind == BW_REASON_CRASH)
+    last_crash = *reason;
   handled_by_handlers += st->handled;
   bwt_unlock_signal(&sync_);
 }
@@ -311,6 +329,190 @@ static void test_destroy_without_stop(void **state) {
   bw_runtime_destroy(NULL);
 }
 
+/* --- what must not hang -------------------------------------------------- */
+
+static bw_pid_t spawn_opts(bw_runtime_t *rt, bool dedicated, bool trap, bool root) {
+  bw_spawn_opts_t o;
+  bw_spawn_opts_init(&o);
+  o.dedicated_thread = dedicated;
+  o.trap_exit = trap;
+  o.ordered_shutdown = root;
+  bw_pid_t pid;
+  assert_int_equal(bw_spawn(rt, &w, NULL, &o, &pid), 0);
+  return pid;
+}
+
+/* A kill needs no memory: with every allocation failing, bw_exit(KILL)
+ * returns 0 and the actor is gone (it used to queue a wake-up message that
+ * could not be allocated, and the idle actor lived on). Same for an urgent
+ * exit signal whose own message could still be allocated. */
+static void test_kill_without_memory(void **state) {
+  (void)state;
+  reset();
+  bw_runtime_t *rt = bwt_runtime(2, true);
+  bw_pid_t a = spawn_opts(rt, false, false, false);
+  bw_pid_t t = spawn_opts(rt, false, true, false);
+  bw_pid_t d = spawn_opts(rt, true, false, false);
+  bw_pid_t u = spawn_opts(rt, false, false, false);
+  bw_reply_t rep;
+  for (int i = 0; i < 2; i++) /* all idle, their mailboxes marked empty */
+    assert_int_equal(bw_call(rt, i ? d : a, T_GET, NULL, 0, 0, &rep), 0);
+  bw__test_alloc_fail_after(rt, 0);
+  assert_int_equal(bw_spawn(rt, &w, NULL, NULL, NULL), BW_ENOMEM);
+  int v = 1;
+  assert_int_equal(bw_send(rt, a, T_DATA, &v, sizeof v), BW_ENOMEM);
+  assert_int_equal(bw_exit(rt, a, BW_REASON_KILL, 0, NULL), 0);
+  assert_int_equal(bw_exit(rt, t, BW_REASON_KILL, 0, NULL), 0); /* traps: still dies */
+  assert_int_equal(bw_exit(rt, d, BW_REASON_KILL, 0, NULL), 0);
+  BWT_POLL(!bw_is_alive(rt, a) && !bw_is_alive(rt, t) && !bw_is_alive(rt, d));
+  /* an urgent (non-trapping) exit: its reason is a message, which may
+   * fail with BW_ENOMEM; once it is accepted, the wake-up needs nothing */
+  assert_int_equal(bw_exit(rt, u, BW_REASON_SHUTDOWN, 0, NULL), BW_ENOMEM);
+  assert_true(bw_is_alive(rt, u));
+  bw__test_alloc_fail_after(rt, 1);
+  assert_int_equal(bw_exit(rt, u, BW_REASON_SHUTDOWN, 7, "go"), 0);
+  BWT_POLL(!bw_is_alive(rt, u));
+  bw__test_alloc_fail_after(rt, -1);
+  bwt_lock(&sync_);
+  assert_int_equal(term_by_kind[BW_REASON_SHUTDOWN], 1); /* a kill skips terminate */
+  assert_int_equal(terms, 1);
+  bwt_unlock(&sync_);
+  bw_runtime_stats_t s = bwt_stats(rt);
+  assert_int_equal(s.live, 0);
+  assert_int_equal(s.exited, 4);
+  bw_runtime_destroy(rt);
+}
+
+typedef struct destroyer {
+  bw_runtime_t *rt;
+  atomic_int done;
+} destroyer_t;
+
+static void *destroy_thread(void *arg) {
+  destroyer_t *d = arg;
+  bw_runtime_destroy(d->rt);
+  atomic_store(&d->done, 1);
+  return NULL;
+}
+
+/* After bw_spawn failed with BW_ENOMEM, destroy (stop) still ends, and
+ * every actor runs terminate: plain, trapping, dedicated, and a trapping
+ * root whose ordered shutdown signal cannot be allocated. It used to wait
+ * forever for actors whose shutdown wake-up had failed to allocate. */
+static void test_destroy_without_memory(void **state) {
+  (void)state;
+  reset();
+  bw_runtime_opts_t o;
+  bw_runtime_opts_init(&o);
+  o.workers = 2;
+  o.manual_clock = true;
+  o.stop_grace_ms = 60000; /* a root that is never told would hold it up */
+  bw_runtime_t *rt = NULL;
+  assert_int_equal(bw_runtime_create(&o, &rt), 0);
+  enum { PLAIN = 20, TRAP = 5, DED = 2, ROOTS = 2 };
+  for (int i = 0; i < PLAIN; i++)
+    spawn_opts(rt, false, false, false);
+  for (int i = 0; i < TRAP; i++)
+    spawn_opts(rt, false, true, false);
+  for (int i = 0; i < DED; i++)
+    spawn_opts(rt, true, false, false);
+  for (int i = 0; i < ROOTS; i++)
+    spawn_opts(rt, false, true, true);
+  int spawned = PLAIN + TRAP + DED + ROOTS;
+  bw__test_alloc_fail_after(rt, 0);
+  assert_int_equal(bw_spawn(rt, &w, NULL, NULL, NULL), BW_ENOMEM);
+  destroyer_t d = {rt, 0};
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, destroy_thread, &d), 0);
+  BWT_POLL(atomic_load(&d.done) == 1);
+  assert_int_equal(pthread_join(th, NULL), 0);
+  bwt_lock(&sync_);
+  assert_int_equal(terms, spawned);
+  assert_int_equal(term_by_kind[BW_REASON_SHUTDOWN], spawned);
+  bwt_unlock(&sync_);
+}
+
+/* bw_runtime_destroy from inside a handler would wait for itself: it aborts
+ * the process with a message that says why (checked in a child process,
+ * whose alarm turns the old hang into a failure). */
+static void test_destroy_from_handler_aborts(void **state) {
+  (void)state;
+  if (getenv("BW_TEST_VALGRIND") != NULL)
+    skip(); /* valgrind reports the child's abort as an error exit */
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  fflush(NULL);
+  pid_t child = fork();
+  assert_true(child >= 0);
+  if (child == 0) {
+    close(fds[0]);
+    dup2(fds[1], 2);
+    alarm(20);
+    bw_runtime_opts_t o;
+    bw_runtime_opts_init(&o);
+    o.workers = 1;
+    bw_runtime_t *rt = NULL;
+    if (bw_runtime_create(&o, &rt) != 0)
+      _exit(3);
+    bw_pid_t p;
+    if (bw_spawn(rt, &w, NULL, NULL, &p) != 0 || bw_send(rt, p, T_DESTROY_RT, NULL, 0) != 0)
+      _exit(4);
+    for (;;)
+      pause();
+  }
+  close(fds[1]);
+  char buf[1024];
+  size_t n = 0;
+  ssize_t k;
+  while (n < sizeof buf - 1 && (k = read(fds[0], buf + n, sizeof buf - 1 - n)) > 0)
+    n += (size_t)k;
+  buf[n] = '\0';
+  close(fds[0]);
+  int wst = 0;
+  assert_int_equal(waitpid(child, &wst, 0), child);
+  assert_true(WIFSIGNALED(wst));
+  assert_int_equal(WTERMSIG(wst), SIGABRT);
+  assert_non_null(strstr(buf, "bw_runtime_destroy called from inside an actor"));
+}
+
+/* A handler that calls pthread_exit: the actor counts as crashed (its
+ * terminate sees reason crash, as links and monitors do), a new thread
+ * takes over the worker (one worker here, so the next call proves it), and
+ * destroy ends. The same on a dedicated thread. Both used to hang destroy
+ * without a word. */
+static void test_pthread_exit_in_handler(void **state) {
+  (void)state;
+  reset();
+  bw_runtime_t *rt = bwt_runtime(1, false);
+  for (int i = 0; i < 2; i++) {
+    bool dedicated = i == 1;
+    bw_pid_t a = spawn_opts(rt, dedicated, false, false);
+    assert_int_equal(bw_send(rt, a, T_PTHREAD_EXIT, NULL, 0), 0);
+    BWT_POLL(!bw_is_alive(rt, a));
+    bwt_lock(&sync_);
+    assert_int_equal(term_by_kind[BW_REASON_CRASH], i + 1);
+    assert_int_equal(last_crash.code, BW_ECRASH);
+    assert_non_null(strstr(last_crash.text, "pthread_exit"));
+    bwt_unlock(&sync_);
+    bw_pid_t b = spawn_opts(rt, false, false, false);
+    bw_reply_t rep;
+    assert_int_equal(bw_call(rt, b, T_GET, NULL, 0, 1000ull * BWT_WAIT_SECONDS, &rep), 0);
+  }
+  bwt_lock(&sync_);
+  assert_int_equal(term_by_kind[BW_REASON_CRASH], 2);
+  bwt_unlock(&sync_);
+  bw_runtime_stats_t s = bwt_stats(rt);
+  assert_int_equal(s.crashed, 2);
+  destroyer_t d = {rt, 0};
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, destroy_thread, &d), 0);
+  BWT_POLL(atomic_load(&d.done) == 1);
+  assert_int_equal(pthread_join(th, NULL), 0);
+  bwt_lock(&sync_);
+  assert_int_equal(terms, 4); /* and the two callees, at shutdown */
+  bwt_unlock(&sync_);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_stop_with_nonempty_mailboxes),
@@ -318,6 +520,10 @@ int main(void) {
       cmocka_unit_test(test_calls_after_stop),
       cmocka_unit_test(test_stop_from_inside_actor),
       cmocka_unit_test(test_destroy_without_stop),
+      cmocka_unit_test(test_kill_without_memory),
+      cmocka_unit_test(test_destroy_without_memory),
+      cmocka_unit_test(test_destroy_from_handler_aborts),
+      cmocka_unit_test(test_pthread_exit_in_handler),
   };
   return BWT_RUN_SUITE(tests);
 }
