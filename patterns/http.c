@@ -6,22 +6,27 @@
  * curl call happens in its handler, on whichever worker runs it: no lock,
  * no thread of its own, no thread per request.
  *
- *   request (moved bw_http_req_t) -> a transfer slot (an easy handle kept
- *   for reuse) or the queue -> socket callbacks arm watches, the timer
- *   callback arms one runtime timer -> BW_MSG_IO / tick messages drive
- *   curl_multi_socket_action -> finished transfers are answered with a
- *   moved bw_http_resp_t.
+ * A request's life, in a slot of a table allocated at init:
  *
- * A request's deadline is a runtime timer armed when it arrives (queue wait
- * included); when it fires the transfer is removed from the multi handle,
- * which closes its connection, and the requester gets BW_ETIMEDOUT. The
- * requester is monitored: if it exits, its transfers are dropped the same
- * way. See include/bulwark/http.h for the statuses.
+ *   arrives (moved bw_http_req_t): deadline timer armed, requester monitored
+ *     -> [host held by a Retry-After?  WAIT until then, or THROTTLED at once
+ *         if that is past the deadline]
+ *     -> [policy: bw_policy_enter: go / RETRY later (WAIT) / final error]
+ *     -> a transfer (RUN) when fewer than max_in_flight run, else QUEUED
+ *     -> done: the status (http.h's table); [policy: bw_policy_exit: final,
+ *        or RETRY after max(backoff, Retry-After) if the request is
+ *        idempotent] -> answered with a moved bw_http_resp_t
+ *
+ * The deadline, an attempt's timeout and the requester's exit remove the
+ * transfer from the multi handle, which closes its connection: nothing of
+ * it arrives later. See include/bulwark/http.h and patterns/HTTP.md.
  */
 #include <curl/curl.h>
-#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include "bulwark/error.h"
 #include "bulwark/http.h"
@@ -30,50 +35,34 @@
 #include "bulwark/timer.h"
 #include "patterns/http_internal.h"
 
-/* The client's own messages (to itself). */
-#define MSG_TICK (BW_MSG_HTTP_BASE + 0x40u)     /* curl's timer: payload the generation */
-#define MSG_DEADLINE (BW_MSG_HTTP_BASE + 0x41u) /* a request's deadline: payload xfer id */
+/* The client's own messages (to itself); payload: the slot's id. */
+#define MSG_TICK (BW_MSG_HTTP_BASE + 0x80u)     /* curl's timer (payload: generation) */
+#define MSG_DEADLINE (BW_MSG_HTTP_BASE + 0x81u) /* the request's deadline */
+#define MSG_ATTEMPT (BW_MSG_HTTP_BASE + 0x82u)  /* an attempt's timeout */
+#define MSG_WAKE (BW_MSG_HTTP_BASE + 0x83u)     /* a retry delay or a host's hold ended */
 
-#define IN_FLIGHT_MAX 65536u
+#define HOSTS 32u /* hosts whose Retry-After hold is remembered */
+#define HOST_MAX 64u
 
-struct bw_http {
-  bw_runtime_t *rt;
-  bw_http_opts_t o;  /* strings point into the copies below */
-  char name[32];
-  char *ca_file, *ca_path, *client_cert, *client_key, *user_agent;
-  char *auth; /* "Authorization: Bearer ..." or NULL; never printed */
-  bw_pid_t pid;     /* relaxed atomics: written by the actor, read anywhere */
-  bool started_here;
-  /* counters: written by the actor only; relaxed, since each is read on its
-   * own for monitoring and nothing is published through them */
-  uint64_t c[19];
-};
-
-enum { C_REQ, C_2XX, C_3XX, C_4XX, C_5XX, C_THR, C_TMO, C_CANCEL, C_CONN, C_DNS, C_TLS, C_PROTO,
-       C_BIG, C_QFULL, C_INFL, C_QUEUED, C_TX, C_RX, C__N };
-_Static_assert(C__N <= 19, "counter array");
-
-static void cnt_add(bw_http_t *h, int i, uint64_t n) {
-  __atomic_store_n(&h->c[i], __atomic_load_n(&h->c[i], __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
-}
-
-/* --- per-actor state ------------------------------------------------------------ */
+enum { X_FREE, X_QUEUED, X_RUN, X_WAIT };
 
 typedef struct xfer {
   CURL *easy;            /* kept across uses (curl_easy_reset) */
-  bw_http_req_t *q;      /* NULL when the slot is free */
+  bw_http_req_t *q;
   struct curl_slist *hdrs;
   bw_msg_t req;          /* the request's header (from, ref, flags), to reply */
-  uint64_t id;           /* slot index + 2^32 * use count: what the deadline names */
-  bw_timer_t deadline;
+  uint64_t id;           /* slot index + 2^32 * use count: what timers name */
+  bw_timer_t deadline, attempt, wake;
+  uint64_t deadline_ns;  /* runtime clock; 0 = none */
   uint64_t mon;          /* monitor on the requester */
   uint64_t start_ns;
-  bool running;          /* in the multi handle (else queued) */
-  bool too_big, hdr_big;
-  size_t max_body, max_header;
+  uint8_t state;
+  bool too_big, hdr_big, in_policy;
+  char host[HOST_MAX];
   char *hbuf, *bbuf;
-  size_t hlen, hcap, blen, bcap;
-  uint32_t next_free, qnext;
+  size_t hlen, hcap, blen, bcap, max_body, max_header;
+  uint32_t next;         /* free list or queue */
+  bw_policy_ticket_t ticket;
   char err[CURL_ERROR_SIZE];
 } xfer;
 
@@ -83,29 +72,28 @@ typedef struct sock {
   struct sock *prev, *next; /* the client's list, to free them after a kill */
 } sock;
 
+typedef struct hold {
+  char host[HOST_MAX];
+  uint64_t until_ns;
+} hold_t;
+
 typedef struct client {
   bw_http_t *h;
-  bw_ctx_t *ctx;  /* valid during a callback: curl calls back only from inside ours */
+  bw_ctx_t *ctx; /* valid during a callback: curl calls back only from inside ours */
   bw_runtime_t *rt;
   CURLM *multi;
   xfer *x;
-  uint32_t nslots, free_head, qhead, qtail, nqueued, nrunning;
-  uint64_t tick_gen;
-  uint64_t tick_due_ns; /* 0 = no tick pending */
+  uint32_t nslots, free_head, qhead, qtail, nrunning;
+  uint64_t tick_gen, tick_due_ns;
   bw_timer_t tick_timer;
-  sock *cur;            /* the socket whose event is being handled */
+  sock *cur; /* the socket whose event is being handled */
   sock *socks;
+  hold_t holds[HOSTS];
 } client;
 
 #define NONE UINT32_MAX
 
-static pthread_once_t g_curl_once = PTHREAD_ONCE_INIT;
-static CURLcode g_curl_init_rc = CURLE_OK;
-static void curl_once(void) {
-  g_curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-/* --- buffers ------------------------------------------------------------------------- */
+/* --- buffers and curl's data callbacks --------------------------------------------- */
 
 static bool buf_append(char **b, size_t *len, size_t *cap, const char *d, size_t n, size_t max) {
   if (*len + n > max)
@@ -148,7 +136,16 @@ static size_t on_header(char *d, size_t sz, size_t n, void *ud) {
   return bytes;
 }
 
-/* --- the answer --------------------------------------------------------------------- */
+static void bufs_free(xfer *t) {
+  free(t->hbuf);
+  free(t->bbuf);
+  t->hbuf = t->bbuf = NULL;
+  t->hlen = t->hcap = t->blen = t->bcap = 0;
+  t->too_big = t->hdr_big = false;
+  t->err[0] = '\0';
+}
+
+/* --- statuses ------------------------------------------------------------------------- */
 
 static int status_of_curl(CURLcode rc, const xfer *t) {
   switch (rc) {
@@ -186,23 +183,25 @@ static int status_of_curl(CURLcode rc, const xfer *t) {
   }
 }
 
-static void count_status(bw_http_t *h, int st, long code) {
+static void count_status(bw_http_t *h, int st) {
   switch (st) {
-  case BW_ETIMEDOUT: cnt_add(h, C_TMO, 1); break;
+  case BW_ETIMEDOUT: bw__http_cnt(h, BW__HC_TMO, 1); break;
   case BW_ECONNREFUSED:
-  case BW_ECONNRESET: cnt_add(h, C_CONN, 1); break;
-  case BW_EDNS: cnt_add(h, C_DNS, 1); break;
-  case BW_ETLS: cnt_add(h, C_TLS, 1); break;
-  case BW_EPROTO: cnt_add(h, C_PROTO, 1); break;
-  case BW_ETOOBIG: cnt_add(h, C_BIG, 1); break;
-  case BW_EHTTP_THROTTLED: cnt_add(h, C_THR, 1); break;
+  case BW_ECONNRESET: bw__http_cnt(h, BW__HC_CONN, 1); break;
+  case BW_EDNS: bw__http_cnt(h, BW__HC_DNS, 1); break;
+  case BW_ETLS: bw__http_cnt(h, BW__HC_TLS, 1); break;
+  case BW_EPROTO: bw__http_cnt(h, BW__HC_PROTO, 1); break;
+  case BW_ETOOBIG: bw__http_cnt(h, BW__HC_BIG, 1); break;
+  case BW_EHTTP_THROTTLED: bw__http_cnt(h, BW__HC_THR, 1); break;
+  case BW_ECIRCUIT_OPEN:
+  case BW_ERATE_LIMITED:
+  case BW_EBULKHEAD_FULL:
+  case BW_EBUDGET: bw__http_cnt(h, BW__HC_REFUSED, 1); break;
   default: break;
   }
-  if (code >= 200 && code < 600)
-    cnt_add(h, C_2XX + (int)(code / 100) - 2, 1);
 }
 
-/* Retry-After: delta seconds, or an HTTP date (curl_getdate). */
+/* Retry-After: delta seconds, or an HTTP date. */
 static uint64_t retry_after_ms(const bw_http_resp_t *r) {
   char v[64];
   if (bw_http_resp_header(r, "Retry-After", v, sizeof v) < 0)
@@ -213,88 +212,181 @@ static uint64_t retry_after_ms(const bw_http_resp_t *r) {
     return s > 86400ul ? 86400000ull : (uint64_t)s * 1000ull;
   time_t when = curl_getdate(v, NULL);
   time_t now = time(NULL);
-  if (when == (time_t)-1 || when <= now)
-    return when == (time_t)-1 ? 0 : 1;
+  if (when == (time_t)-1)
+    return 0;
+  if (when <= now)
+    return 1;
   uint64_t d = (uint64_t)(when - now);
   return d > 86400u ? 86400000ull : d * 1000ull;
 }
 
-static void slot_release(client *c, xfer *t);
-
-/* Ends t: replies (unless the requester is gone: reply = false) and frees
- * the slot. st < 0 without a response for transport errors. */
-static void finish(client *c, xfer *t, int st, bool with_resp, bool reply) {
-  bw_http_t *h = c->h;
-  bw_http_resp_t *r = NULL;
-  long code = 0;
-  if (with_resp && st == 0) {
-    r = calloc(1, sizeof *r);
-    if (r == NULL) {
-      st = BW_ENOMEM;
-    } else {
-      curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
-      r->code = code;
-      r->headers = t->hbuf ? t->hbuf : strdup("");
-      r->headers_len = t->hlen;
-      r->body = t->bbuf ? t->bbuf : strdup("");
-      r->body_len = t->blen;
-      t->hbuf = t->bbuf = NULL;
-      t->hlen = t->hcap = t->blen = t->bcap = 0;
-      r->elapsed_us = (bw_now_ns(c->rt) - t->start_ns) / 1000u;
-      r->retry_after_ms = retry_after_ms(r);
-      st = bw__http_status_of(code, r->retry_after_ms);
-      curl_off_t up = 0, down = 0;
-      curl_easy_getinfo(t->easy, CURLINFO_SIZE_UPLOAD_T, &up);
-      curl_easy_getinfo(t->easy, CURLINFO_SIZE_DOWNLOAD_T, &down);
-      cnt_add(h, C_TX, (uint64_t)up);
-      cnt_add(h, C_RX, (uint64_t)down);
-    }
+/* The finished transfer's response (NULL: no memory; *st then BW_ENOMEM). */
+static bw_http_resp_t *take_response(client *c, xfer *t, int *st) {
+  bw_http_resp_t *r = calloc(1, sizeof *r);
+  if (r == NULL) {
+    *st = BW_ENOMEM;
+    return NULL;
   }
-  count_status(h, st, code);
-  if (reply) {
-    if (r != NULL) {
-      int rc = bw_reply_move(c->ctx, &t->req, st, BW_HTTP_MSG_RESPONSE, r, sizeof *r,
-                             bw_http_resp_dtor);
-      /* on these the runtime did not take r (bw_reply_move's contract) */
-      if (rc == BW_EINVAL || rc == BW_EREMOTE || rc == BW_ESHUTDOWN || rc == BW_ENOMEM)
-        bw_http_resp_free(r);
-    } else {
-      (void)bw_reply(c->ctx, &t->req, st, BW_HTTP_MSG_RESPONSE, NULL, 0);
+  long code = 0;
+  curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
+  r->code = code;
+  r->headers = t->hbuf ? t->hbuf : calloc(1, 1);
+  r->headers_len = t->hlen;
+  r->body = t->bbuf ? t->bbuf : calloc(1, 1);
+  r->body_len = t->blen;
+  t->hbuf = t->bbuf = NULL;
+  t->hlen = t->hcap = t->blen = t->bcap = 0;
+  r->elapsed_us = (bw_now_ns(c->rt) - t->start_ns) / 1000u;
+  r->retry_after_ms = retry_after_ms(r);
+  *st = bw__http_status_of(code, r->retry_after_ms);
+  curl_off_t up = 0, down = 0;
+  curl_easy_getinfo(t->easy, CURLINFO_SIZE_UPLOAD_T, &up);
+  curl_easy_getinfo(t->easy, CURLINFO_SIZE_DOWNLOAD_T, &down);
+  bw__http_cnt(c->h, BW__HC_TX, (uint64_t)up);
+  bw__http_cnt(c->h, BW__HC_RX, (uint64_t)down);
+  if (code >= 200 && code < 600)
+    bw__http_cnt(c->h, BW__HC_2XX + (int)(code / 100) - 2, 1);
+  return r;
+}
+
+/* --- hosts held by a Retry-After ---------------------------------------------------------- */
+
+static void host_of(const char *url, char *out) {
+  const char *p = strstr(url, "://");
+  p = p ? p + 3 : url;
+  const char *at = NULL;
+  size_t n = strcspn(p, "/?#");
+  for (size_t i = 0; i < n; i++)
+    if (p[i] == '@')
+      at = p + i; /* no credentials in the key */
+  if (at != NULL) {
+    n -= (size_t)(at + 1 - p);
+    p = at + 1;
+  }
+  if (n >= HOST_MAX)
+    n = HOST_MAX - 1;
+  for (size_t i = 0; i < n; i++)
+    out[i] = (char)((p[i] >= 'A' && p[i] <= 'Z') ? p[i] + 32 : p[i]);
+  out[n] = '\0';
+}
+
+static uint64_t held_until(client *c, const char *host, uint64_t now) {
+  for (unsigned i = 0; i < HOSTS; i++)
+    if (c->holds[i].until_ns > now && strcmp(c->holds[i].host, host) == 0)
+      return c->holds[i].until_ns;
+  return 0;
+}
+
+static void hold_host(client *c, const char *host, uint64_t until) {
+  hold_t *slot = &c->holds[0];
+  for (unsigned i = 0; i < HOSTS; i++) {
+    hold_t *h = &c->holds[i];
+    if (strcmp(h->host, host) == 0) {
+      slot = h;
+      break;
     }
+    if (h->until_ns < slot->until_ns)
+      slot = h; /* else the one that ends first (expired ones are 0 or past) */
+  }
+  snprintf(slot->host, sizeof slot->host, "%s", host);
+  if (until > slot->until_ns)
+    slot->until_ns = until;
+}
+
+/* --- slots ---------------------------------------------------------------------------------- */
+
+static void cancel_timer(client *c, bw_timer_t *tm) {
+  if (*tm)
+    (void)bw_timer_cancel(c->rt, *tm);
+  *tm = 0;
+}
+
+static void stop_transfer(client *c, xfer *t) {
+  if (t->state == X_RUN) {
+    curl_multi_remove_handle(c->multi, t->easy); /* closes an unfinished connection */
+    c->nrunning--;
+  }
+  cancel_timer(c, &t->attempt);
+  cancel_timer(c, &t->wake);
+}
+
+static void unqueue(client *c, xfer *t) {
+  uint32_t i = (uint32_t)(t - c->x), prev = NONE;
+  for (uint32_t k = c->qhead; k != NONE; prev = k, k = c->x[k].next) {
+    if (k != i)
+      continue;
+    if (prev == NONE)
+      c->qhead = t->next;
+    else
+      c->x[prev].next = t->next;
+    if (c->qtail == i)
+      c->qtail = prev;
+    bw__http_cnt(c->h, BW__HC_QUEUED, (uint64_t)-1);
+    return;
+  }
+}
+
+/* Frees t's slot: everything of the request goes. */
+static void slot_release(client *c, xfer *t) {
+  if (t->state == X_QUEUED)
+    unqueue(c, t);
+  stop_transfer(c, t);
+  cancel_timer(c, &t->deadline);
+  if (t->mon)
+    bw_demonitor(c->ctx, t->mon);
+  t->mon = 0;
+  curl_slist_free_all(t->hdrs);
+  t->hdrs = NULL;
+  bw_http_req_free(t->q);
+  t->q = NULL;
+  bufs_free(t);
+  t->state = X_FREE;
+  t->id += 1ull << 32;
+  t->next = c->free_head;
+  c->free_head = (uint32_t)(t - c->x);
+  bw__http_cnt(c->h, BW__HC_INFL, (uint64_t)-1);
+}
+
+/* The request is over: answer (reply = false when the requester is gone)
+ * with status st and the response r (NULL: none; freed here if not sent). */
+static void answer(client *c, xfer *t, int st, bw_http_resp_t *r, bool reply) {
+  count_status(c->h, st);
+  if (reply && t->in_policy && t->ticket.fallback_used) {
+    /* the policy's fallback answered: its status, type and payload */
+    const bw_policy_answer_t *a = &t->ticket.answer;
+    bw__http_cnt(c->h, BW__HC_FALLBACK, 1);
+    (void)bw_reply(c->ctx, &t->req, a->status, a->type, a->len ? a->data : NULL, a->len);
+    bw_http_resp_free(r);
+  } else if (reply && r != NULL) {
+    int rc = bw_reply_move(c->ctx, &t->req, st, BW_HTTP_MSG_RESPONSE, r, sizeof *r,
+                           bw_http_resp_dtor);
+    /* on these the runtime did not take r (bw_reply_move's contract) */
+    if (rc == BW_EINVAL || rc == BW_EREMOTE || rc == BW_ESHUTDOWN || rc == BW_ENOMEM)
+      bw_http_resp_free(r);
   } else {
+    if (reply)
+      (void)bw_reply(c->ctx, &t->req, st, BW_HTTP_MSG_RESPONSE, NULL, 0);
     bw_http_resp_free(r);
   }
   slot_release(c, t);
 }
 
-static void slot_release(client *c, xfer *t) {
-  if (t->running) {
-    curl_multi_remove_handle(c->multi, t->easy); /* closes an unfinished connection */
-    t->running = false;
-    c->nrunning--;
-  }
-  if (t->deadline)
-    bw_timer_cancel(c->rt, t->deadline);
-  if (t->mon)
-    bw_demonitor(c->ctx, t->mon);
-  curl_slist_free_all(t->hdrs);
-  bw_http_req_free(t->q);
-  free(t->hbuf);
-  free(t->bbuf);
-  t->hdrs = NULL;
-  t->q = NULL;
-  t->hbuf = t->bbuf = NULL;
-  t->hlen = t->hcap = t->blen = t->bcap = 0;
-  t->deadline = 0;
-  t->mon = 0;
-  t->id += 1ull << 32;
-  uint32_t i = (uint32_t)(t - c->x);
-  t->next_free = c->free_head;
-  c->free_head = i;
-  cnt_add(c->h, C_INFL, (uint64_t)-1);
+static xfer *slot_of(client *c, const bw_msg_t *msg) {
+  uint64_t id;
+  if (msg->len != sizeof id)
+    return NULL;
+  memcpy(&id, msg->data, sizeof id);
+  uint32_t i = (uint32_t)id;
+  if (i >= c->nslots || c->x[i].state == X_FREE || c->x[i].id != id)
+    return NULL; /* over meanwhile: a stale timer */
+  return &c->x[i];
 }
 
-/* --- starting a transfer -------------------------------------------------------------- */
+static int arm(client *c, xfer *t, uint32_t type, uint64_t ms, bw_timer_t *out) {
+  return bw_send_after(c->rt, bw_self(c->ctx), ms, type, &t->id, sizeof t->id, out);
+}
+
+/* --- starting a transfer ------------------------------------------------------------------------ */
 
 static int setup_easy(client *c, xfer *t) {
   bw_http_t *h = c->h;
@@ -303,17 +395,14 @@ static int setup_easy(client *c, xfer *t) {
     return BW_ENOMEM;
   CURL *e = t->easy;
   curl_easy_reset(e);
-  for (size_t i = 0; i < q->nheaders; i++) {
-    struct curl_slist *n = curl_slist_append(t->hdrs, q->headers[i]);
-    if (n == NULL)
-      return BW_ENOMEM;
-    t->hdrs = n;
-  }
+  curl_slist_free_all(t->hdrs);
+  t->hdrs = NULL;
   const char *extra[] = {"Expect:", h->auth};
-  for (size_t i = 0; i < 2; i++) {
-    if (extra[i] == NULL)
+  for (size_t i = 0; i < q->nheaders + 2; i++) {
+    const char *line = i < q->nheaders ? q->headers[i] : extra[i - q->nheaders];
+    if (line == NULL)
       continue;
-    struct curl_slist *n = curl_slist_append(t->hdrs, extra[i]);
+    struct curl_slist *n = curl_slist_append(t->hdrs, line);
     if (n == NULL)
       return BW_ENOMEM;
     t->hdrs = n;
@@ -357,46 +446,112 @@ static int setup_easy(client *c, xfer *t) {
   return rc == CURLE_OK ? 0 : rc == CURLE_OUT_OF_MEMORY ? BW_ENOMEM : BW_EINVAL;
 }
 
-static void start(client *c, xfer *t) {
+static void attempt_done(client *c, xfer *t, int st, bw_http_resp_t *r);
+
+/* Starts the attempt's transfer now (a running slot is free). */
+static void run(client *c, xfer *t) {
+  bufs_free(t);
   int rc = setup_easy(c, t);
   if (rc == 0 && curl_multi_add_handle(c->multi, t->easy) != CURLM_OK)
     rc = BW_ENOMEM;
   if (rc != 0) {
-    finish(c, t, rc, false, true);
+    t->state = X_WAIT; /* not running: nothing to remove */
+    attempt_done(c, t, rc, NULL);
     return;
   }
-  t->running = true;
+  t->state = X_RUN;
   t->start_ns = bw_now_ns(c->rt);
   c->nrunning++;
+  uint64_t ms = t->in_policy ? t->ticket.timeout_ms : 0;
+  if (ms > 0 && arm(c, t, MSG_ATTEMPT, ms, &t->attempt) != 0)
+    t->attempt = 0; /* the deadline still bounds it */
 }
 
-static void start_queued(client *c) {
+static void run_queued(client *c) {
   while (c->qhead != NONE && c->nrunning < c->h->o.max_in_flight) {
     xfer *t = &c->x[c->qhead];
-    c->qhead = t->qnext;
+    c->qhead = t->next;
     if (c->qhead == NONE)
       c->qtail = NONE;
-    c->nqueued--;
-    cnt_add(c->h, C_QUEUED, (uint64_t)-1);
-    start(c, t);
+    bw__http_cnt(c->h, BW__HC_QUEUED, (uint64_t)-1);
+    run(c, t);
   }
 }
 
-static void unqueue(client *c, xfer *t) {
-  uint32_t i = (uint32_t)(t - c->x), prev = NONE;
-  for (uint32_t k = c->qhead; k != NONE; prev = k, k = c->x[k].qnext) {
-    if (k != i)
-      continue;
-    if (prev == NONE)
-      c->qhead = t->qnext;
-    else
-      c->x[prev].qnext = t->qnext;
-    if (c->qtail == i)
-      c->qtail = prev;
-    c->nqueued--;
-    cnt_add(c->h, C_QUEUED, (uint64_t)-1);
+static void wait_for(client *c, xfer *t, uint64_t ms) {
+  t->state = X_WAIT;
+  if (arm(c, t, MSG_WAKE, ms ? ms : 1, &t->wake) != 0)
+    answer(c, t, BW_ENOMEM, NULL, true);
+}
+
+/* The next attempt of t: the host's hold, the policy's stages, then a
+ * transfer now or in the queue. */
+static void attempt(client *c, xfer *t) {
+  uint64_t now = bw_now_ns(c->rt);
+  uint64_t held = held_until(c, t->host, now);
+  if (held != 0) {
+    if (t->deadline_ns != 0 && held >= t->deadline_ns) {
+      answer(c, t, BW_EHTTP_THROTTLED, NULL, true); /* the server's wait outlasts ours */
+      return;
+    }
+    wait_for(c, t, (held - now + 999999u) / 1000000u);
     return;
   }
+  if (t->in_policy) {
+    int rc = bw_policy_enter(c->h->o.policy, &t->ticket);
+    if (rc == BW_POLICY_RETRY) {
+      wait_for(c, t, t->ticket.retry_in_ms);
+      return;
+    }
+    if (rc != 0) {
+      answer(c, t, rc, NULL, true);
+      return;
+    }
+  }
+  if (c->nrunning < c->h->o.max_in_flight) {
+    run(c, t);
+    return;
+  }
+  t->state = X_QUEUED;
+  t->next = NONE;
+  uint32_t i = (uint32_t)(t - c->x);
+  if (c->qtail == NONE)
+    c->qhead = i;
+  else
+    c->x[c->qtail].next = i;
+  c->qtail = i;
+  bw__http_cnt(c->h, BW__HC_QUEUED, 1);
+}
+
+/* An attempt ended with st (r: its response, if any): the policy decides
+ * between the final answer and another attempt. */
+static void attempt_done(client *c, xfer *t, int st, bw_http_resp_t *r) {
+  stop_transfer(c, t);
+  t->state = X_WAIT;
+  if (r != NULL && st == BW_EHTTP_THROTTLED && r->retry_after_ms > 0)
+    hold_host(c, t->host, bw_now_ns(c->rt) + r->retry_after_ms * 1000000ull);
+  if (!t->in_policy) {
+    answer(c, t, st, r, true);
+    return;
+  }
+  uint64_t retry_ms = 0;
+  int rc = bw_policy_exit(c->h->o.policy, &t->ticket, st, &retry_ms);
+  if (rc == BW_POLICY_RETRY && bw_http_req_is_idempotent(t->q)) {
+    count_status(c->h, st); /* each failed attempt is counted once */
+    bw__http_cnt(c->h, BW__HC_RETRY, 1);
+    uint64_t ra = r != NULL ? r->retry_after_ms : 0;
+    bw_http_resp_free(r);
+    wait_for(c, t, retry_ms > ra ? retry_ms : ra);
+    return;
+  }
+  /* final: the policy's status (st itself, or BW_EBUDGET, ...); the
+   * response goes with it when it is this attempt's own status */
+  int final = rc == BW_POLICY_RETRY ? st : rc;
+  if (final != st) {
+    bw_http_resp_free(r);
+    r = NULL;
+  }
+  answer(c, t, final, r, true);
 }
 
 static void on_request(client *c, const bw_msg_t *msg) {
@@ -408,45 +563,39 @@ static void on_request(client *c, const bw_msg_t *msg) {
       (void)bw_reply(c->ctx, msg, BW_EINVAL, BW_HTTP_MSG_RESPONSE, NULL, 0);
     return;
   }
-  cnt_add(h, C_REQ, 1);
-  if (c->free_head == NONE || (c->nrunning >= h->o.max_in_flight && c->nqueued >= h->o.max_queued)) {
-    cnt_add(h, C_QFULL, 1);
+  bw__http_cnt(h, BW__HC_REQ, 1);
+  if (c->free_head == NONE) {
+    bw__http_cnt(h, BW__HC_QFULL, 1);
     bw_http_req_free(q);
     (void)bw_reply(c->ctx, msg, BW_ELIMIT, BW_HTTP_MSG_RESPONSE, NULL, 0);
     return;
   }
   xfer *t = &c->x[c->free_head];
-  c->free_head = t->next_free;
-  cnt_add(h, C_INFL, 1);
+  c->free_head = t->next;
+  bw__http_cnt(h, BW__HC_INFL, 1);
   t->q = q;
   t->req = *msg;
   t->req.data = NULL;
   t->req.len = 0;
-  t->too_big = t->hdr_big = false;
   t->max_body = h->o.max_body;
   t->max_header = h->o.max_header;
-  t->err[0] = '\0';
+  t->state = X_WAIT;
+  host_of(q->url, t->host);
   uint64_t ms = q->timeout_ms ? q->timeout_ms : h->o.default_timeout_ms;
-  if (bw_send_after(c->rt, bw_self(c->ctx), ms, MSG_DEADLINE, &t->id, sizeof t->id,
-                    &t->deadline) != 0)
+  t->deadline_ns = bw_now_ns(c->rt) + ms * 1000000ull;
+  if (arm(c, t, MSG_DEADLINE, ms, &t->deadline) != 0)
     t->deadline = 0; /* the requester's own deadline still ends its wait */
   if (msg->from != BW_PID_NONE)
     (void)bw_monitor(c->ctx, msg->from, &t->mon);
-  if (c->nrunning < h->o.max_in_flight) {
-    start(c, t);
-    return;
+  t->in_policy = h->o.policy != NULL;
+  if (t->in_policy) {
+    bw_policy_ticket_init(&t->ticket);
+    t->ticket.req = NULL; /* the fallback sees an empty request (the original is gone) */
   }
-  t->qnext = NONE;
-  if (c->qtail == NONE)
-    c->qhead = (uint32_t)(t - c->x);
-  else
-    c->x[c->qtail].qnext = (uint32_t)(t - c->x);
-  c->qtail = (uint32_t)(t - c->x);
-  c->nqueued++;
-  cnt_add(h, C_QUEUED, 1);
+  attempt(c, t);
 }
 
-/* --- curl's callbacks ------------------------------------------------------------------- */
+/* --- curl's callbacks ------------------------------------------------------------------------------ */
 
 static uint32_t interest(int what) {
   switch (what) {
@@ -515,13 +664,13 @@ static int on_timer(CURLM *m, long timeout_ms, void *ud) {
     return 0;
   c->tick_due_ns = due;
   uint64_t gen = ++c->tick_gen;
-  if (c->tick_timer)
-    (void)bw_timer_cancel(c->rt, c->tick_timer);
-  c->tick_timer = 0;
+  cancel_timer(c, &c->tick_timer);
   if (timeout_ms == 0)
     return bw_send(c->rt, bw_self(c->ctx), MSG_TICK, &gen, sizeof gen) == 0 ? 0 : -1;
   return bw_send_after(c->rt, bw_self(c->ctx), (uint64_t)timeout_ms, MSG_TICK, &gen, sizeof gen,
-                       &c->tick_timer) == 0 ? 0 : -1;
+                       &c->tick_timer) == 0
+             ? 0
+             : -1;
 }
 
 static void reap(client *c) {
@@ -532,12 +681,14 @@ static void reap(client *c) {
       continue;
     xfer *t = NULL;
     curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&t);
-    if (t == NULL || t->q == NULL)
+    if (t == NULL || t->state != X_RUN)
       continue;
     CURLcode rc = m->data.result;
-    finish(c, t, status_of_curl(rc, t), rc == CURLE_OK, true);
+    int st = status_of_curl(rc, t);
+    bw_http_resp_t *r = rc == CURLE_OK ? take_response(c, t, &st) : NULL;
+    attempt_done(c, t, st, r);
   }
-  start_queued(c);
+  run_queued(c);
 }
 
 static void action(client *c, curl_socket_t fd, int mask) {
@@ -546,7 +697,7 @@ static void action(client *c, curl_socket_t fd, int mask) {
   reap(c);
 }
 
-/* --- the actor ------------------------------------------------------------------------------- */
+/* --- the actor ----------------------------------------------------------------------------------------- */
 
 static int cl_init(bw_ctx_t *ctx, void *state, void *arg) {
   client *c = state;
@@ -559,11 +710,16 @@ static int cl_init(bw_ctx_t *ctx, void *state, void *arg) {
   c->nslots = h->o.max_in_flight + h->o.max_queued;
   c->x = calloc(c->nslots, sizeof *c->x);
   c->multi = curl_multi_init();
-  if (c->x == NULL || c->multi == NULL)
-    goto fail;
+  if (c->x == NULL || c->multi == NULL) {
+    if (c->multi)
+      curl_multi_cleanup(c->multi);
+    free(c->x);
+    c->x = NULL;
+    return BW_ENOMEM;
+  }
   for (uint32_t i = 0; i < c->nslots; i++) {
     c->x[i].id = i;
-    c->x[i].next_free = i + 1 < c->nslots ? i + 1 : NONE;
+    c->x[i].next = i + 1 < c->nslots ? i + 1 : NONE;
   }
   c->free_head = 0;
   c->qhead = c->qtail = NONE;
@@ -573,38 +729,46 @@ static int cl_init(bw_ctx_t *ctx, void *state, void *arg) {
   curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
   curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)h->o.max_per_host);
   curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)h->o.max_per_host * 4);
-  __atomic_store_n(&h->pid, bw_self(ctx), __ATOMIC_RELEASE); /* release: pairs with bw_http_pid */
+  /* restarted: nothing is in flight any more */
+  __atomic_store_n(&h->c[BW__HC_INFL], 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&h->c[BW__HC_QUEUED], 0, __ATOMIC_RELAXED);
+  /* release: pairs with bw_http_pid's acquire */
+  __atomic_store_n(&h->pid, bw_self(ctx), __ATOMIC_RELEASE);
   return 0;
-fail:
-  if (c->multi)
-    curl_multi_cleanup(c->multi);
-  free(c->x);
-  c->x = NULL;
-  c->multi = NULL;
-  return BW_ENOMEM;
+}
+
+static void on_io(client *c, const bw_msg_t *msg) {
+  const bw_io_event_t *ev = msg->data;
+  sock *s = ev->ud;
+  int mask = (ev->events & BW_IO_IN ? CURL_CSELECT_IN : 0) |
+             (ev->events & BW_IO_OUT ? CURL_CSELECT_OUT : 0) |
+             (ev->events & (BW_IO_ERR | BW_IO_HUP) ? CURL_CSELECT_ERR : 0);
+  c->cur = s;
+  action(c, ev->fd, mask);
+  /* one-shot: re-arm what curl still wants of this socket */
+  if (c->cur == s && s->want != 0)
+    (void)bw_io_arm(c->ctx, s->w, s->want);
+  c->cur = NULL;
+}
+
+/* The requester is gone or asked to stop: the transfer stops, closing its
+ * connection. */
+static void drop(client *c, xfer *t, bool reply) {
+  bw__http_cnt(c->h, BW__HC_CANCEL, 1);
+  answer(c, t, BW_ECANCELED, NULL, reply);
 }
 
 static int cl_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
   client *c = state;
   c->ctx = ctx;
+  xfer *t;
   switch (msg->type) {
   case BW_HTTP_MSG_REQUEST:
     on_request(c, msg);
     break;
-  case BW_MSG_IO: {
-    const bw_io_event_t *ev = msg->data;
-    sock *s = ev->ud;
-    int mask = (ev->events & BW_IO_IN ? CURL_CSELECT_IN : 0) |
-               (ev->events & BW_IO_OUT ? CURL_CSELECT_OUT : 0) |
-               (ev->events & (BW_IO_ERR | BW_IO_HUP) ? CURL_CSELECT_ERR : 0);
-    c->cur = s;
-    action(c, ev->fd, mask);
-    /* one-shot: re-arm what curl still wants of this socket */
-    if (c->cur == s && s->want != 0)
-      (void)bw_io_arm(ctx, s->w, s->want);
-    c->cur = NULL;
+  case BW_MSG_IO:
+    on_io(c, msg);
     break;
-  }
   case MSG_TICK: {
     uint64_t gen;
     memcpy(&gen, msg->data, sizeof gen);
@@ -615,50 +779,49 @@ static int cl_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
     action(c, CURL_SOCKET_TIMEOUT, 0);
     break;
   }
-  case MSG_DEADLINE: {
-    uint64_t id;
-    memcpy(&id, msg->data, sizeof id);
-    xfer *t = &c->x[(uint32_t)id];
-    if ((uint32_t)id >= c->nslots || t->q == NULL || t->id != id)
-      break; /* ended meanwhile */
-    t->deadline = 0;
-    if (!t->running)
-      unqueue(c, t);
-    finish(c, t, BW_ETIMEDOUT, false, true);
-    start_queued(c);
+  case MSG_DEADLINE:
+    if ((t = slot_of(c, msg)) != NULL) {
+      t->deadline = 0;
+      if (t->in_policy && t->state == X_RUN)
+        (void)bw_policy_exit(c->h->o.policy, &t->ticket, BW_ETIMEDOUT, NULL);
+      answer(c, t, BW_ETIMEDOUT, NULL, true);
+      run_queued(c);
+    }
     break;
-  }
+  case MSG_ATTEMPT:
+    if ((t = slot_of(c, msg)) != NULL && t->state == X_RUN) {
+      t->attempt = 0;
+      attempt_done(c, t, BW_ETIMEDOUT, NULL);
+      run_queued(c);
+    }
+    break;
+  case MSG_WAKE:
+    if ((t = slot_of(c, msg)) != NULL && t->state == X_WAIT) {
+      t->wake = 0;
+      attempt(c, t);
+    }
+    break;
   case BW_HTTP_MSG_CANCEL: {
     uint64_t ref;
     if (msg->len != sizeof ref)
       break;
     memcpy(&ref, msg->data, sizeof ref);
-    for (uint32_t i = 0; i < c->nslots; i++) {
-      xfer *t = &c->x[i];
-      if (t->q != NULL && t->req.ref == ref && t->req.from == msg->from) {
-        if (!t->running)
-          unqueue(c, t);
-        cnt_add(c->h, C_CANCEL, 1);
-        finish(c, t, BW_ECANCELED, false, true);
-        start_queued(c);
+    for (uint32_t i = 0; i < c->nslots; i++)
+      if (c->x[i].state != X_FREE && c->x[i].req.ref == ref && c->x[i].req.from == msg->from) {
+        drop(c, &c->x[i], true);
+        run_queued(c);
         break;
       }
-    }
     break;
   }
   case BW_MSG_DOWN:
     /* a requester exited: its transfers stop, nothing is answered */
-    for (uint32_t i = 0; i < c->nslots; i++) {
-      xfer *t = &c->x[i];
-      if (t->q != NULL && t->mon == msg->ref) {
-        t->mon = 0; /* already gone: no demonitor */
-        if (!t->running)
-          unqueue(c, t);
-        cnt_add(c->h, C_CANCEL, 1);
-        finish(c, t, BW_ECANCELED, false, false);
+    for (uint32_t i = 0; i < c->nslots; i++)
+      if (c->x[i].state != X_FREE && c->x[i].mon == msg->ref) {
+        c->x[i].mon = 0; /* already gone: no demonitor */
+        drop(c, &c->x[i], false);
       }
-    }
-    start_queued(c);
+    run_queued(c);
     break;
   default:
     if (msg->flags & BW_MSGF_REQUEST)
@@ -675,16 +838,12 @@ static void cl_terminate(bw_ctx_t *ctx, void *state, const bw_reason_t *why) {
   if (c->x == NULL)
     return;
   for (uint32_t i = 0; i < c->nslots; i++)
-    if (c->x[i].q != NULL) {
-      cnt_add(c->h, C_CANCEL, 1);
-      finish(c, &c->x[i], BW_ECANCELED, false, true);
-    }
-  c->qhead = c->qtail = NONE;
-  c->nqueued = 0;
+    if (c->x[i].state != X_FREE)
+      drop(c, &c->x[i], true);
 }
 
 /* Runs however the actor ends (a kill too): frees curl's handles. The
- * runtime has already removed the watches; curl closes its sockets. */
+ * runtime has removed the watches already; curl closes its sockets. */
 static void cl_cleanup(void *state) {
   client *c = state;
   if (c->x == NULL)
@@ -697,16 +856,17 @@ static void cl_cleanup(void *state) {
     (void)bw_timer_cancel(c->rt, c->tick_timer);
   for (uint32_t i = 0; i < c->nslots; i++) {
     xfer *t = &c->x[i];
-    if (t->deadline)
-      (void)bw_timer_cancel(c->rt, t->deadline);
-    if (t->running)
+    bw_timer_t *tms[] = {&t->deadline, &t->attempt, &t->wake};
+    for (int k = 0; k < 3; k++)
+      if (*tms[k])
+        (void)bw_timer_cancel(c->rt, *tms[k]);
+    if (t->state == X_RUN)
       curl_multi_remove_handle(c->multi, t->easy);
     if (t->easy)
       curl_easy_cleanup(t->easy);
     curl_slist_free_all(t->hdrs);
     bw_http_req_free(t->q);
-    free(t->hbuf);
-    free(t->bbuf);
+    bufs_free(t);
   }
   curl_multi_cleanup(c->multi);
   while (c->socks) {
@@ -716,8 +876,9 @@ static void cl_cleanup(void *state) {
   }
   free(c->x);
   c->x = NULL;
-  __atomic_store_n(&h->c[C_INFL], 0, __ATOMIC_RELAXED);
-  __atomic_store_n(&h->c[C_QUEUED], 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&h->c[BW__HC_INFL], 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&h->c[BW__HC_QUEUED], 0, __ATOMIC_RELAXED);
+  /* release: pairs with bw_http_pid's acquire */
   __atomic_store_n(&h->pid, BW_PID_NONE, __ATOMIC_RELEASE);
 }
 
@@ -729,221 +890,3 @@ const bw_behaviour_t bw_http_behaviour = {
     .terminate = cl_terminate,
     .cleanup = cl_cleanup,
 };
-
-/* --- the handle ------------------------------------------------------------------------------ */
-
-void bw_http_opts_init(bw_http_opts_t *o) {
-  if (o == NULL)
-    return;
-  memset(o, 0, sizeof *o);
-  o->max_in_flight = 256;
-  o->max_per_host = 16;
-  o->max_queued = 1024;
-  o->default_timeout_ms = 30000;
-  o->connect_timeout_ms = 10000;
-  o->max_body = 16u << 20;
-  o->max_header = 64u << 10;
-}
-
-int bw_http_opts_validate(const bw_http_opts_t *o) {
-  if (o == NULL || o->max_in_flight == 0 || o->max_in_flight > IN_FLIGHT_MAX ||
-      o->max_per_host == 0 || o->max_queued > IN_FLIGHT_MAX || o->default_timeout_ms == 0 ||
-      o->default_timeout_ms > 86400000ull || o->connect_timeout_ms > 86400000ull ||
-      o->max_body == 0 || o->max_header < 256 || (o->name && strlen(o->name) > 31))
-    return BW_EINVAL;
-  if (o->bearer_token_env != NULL && o->bearer_token == NULL) {
-    const char *v = getenv(o->bearer_token_env);
-    if (v == NULL || *v == '\0')
-      return BW_EINVAL;
-  }
-  if (o->bearer_token != NULL && strpbrk(o->bearer_token, "\r\n") != NULL)
-    return BW_EINVAL;
-  return 0;
-}
-
-static char *dup_opt(const char *s, bool *bad) {
-  if (s == NULL)
-    return NULL;
-  char *d = strdup(s);
-  if (d == NULL)
-    *bad = true;
-  return d;
-}
-
-static void http_free(bw_http_t *h) {
-  free(h->ca_file);
-  free(h->ca_path);
-  free(h->client_cert);
-  free(h->client_key);
-  free(h->user_agent);
-  if (h->auth != NULL) {
-    /* the secret does not outlive its use in memory we give back */
-    volatile char *p = h->auth;
-    while (*p)
-      *p++ = '\0';
-    free(h->auth);
-  }
-  free(h);
-}
-
-int bw_http_new(bw_runtime_t *rt, const bw_http_opts_t *o, bw_http_t **out) {
-  bw_http_opts_t def;
-  if (o == NULL) {
-    bw_http_opts_init(&def);
-    o = &def;
-  }
-  if (rt == NULL || out == NULL || bw_http_opts_validate(o) != 0)
-    return BW_EINVAL;
-  pthread_once(&g_curl_once, curl_once);
-  if (g_curl_init_rc != CURLE_OK)
-    return BW_ENOMEM;
-  bw_http_t *h = calloc(1, sizeof *h);
-  if (h == NULL)
-    return BW_ENOMEM;
-  h->rt = rt;
-  h->o = *o;
-  snprintf(h->name, sizeof h->name, "%s", o->name ? o->name : "http");
-  bool bad = false;
-  h->ca_file = dup_opt(o->ca_file, &bad);
-  h->ca_path = dup_opt(o->ca_path, &bad);
-  h->client_cert = dup_opt(o->client_cert, &bad);
-  h->client_key = dup_opt(o->client_key, &bad);
-  h->user_agent = dup_opt(o->user_agent, &bad);
-  const char *tok = o->bearer_token ? o->bearer_token
-                    : o->bearer_token_env ? getenv(o->bearer_token_env) : NULL;
-  if (tok != NULL && *tok != '\0') {
-    size_t n = strlen(tok) + sizeof "Authorization: Bearer ";
-    h->auth = malloc(n);
-    if (h->auth == NULL)
-      bad = true;
-    else
-      snprintf(h->auth, n, "Authorization: Bearer %s", tok);
-  }
-  h->o.name = h->name;
-  h->o.ca_file = h->ca_file;
-  h->o.ca_path = h->ca_path;
-  h->o.client_cert = h->client_cert;
-  h->o.client_key = h->client_key;
-  h->o.user_agent = h->user_agent;
-  h->o.bearer_token = NULL; /* kept only in h->auth */
-  h->o.bearer_token_env = NULL;
-  if (bad) {
-    http_free(h);
-    return BW_ENOMEM;
-  }
-  *out = h;
-  return 0;
-}
-
-int bw_http_child_spec(bw_http_t *h, const char *id, bw_child_spec_t *out) {
-  if (h == NULL || id == NULL || out == NULL)
-    return BW_EINVAL;
-  memset(out, 0, sizeof *out);
-  out->id = id;
-  out->behaviour = &bw_http_behaviour;
-  out->arg = h;
-  out->restart = BW_PERMANENT;
-  out->type = BW_WORKER;
-  return 0;
-}
-
-bw_pid_t bw_http_pid(const bw_http_t *h) {
-  /* acquire: pairs with the actor's release store in init */
-  return h == NULL ? BW_PID_NONE : __atomic_load_n(&h->pid, __ATOMIC_ACQUIRE);
-}
-
-int bw_http_start(bw_http_t *h, bw_pid_t *out) {
-  if (h == NULL)
-    return BW_EINVAL;
-  bw_pid_t p = bw_http_pid(h);
-  if (p != BW_PID_NONE && bw_is_alive(h->rt, p))
-    return BW_EALREADY;
-  int rc = bw_spawn(h->rt, &bw_http_behaviour, h, NULL, &p);
-  if (rc != 0)
-    return rc;
-  h->started_here = true;
-  if (out != NULL)
-    *out = p;
-  return 0;
-}
-
-int bw_http_stop(bw_http_t *h) {
-  if (h == NULL)
-    return BW_EINVAL;
-  bw_pid_t p = bw_http_pid(h);
-  if (p == BW_PID_NONE || !bw_is_alive(h->rt, p))
-    return 0;
-  if (!h->started_here)
-    return BW_ERUNNING;
-  if (!bw_may_block(h->rt))
-    return BW_EWOULDBLOCK;
-  bw_exit(h->rt, p, BW_REASON_SHUTDOWN, 0, "http client stopped");
-  int rc = bw_wait_exit(h->rt, p, 0, NULL);
-  if (rc == 0 || rc == BW_ENOPROC)
-    h->started_here = false;
-  return rc == BW_ENOPROC ? 0 : rc;
-}
-
-int bw_http_destroy(bw_http_t *h) {
-  if (h == NULL)
-    return 0;
-  int rc = bw_http_stop(h);
-  if (rc != 0)
-    return rc;
-  http_free(h);
-  return 0;
-}
-
-int bw_http_stats(const bw_http_t *h, bw_http_stats_t *out) {
-  if (h == NULL || out == NULL)
-    return BW_EINVAL;
-  uint64_t v[C__N];
-  for (int i = 0; i < C__N; i++)
-    v[i] = __atomic_load_n(&h->c[i], __ATOMIC_RELAXED);
-  *out = (bw_http_stats_t){
-      .requests = v[C_REQ], .responses_2xx = v[C_2XX], .responses_3xx = v[C_3XX],
-      .responses_4xx = v[C_4XX], .responses_5xx = v[C_5XX], .throttled = v[C_THR],
-      .timeouts = v[C_TMO], .cancels = v[C_CANCEL], .conn_errors = v[C_CONN],
-      .dns_errors = v[C_DNS], .tls_errors = v[C_TLS], .proto_errors = v[C_PROTO],
-      .too_big = v[C_BIG], .queue_full = v[C_QFULL], .in_flight = v[C_INFL],
-      .queued = v[C_QUEUED], .bytes_sent = v[C_TX], .bytes_received = v[C_RX]};
-  return 0;
-}
-
-/* --- sending requests -------------------------------------------------------------------------- */
-
-int bw_http_request(bw_ctx_t *ctx, bw_pid_t client_pid, bw_http_req_t *q, uint64_t timeout_ms,
-                    uint64_t *ref) {
-  if (q == NULL)
-    return BW_EINVAL;
-  q->timeout_ms = timeout_ms;
-  /* the requester's own deadline a little after the client's, so the
-   * client's BW_ETIMEDOUT (which closes the transfer) is what arrives */
-  uint64_t wait = timeout_ms ? timeout_ms + 1000 : 0;
-  int rc = bw_request_move(ctx, client_pid, BW_HTTP_MSG_REQUEST, q, sizeof *q, bw__http_req_dtor,
-                           wait, ref);
-  if (rc != 0 && rc != BW_ENOPROC)
-    bw_http_req_free(q); /* "ownership moves, whatever the outcome" */
-  return rc;
-}
-
-int bw_http_call(bw_runtime_t *rt, bw_pid_t client_pid, bw_http_req_t *q, uint64_t timeout_ms,
-                 bw_http_resp_t **out) {
-  if (out != NULL)
-    *out = NULL;
-  if (q == NULL || out == NULL) {
-    bw_http_req_free(q);
-    return BW_EINVAL;
-  }
-  q->timeout_ms = timeout_ms;
-  bw_reply_t r;
-  uint64_t wait = timeout_ms ? timeout_ms + 1000 : 0;
-  /* q is the runtime's now, whatever the outcome (bw_call_move) */
-  int rc = bw_call_move(rt, client_pid, BW_HTTP_MSG_REQUEST, q, sizeof *q, bw__http_req_dtor,
-                        wait, &r);
-  if (r.ptr != NULL && r.type == BW_HTTP_MSG_RESPONSE)
-    *out = r.ptr;
-  else if (r.ptr != NULL && r.dtor != NULL)
-    r.dtor(r.ptr);
-  return rc;
-}

@@ -9,7 +9,9 @@
 #include <strings.h>
 
 #include "bulwark/error.h"
+#include "bulwark/breaker.h"
 #include "bulwark/http.h"
+#include "bulwark/policy.h"
 #include "patterns/http_internal.h"
 
 static bool method_ok(const char *m) {
@@ -165,5 +167,44 @@ int bw__http_status_of(long code, uint64_t retry_after_ms) {
     return BW_EHTTP_THROTTLED;
   if (code >= 500)
     return BW_EHTTP_SERVER;
+  return 0;
+}
+
+int bw_http_classify(int status, void *arg) {
+  (void)arg;
+  if (bw_http_is_failure(status))
+    return BW_BREAKER_FAILURE;
+  if (status == BW_EHTTP_THROTTLED || status == BW_ECANCELED)
+    return BW_BREAKER_IGNORED;
+  return BW_BREAKER_SUCCESS;
+}
+
+bool bw_http_retryable(int status, void *arg) {
+  (void)arg;
+  switch (status) {
+  case BW_EHTTP_SERVER:
+  case BW_EHTTP_THROTTLED:
+  case BW_ETIMEDOUT:
+  case BW_ECONNREFUSED:
+  case BW_ECONNRESET:
+  case BW_EPROTO:
+    return true;
+  default:
+    return false;
+  }
+}
+
+int bw_http_policy_preset(const char *name, bw_policy_opts_t *o) {
+  int rc = bw_policy_preset(name, o);
+  if (rc != 0)
+    return rc;
+  o->breaker_opts.classify = bw_http_classify;
+  o->breaker_opts.classify_arg = NULL;
+  o->retryable = bw_http_retryable;
+  o->retryable_arg = NULL;
+  /* the in-caller form sends nothing to a target, but a policy must name
+   * one: the client's conventional name */
+  if (o->target == BW_PID_NONE && o->target_name == NULL)
+    o->target_name = "http";
   return 0;
 }

@@ -46,6 +46,7 @@
 
 #include "bulwark/actor.h"
 #include "bulwark/message.h"
+#include "bulwark/policy.h"
 #include "bulwark/supervisor.h"
 #include "bulwark/types.h"
 
@@ -101,6 +102,19 @@ void bw_http_resp_dtor(void *r);
 /* True for the statuses that a breaker should count as failures (5xx,
  * timeouts, connection, DNS, TLS and protocol errors). */
 int bw_http_is_failure(int status);
+/* A breaker classifier (bw_breaker_classify_fn) for HTTP statuses:
+ * failures as bw_http_is_failure; throttling (429, 503 with Retry-After)
+ * and cancellations ignored (the server is alive and said so); the rest
+ * successes. */
+int bw_http_classify(int status, void *arg);
+/* A retry predicate (bw_retry_pred_fn) for HTTP statuses: 5xx,
+ * throttling, timeouts, refused or reset connections and protocol errors
+ * are retried; DNS and TLS failures, 4xx and local refusals are not. */
+bool bw_http_retryable(int status, void *arg);
+/* Fills o with the policy preset name ("api", "ai", "external", ...; see
+ * policy.h) adjusted for HTTP: the breaker's classifier and the retry
+ * predicate above. Returns bw_policy_preset's codes. */
+int bw_http_policy_preset(const char *name, bw_policy_opts_t *o);
 
 /* --- The client ---------------------------------------------------------------- */
 
@@ -122,6 +136,16 @@ typedef struct bw_http_opts {
   const char *bearer_token;
   const char *bearer_token_env;
   const char *user_agent;        /* NULL = "bulwark/0.1" */
+  /* A resilience policy around every request (policy.h's in-caller form,
+   * run inside the client; caller-owned, must outlive the client): its
+   * breaker, retry with backoff and budget, rate limit, attempt timeout
+   * and fallback. Set its breaker's classify to bw_http_classify and its
+   * retryable to bw_http_retryable (bw_http_policy_preset does both). Only
+   * idempotent requests are retried; a retry after 429 or 503 waits at
+   * least the server's Retry-After, and new requests to that host wait too
+   * (or fail at once with BW_EHTTP_THROTTLED if the wait outlasts their
+   * deadline). NULL = none. */
+  bw_policy_t *policy;
 } bw_http_opts_t;
 
 void bw_http_opts_init(bw_http_opts_t *o);
@@ -155,6 +179,9 @@ typedef struct bw_http_stats {
   uint64_t too_big, queue_full;
   uint64_t in_flight, queued;
   uint64_t bytes_sent, bytes_received;
+  uint64_t retries;   /* attempts the policy retried */
+  uint64_t fallbacks; /* requests the policy's fallback answered */
+  uint64_t refused;   /* requests the policy refused (breaker open, rate, budget) */
 } bw_http_stats_t;
 int bw_http_stats(const bw_http_t *h, bw_http_stats_t *out);
 

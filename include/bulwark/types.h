@@ -49,7 +49,7 @@ typedef struct bw_ctx bw_ctx_t;
 #define BW_MSG_POLICY_BASE (BW_MSG_PATTERN_BASE + 0x0500u)
 #define BW_MSG_HEALTH_BASE (BW_MSG_PATTERN_BASE + 0x0600u)
 #define BW_MSG_METRICS_BASE (BW_MSG_PATTERN_BASE + 0x0700u)
-#define BW_MSG_HTTP_BASE (BW_MSG_PATTERN_BASE + 0x0800u)
+#define BW_MSG_HTTP_BASE (BW_MSG_PATTERN_BASE + 0x0900u)
 enum {
   /* An exit signal delivered as a message to an actor that traps exits.
    * from = the pid that sent it; data = const bw_reason_t *. */
