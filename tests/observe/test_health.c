@@ -503,6 +503,72 @@ static void test_real_restart_storm(void **state) {
   bw_runtime_destroy(rt);
 }
 
+/*
+ * Placement: a monitor in a rest_for_one tree. Placed after a crashing
+ * sibling it is stopped before the sibling restarts and started after, so
+ * it used to miss the sibling's restart events (and judged 2 restarts, its
+ * own, where there were 4: 0 storms for 2 crashes). Its recorder keeps
+ * them for it. Placed first it sees the sibling's restarts only.
+ */
+static bw_child_spec_t place_kids[2];
+static bw_sup_spec_t place_sup = {
+    .name = "root", .strategy = BW_REST_FOR_ONE, .intensity = 100, .period_ms = 60000,
+    .children = place_kids, .nchildren = 2};
+
+static void crash_child(bw_runtime_t *rt, bw_pid_t sup, bw_health_t *h) {
+  bw_pid_t child;
+  assert_int_equal(bw_sup_child_pid(rt, sup, "a", &child), 0);
+  assert_int_equal(bw_send(rt, child, MSG_CRASH, NULL, 0), 0);
+  BWT_AWAIT_DEAD(rt, child);
+  /* the restart is over when both run again */
+  bw_pid_t again = BW_PID_NONE;
+  BWT_POLL(bw_sup_child_pid(rt, sup, "a", &again) == 0 && again != child &&
+           again != BW_PID_NONE && bw_health_pid(h) != BW_PID_NONE);
+}
+
+static void run_placement(bool monitor_last, uint32_t limit, const char *expect) {
+  bw_runtime_t *rt = bwt_runtime(2, true);
+  bw_health_opts_t o = quiet_opts();
+  o.restart_limit = limit;
+  o.restart_window_ms = 60000;
+  bw_health_t *h = NULL;
+  assert_int_equal(bw_health_new(rt, &o, &h), 0);
+  bw_child_spec_t crasher = {.id = "a", .behaviour = &crasher_beh};
+  bw_child_spec_t mon;
+  assert_int_equal(bw_health_child_spec(h, "health", &mon), 0);
+  place_kids[0] = monitor_last ? crasher : mon;
+  place_kids[1] = monitor_last ? mon : crasher;
+  bw_pid_t sup;
+  assert_int_equal(bw_supervisor_start(rt, &place_sup, &sup, NULL), 0);
+  FLUSH(h);
+  assert_int_equal(comp_status(h, "restarts"), BW_HEALTH_HEALTHY);
+  bw_pid_t first = bw_health_pid(h);
+  crash_child(rt, sup, h);
+  crash_child(rt, sup, h);
+  /* placed last, the monitor was restarted with its sibling; first, not */
+  if (monitor_last)
+    assert_int_not_equal(bw_health_pid(h), first);
+  else
+    assert_int_equal(bw_health_pid(h), first);
+  BWT_POLL(comp_reason_is(h, "restarts", expect));
+  assert_int_equal(comp_status(h, "restarts"), BW_HEALTH_DEGRADED);
+  assert_int_equal(bw_health_status(h), BW_HEALTH_DEGRADED);
+  assert_int_equal(bw_sup_stop(rt, sup), 0);
+  assert_int_equal(bw_health_destroy(h), 0);
+  bw_runtime_destroy(rt);
+}
+
+static void test_placement_rest_for_one_last(void **state) {
+  (void)state;
+  /* 2 crashes: a and the monitor restarted twice each */
+  run_placement(true, 3, "4 restarts in 60000 ms, last root/health");
+}
+
+static void test_placement_rest_for_one_first(void **state) {
+  (void)state;
+  run_placement(false, 1, "2 restarts in 60000 ms, last root/a");
+}
+
 /* a pool whose only worker blocks at the gate */
 static int blocking_job(bw_ctx_t *ctx, void *res, void *arg) {
   (void)ctx;
@@ -1022,6 +1088,8 @@ int main(void) {
       cmocka_unit_test(test_breaker_signals),
       cmocka_unit_test(test_restarts_escalation_watchdog),
       cmocka_unit_test(test_real_restart_storm),
+      cmocka_unit_test(test_placement_rest_for_one_last),
+      cmocka_unit_test(test_placement_rest_for_one_first),
       cmocka_unit_test(test_bulkhead_component),
       cmocka_unit_test(test_recovery_call),
       cmocka_unit_test(test_recovery_restart),
