@@ -313,6 +313,7 @@ void bw_breaker_opts_init(bw_breaker_opts_t *o) {
   o->slow_rate_pct = 100.0;
   o->success_threshold = 3;
   o->half_open_permits = 3;
+  o->half_open_max_ms = BW_BREAKER_HALF_OPEN_MAX_MS;
   o->open_ms = 60000;
   o->open_multiplier = 1;
   o->call_timeout_ms = 10000;

@@ -392,6 +392,70 @@ static void test_breaker_signals(void **state) {
   bw_runtime_destroy(rt);
 }
 
+/* A breaker left half-open with no traffic goes back to open after its
+ * default maximum wait, and the monitor follows it: the component reads
+ * open_status again (it stayed half_open_status for good before), and
+ * healthy once traffic closes the breaker. */
+static void test_breaker_idle_half_open(void **state) {
+  (void)state;
+  bw_runtime_t *rt = bwt_runtime(2, true);
+  bw_breaker_opts_t bo;
+  bw_breaker_opts_init(&bo); /* half_open_max_ms: the default */
+  bo.name = "idle";
+  bo.window = BW_BREAKER_WINDOW_NONE;
+  bo.failure_threshold = 1;
+  bo.open_ms = 1000;
+  bo.success_threshold = 1;
+  bo.half_open_permits = 1;
+  bw_breaker_t *br = NULL;
+  assert_int_equal(bw_breaker_create(rt, &bo, &br), 0);
+  bw_health_opts_t o = quiet_opts();
+  bw_health_t *h = NULL;
+  assert_int_equal(bw_health_new(rt, &o, &h), 0);
+  bw_health_component_t c;
+  bw_health_component_init(&c, BW_HEALTH_KIND_BREAKER, "idle");
+  c.breaker = br;
+  c.open_status = BW_HEALTH_UNHEALTHY; /* so that open and half-open differ */
+  c.half_open_status = BW_HEALTH_DEGRADED;
+  assert_int_equal(bw_health_add(h, &c), 0);
+  assert_int_equal(bw_health_start(h), 0);
+  FLUSH(h);
+  assert_int_equal(comp_status(h, "idle"), BW_HEALTH_HEALTHY);
+
+  bw_breaker_permit_t p;
+  assert_int_equal(bw_breaker_acquire(br, &p), 0);
+  assert_int_equal(bw_breaker_report(br, &p, BW_ETIMEDOUT), 0);
+  assert_int_equal(bw_breaker_flush(br, 0), 0);
+  BWT_POLL(comp_status(h, "idle") == BW_HEALTH_UNHEALTHY);
+  assert_true(comp_reason_is(h, "idle", "open"));
+  assert_int_equal(bw_clock_advance(rt, 1000), 0);
+  assert_int_equal(bw_breaker_flush(br, 0), 0);
+  assert_int_equal(bw_breaker_state(br), BW_BREAKER_HALF_OPEN);
+  BWT_POLL(comp_status(h, "idle") == BW_HEALTH_DEGRADED);
+  assert_true(comp_reason_is(h, "idle", "half_open"));
+  /* nobody calls: at the maximum wait it is open again, and so reads */
+  assert_int_equal(bw_clock_advance(rt, BW_BREAKER_HALF_OPEN_MAX_MS), 0);
+  assert_int_equal(bw_breaker_flush(br, 0), 0);
+  assert_int_equal(bw_breaker_state(br), BW_BREAKER_OPEN);
+  BWT_POLL(comp_status(h, "idle") == BW_HEALTH_UNHEALTHY);
+  assert_true(comp_reason_is(h, "idle", "open"));
+  BWT_POLL(bw_health_status(h) == BW_HEALTH_UNHEALTHY);
+  /* the next half-open gets a call that succeeds: closed, healthy */
+  assert_int_equal(bw_clock_advance(rt, 1000), 0);
+  assert_int_equal(bw_breaker_flush(br, 0), 0);
+  assert_int_equal(bw_breaker_state(br), BW_BREAKER_HALF_OPEN);
+  assert_int_equal(bw_breaker_acquire(br, &p), 0);
+  assert_int_equal(bw_breaker_report(br, &p, 0), 0);
+  assert_int_equal(bw_breaker_flush(br, 0), 0);
+  assert_int_equal(bw_breaker_state(br), BW_BREAKER_CLOSED);
+  BWT_POLL(comp_status(h, "idle") == BW_HEALTH_HEALTHY);
+  BWT_POLL(bw_health_status(h) == BW_HEALTH_HEALTHY);
+  assert_int_equal(bw_health_destroy(h), 0);
+  bw_runtime_stop(rt);
+  assert_int_equal(bw_breaker_destroy(br), 0);
+  bw_runtime_destroy(rt);
+}
+
 /* events as supervisors and the watchdog publish them */
 static void publish(bw_runtime_t *rt, int type, const char *sup, const char *child, int64_t a) {
   bw_event_t ev;
@@ -1086,6 +1150,7 @@ int main(void) {
       cmocka_unit_test(test_actor_component),
       cmocka_unit_test(test_check_function),
       cmocka_unit_test(test_breaker_signals),
+      cmocka_unit_test(test_breaker_idle_half_open),
       cmocka_unit_test(test_restarts_escalation_watchdog),
       cmocka_unit_test(test_real_restart_storm),
       cmocka_unit_test(test_placement_rest_for_one_last),
