@@ -565,6 +565,8 @@ int bw_health_destroy(bw_health_t *h) {
     (void)bw_exit(h->rt, hp, BW_REASON_SHUTDOWN, 0, "health monitor destroyed");
     if (wait_gone(h->rt, hp) != 0)
       return BW_EWOULDBLOCK;
+    if (i == h->cap + 1u)
+      (void)bw_event_unsubscribe(h->rt, hp); /* BW_ENOTFOUND after its terminate */
   }
   h_free(h);
   return 0;
@@ -1386,16 +1388,28 @@ static int rec_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
   return BW_CONTINUE;
 }
 
+/* The bus drops a dead subscriber only when it next publishes to it, and
+ * holds 32: leave at once (bw_health_destroy also unsubscribes it, for a
+ * recorder that was killed). */
+static void rec_terminate(bw_ctx_t *ctx, void *state, const bw_reason_t *reason) {
+  (void)state;
+  (void)reason;
+  (void)bw_event_unsubscribe(bw_ctx_runtime(ctx), bw_self(ctx));
+}
+
 static const bw_behaviour_t recorder_behaviour = {
     .name = "bw.health.recorder",
     .state_size = sizeof(recorder_t),
     .init = rec_init,
     .handle = rec_handle,
+    .terminate = rec_terminate,
 };
 
-/* The events the recorder keeps: those of the built-ins watched. */
+/* The events the recorder keeps (those of the built-ins watched), and the
+ * breakers' transitions, which it only forwards: the monitor takes one
+ * of the bus's 32 subscriber places, not two. */
 static uint64_t recorded_mask(const bw_health_t *h) {
-  uint64_t m = 0;
+  uint64_t m = BW_EV_MASK(BW_EV_BREAKER_STATE);
   if (h->cfg.restart_limit > 0)
     m |= BW_EV_MASK(BW_EV_CHILD_RESTARTED);
   if (h->cfg.escalation_hold_ms > 0)
@@ -1406,14 +1420,12 @@ static uint64_t recorded_mask(const bw_health_t *h) {
 }
 
 /* In hm_init: finds or spawns the recorder and attaches to it. Returns the
- * events the monitor must subscribe to itself: none of the recorded ones,
- * or all of them when no recorder could be had (then as before: events
- * while the monitor is down are lost). */
+ * events the monitor must subscribe to itself: none, or all of them when
+ * no recorder could be had (then as before: events while the monitor is
+ * down are lost). */
 static uint64_t rec_attach(hm_actor_t *a) {
   bw_health_t *h = a->h;
   uint64_t mask = recorded_mask(h);
-  if (mask == 0)
-    return 0;
   /* relaxed: only incarnations of the monitor write it, one after another */
   bw_pid_t rec = bw__ld64_rlx(&h->recorder);
   if (rec == BW_PID_NONE || !bw_is_alive(h->rt, rec)) {
@@ -1430,10 +1442,6 @@ static uint64_t rec_attach(hm_actor_t *a) {
 }
 
 /* --- the behaviour ------------------------------------------------------------------------------ */
-
-/* The monitor's own subscription; the built-ins' events come through the
- * recorder (rec_attach). */
-#define EVENT_MASK BW_EV_MASK(BW_EV_BREAKER_STATE)
 
 static int hm_init(bw_ctx_t *ctx, void *state, void *arg) {
   hm_actor_t *a = state;
@@ -1461,8 +1469,10 @@ static int hm_init(bw_ctx_t *ctx, void *state, void *arg) {
   pick_up(a);
   int rc = bw_send_interval(h->rt, bw_self(ctx), h->cfg.period_ms, HM_TICK, NULL, 0,
                             &h->tick_timer);
-  if (rc == 0)
-    rc = bw_event_subscribe(h->rt, bw_self(ctx), EVENT_MASK | rec_attach(a));
+  /* the events come through the recorder; without one, to us directly */
+  uint64_t own = rc == 0 ? rec_attach(a) : 0;
+  if (own != 0)
+    rc = bw_event_subscribe(h->rt, bw_self(ctx), own);
   if (rc == 0)
     rc = bw_send(h->rt, bw_self(ctx), HM_TICK, NULL, 0); /* the first round at once */
   if (rc != 0) {
