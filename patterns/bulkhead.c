@@ -101,7 +101,9 @@ static int w_init(bw_ctx_t *ctx, void *state, void *arg) {
 
 static void w_done(bw_ctx_t *ctx, wstate *w) {
   done_note d = {w->slot, 0};
-  /* fails only when the pool is gone (then so are we, soon) */
+  /* fails only when the pool is gone (then so are we, soon): a dead letter
+   * that subscribers see marked internal (the type ranges are in
+   * bulwark/message.h) */
   (void)bw_send(bw_ctx_runtime(ctx), w->pool, W_DONE, &d, sizeof d);
 }
 

@@ -84,8 +84,9 @@ typedef int (*bw_breaker_classify_fn)(int status, void *arg);
 
 /* Message type of a proxy's BW_ECIRCUIT_OPEN reply; its payload is a
  * uint64_t: ms until the breaker next lets a call try (UINT64_MAX when
- * forced open). */
-#define BW_BREAKER_MSG_OPEN (BW_MSG_BREAKER_BASE + 0x80u)
+ * forced open). Types from BW_MSG_BREAKER_BASE + 0x80 are the breaker's
+ * internal ones (bulwark/message.h). */
+#define BW_BREAKER_MSG_OPEN (BW_MSG_BREAKER_BASE + 0x00u)
 
 typedef struct bw_breaker_opts {
   /* For events and metrics (copied; < 32 bytes). NULL = "breaker". */
