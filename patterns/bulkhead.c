@@ -897,11 +897,19 @@ static void pool_terminate(bw_ctx_t *ctx, void *state, const bw_reason_t *reason
   pool_free(p);
 }
 
+/* After a kill, which skips terminate: the pool's arrays (pool_free is
+ * idempotent; after terminate there is nothing left). Its workers get the
+ * kill's exit signal through their links, and its timers fire at a dead
+ * pid: dead letters marked internal. Found by test_dead_letter's
+ * test_internal_marked under LeakSanitizer. */
+static void pool_cleanup(void *state) { pool_free(state); }
+
 const bw_behaviour_t bw_bulkhead_behaviour = {.name = "bulkhead",
                                               .state_size = sizeof(pool_t),
                                               .init = pool_init,
                                               .handle = pool_handle,
-                                              .terminate = pool_terminate};
+                                              .terminate = pool_terminate,
+                                              .cleanup = pool_cleanup};
 
 /* ===== The API ============================================================== */
 
