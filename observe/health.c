@@ -36,6 +36,9 @@ enum {
   HM_FLUSH,        /* request: answered once everything before it is handled */
   HM_RECOVER,      /* monitor -> recovery helper: act on component idx (uint32_t) */
   HM_RECOVER_DONE, /* recovery helper -> monitor (hm_rdone_t) */
+  HM_EVENT,        /* recorder -> monitor: a bus event, as it happens (bw_event_t) */
+  HM_REPLAY,       /* recorder -> monitor: a recorded event, replayed (bw_event_t) */
+  HM_ATTACH,       /* monitor -> recorder: forward to me, after a replay (bw_pid_t) */
 };
 
 typedef struct hm_run {
@@ -121,7 +124,17 @@ struct bw_health {
   bool owned;   /* spawned by bw_health_start */
   bw_timer_t tick_timer; /* of the latest incarnation: a successor cancels it */
   bw_pid_t recovery_helper;
-  /* restart storm: the last restart_limit + 1 restart times */
+  /* The event recorder (an actor of the handle, like the helpers): the
+   * only subscriber to the built-ins' events, so none is lost while the
+   * monitor is down (a monitor restarted with its siblings missed theirs).
+   * The pid is read by bw_health_flush on any thread (atomic); the fields
+   * below it are written by the recorder only, read by nobody else. */
+  bw_pid_t recorder;
+  bw_event_t *rec_rst; /* the last restart_limit + 1 BW_EV_CHILD_RESTARTED */
+  uint32_t rec_rst_n, rec_rst_pos;
+  bw_event_t rec_esc, rec_hang; /* the last escalation and hang report (type 0: none) */
+  /* restart storm, as the monitor judges it: the last restart_limit + 1
+   * restart times (rebuilt by each incarnation from the recorder's replay) */
   uint64_t *rst;
   uint32_t rst_n, rst_pos;
   char rst_last[BW_HEALTH_REASON_MAX];
@@ -417,6 +430,7 @@ static void h_free(bw_health_t *h) {
   free(h->comps);
   free(h->st);
   free(h->rst);
+  free(h->rec_rst);
   pthread_mutex_destroy(&h->reg_mx);
   free(h);
 }
@@ -447,9 +461,12 @@ int bw_health_new(bw_runtime_t *rt, const bw_health_opts_t *opts, bw_health_t **
   h->cap = NBUILTIN + opts->max_components;
   h->comps = calloc(h->cap, sizeof *h->comps);
   h->st = calloc(h->cap, sizeof *h->st);
-  if (opts->restart_limit > 0)
+  if (opts->restart_limit > 0) {
     h->rst = calloc(opts->restart_limit + 1u, sizeof *h->rst);
-  if (h->comps == NULL || h->st == NULL || (opts->restart_limit > 0 && h->rst == NULL)) {
+    h->rec_rst = calloc(opts->restart_limit + 1u, sizeof *h->rec_rst);
+  }
+  if (h->comps == NULL || h->st == NULL ||
+      (opts->restart_limit > 0 && (h->rst == NULL || h->rec_rst == NULL))) {
     h_free(h);
     return BW_ENOMEM;
   }
@@ -538,13 +555,18 @@ int bw_health_destroy(bw_health_t *h) {
   }
   /* the helpers: one inside a blocking check exits when it returns, and
    * reads the handle until then */
-  for (uint32_t i = 0; i <= h->cap; i++) {
-    bw_pid_t hp = i < h->cap ? h->st[i].helper : h->recovery_helper;
+  for (uint32_t i = 0; i <= h->cap + 1u; i++) {
+    /* acquire (recorder): pairs with hm_init's release store */
+    bw_pid_t hp = i < h->cap ? h->st[i].helper
+                  : i == h->cap ? h->recovery_helper
+                                : bw__ld64_acq(&h->recorder);
     if (hp == BW_PID_NONE)
       continue;
     (void)bw_exit(h->rt, hp, BW_REASON_SHUTDOWN, 0, "health monitor destroyed");
     if (wait_gone(h->rt, hp) != 0)
       return BW_EWOULDBLOCK;
+    if (i == h->cap + 1u)
+      (void)bw_event_unsubscribe(h->rt, hp); /* BW_ENOTFOUND after its terminate */
   }
   h_free(h);
   return 0;
@@ -632,7 +654,23 @@ int bw_health_flush(bw_health_t *h, uint64_t timeout_ms) {
   if (pid == BW_PID_NONE)
     return BW_ENOPROC;
   bw_reply_t r;
-  int rc = bw_call(h->rt, pid, HM_FLUSH, NULL, 0, timeout_ms, &r);
+  /* The recorder first: once it has answered, every event published
+   * before this call has been forwarded to the monitor, ahead of the
+   * monitor's flush below (the forward was queued before the reply that
+   * we wait for). A recorder that is gone has nothing left to forward.
+   * acquire: pairs with hm_init's release store */
+  bw_pid_t rec = bw__ld64_acq(&h->recorder);
+  int rc = 0;
+  if (rec != BW_PID_NONE) {
+    rc = bw_call(h->rt, rec, HM_FLUSH, NULL, 0, timeout_ms, &r);
+    if (r.ptr != NULL && r.dtor != NULL)
+      r.dtor(r.ptr);
+    if (rc == BW_ENOPROC)
+      rc = 0;
+    if (rc != 0)
+      return rc;
+  }
+  rc = bw_call(h->rt, pid, HM_FLUSH, NULL, 0, timeout_ms, &r);
   if (r.ptr != NULL && r.dtor != NULL)
     r.dtor(r.ptr);
   return rc;
@@ -1044,9 +1082,13 @@ static uint32_t find_builtin(const bw_health_t *h, int kind) {
   return UINT32_MAX;
 }
 
-static void on_event(hm_actor_t *a, const bw_event_t *ev) {
+/* A bus event: live (counted in events) or replayed by the recorder to a
+ * new incarnation (the restart ring is rebuilt from the replay, with the
+ * events' own times, so the window is judged as if nobody had restarted). */
+static void on_event(hm_actor_t *a, const bw_event_t *ev, bool live) {
   bw_health_t *h = a->h;
-  inc(&h->m.events);
+  if (live)
+    inc(&h->m.events);
   uint64_t t = ev->time_ns / 1000000ull, now = bw_now_ms(h->rt);
   uint32_t i;
   char why[BW_HEALTH_REASON_MAX];
@@ -1062,15 +1104,17 @@ static void on_event(hm_actor_t *a, const bw_event_t *ev) {
     eval_restarts(a, i, now);
     break;
   case BW_EV_SUP_ESCALATED:
-    if ((i = find_builtin(h, BW_HEALTH_KIND_ESCALATIONS)) == UINT32_MAX)
-      return;
+    if ((i = find_builtin(h, BW_HEALTH_KIND_ESCALATIONS)) == UINT32_MAX ||
+        t + h->cfg.escalation_hold_ms <= now)
+      return; /* (a replayed one whose hold is over says nothing now) */
     h->st[i].until_ms = t + h->cfg.escalation_hold_ms;
     fmt_text(why, sizeof why, "supervisor %.31s escalated", ev->source_name);
     set_status(a, i, BW_HEALTH_UNHEALTHY, why);
     expire_hold(a, i, now);
     break;
   case BW_EV_WATCHDOG_HUNG:
-    if ((i = find_builtin(h, BW_HEALTH_KIND_WATCHDOG)) == UINT32_MAX)
+    if ((i = find_builtin(h, BW_HEALTH_KIND_WATCHDOG)) == UINT32_MAX ||
+        t + h->cfg.hang_hold_ms <= now)
       return;
     h->st[i].until_ms = t + h->cfg.hang_hold_ms;
     if (ev->subject_id[0] != '\0')
@@ -1259,11 +1303,145 @@ static void spawn_helper(hm_actor_t *a, bw_pid_t *slot) {
   *slot = pid;
 }
 
-/* --- the behaviour ------------------------------------------------------------------------------ */
+/* --- the event recorder ---------------------------------------------------------------------- */
 
-#define EVENT_MASK                                                                          \
-  (BW_EV_MASK(BW_EV_CHILD_RESTARTED) | BW_EV_MASK(BW_EV_SUP_ESCALATED) |                      \
-   BW_EV_MASK(BW_EV_WATCHDOG_HUNG) | BW_EV_MASK(BW_EV_BREAKER_STATE))
+/*
+ * The built-ins judge from bus events, and an event sent to a monitor
+ * that is down is lost: a monitor placed after its siblings in a
+ * rest_for_one (or anywhere in a one_for_all) is stopped before they are
+ * restarted and started after, so it never saw their restarts, and a
+ * storm of them passed for calm. The recorder is an actor of the handle
+ * (like the helpers: not linked to the monitor, not in the tree, stopped
+ * by bw_health_destroy), and the only subscriber to those events. It keeps
+ * the last restart_limit + 1 restarts, the last escalation and the last
+ * hang report in the handle, and forwards each event to the monitor that
+ * attached last. A new incarnation attaches (HM_ATTACH); the recorder
+ * replays what it keeps, then forwards: one actor handles both in order,
+ * so no event is lost or seen twice. Rejected: a history the monitor
+ * derives from supervisors (it does not know them, and they keep counts,
+ * not times), and a ring the recorder writes while the monitor reads (a
+ * second writer to the monitor's state, and a lock or a seqlock for the
+ * texts).
+ */
+typedef struct recorder {
+  bw_health_t *h;
+  bw_pid_t target; /* the monitor that attached last, while it lives */
+} recorder_t;
+
+static int rec_init(bw_ctx_t *ctx, void *state, void *arg) {
+  (void)ctx;
+  ((recorder_t *)state)->h = arg;
+  return 0;
+}
+
+static void rec_forward(bw_ctx_t *ctx, recorder_t *r, uint32_t type, const bw_event_t *ev) {
+  if (r->target == BW_PID_NONE)
+    return;
+  /* a monitor gone meanwhile: its successor attaches and gets the replay */
+  if (bw_send(bw_ctx_runtime(ctx), r->target, type, ev, sizeof *ev) == BW_ENOPROC)
+    r->target = BW_PID_NONE;
+}
+
+static void rec_keep(bw_health_t *h, const bw_event_t *ev) {
+  switch (ev->type) {
+  case BW_EV_CHILD_RESTARTED:
+    if (h->rec_rst == NULL)
+      return;
+    h->rec_rst[h->rec_rst_pos] = *ev;
+    h->rec_rst_pos = (h->rec_rst_pos + 1) % (h->cfg.restart_limit + 1u);
+    if (h->rec_rst_n < h->cfg.restart_limit + 1u)
+      h->rec_rst_n++;
+    break;
+  case BW_EV_SUP_ESCALATED:
+    h->rec_esc = *ev;
+    break;
+  case BW_EV_WATCHDOG_HUNG:
+    h->rec_hang = *ev;
+    break;
+  default:
+    break;
+  }
+}
+
+static int rec_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
+  recorder_t *r = state;
+  bw_health_t *h = r->h;
+  if (msg->type == BW_MSG_EVENT && msg->len == sizeof(bw_event_t)) {
+    bw_event_t ev;
+    memcpy(&ev, msg->data, sizeof ev);
+    rec_keep(h, &ev);
+    rec_forward(ctx, r, HM_EVENT, &ev);
+  } else if (msg->type == HM_ATTACH && msg->len == sizeof(bw_pid_t)) {
+    memcpy(&r->target, msg->data, sizeof r->target);
+    /* oldest first, so the monitor's ring ends as ours */
+    uint32_t size = h->cfg.restart_limit + 1u;
+    for (uint32_t k = 0; k < h->rec_rst_n; k++)
+      rec_forward(ctx, r, HM_REPLAY, &h->rec_rst[(h->rec_rst_pos + size - h->rec_rst_n + k) % size]);
+    if (h->rec_esc.type != 0)
+      rec_forward(ctx, r, HM_REPLAY, &h->rec_esc);
+    if (h->rec_hang.type != 0)
+      rec_forward(ctx, r, HM_REPLAY, &h->rec_hang);
+  } else if (msg->flags & BW_MSGF_REQUEST) {
+    /* HM_FLUSH (see bw_health_flush), or anything: never leave a caller waiting */
+    bw_reply(ctx, msg, msg->type == HM_FLUSH ? 0 : BW_EINVAL, HM_FLUSH, NULL, 0);
+  }
+  return BW_CONTINUE;
+}
+
+/* The bus drops a dead subscriber only when it next publishes to it, and
+ * holds 32: leave at once (bw_health_destroy also unsubscribes it, for a
+ * recorder that was killed). */
+static void rec_terminate(bw_ctx_t *ctx, void *state, const bw_reason_t *reason) {
+  (void)state;
+  (void)reason;
+  (void)bw_event_unsubscribe(bw_ctx_runtime(ctx), bw_self(ctx));
+}
+
+static const bw_behaviour_t recorder_behaviour = {
+    .name = "bw.health.recorder",
+    .state_size = sizeof(recorder_t),
+    .init = rec_init,
+    .handle = rec_handle,
+    .terminate = rec_terminate,
+};
+
+/* The events the recorder keeps (those of the built-ins watched), and the
+ * breakers' transitions, which it only forwards: the monitor takes one
+ * of the bus's 32 subscriber places, not two. */
+static uint64_t recorded_mask(const bw_health_t *h) {
+  uint64_t m = BW_EV_MASK(BW_EV_BREAKER_STATE);
+  if (h->cfg.restart_limit > 0)
+    m |= BW_EV_MASK(BW_EV_CHILD_RESTARTED);
+  if (h->cfg.escalation_hold_ms > 0)
+    m |= BW_EV_MASK(BW_EV_SUP_ESCALATED);
+  if (h->cfg.hang_hold_ms > 0)
+    m |= BW_EV_MASK(BW_EV_WATCHDOG_HUNG);
+  return m;
+}
+
+/* In hm_init: finds or spawns the recorder and attaches to it. Returns the
+ * events the monitor must subscribe to itself: none, or all of them when
+ * no recorder could be had (then as before: events while the monitor is
+ * down are lost). */
+static uint64_t rec_attach(hm_actor_t *a) {
+  bw_health_t *h = a->h;
+  uint64_t mask = recorded_mask(h);
+  /* relaxed: only incarnations of the monitor write it, one after another */
+  bw_pid_t rec = bw__ld64_rlx(&h->recorder);
+  if (rec == BW_PID_NONE || !bw_is_alive(h->rt, rec)) {
+    if (bw_spawn(h->rt, &recorder_behaviour, h, NULL, &rec) != 0)
+      rec = BW_PID_NONE;
+    /* release: pairs with bw_health_flush's and destroy's acquire */
+    bw__st64_rel(&h->recorder, rec);
+  }
+  bw_pid_t self = bw_self(a->ctx);
+  if (rec == BW_PID_NONE || bw_event_subscribe(h->rt, rec, mask) != 0 ||
+      bw_send(h->rt, rec, HM_ATTACH, &self, sizeof self) != 0)
+    return mask;
+  return 0;
+}
+
+/* --- the behaviour ------------------------------------------------------------------------------ */
 
 static int hm_init(bw_ctx_t *ctx, void *state, void *arg) {
   hm_actor_t *a = state;
@@ -1279,17 +1457,22 @@ static int hm_init(bw_ctx_t *ctx, void *state, void *arg) {
   if (h->tick_timer != 0)
     (void)bw_timer_cancel(h->rt, h->tick_timer);
   h->tick_timer = 0;
-  /* statuses start afresh; components, subscribers, counters and the
-   * restart history stay */
+  /* statuses start afresh (the restart ring too: the recorder's replay
+   * rebuilds it); components, subscribers and counters stay */
   h->seen = 0;
+  h->rst_n = 0;
+  h->rst_pos = 0;
+  h->rst_last[0] = '\0';
   h->running = true;
   h->agg = BW_HEALTH_HEALTHY;
   h->agg_since = bw_now_ms(h->rt);
   pick_up(a);
   int rc = bw_send_interval(h->rt, bw_self(ctx), h->cfg.period_ms, HM_TICK, NULL, 0,
                             &h->tick_timer);
-  if (rc == 0)
-    rc = bw_event_subscribe(h->rt, bw_self(ctx), EVENT_MASK);
+  /* the events come through the recorder; without one, to us directly */
+  uint64_t own = rc == 0 ? rec_attach(a) : 0;
+  if (own != 0)
+    rc = bw_event_subscribe(h->rt, bw_self(ctx), own);
   if (rc == 0)
     rc = bw_send(h->rt, bw_self(ctx), HM_TICK, NULL, 0); /* the first round at once */
   if (rc != 0) {
@@ -1316,7 +1499,11 @@ static int hm_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
   } else if (msg->type == BW_MSG_EVENT && msg->len == sizeof(bw_event_t)) {
     bw_event_t ev;
     memcpy(&ev, msg->data, sizeof ev);
-    on_event(a, &ev);
+    on_event(a, &ev, true);
+  } else if ((msg->type == HM_EVENT || msg->type == HM_REPLAY) && msg->len == sizeof(bw_event_t)) {
+    bw_event_t ev;
+    memcpy(&ev, msg->data, sizeof ev);
+    on_event(a, &ev, msg->type == HM_EVENT);
   } else {
     switch (msg->type) {
     case HM_TICK:

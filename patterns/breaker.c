@@ -226,9 +226,11 @@ struct bw_breaker {
   char target_name[BR_TARGET_NAME_MAX];
 };
 
-/* The actor's protocol (BW_MSG_BREAKER_BASE range). */
+/* The actor's protocol: the internal half of the BW_MSG_BREAKER_BASE block
+ * (bulwark/message.h), so that a dead letter of one (a timer or a report
+ * to an actor that restarted meanwhile) is marked internal. */
 enum {
-  BR_MSG_WAKE = BW_MSG_BREAKER_BASE + 1, /* the journal has records */
+  BR_MSG_WAKE = BW_MSG_BREAKER_BASE + BW_MSG_BLOCK_INTERNAL + 1, /* the journal has records */
   BR_MSG_REPORT,                         /* fallback report: uint64_t record */
   BR_MSG_REJECTED,                       /* guard rejections to publish */
   BR_MSG_CTL,                            /* uint32_t: the state to enter */
@@ -313,6 +315,7 @@ void bw_breaker_opts_init(bw_breaker_opts_t *o) {
   o->slow_rate_pct = 100.0;
   o->success_threshold = 3;
   o->half_open_permits = 3;
+  o->half_open_max_ms = BW_BREAKER_HALF_OPEN_MAX_MS;
   o->open_ms = 60000;
   o->open_multiplier = 1;
   o->call_timeout_ms = 10000;

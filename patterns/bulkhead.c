@@ -101,7 +101,9 @@ static int w_init(bw_ctx_t *ctx, void *state, void *arg) {
 
 static void w_done(bw_ctx_t *ctx, wstate *w) {
   done_note d = {w->slot, 0};
-  /* fails only when the pool is gone (then so are we, soon) */
+  /* fails only when the pool is gone (then so are we, soon): a dead letter
+   * that subscribers see marked internal (the type ranges are in
+   * bulwark/message.h) */
   (void)bw_send(bw_ctx_runtime(ctx), w->pool, W_DONE, &d, sizeof d);
 }
 
@@ -895,11 +897,19 @@ static void pool_terminate(bw_ctx_t *ctx, void *state, const bw_reason_t *reason
   pool_free(p);
 }
 
+/* After a kill, which skips terminate: the pool's arrays (pool_free is
+ * idempotent; after terminate there is nothing left). Its workers get the
+ * kill's exit signal through their links, and its timers fire at a dead
+ * pid: dead letters marked internal. Found by test_dead_letter's
+ * test_internal_marked under LeakSanitizer. */
+static void pool_cleanup(void *state) { pool_free(state); }
+
 const bw_behaviour_t bw_bulkhead_behaviour = {.name = "bulkhead",
                                               .state_size = sizeof(pool_t),
                                               .init = pool_init,
                                               .handle = pool_handle,
-                                              .terminate = pool_terminate};
+                                              .terminate = pool_terminate,
+                                              .cleanup = pool_cleanup};
 
 /* ===== The API ============================================================== */
 

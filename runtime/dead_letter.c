@@ -3,21 +3,37 @@
  * counted by reason, offered to subscribers as a BW_MSG_DEAD_LETTER (a
  * summary: reason, to, from, type, length; not the payload), and freed
  * (running a moved payload's destructor). Notifications that are
- * themselves undeliverable are counted but not notified again.
+ * themselves undeliverable are counted but not notified again. The
+ * library's internal messages are dead letters like any other, marked
+ * (see the type ranges in bulwark/message.h).
  */
 #include <string.h>
 
 #include "runtime/internal.h"
 
+bool bw_msg_type_is_internal(uint32_t type) {
+  if (type >= BW_MSG_SYSTEM_BASE)
+    return true;
+  if (type < BW_MSG_PATTERN_BASE)
+    return false;
+  if (type >= BW_MSG_NODE_BASE && type < BW_MSG_NODE_BASE + BW_MSG_BLOCK_SIZE)
+    return true;
+  return (type & (BW_MSG_BLOCK_SIZE - 1u)) >= BW_MSG_BLOCK_INTERNAL;
+}
+
 void bw__dead_letter(bw__runtime *rt, bw__msg *m, int reason) {
+  bool internal = bw_msg_type_is_internal(m->pub.type);
   bw__faa64(&rt->dead[reason], 1);
+  if (internal)
+    bw__faa64(&rt->dead_internal, 1);
   if (!(m->pub.flags & BW__MF_NO_NOTIFY) && bw__ld32_rlx(&rt->ndl_subs) != 0) {
     bw_dead_letter_t dl = {.reason = reason,
                            .type = m->pub.type,
                            .to = m->to,
                            .from = m->pub.from,
                            .len = m->pub.len,
-                           .flags = m->pub.flags & (BW_MSGF_REQUEST | BW_MSGF_REPLY | BW_MSGF_MOVED)};
+                           .flags = m->pub.flags & (BW_MSGF_REQUEST | BW_MSGF_REPLY | BW_MSGF_MOVED),
+                           .internal = internal ? 1u : 0u};
     bw_pid_t subs[16];
     uint32_t n;
     pthread_rwlock_rdlock(&rt->dl_lock);

@@ -483,6 +483,7 @@ struct bw_runtime {
 
   /* stats (rare paths: atomic adds) */
   uint64_t dead[BW_DL__COUNT];
+  uint64_t dead_internal; /* of those, the library's internal types */
   uint64_t rejected, spawned, exited, crashed;
 
   /* registry */

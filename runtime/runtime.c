@@ -237,6 +237,7 @@ int bw_runtime_stats(const bw_runtime_t *rt, bw_runtime_stats_t *out) {
     out->dead_by_reason[i] = bw__ld64_rlx(&rt->dead[i]);
     out->dead_letters += out->dead_by_reason[i];
   }
+  out->dead_internal = bw__ld64_rlx(&rt->dead_internal);
   out->rejected = bw__ld64_rlx(&rt->rejected);
   out->forwarded = bw__ld64_rlx(&rt->forwarded);
   out->spawned = bw__ld64_rlx(&rt->spawned);

@@ -84,8 +84,9 @@ typedef int (*bw_breaker_classify_fn)(int status, void *arg);
 
 /* Message type of a proxy's BW_ECIRCUIT_OPEN reply; its payload is a
  * uint64_t: ms until the breaker next lets a call try (UINT64_MAX when
- * forced open). */
-#define BW_BREAKER_MSG_OPEN (BW_MSG_BREAKER_BASE + 0x80u)
+ * forced open). Types from BW_MSG_BREAKER_BASE + 0x80 are the breaker's
+ * internal ones (bulwark/message.h). */
+#define BW_BREAKER_MSG_OPEN (BW_MSG_BREAKER_BASE + 0x00u)
 
 typedef struct bw_breaker_opts {
   /* For events and metrics (copied; < 32 bytes). NULL = "breaker". */
@@ -115,8 +116,14 @@ typedef struct bw_breaker_opts {
   /* Half-open: half_open_permits calls may try (never more, whatever the
    * concurrency); success_threshold successes close the breaker, any
    * failure reopens it. permits >= success_threshold >= 1. Default 3 and 3.
-   * half_open_max_ms: reopen if still half-open after this long (0 = wait
-   * forever for the permitted calls to report). */
+   * half_open_max_ms: the longest a half-open may last. When it passes
+   * before the permitted calls have settled it (no traffic, or calls that
+   * never report), the breaker goes back to open, as resilience4j's
+   * maxWaitDurationInHalfOpenState does: a new open wait (counted as a
+   * consecutive open for open_multiplier), then a new half-open with fresh
+   * permits. Without it a breaker left half-open with no traffic stayed so
+   * for good. Default BW_BREAKER_HALF_OPEN_MAX_MS (60 s); 0 = wait forever
+   * for the permitted calls to report. */
   uint32_t success_threshold;
   uint32_t half_open_permits;
   uint64_t half_open_max_ms;
@@ -170,6 +177,7 @@ typedef struct bw_breaker_opts {
 } bw_breaker_opts_t;
 
 #define BW_BREAKER_REPORT_FLUSH_MS 10u
+#define BW_BREAKER_HALF_OPEN_MAX_MS 60000u /* bw_breaker_opts_init's half_open_max_ms */
 
 /* Fills opts with the defaults above. */
 void bw_breaker_opts_init(bw_breaker_opts_t *opts);

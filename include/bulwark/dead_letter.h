@@ -5,6 +5,7 @@
 #ifndef BULWARK_DEAD_LETTER_H
 #define BULWARK_DEAD_LETTER_H
 
+#include "bulwark/message.h"
 #include "bulwark/runtime.h"
 
 #ifdef __cplusplus
@@ -19,10 +20,18 @@ typedef struct bw_dead_letter {
   bw_pid_t from;    /* its sender */
   uint32_t len;     /* its payload length */
   uint32_t flags;   /* its BW_MSGF_* flags */
+  /* 1: one of the library's own messages (bw_msg_type_is_internal(type):
+   * a pattern's internal type or a runtime one), not one of yours nor a
+   * pattern's public protocol; 0 otherwise. */
+  uint32_t internal;
+  uint32_t _pad;
 } bw_dead_letter_t;
 
 /* Each dead letter from now on is also sent to pid as a BW_MSG_DEAD_LETTER
- * (not for dead letters of those notifications themselves). At most 16
+ * (not for dead letters of those notifications themselves), the library's
+ * internal ones included, marked (internal = 1; the ranges are in
+ * bulwark/message.h). BW_EV_DEAD_LETTER events carry the type in b: test it
+ * with bw_msg_type_is_internal. At most 16
  * subscribers. Returns 0, BW_EINVAL, BW_ENOPROC, BW_ELIMIT, BW_ESHUTDOWN. */
 int bw_dead_letter_subscribe(bw_runtime_t *rt, bw_pid_t pid);
 

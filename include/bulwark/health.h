@@ -220,7 +220,10 @@ typedef struct bw_health_opts {
   uint32_t max_components; /* registrable components, 1 .. BW_HEALTH_MAX_COMPONENTS; default 32 */
   /* Restart storms: more than restart_limit BW_EV_CHILD_RESTARTED within
    * restart_window_ms = degraded. restart_limit 0 = not watched; at most
-   * 1000. Defaults 5 in 60000 ms. */
+   * 1000. Defaults 5 in 60000 ms. These events, escalations and hang
+   * reports are kept by a recorder actor of the handle, so a monitor
+   * restarted with its siblings still sees theirs (and counts its own);
+   * see "Placement in a tree" in observe/HEALTH.md. */
   uint32_t restart_limit;
   uint64_t restart_window_ms;
   /* BW_EV_SUP_ESCALATED = unhealthy for this long. 0 = not watched.
@@ -296,8 +299,9 @@ int bw_health_unsubscribe(bw_health_t *h, bw_pid_t pid);
 int bw_health_check_now(bw_health_t *h);
 
 /* From a thread that is not a scheduler thread: waits until the monitor has
- * handled everything sent to it before this call. Answers to checks sent
- * meanwhile may still be on their way. Returns 0 and bw_call's codes. */
+ * handled everything sent to it, and every bus event published, before this
+ * call. Answers to checks sent meanwhile may still be on their way.
+ * Returns 0 and bw_call's codes. */
 int bw_health_flush(bw_health_t *h, uint64_t timeout_ms);
 
 /* --- Reading (any thread, lock-free) ------------------------------------------- */

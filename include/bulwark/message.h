@@ -16,6 +16,42 @@ extern "C" {
 #endif
 
 /*
+ * Message type ranges, all in one place (the bases are in types.h):
+ *
+ *   [0, BW_MSG_PATTERN_BASE)     yours: any protocol of your own.
+ *   [BW_MSG_PATTERN_BASE, BW_MSG_SYSTEM_BASE)
+ *                                the library's actors, in blocks of
+ *                                BW_MSG_BLOCK_SIZE types (breaker, bulkhead,
+ *                                retry, rate limiter, policy, health,
+ *                                metrics: BW_MSG_BREAKER_BASE ...):
+ *       block + 0x00 .. 0x7F     public: the requests you send, the replies
+ *                                and notifications you receive
+ *                                (BW_BULKHEAD_RUN, BW_BREAKER_MSG_OPEN,
+ *                                BW_HEALTH_MSG_SIGNAL, ...).
+ *       block + 0x80 .. 0xFF     internal: between the library's own actors
+ *                                and their timers (a bulkhead worker's
+ *                                "done" note to its pool, a monitor's tick).
+ *       BW_MSG_NODE_BASE block   internal throughout (node/ actors).
+ *   [BW_MSG_SYSTEM_BASE, 2^32)   the runtime's (BW_MSG_EXIT, BW_MSG_DOWN, the
+ *                                timeouts, BW_MSG_DEAD_LETTER, BW_MSG_EVENT,
+ *                                BW_MSG_HUNG): internal too.
+ *
+ * "Internal" means: not a type of yours, nor a pattern's public protocol.
+ * Such messages still become dead letters when they cannot be delivered
+ * (the invariant sent = handled + dead-lettered + queued counts them), for
+ * example a worker's note to a pool that restarted meanwhile; the dead
+ * letter record says so (bw_dead_letter_t.internal) and bw_runtime_stats
+ * counts them apart (dead_internal), so a subscriber that watches its own
+ * traffic can tell them from its messages.
+ */
+#define BW_MSG_BLOCK_SIZE 0x100u
+#define BW_MSG_BLOCK_INTERNAL 0x80u /* offset in a block where internal types begin */
+#define BW_MSG_NODE_BASE (BW_MSG_PATTERN_BASE + 0x0800u)
+
+/* True if type is one of the library's internal types (see above). */
+bool bw_msg_type_is_internal(uint32_t type);
+
+/*
  * Sends a copy of len bytes (at most BW_MSG_INLINE_MAX) to pid.
  * Lock-free; no allocation in steady state.
  * Returns 0; BW_EINVAL (NULL rt, NULL data with len > 0, reserved type);

@@ -111,6 +111,7 @@ typedef struct bw_runtime_stats {
   uint64_t handled;       /* user messages passed to a handler */
   uint64_t dead_letters;  /* sum of by_reason */
   uint64_t dead_by_reason[BW_DL__COUNT];
+  uint64_t dead_internal; /* of dead_letters, the library's internal types (bulwark/message.h) */
   uint64_t rejected;      /* sends refused with BW_EFULL (reject policy) */
   uint64_t spawned;       /* actors whose init succeeded */
   uint64_t exited;        /* actors that exited after a successful init */

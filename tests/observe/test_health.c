@@ -392,6 +392,70 @@ static void test_breaker_signals(void **state) {
   bw_runtime_destroy(rt);
 }
 
+/* A breaker left half-open with no traffic goes back to open after its
+ * default maximum wait, and the monitor follows it: the component reads
+ * open_status again (it stayed half_open_status for good before), and
+ * healthy once traffic closes the breaker. */
+static void test_breaker_idle_half_open(void **state) {
+  (void)state;
+  bw_runtime_t *rt = bwt_runtime(2, true);
+  bw_breaker_opts_t bo;
+  bw_breaker_opts_init(&bo); /* half_open_max_ms: the default */
+  bo.name = "idle";
+  bo.window = BW_BREAKER_WINDOW_NONE;
+  bo.failure_threshold = 1;
+  bo.open_ms = 1000;
+  bo.success_threshold = 1;
+  bo.half_open_permits = 1;
+  bw_breaker_t *br = NULL;
+  assert_int_equal(bw_breaker_create(rt, &bo, &br), 0);
+  bw_health_opts_t o = quiet_opts();
+  bw_health_t *h = NULL;
+  assert_int_equal(bw_health_new(rt, &o, &h), 0);
+  bw_health_component_t c;
+  bw_health_component_init(&c, BW_HEALTH_KIND_BREAKER, "idle");
+  c.breaker = br;
+  c.open_status = BW_HEALTH_UNHEALTHY; /* so that open and half-open differ */
+  c.half_open_status = BW_HEALTH_DEGRADED;
+  assert_int_equal(bw_health_add(h, &c), 0);
+  assert_int_equal(bw_health_start(h), 0);
+  FLUSH(h);
+  assert_int_equal(comp_status(h, "idle"), BW_HEALTH_HEALTHY);
+
+  bw_breaker_permit_t p;
+  assert_int_equal(bw_breaker_acquire(br, &p), 0);
+  assert_int_equal(bw_breaker_report(br, &p, BW_ETIMEDOUT), 0);
+  assert_int_equal(bw_breaker_flush(br, 0), 0);
+  BWT_POLL(comp_status(h, "idle") == BW_HEALTH_UNHEALTHY);
+  assert_true(comp_reason_is(h, "idle", "open"));
+  assert_int_equal(bw_clock_advance(rt, 1000), 0);
+  assert_int_equal(bw_breaker_flush(br, 0), 0);
+  assert_int_equal(bw_breaker_state(br), BW_BREAKER_HALF_OPEN);
+  BWT_POLL(comp_status(h, "idle") == BW_HEALTH_DEGRADED);
+  assert_true(comp_reason_is(h, "idle", "half_open"));
+  /* nobody calls: at the maximum wait it is open again, and so reads */
+  assert_int_equal(bw_clock_advance(rt, BW_BREAKER_HALF_OPEN_MAX_MS), 0);
+  assert_int_equal(bw_breaker_flush(br, 0), 0);
+  assert_int_equal(bw_breaker_state(br), BW_BREAKER_OPEN);
+  BWT_POLL(comp_status(h, "idle") == BW_HEALTH_UNHEALTHY);
+  assert_true(comp_reason_is(h, "idle", "open"));
+  BWT_POLL(bw_health_status(h) == BW_HEALTH_UNHEALTHY);
+  /* the next half-open gets a call that succeeds: closed, healthy */
+  assert_int_equal(bw_clock_advance(rt, 1000), 0);
+  assert_int_equal(bw_breaker_flush(br, 0), 0);
+  assert_int_equal(bw_breaker_state(br), BW_BREAKER_HALF_OPEN);
+  assert_int_equal(bw_breaker_acquire(br, &p), 0);
+  assert_int_equal(bw_breaker_report(br, &p, 0), 0);
+  assert_int_equal(bw_breaker_flush(br, 0), 0);
+  assert_int_equal(bw_breaker_state(br), BW_BREAKER_CLOSED);
+  BWT_POLL(comp_status(h, "idle") == BW_HEALTH_HEALTHY);
+  BWT_POLL(bw_health_status(h) == BW_HEALTH_HEALTHY);
+  assert_int_equal(bw_health_destroy(h), 0);
+  bw_runtime_stop(rt);
+  assert_int_equal(bw_breaker_destroy(br), 0);
+  bw_runtime_destroy(rt);
+}
+
 /* events as supervisors and the watchdog publish them */
 static void publish(bw_runtime_t *rt, int type, const char *sup, const char *child, int64_t a) {
   bw_event_t ev;
@@ -501,6 +565,72 @@ static void test_real_restart_storm(void **state) {
   assert_int_equal(bw_sup_stop(rt, sup), 0);
   assert_int_equal(bw_health_destroy(h), 0);
   bw_runtime_destroy(rt);
+}
+
+/*
+ * Placement: a monitor in a rest_for_one tree. Placed after a crashing
+ * sibling it is stopped before the sibling restarts and started after, so
+ * it used to miss the sibling's restart events (and judged 2 restarts, its
+ * own, where there were 4: 0 storms for 2 crashes). Its recorder keeps
+ * them for it. Placed first it sees the sibling's restarts only.
+ */
+static bw_child_spec_t place_kids[2];
+static bw_sup_spec_t place_sup = {
+    .name = "root", .strategy = BW_REST_FOR_ONE, .intensity = 100, .period_ms = 60000,
+    .children = place_kids, .nchildren = 2};
+
+static void crash_child(bw_runtime_t *rt, bw_pid_t sup, bw_health_t *h) {
+  bw_pid_t child;
+  assert_int_equal(bw_sup_child_pid(rt, sup, "a", &child), 0);
+  assert_int_equal(bw_send(rt, child, MSG_CRASH, NULL, 0), 0);
+  BWT_AWAIT_DEAD(rt, child);
+  /* the restart is over when both run again */
+  bw_pid_t again = BW_PID_NONE;
+  BWT_POLL(bw_sup_child_pid(rt, sup, "a", &again) == 0 && again != child &&
+           again != BW_PID_NONE && bw_health_pid(h) != BW_PID_NONE);
+}
+
+static void run_placement(bool monitor_last, uint32_t limit, const char *expect) {
+  bw_runtime_t *rt = bwt_runtime(2, true);
+  bw_health_opts_t o = quiet_opts();
+  o.restart_limit = limit;
+  o.restart_window_ms = 60000;
+  bw_health_t *h = NULL;
+  assert_int_equal(bw_health_new(rt, &o, &h), 0);
+  bw_child_spec_t crasher = {.id = "a", .behaviour = &crasher_beh};
+  bw_child_spec_t mon;
+  assert_int_equal(bw_health_child_spec(h, "health", &mon), 0);
+  place_kids[0] = monitor_last ? crasher : mon;
+  place_kids[1] = monitor_last ? mon : crasher;
+  bw_pid_t sup;
+  assert_int_equal(bw_supervisor_start(rt, &place_sup, &sup, NULL), 0);
+  FLUSH(h);
+  assert_int_equal(comp_status(h, "restarts"), BW_HEALTH_HEALTHY);
+  bw_pid_t first = bw_health_pid(h);
+  crash_child(rt, sup, h);
+  crash_child(rt, sup, h);
+  /* placed last, the monitor was restarted with its sibling; first, not */
+  if (monitor_last)
+    assert_int_not_equal(bw_health_pid(h), first);
+  else
+    assert_int_equal(bw_health_pid(h), first);
+  BWT_POLL(comp_reason_is(h, "restarts", expect));
+  assert_int_equal(comp_status(h, "restarts"), BW_HEALTH_DEGRADED);
+  assert_int_equal(bw_health_status(h), BW_HEALTH_DEGRADED);
+  assert_int_equal(bw_sup_stop(rt, sup), 0);
+  assert_int_equal(bw_health_destroy(h), 0);
+  bw_runtime_destroy(rt);
+}
+
+static void test_placement_rest_for_one_last(void **state) {
+  (void)state;
+  /* 2 crashes: a and the monitor restarted twice each */
+  run_placement(true, 3, "4 restarts in 60000 ms, last root/health");
+}
+
+static void test_placement_rest_for_one_first(void **state) {
+  (void)state;
+  run_placement(false, 1, "2 restarts in 60000 ms, last root/a");
 }
 
 /* a pool whose only worker blocks at the gate */
@@ -1020,8 +1150,11 @@ int main(void) {
       cmocka_unit_test(test_actor_component),
       cmocka_unit_test(test_check_function),
       cmocka_unit_test(test_breaker_signals),
+      cmocka_unit_test(test_breaker_idle_half_open),
       cmocka_unit_test(test_restarts_escalation_watchdog),
       cmocka_unit_test(test_real_restart_storm),
+      cmocka_unit_test(test_placement_rest_for_one_last),
+      cmocka_unit_test(test_placement_rest_for_one_first),
       cmocka_unit_test(test_bulkhead_component),
       cmocka_unit_test(test_recovery_call),
       cmocka_unit_test(test_recovery_restart),

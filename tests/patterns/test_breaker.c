@@ -144,6 +144,7 @@ static void test_defaults(void **state) {
   assert_int_equal(o.window, BW_BREAKER_WINDOW_TIME);
   assert_int_equal(o.window_size, 60);
   assert_int_equal(o.report_flush_ms, BW_BREAKER_REPORT_FLUSH_MS);
+  assert_int_equal(o.half_open_max_ms, BW_BREAKER_HALF_OPEN_MAX_MS);
   assert_int_equal(bw_breaker_opts_validate(&o), 0);
 
   bw_runtime_t *rt = bwt_runtime(2, true);
@@ -582,6 +583,49 @@ static void test_half_open_max_wait(void **state) {
   /* the cancelled max-wait timer of that half-open does not fire later */
   assert_int_equal(bw_clock_advance(rt, 5000), 0);
   expect_state(br, BW_BREAKER_CLOSED);
+  teardown(rt, br);
+}
+
+/* The default maximum wait: a half-open with no traffic at all goes back
+ * to open (it stayed half-open for good when the default was 0), then
+ * half-open again after the open wait, and closes on traffic. */
+static void test_half_open_default_max_wait(void **state) {
+  (void)state;
+  bw_runtime_t *rt = bwt_runtime(2, true);
+  bw_breaker_opts_t o = consecutive_opts(1); /* half_open_max_ms left at its default */
+  bw_breaker_t *br = mk(rt, &o);
+  fail_once(br);
+  assert_int_equal(bw_clock_advance(rt, 1000), 0);
+  expect_state(br, BW_BREAKER_HALF_OPEN);
+  assert_int_equal(bw_clock_advance(rt, BW_BREAKER_HALF_OPEN_MAX_MS - 1), 0);
+  expect_state(br, BW_BREAKER_HALF_OPEN);
+  assert_int_equal(metrics(br).half_open_permits_left, 3); /* nobody came */
+  assert_int_equal(bw_clock_advance(rt, 1), 0);
+  expect_state(br, BW_BREAKER_OPEN);
+  assert_int_equal(metrics(br).opens, 2);
+  assert_int_equal(bw_breaker_retry_after_ms(br), 1000);
+  /* an idle breaker keeps probing: open, half-open, open ... */
+  assert_int_equal(bw_clock_advance(rt, 1000), 0);
+  expect_state(br, BW_BREAKER_HALF_OPEN);
+  assert_int_equal(bw_clock_advance(rt, BW_BREAKER_HALF_OPEN_MAX_MS), 0);
+  expect_state(br, BW_BREAKER_OPEN);
+  assert_int_equal(metrics(br).opens, 3);
+  /* traffic in the next half-open closes it */
+  assert_int_equal(bw_clock_advance(rt, 1000), 0);
+  expect_state(br, BW_BREAKER_HALF_OPEN);
+  calls(br, 0, 2);
+  expect_state(br, BW_BREAKER_CLOSED);
+  teardown(rt, br);
+
+  /* 0: the old behaviour on request, half-open for good */
+  rt = bwt_runtime(2, true);
+  o.half_open_max_ms = 0;
+  br = mk(rt, &o);
+  fail_once(br);
+  assert_int_equal(bw_clock_advance(rt, 1000), 0);
+  expect_state(br, BW_BREAKER_HALF_OPEN);
+  assert_int_equal(bw_clock_advance(rt, 3600 * 1000), 0);
+  expect_state(br, BW_BREAKER_HALF_OPEN);
   teardown(rt, br);
 }
 
@@ -1359,6 +1403,7 @@ int main(void) {
       cmocka_unit_test(test_ignored_outcomes),
       cmocka_unit_test(test_backoff_with_jitter),
       cmocka_unit_test(test_half_open_max_wait),
+      cmocka_unit_test(test_half_open_default_max_wait),
       cmocka_unit_test(test_manual_states),
       cmocka_unit_test(test_half_open_exactly_n_concurrent),
       cmocka_unit_test(test_journal_full_falls_back),

@@ -6,6 +6,10 @@
  */
 #include "support.h"
 
+#include "bulwark/breaker.h"
+#include "bulwark/bulkhead.h"
+#include "bulwark/health.h"
+
 enum { T_DATA = 1, T_GET, T_STOP, T_FWD, T_BLOCK };
 
 #define MAXEV 64
@@ -259,6 +263,135 @@ static void test_undeliverable_notification_not_notified(void **state) {
   bw_runtime_destroy(rt);
 }
 
+/* --- the library's internal messages are marked ------------------------------- */
+
+static void test_type_ranges(void **state) {
+  (void)state;
+  /* yours */
+  assert_false(bw_msg_type_is_internal(0));
+  assert_false(bw_msg_type_is_internal(77));
+  assert_false(bw_msg_type_is_internal(BW_MSG_PATTERN_BASE - 1));
+  /* a pattern's public protocol */
+  assert_false(bw_msg_type_is_internal(BW_BULKHEAD_RUN));
+  assert_false(bw_msg_type_is_internal(BW_BULKHEAD_RESULT));
+  assert_false(bw_msg_type_is_internal(BW_BREAKER_MSG_OPEN));
+  assert_false(bw_msg_type_is_internal(BW_HEALTH_MSG_SIGNAL));
+  assert_false(bw_msg_type_is_internal(BW_MSG_HEALTH_BASE + BW_MSG_BLOCK_INTERNAL - 1));
+  /* a pattern's internal half, the node block, the runtime's */
+  assert_true(bw_msg_type_is_internal(BW_MSG_BULKHEAD_BASE + BW_MSG_BLOCK_INTERNAL));
+  assert_true(bw_msg_type_is_internal(BW_MSG_BREAKER_BASE + 0xFFu));
+  assert_true(bw_msg_type_is_internal(BW_MSG_NODE_BASE));
+  assert_true(bw_msg_type_is_internal(BW_MSG_NODE_BASE + 2));
+  assert_false(bw_msg_type_is_internal(BW_MSG_NODE_BASE + BW_MSG_BLOCK_SIZE));
+  assert_true(bw_msg_type_is_internal(BW_MSG_SYSTEM_BASE));
+  assert_true(bw_msg_type_is_internal(BW_MSG_EVENT));
+  assert_true(bw_msg_type_is_internal(BW_MSG_DEAD_LETTER));
+  assert_true(bw_msg_type_is_internal(UINT32_MAX));
+}
+
+static int blocking_job(bw_ctx_t *ctx, void *res, void *arg) {
+  (void)ctx;
+  (void)res;
+  (void)arg;
+  return bwt_gate_pass(&gate) ? 0 : BW_ETIMEDOUT;
+}
+
+typedef struct job_thread {
+  bw_runtime_t *rt;
+  bw_pid_t pool;
+  int rc;
+} job_thread_t;
+
+static void *run_job(void *p) {
+  job_thread_t *j = p;
+  j->rc = bw_bulkhead_run(j->rt, j->pool, blocking_job, NULL, 0);
+  return NULL;
+}
+
+/* The first dead letter to pool with a type of the bulkhead's internal
+ * half (its worker's "done" note), or -1. */
+static int find_note(bw_pid_t pool) {
+  int n = nevents();
+  for (int i = 0; i < n && i < MAXEV; i++) {
+    dl_ev_t e = event_at(i);
+    if (e.dl.to == pool && e.dl.type >= BW_MSG_BULKHEAD_BASE + BW_MSG_BLOCK_INTERNAL &&
+        e.dl.type < BW_MSG_BULKHEAD_BASE + BW_MSG_BLOCK_SIZE)
+      return i;
+  }
+  return -1;
+}
+
+static const bw_bulkhead_opts_t pool_opts = {
+    .name = "pool", .workers = 1, .dedicated_threads = true};
+static const bw_child_spec_t pool_kids[] = {
+    {.id = "pool", .behaviour = &bw_bulkhead_behaviour, .arg = (void *)&pool_opts},
+};
+static const bw_sup_spec_t pool_sup = {
+    .name = "pools", .strategy = BW_ONE_FOR_ONE, .intensity = 10, .period_ms = 60000,
+    .children = pool_kids, .nchildren = 1};
+
+/* A pool restarted while its worker is inside a job: the worker's "done"
+ * note goes to the old pool, a dead letter marked internal; a user's
+ * message to a dead pid is not marked. */
+static void test_internal_marked(void **state) {
+  (void)state;
+  reset();
+  bwt_gate_init(&gate);
+  bw_runtime_t *rt = bwt_runtime(2, false);
+  bw_pid_t s = spawn_sub(rt, 0);
+  assert_int_equal(bw_dead_letter_subscribe(rt, s), 0);
+  bw_pid_t sup, pool, again = BW_PID_NONE;
+  assert_int_equal(bw_supervisor_start(rt, &pool_sup, &sup, NULL), 0);
+  assert_int_equal(bw_sup_child_pid(rt, sup, "pool", &pool), 0);
+  uint64_t internal_before = bwt_stats(rt).dead_internal;
+
+  job_thread_t j = {rt, pool, 1};
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, run_job, &j), 0);
+  assert_true(bwt_gate_await_waiting(&gate, 1)); /* the worker is in the job */
+  assert_int_equal(bw_exit(rt, pool, BW_REASON_KILL, 0, "test"), 0);
+  BWT_AWAIT_DEAD(rt, pool);
+  BWT_POLL(bw_sup_child_pid(rt, sup, "pool", &again) == 0 && again != pool &&
+           again != BW_PID_NONE);
+  bwt_gate_open(&gate); /* the job returns: its note goes to the old pool */
+  pthread_join(th, NULL);
+  assert_int_equal(j.rc, BW_ENOPROC); /* the pool it asked is gone */
+
+  /* the note: to the old pool, noproc, a bulkhead internal type, marked */
+  int at = -1;
+  BWT_POLL((at = find_note(pool)) >= 0);
+  dl_ev_t note = event_at(at);
+  assert_int_equal(note.dl.reason, BW_DL_NOPROC);
+  assert_int_equal(note.dl.internal, 1);
+  assert_true(note.dl.from != BW_PID_NONE); /* the worker */
+  /* every dead letter is marked exactly as its type says */
+  int n = nevents();
+  for (int i = 0; i < n && i < MAXEV; i++) {
+    dl_ev_t e = event_at(i);
+    assert_int_equal(e.dl.internal, bw_msg_type_is_internal(e.dl.type) ? 1 : 0);
+  }
+  assert_true(bwt_stats(rt).dead_internal > internal_before);
+
+  /* a user message: not marked */
+  bw_pid_t d = dead_pid(rt);
+  uint64_t internal_now = bwt_stats(rt).dead_internal;
+  assert_int_equal(bw_send(rt, d, 77, "x", 1), BW_ENOPROC);
+  BWT_POLL(nevents() > n);
+  bool user_seen = false;
+  for (int i = n; i < nevents() && i < MAXEV; i++) {
+    dl_ev_t e = event_at(i);
+    if (e.dl.to == d && e.dl.type == 77) {
+      assert_int_equal(e.dl.internal, 0);
+      user_seen = true;
+    }
+  }
+  assert_true(user_seen);
+  assert_int_equal(bwt_stats(rt).dead_internal, internal_now);
+  assert_int_equal(bw_sup_stop(rt, sup), 0);
+  bw_runtime_destroy(rt);
+  bwt_gate_destroy(&gate);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_subscriber_gets_noproc),
@@ -266,6 +399,8 @@ int main(void) {
       cmocka_unit_test(test_unsubscribe),
       cmocka_unit_test(test_subscribe_limits_and_errors),
       cmocka_unit_test(test_undeliverable_notification_not_notified),
+      cmocka_unit_test(test_type_ranges),
+      cmocka_unit_test(test_internal_marked),
   };
   return BWT_RUN_SUITE(tests);
 }
