@@ -732,7 +732,7 @@ typedef struct pair_rec {
   bool done;
   int listen_badaddr, listen_inuse, connect_badaddr, connect_port0, accept_conn;
   int write_listener, write_connecting, onio_wrong, write_toobig, getline_long;
-  int notactor_listen, notactor_connect, notactor_accept;
+  size_t peek_full, peek_rest;
 } pair_rec_t;
 
 static pair_rec_t PAIR = {.sync = BWT_SYNC_INIT};
@@ -793,12 +793,23 @@ static int pair_handle(bw_ctx_t *ctx, void *st, const bw_msg_t *msg) {
   if (c == ps->srv && (r & BW_TCP_DATA)) {
     const char *line;
     size_t len;
-    int g = bw_tcp_getline(ctx, c, &line, &len);
-    if (g == 0)
-      return BW_CONTINUE; /* not full yet */
+    const char *data;
+    size_t have = bw_tcp_peek(c, &data);
     bwt_lock(&PAIR.sync);
-    PAIR.getline_long = g;
-    PAIR.done = true;
+    if (PAIR.getline_long == 0) {
+      int g = bw_tcp_getline(ctx, c, &line, &len);
+      if (g != 0) {
+        /* full: reading stopped at read_max, with 36 bytes still unread */
+        PAIR.getline_long = g;
+        PAIR.peek_full = have;
+        /* consuming makes room: input is armed again and the rest comes */
+        bw_tcp_consume(ctx, c, have);
+      }
+    } else {
+      PAIR.peek_rest += have;
+      bw_tcp_consume(ctx, c, have);
+      PAIR.done = PAIR.peek_rest == 36;
+    }
     bwt_unlock_signal(&PAIR.sync);
   }
   return BW_CONTINUE;
@@ -828,6 +839,8 @@ static void test_tcp_errors(void **s) {
   assert_int_equal(PAIR.onio_wrong, BW_EINVAL);
   assert_int_equal(PAIR.write_toobig, BW_EFULL);
   assert_int_equal(PAIR.getline_long, BW_ELIMIT);
+  assert_int_equal(PAIR.peek_full, 64);
+  assert_int_equal(PAIR.peek_rest, 36);
   bwt_unlock(&PAIR.sync);
   assert_true(bw_is_alive(rt, p));
   bw_runtime_destroy(rt);
