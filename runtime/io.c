@@ -332,7 +332,7 @@ int bw__io_watch(bw_ctx_t *ctx, int fd, uint32_t events, uint32_t flags, void *u
   bw__watch *w = slot_alloc(io);
   if (w == NULL)
     return BW_ENOMEM;
-  uint32_t gen = W_GEN(w->word) + 1;
+  uint32_t gen = W_GEN(bw__ld64_acq(&w->word)) + 1;
   if (gen == 0)
     gen = 1;
   uint64_t id = watch_id(w, gen);
