@@ -162,18 +162,36 @@ static int log_n(void) {
 
 static bool fd_closed(int fd) { return fcntl(fd, F_GETFD) == -1 && errno == EBADF; }
 
+static int count_threads(void) {
+  DIR *d = opendir("/proc/self/task");
+  if (d == NULL)
+    return -1;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL)
+    if (e->d_name[0] != '.')
+      n++;
+  closedir(d);
+  return n;
+}
+
 /* --- watches ------------------------------------------------------------------- */
 
 static void test_pipe_in_out_rearm(void **s) {
   (void)s;
   log_reset();
+  int threads0 = count_threads();
   bw_runtime_t *rt = bwt_runtime(2, false);
   bw_pid_t p = spawn_probe(rt);
   int pf[2];
   assert_int_equal(pipe(pf), 0);
   bw_io_t wr = 0, rd = 0;
+  /* no poller until the first watch: then exactly one more thread */
+  int threads1 = count_threads();
+  assert_true(threads1 > threads0);
   /* an empty pipe is writable: an OUT event at once */
   assert_int_equal(op_call(rt, p, (op_t){.op = OP_WATCH, .fd = pf[1], .ev = BW_IO_OUT}, &wr), 0);
+  assert_int_equal(count_threads(), threads1 + 1);
   assert_true(wr != 0);
   BWT_AWAIT(&LOG.sync, LOG.n == 1);
   bwt_lock(&LOG.sync);
@@ -220,6 +238,8 @@ static void test_pipe_in_out_rearm(void **s) {
   assert_false(fd_closed(pf[0]));
   assert_false(fd_closed(pf[1]));
   bw_runtime_destroy(rt);
+  /* the poller is joined with the rest */
+  assert_int_equal(count_threads(), threads0);
   close(pf[0]);
   close(pf[1]);
 }
@@ -450,19 +470,6 @@ static void raise_nofile(rlim_t want) {
     rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
-}
-
-static int count_threads(void) {
-  DIR *d = opendir("/proc/self/task");
-  if (d == NULL)
-    return -1;
-  int n = 0;
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL)
-    if (e->d_name[0] != '.')
-      n++;
-  closedir(d);
-  return n;
 }
 
 /* The echo server: answers each line with the line. */
