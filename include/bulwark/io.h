@@ -28,8 +28,9 @@
 extern "C" {
 #endif
 
-/* A watch: a nonzero id, unique for the runtime's life (an id is never
- * reused, so a stale id is refused, not confused with a newer watch). */
+/* A watch: a nonzero id (a slot and its generation: an id comes back
+ * only after its slot has been reused 2^32 times, so a stale id is
+ * refused, not confused with a newer watch). */
 typedef uint64_t bw_io_t;
 
 /* Readiness bits (bw_io_watch, bw_io_arm, bw_io_event_t.events). */
