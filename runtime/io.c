@@ -332,7 +332,7 @@ int bw__io_watch(bw_ctx_t *ctx, int fd, uint32_t events, uint32_t flags, void *u
   bw__watch *w = slot_alloc(io);
   if (w == NULL)
     return BW_ENOMEM;
-  uint32_t gen = W_GEN(w->word) + 1;
+  uint32_t gen = W_GEN(bw__ld64_acq(&w->word)) + 1;
   if (gen == 0)
     gen = 1;
   uint64_t id = watch_id(w, gen);
@@ -432,10 +432,10 @@ static void watch_remove(bw__runtime *rt, bw__io *io, bw__actor_ext *x, bw__watc
   if (w->next != NULL)
     w->next->prev = w->prev;
   w->next = w->prev = NULL;
+  /* ud and dtor stay as they are: the poller may be reading ud for the
+   * node it holds; a new watch rewrites them only after the slot is free */
   void (*dtor)(void *) = w->dtor;
   void *ud = w->ud;
-  w->dtor = NULL;
-  w->ud = NULL;
   if (W_ST(old) != ST_INFLIGHT)
     slot_free(rt, io, w); /* else the node's return frees it */
   if (dtor != NULL)

@@ -28,8 +28,9 @@
 extern "C" {
 #endif
 
-/* A watch: a nonzero id, unique for the runtime's life (an id is never
- * reused, so a stale id is refused, not confused with a newer watch). */
+/* A watch: a nonzero id (a slot and its generation: an id comes back
+ * only after its slot has been reused 2^32 times, so a stale id is
+ * refused, not confused with a newer watch). */
 typedef uint64_t bw_io_t;
 
 /* Readiness bits (bw_io_watch, bw_io_arm, bw_io_event_t.events). */
@@ -70,7 +71,8 @@ typedef struct bw_io_event {
  * closed, or not pollable: a regular file); BW_EEXIST (fd is already
  * watched); BW_ENOMEM; BW_ELIMIT (no descriptor left for the poller);
  * BW_ETHREAD (the poller could not start);
- * BW_ESHUTDOWN. On failure an owned fd is NOT closed: the caller keeps it.
+ * BW_ESHUTDOWN (the runtime has stopped). During bw_runtime_stop watches
+ * still work (a shutdown may need to flush), and die with their actors. On failure an owned fd is NOT closed: the caller keeps it.
  */
 int bw_io_watch(bw_ctx_t *ctx, int fd, uint32_t events, uint32_t flags, void *ud,
                 bw_io_t *out);

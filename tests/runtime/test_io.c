@@ -30,6 +30,7 @@ enum {
   OP_QUEUED_UNWATCH, /* watch fd for IN, write to wfd, wait until the event is
                       * queued behind this handler, then unwatch */
   OP_QUEUED_KILL,    /* same, then kills itself: it dies with the event queued */
+  OP_CHURN,      /* ms times: watch fd (readable) for IN, arm it again, unwatch */
   OP_NOP,
 };
 
@@ -119,6 +120,15 @@ static int probe_handle(bw_ctx_t *ctx, void *st, const bw_msg_t *msg) {
       rc = bw_exit(bw_ctx_runtime(ctx), bw_self(ctx), BW_REASON_KILL, 0, NULL);
     break;
   }
+  case OP_CHURN:
+    for (uint64_t i = 0; i < o.ms && rc == 0; i++) {
+      rc = bw_io_watch(ctx, o.fd, BW_IO_IN, 0, NULL, &w);
+      if (rc == 0 && (i & 1))
+        rc = bw_io_arm(ctx, w, BW_IO_IN | BW_IO_OUT);
+      if (rc == 0)
+        rc = bw_io_unwatch(ctx, w);
+    }
+    break;
   default:
     break;
   }
@@ -152,18 +162,36 @@ static int log_n(void) {
 
 static bool fd_closed(int fd) { return fcntl(fd, F_GETFD) == -1 && errno == EBADF; }
 
+static int count_threads(void) {
+  DIR *d = opendir("/proc/self/task");
+  if (d == NULL)
+    return -1;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL)
+    if (e->d_name[0] != '.')
+      n++;
+  closedir(d);
+  return n;
+}
+
 /* --- watches ------------------------------------------------------------------- */
 
 static void test_pipe_in_out_rearm(void **s) {
   (void)s;
   log_reset();
+  int threads0 = count_threads();
   bw_runtime_t *rt = bwt_runtime(2, false);
   bw_pid_t p = spawn_probe(rt);
   int pf[2];
   assert_int_equal(pipe(pf), 0);
   bw_io_t wr = 0, rd = 0;
+  /* no poller until the first watch: then exactly one more thread */
+  int threads1 = count_threads();
+  assert_true(threads1 > threads0);
   /* an empty pipe is writable: an OUT event at once */
   assert_int_equal(op_call(rt, p, (op_t){.op = OP_WATCH, .fd = pf[1], .ev = BW_IO_OUT}, &wr), 0);
+  assert_int_equal(count_threads(), threads1 + 1);
   assert_true(wr != 0);
   BWT_AWAIT(&LOG.sync, LOG.n == 1);
   bwt_lock(&LOG.sync);
@@ -210,6 +238,9 @@ static void test_pipe_in_out_rearm(void **s) {
   assert_false(fd_closed(pf[0]));
   assert_false(fd_closed(pf[1]));
   bw_runtime_destroy(rt);
+  /* the poller is joined with the rest (a sanitizer may have added a
+   * thread of its own since threads0: compare with the runtime running) */
+  assert_true(count_threads() < threads1);
   close(pf[0]);
   close(pf[1]);
 }
@@ -314,6 +345,34 @@ static void test_bad_descriptors(void **s) {
   close(pg[1]);
 }
 
+/* Watches removed while the poller fires them, thousands of times: the
+ * poller's claim races the removal, and no event of a removed watch ever
+ * reaches the handler (run under TSan and ASan too). */
+static void test_churn(void **s) {
+  (void)s;
+  log_reset();
+  bw_runtime_t *rt = bwt_runtime(2, false);
+  bw_pid_t p = spawn_probe(rt);
+  int pf[2];
+  assert_int_equal(pipe(pf), 0);
+  assert_int_equal(write(pf[1], "r", 1), 1); /* always readable */
+  for (int round = 0; round < 10; round++)
+    assert_int_equal(
+        op_call(rt, p, (op_t){.op = OP_CHURN, .fd = pf[0], .ms = bwt_scaled(1000)}, NULL), 0);
+  assert_int_equal(op_call(rt, p, (op_t){.op = OP_NOP}, NULL), 0);
+  assert_int_equal(log_n(), 0);
+  /* and a watch that stays still works afterwards */
+  bw_io_t w = 0;
+  assert_int_equal(op_call(rt, p, (op_t){.op = OP_WATCH, .fd = pf[0], .ev = BW_IO_IN}, &w), 0);
+  BWT_AWAIT(&LOG.sync, LOG.n == 1);
+  bwt_lock(&LOG.sync);
+  assert_true(LOG.last_w == w);
+  bwt_unlock(&LOG.sync);
+  bw_runtime_destroy(rt);
+  close(pf[0]);
+  close(pf[1]);
+}
+
 /* Owned descriptors die with their actor, whatever the exit: stop, crash,
  * kill, and a kill with an event queued. */
 static int exit_handle(bw_ctx_t *ctx, void *st, const bw_msg_t *msg) {
@@ -412,19 +471,6 @@ static void raise_nofile(rlim_t want) {
     rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
-}
-
-static int count_threads(void) {
-  DIR *d = opendir("/proc/self/task");
-  if (d == NULL)
-    return -1;
-  int n = 0;
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL)
-    if (e->d_name[0] != '.')
-      n++;
-  closedir(d);
-  return n;
 }
 
 /* The echo server: answers each line with the line. */
@@ -725,15 +771,177 @@ static void test_connect_deadline(void **s) {
   close(l);
 }
 
+/* The TCP helpers' error codes, from inside one actor that connects to its
+ * own listener with small buffers. */
+typedef struct pair_rec {
+  bwt_sync_t sync;
+  bool done;
+  int listen_badaddr, listen_inuse, connect_badaddr, connect_port0, accept_conn;
+  int write_listener, write_connecting, onio_wrong, write_toobig, getline_long;
+  size_t peek_full, peek_rest;
+} pair_rec_t;
+
+static pair_rec_t PAIR = {.sync = BWT_SYNC_INIT};
+
+typedef struct pair_st {
+  bw_tcp_t *l, *cli, *srv;
+} pair_st_t;
+
+static int pair_init(bw_ctx_t *ctx, void *st, void *arg) {
+  (void)arg;
+  pair_st_t *ps = st;
+  bw_tcp_opts_t o;
+  bw_tcp_opts_init(&o);
+  o.read_max = 64;
+  o.write_max = 128;
+  bw_tcp_t *x = NULL;
+  bwt_lock(&PAIR.sync);
+  PAIR.listen_badaddr = bw_tcp_listen(ctx, "not-an-address", 0, 0, &o, &x);
+  int rc = bw_tcp_listen(ctx, NULL, 0, 0, &o, &ps->l);
+  if (rc == 0) {
+    PAIR.listen_inuse = bw_tcp_listen(ctx, NULL, bw_tcp_port(ps->l), 0, &o, &x);
+    PAIR.connect_badaddr = bw_tcp_connect(ctx, "300.1.1.1", 80, 0, &o, &x);
+    PAIR.connect_port0 = bw_tcp_connect(ctx, NULL, 0, 0, &o, &x);
+    PAIR.write_listener = bw_tcp_write(ctx, ps->l, "x", 1);
+    rc = bw_tcp_connect(ctx, NULL, bw_tcp_port(ps->l), 0, &o, &ps->cli);
+  }
+  if (rc == 0) {
+    PAIR.write_connecting = bw_tcp_write(ctx, ps->cli, "x", 1);
+    PAIR.accept_conn = bw_tcp_accept(ctx, ps->cli, &x);
+    bw_io_event_t wrong = {.watch = bw_tcp_watch(ps->l), .events = BW_IO_IN};
+    PAIR.onio_wrong = bw_tcp_on_io(ctx, ps->cli, &wrong);
+  }
+  bwt_unlock(&PAIR.sync);
+  return rc;
+}
+
+static int pair_handle(bw_ctx_t *ctx, void *st, const bw_msg_t *msg) {
+  pair_st_t *ps = st;
+  if (msg->type != BW_MSG_IO)
+    return BW_CONTINUE;
+  const bw_io_event_t *ev = msg->data;
+  bw_tcp_t *c = ev->ud;
+  int r = bw_tcp_on_io(ctx, c, ev);
+  if (r < 0)
+    return r; /* crash: the test sees done never set */
+  if ((r & BW_TCP_ACCEPT) && bw_tcp_accept(ctx, ps->l, &ps->srv) != 1)
+    return BW_EIO;
+  if (r & BW_TCP_CONNECTED) {
+    char big[129];
+    memset(big, 'a', sizeof big);
+    bwt_lock(&PAIR.sync);
+    PAIR.write_toobig = bw_tcp_write(ctx, c, big, sizeof big);
+    bwt_unlock(&PAIR.sync);
+    /* 100 bytes, no newline: more than the peer's 64-byte read buffer */
+    if (bw_tcp_write(ctx, c, big, 100) != 0)
+      return BW_EIO;
+  }
+  if (c == ps->srv && (r & BW_TCP_DATA)) {
+    const char *line;
+    size_t len;
+    const char *data;
+    size_t have = bw_tcp_peek(c, &data);
+    bwt_lock(&PAIR.sync);
+    if (PAIR.getline_long == 0) {
+      int g = bw_tcp_getline(ctx, c, &line, &len);
+      if (g != 0) {
+        /* full: reading stopped at read_max, with 36 bytes still unread */
+        PAIR.getline_long = g;
+        PAIR.peek_full = have;
+        /* consuming makes room: input is armed again and the rest comes */
+        bw_tcp_consume(ctx, c, have);
+      }
+    } else {
+      PAIR.peek_rest += have;
+      bw_tcp_consume(ctx, c, have);
+      PAIR.done = PAIR.peek_rest == 36;
+    }
+    bwt_unlock_signal(&PAIR.sync);
+  }
+  return BW_CONTINUE;
+}
+
+static const bw_behaviour_t PAIR_B = {
+    .name = "tcp_pair", .state_size = sizeof(pair_st_t), .init = pair_init, .handle = pair_handle};
+
+static void test_tcp_errors(void **s) {
+  (void)s;
+  bw_runtime_t *rt = bwt_runtime(2, false);
+  bw_tcp_t *x = NULL;
+  assert_int_equal(bw_tcp_listen(NULL, NULL, 0, 0, NULL, &x), BW_ENOTACTOR);
+  assert_int_equal(bw_tcp_connect(NULL, NULL, 1, 0, NULL, &x), BW_ENOTACTOR);
+  assert_int_equal(bw_tcp_accept(NULL, NULL, &x), BW_ENOTACTOR);
+  bw_pid_t p;
+  assert_int_equal(bw_spawn(rt, &PAIR_B, NULL, NULL, &p), 0);
+  BWT_AWAIT(&PAIR.sync, PAIR.done);
+  bwt_lock(&PAIR.sync);
+  assert_int_equal(PAIR.listen_badaddr, BW_EINVAL);
+  assert_int_equal(PAIR.listen_inuse, BW_EADDRINUSE);
+  assert_int_equal(PAIR.connect_badaddr, BW_EINVAL);
+  assert_int_equal(PAIR.connect_port0, BW_EINVAL);
+  assert_int_equal(PAIR.write_listener, BW_ESTATE);
+  assert_int_equal(PAIR.write_connecting, BW_ESTATE);
+  assert_int_equal(PAIR.accept_conn, BW_EINVAL);
+  assert_int_equal(PAIR.onio_wrong, BW_EINVAL);
+  assert_int_equal(PAIR.write_toobig, BW_EFULL);
+  assert_int_equal(PAIR.getline_long, BW_ELIMIT);
+  assert_int_equal(PAIR.peek_full, 64);
+  assert_int_equal(PAIR.peek_rest, 36);
+  bwt_unlock(&PAIR.sync);
+  assert_true(bw_is_alive(rt, p));
+  bw_runtime_destroy(rt);
+}
+
+/* A watch made while the actor is exiting (from terminate, during stop)
+ * is still removed with it, and its owned descriptor closed. */
+static int SHUT_RC = 1;
+static int SHUT_FD[2] = {-1, -1};
+static void shut_terminate(bw_ctx_t *ctx, void *st, const bw_reason_t *r) {
+  (void)st;
+  (void)r;
+  bw_io_t w;
+  __atomic_store_n(&SHUT_RC, bw_io_watch(ctx, SHUT_FD[0], BW_IO_IN, BW_IO_OWNED, NULL, &w),
+                   __ATOMIC_SEQ_CST);
+}
+static const bw_behaviour_t SHUT_B = {
+    .name = "io_shut", .handle = probe_handle, .terminate = shut_terminate};
+
+static void test_watch_during_stop(void **s) {
+  (void)s;
+  /* made before the actor, so its terminate sees it without a race */
+  assert_int_equal(pipe(SHUT_FD), 0);
+  bw_runtime_t *rt = bwt_runtime(2, false);
+  bw_pid_t p;
+  assert_int_equal(bw_spawn(rt, &SHUT_B, NULL, NULL, &p), 0);
+  /* a deadline too far to represent */
+  int pf[2];
+  assert_int_equal(pipe(pf), 0);
+  bw_io_t w = 0;
+  assert_int_equal(op_call(rt, p, (op_t){.op = OP_WATCH, .fd = pf[0], .ev = 0}, &w), 0);
+  assert_int_equal(op_call(rt, p, (op_t){.op = OP_DEADLINE, .w = w, .ms = UINT64_MAX}, NULL),
+                   BW_EINVAL);
+  assert_int_equal(bw_runtime_stop(rt), 0);
+  assert_int_equal(__atomic_load_n(&SHUT_RC, __ATOMIC_SEQ_CST), 0);
+  assert_true(fd_closed(SHUT_FD[0]));
+  assert_false(fd_closed(SHUT_FD[1]));
+  bw_runtime_destroy(rt);
+  close(SHUT_FD[1]);
+  close(pf[0]);
+  close(pf[1]);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_pipe_in_out_rearm),
       cmocka_unit_test(test_no_message_after_unwatch),
       cmocka_unit_test(test_bad_descriptors),
+      cmocka_unit_test(test_churn),
       cmocka_unit_test(test_owned_closed_on_exit),
       cmocka_unit_test(test_deadline_manual_clock),
       cmocka_unit_test(test_connect_refused),
       cmocka_unit_test(test_connect_deadline),
+      cmocka_unit_test(test_tcp_errors),
+      cmocka_unit_test(test_watch_during_stop),
       cmocka_unit_test(test_echo_1000_connections),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
