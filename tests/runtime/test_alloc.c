@@ -61,10 +61,11 @@ static atomic_int counting;     /* 1 inside a measured window */
 static atomic_ulong nallocs;    /* allocations in the window */
 static void *site_frames[SITES][SITE_DEPTH];
 static int site_depth[SITES];
-static _Thread_local int in_hook; /* backtrace() may allocate itself */
 static void *volatile sink; /* so the compiler keeps the counter's test allocations */
 
 #ifndef BWT_NO_INTERPOSE
+static _Thread_local int in_hook; /* backtrace() may allocate itself */
+
 extern void *__libc_malloc(size_t n);
 extern void *__libc_calloc(size_t n, size_t sz);
 extern void *__libc_realloc(void *p, size_t n);
