@@ -406,6 +406,8 @@ typedef struct bw__timers {
    * An arm wakes it only for an earlier timer: a stream of requests with
    * the same timeout, each armed then cancelled, costs no wake-ups. */
   uint64_t sleep_until;
+  uint32_t max;     /* bw_runtime_opts.max_timers (set before init) */
+  uint32_t reserve; /* deadlines' headroom above max: max / 4 */
   bool stop;
   pthread_t thread;
   bw__thread th;
@@ -415,9 +417,19 @@ typedef struct bw__timers {
 int bw__timers_init(struct bw_runtime *rt);
 void bw__timers_stop(struct bw_runtime *rt);   /* joins the thread, dead-letters pending */
 void bw__timers_destroy(struct bw_runtime *rt);
-/* Arms a timer carrying msg (ownership passes on success). */
+/* Arms a timer carrying msg (ownership passes on success). An internal
+ * timer: never refused for the cap (bw__timer_arm_in with BW__TM_SYSTEM). */
 int bw__timer_arm(struct bw_runtime *rt, uint64_t delay_ns, uint64_t period_ns,
                   bw__msg *msg, bw_timer_t *out);
+/* Which limit a timer is armed under (runtime/timer.c, "The cap"): BW_ELIMIT
+ * once that many are pending. */
+enum {
+  BW__TM_APP = 0,      /* the application's: up to max */
+  BW__TM_DEADLINE = 1, /* request and wait deadlines: up to max + reserve */
+  BW__TM_SYSTEM = 2,   /* the library's own: never refused for the cap */
+};
+int bw__timer_arm_in(struct bw_runtime *rt, uint64_t delay_ns, uint64_t period_ns,
+                     bw__msg *msg, bw_timer_t *out, int cls);
 int bw__timer_cancel(struct bw_runtime *rt, bw_timer_t id);
 void bw__timers_fire_due(struct bw_runtime *rt);
 void bw__timers_kick(struct bw_runtime *rt); /* re-evaluate (a watched actor appeared) */

@@ -34,14 +34,15 @@ static bool pending_take(bw__actor *a, uint64_t ref, bw__refent *out) {
   return a->ext != NULL && bw__reftab_take(&a->ext->reqs, ref, out);
 }
 
+/* cls: the timer cap's class (runtime/timer.c, "The cap") */
 static int arm_internal(bw__runtime *rt, bw_pid_t to, int kind, uint64_t ref, uint64_t ms,
-                        bw_timer_t *out) {
+                        bw_timer_t *out, int cls) {
   bw__msg *m = bw__msg_new(rt, to, kind, 0, NULL, 0);
   if (m == NULL)
     return BW_ENOMEM;
   m->pub.ref = ref;
   m->pub.from = to;
-  int rc = bw__timer_arm(rt, ms * 1000000ull, 0, m, out);
+  int rc = bw__timer_arm_in(rt, ms * 1000000ull, 0, m, out, cls);
   if (rc != 0)
     bw__msg_free(rt, m);
   return rc;
@@ -75,7 +76,8 @@ static int send_request(bw__actor *a, bw_pid_t to, bw__msg *m, uint64_t timeout_
   uint64_t r = bw__new_ref(rt);
   bw_timer_t timer = 0;
   int rc;
-  if (timeout_ms > 0 && (rc = arm_internal(rt, a->pid, BW__K_REQTIMEOUT, r, timeout_ms, &timer)) != 0) {
+  if (timeout_ms > 0 && (rc = arm_internal(rt, a->pid, BW__K_REQTIMEOUT, r, timeout_ms, &timer,
+                                           BW__TM_DEADLINE)) != 0) {
     bw__msg_release_node(rt, m);
     return rc;
   }
@@ -265,7 +267,12 @@ int bw_set_receive_timeout(bw_ctx_t *ctx, uint64_t ms) {
     bw__timer_cancel(a->rt, e->rt_timer);
     e->rt_timer = 0;
   }
-  return arm_internal(a->rt, a->pid, BW__K_RTIMEOUT, 0, ms, &e->rt_timer);
+  int rc = arm_internal(a->rt, a->pid, BW__K_RTIMEOUT, 0, ms, &e->rt_timer, BW__TM_APP);
+  if (rc != 0) { /* at the cap: no receive timeout at all, not a later one */
+    a->flags &= (uint16_t)~BW__AF_HAS_RT;
+    e->rt_ms = 0;
+  }
+  return rc;
 }
 
 /* A message other than the timeout itself arrived: inactivity counts from
@@ -274,8 +281,8 @@ int bw_set_receive_timeout(bw_ctx_t *ctx, uint64_t ms) {
 void bw__rtimeout_touch(bw__actor *a) {
   bw__actor_ext *e = a->ext;
   e->rt_last_ns = bw__now_ns(a->rt);
-  if (e->rt_timer == 0)
-    arm_internal(a->rt, a->pid, BW__K_RTIMEOUT, 0, e->rt_ms, &e->rt_timer);
+  if (e->rt_timer == 0) /* a timeout already set: exempt from the cap */
+    arm_internal(a->rt, a->pid, BW__K_RTIMEOUT, 0, e->rt_ms, &e->rt_timer, BW__TM_SYSTEM);
 }
 
 /* The check timer fired: 1 = deliver BW_MSG_TIMEOUT now. */
@@ -291,7 +298,7 @@ int bw__rtimeout_check(bw__actor *a) {
     return 1;
   }
   uint64_t left_ms = (due - now + 999999ull) / 1000000ull;
-  arm_internal(a->rt, a->pid, BW__K_RTIMEOUT, 0, left_ms, &e->rt_timer);
+  arm_internal(a->rt, a->pid, BW__K_RTIMEOUT, 0, left_ms, &e->rt_timer, BW__TM_SYSTEM);
   return 0;
 }
 
@@ -344,7 +351,8 @@ int bw_wait_exit(bw_runtime_t *rt, bw_pid_t pid, uint64_t timeout_ms, bw_reason_
     bw__waiter_free(rt, w);
     return 0;
   }
-  if (timeout_ms > 0 && (rc = arm_internal(rt, w->pid, BW__K_REQTIMEOUT, mref, timeout_ms, &timer)) != 0)
+  if (timeout_ms > 0 && (rc = arm_internal(rt, w->pid, BW__K_REQTIMEOUT, mref, timeout_ms, &timer,
+                                              BW__TM_DEADLINE)) != 0)
     goto out;
   for (;;) {
     bw__msg *m = waiter_next(w);
@@ -398,7 +406,7 @@ static int call_common(bw_runtime_t *rt, bw_pid_t to, bw__msg *m, uint64_t timeo
   /* the deadline counts from before the send */
   bw_timer_t timer = 0;
   if (timeout_ms > 0)
-    rc = arm_internal(rt, w->pid, BW__K_REQTIMEOUT, ref, timeout_ms, &timer);
+    rc = arm_internal(rt, w->pid, BW__K_REQTIMEOUT, ref, timeout_ms, &timer, BW__TM_DEADLINE);
   if (rc == 0) {
     m->pub.from = w->pid;
     m->pub.ref = ref;

@@ -36,7 +36,8 @@ int bw_runtime_create(const bw_runtime_opts_t *opts, bw_runtime_t **out) {
     bw_runtime_opts_init(&d);
     opts = &d;
   }
-  if (out == NULL || opts->workers > 256 || opts->batch > 1000000 || opts->node_id > 255)
+  if (out == NULL || opts->workers > 256 || opts->batch > 1000000 || opts->node_id > 255 ||
+      opts->max_timers > BW_TIMERS_MAX)
     return BW_EINVAL;
   *out = NULL;
   bw__runtime *rt = aligned_alloc(BW__CACHELINE, (sizeof(*rt) + BW__CACHELINE - 1) &
@@ -57,6 +58,7 @@ int bw_runtime_create(const bw_runtime_opts_t *opts, bw_runtime_t **out) {
   rt->manual_clock = opts->manual_clock;
   rt->node_id = opts->node_id;
   rt->stop_grace_ms = opts->stop_grace_ms ? opts->stop_grace_ms : 5000;
+  rt->timers.max = opts->max_timers; /* 0: bw__timers_init's default */
   bw__clock_init(rt);
   pthread_mutex_init(&rt->pool_mx, NULL);
   pthread_mutex_init(&rt->park_mx, NULL);

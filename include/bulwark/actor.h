@@ -126,7 +126,10 @@ void bw_trap_exit(bw_ctx_t *ctx, bool on);
 /*
  * Receive timeout: if no message arrives for ms, the handler gets one
  * BW_MSG_TIMEOUT; the next message re-arms it. 0 turns it off.
- * Returns 0, BW_EINVAL.
+ * Returns 0, BW_EINVAL, BW_ENOMEM; BW_ELIMIT (the runtime's max_timers
+ * timers are pending: bulwark/timer.h): then the actor has no receive
+ * timeout (a previous one is cancelled too). Once set, its re-arming is
+ * never refused.
  */
 int bw_set_receive_timeout(bw_ctx_t *ctx, uint64_t ms);
 
@@ -173,7 +176,8 @@ int bw_demonitor(bw_ctx_t *ctx, uint64_t ref);
  * From a thread that is not a scheduler thread: waits until pid has exited
  * (at once if it is already gone, with reason noproc), at most timeout_ms on
  * the runtime's clock (0 = no limit). *reason (optional) gets the exit reason.
- * Returns 0, BW_ETIMEDOUT, BW_EINVAL, BW_EWOULDBLOCK, BW_ESHUTDOWN.
+ * Returns 0, BW_ETIMEDOUT, BW_EINVAL, BW_EWOULDBLOCK, BW_ESHUTDOWN;
+ * BW_ELIMIT (a timeout, and the runtime's timers are full: bulwark/timer.h).
  */
 int bw_wait_exit(bw_runtime_t *rt, bw_pid_t pid, uint64_t timeout_ms, bw_reason_t *reason);
 

@@ -92,7 +92,9 @@ void *bw_msg_take(bw_ctx_t *ctx, const bw_msg_t *msg);
  * before answering (with the request queued, while handling it, or keeping
  * it to answer later), the reply has status BW_ENOPROC: the request
  * monitors its target until it is settled.
- * Returns 0, BW_ENOTACTOR, BW_ENOPROC, and bw_send's codes.
+ * Returns 0, BW_ENOTACTOR, BW_ENOPROC, and bw_send's codes; BW_ELIMIT (a
+ * deadline, and the runtime's timers are full: bulwark/timer.h; nothing
+ * sent).
  */
 int bw_request(bw_ctx_t *ctx, bw_pid_t to, uint32_t type, const void *data,
                size_t len, uint64_t timeout_ms, uint64_t *ref);
@@ -148,7 +150,8 @@ typedef struct bw_reply {
  * Returns the replier's status (0 or negative) with *out filled;
  * BW_ETIMEDOUT; BW_ENOPROC (target dead or exited before answering);
  * BW_EWOULDBLOCK (called on a scheduler thread); BW_ETOOBIG (the reply's
- * payload did not fit in out); and bw_send's codes.
+ * payload did not fit in out); and bw_send's codes; BW_ELIMIT (as
+ * bw_request's).
  */
 int bw_call(bw_runtime_t *rt, bw_pid_t to, uint32_t type, const void *data,
             size_t len, uint64_t timeout_ms, bw_reply_t *out);

@@ -27,6 +27,10 @@ typedef struct bw_runtime_opts {
    * pid it makes carries it, so pids stay valid on other nodes, inside
    * payloads too. 0 (the default) = a plain single-process runtime. */
   unsigned node_id;
+  /* Pending timers of the application at most (bulwark/timer.h: cost and
+   * what counts); beyond it arming one returns BW_ELIMIT. 0 = 1,048,576
+   * (BW_TIMERS_DEFAULT_MAX, about 130 MB); at most BW_TIMERS_MAX. */
+  uint32_t max_timers;
 } bw_runtime_opts_t;
 
 /* Fills opts with the defaults. */
@@ -34,7 +38,8 @@ void bw_runtime_opts_init(bw_runtime_opts_t *opts);
 
 /*
  * Creates a runtime and starts its threads. opts may be NULL (defaults).
- * Returns 0, BW_EINVAL (NULL out, workers > 256), BW_ENOMEM, BW_ETHREAD.
+ * Returns 0, BW_EINVAL (NULL out, workers > 256, max_timers > BW_TIMERS_MAX),
+ * BW_ENOMEM, BW_ETHREAD.
  */
 int bw_runtime_create(const bw_runtime_opts_t *opts, bw_runtime_t **out);
 

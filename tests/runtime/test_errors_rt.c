@@ -50,6 +50,7 @@ enum op {
   OP_STATUS,          /* answer with status (int)u */
   OP_TAKE,            /* bw_msg_take on this (inline) request and on NULLs */
   OP_SPAWN_LINK,      /* bw_spawn with link, from inside */
+  OP_REQUEST_DEADLINE, /* bw_request(ctx, pid, T_DATA, no payload, deadline u ms) */
 };
 
 typedef struct op_req {
@@ -141,6 +142,9 @@ static int probe_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
     break;
   case OP_REQUEST:
     r.rc = bw_request(ctx, q.pid, (uint32_t)q.u, big, q.len, 0, &r.u);
+    break;
+  case OP_REQUEST_DEADLINE:
+    r.rc = bw_request(ctx, q.pid, T_DATA, NULL, 0, q.u, &r.u);
     break;
   case OP_REQUEST_NULLDATA:
     r.rc = bw_request(ctx, q.pid, T_DATA, NULL, 4, 0, &r.u);
@@ -780,6 +784,50 @@ static void test_timer_h(void **state) {
   bw_runtime_destroy(rt);
 }
 
+/* The timer cap (bw_runtime_opts.max_timers, timer.h): BW_ELIMIT from the
+ * calls that arm a timer of the application at the cap, and from the
+ * deadlines' calls once their quarter of headroom is used too. */
+static void test_timer_cap(void **state) {
+  (void)state;
+  bw_runtime_opts_t o;
+  bw_runtime_opts_init(&o);
+  bw_runtime_t *rt = NULL;
+  o.max_timers = BW_TIMERS_MAX + 1;
+  assert_int_equal(bw_runtime_create(&o, &rt), BW_EINVAL);
+  assert_null(rt);
+  o.max_timers = 4; /* deadlines: up to 5 */
+  o.manual_clock = true;
+  o.workers = 2;
+  assert_int_equal(bw_runtime_create(&o, &rt), 0);
+  bw_pid_t probe = spawn_probe(rt);
+  bw_pid_t idle = spawn_idle(rt);
+  for (int i = 0; i < 4; i++)
+    assert_int_equal(bw_send_after(rt, idle, 1000, T_DATA, NULL, 0, NULL), 0);
+  bw_runtime_stats_t before = bwt_stats(rt);
+  bw_timer_t t = 7;
+  assert_int_equal(bw_send_after(rt, idle, 1000, T_DATA, NULL, 0, &t), BW_ELIMIT);
+  assert_int_equal(t, 7);
+  assert_int_equal(bw_send_interval(rt, idle, 10, T_DATA, NULL, 0, NULL), BW_ELIMIT);
+  assert_int_equal(op(rt, probe, OP_SET_RT, 0, 100).rc, BW_ELIMIT);
+  assert_int_equal(bwt_stats(rt).sent, before.sent + 2); /* the op's request and reply only */
+  /* a deadline still fits (the headroom); with it taken (a request that
+   * another probe never answers keeps its deadline pending), none does */
+  bw_reply_t rep;
+  assert_int_equal(bw_call(rt, idle, T_DATA, NULL, 0, 100, &rep), 0);
+  bw_pid_t mute = spawn_probe(rt);
+  assert_int_equal(op(rt, probe, OP_REQUEST_DEADLINE, mute, 100000).rc, 0);
+  assert_int_equal(op(rt, probe, OP_REQUEST_DEADLINE, idle, 100).rc, BW_ELIMIT);
+  assert_int_equal(bw_call(rt, idle, T_DATA, NULL, 0, 100, &rep), BW_ELIMIT);
+  assert_int_equal(bw_wait_exit(rt, idle, 100, NULL), BW_ELIMIT);
+  /* the library's own types are never refused for the cap */
+  assert_int_equal(bw_send_after(rt, idle, 1000, BW_MSG_PATTERN_BASE + 0xFF00u, NULL, 0, NULL), 0);
+  assert_int_equal(bw_call(rt, idle, T_DATA, NULL, 0, 0, &rep), 0); /* no deadline: fine */
+  assert_int_equal(bw_runtime_stop(rt), 0);
+  bw_runtime_stats_t s = bwt_stats(rt);
+  bwt_assert_accounting(&s);
+  bw_runtime_destroy(rt);
+}
+
 /* --- registry.h ----------------------------------------------------------------------------- */
 
 static void test_registry_h(void **state) {
@@ -941,6 +989,7 @@ int main(void) {
       cmocka_unit_test(test_runtime_h),
       cmocka_unit_test(test_after_stop),
       cmocka_unit_test(test_timer_h),
+      cmocka_unit_test(test_timer_cap),
       cmocka_unit_test(test_registry_h),
       cmocka_unit_test(test_dead_letter_h),
       cmocka_unit_test(test_event_h),

@@ -2,7 +2,10 @@
  * Timers under the manual clock: bw_send_after fires when the clock reaches
  * its due time and not before; equal due times fire in creation order;
  * bw_send_interval fires once per period; cancel; receive timeouts; bw_call
- * deadlines on the runtime's clock.
+ * deadlines on the runtime's clock; the cap on pending timers
+ * (bw_runtime_opts.max_timers): what it refuses, the deadlines' headroom,
+ * and the timers it never refuses (a receive timeout's re-arming, a
+ * supervisor's shutdown timer).
  *
  * bw_clock_advance queues the due timers' messages before it returns, and a
  * bw_call from the main thread queues behind them (same sender), so one call
@@ -471,6 +474,196 @@ static void test_call_times_out_on_manual_clock(void **state) {
   bw_runtime_destroy(rt);
 }
 
+/* --- the cap on pending timers (bw_runtime_opts.max_timers) ------------------ */
+
+static bw_runtime_t *capped_runtime(uint32_t max_timers) {
+  bw_runtime_opts_t o;
+  bw_runtime_opts_init(&o);
+  o.workers = 2;
+  o.manual_clock = true;
+  o.max_timers = max_timers;
+  bw_runtime_t *rt = NULL;
+  assert_int_equal(bw_runtime_create(&o, &rt), 0);
+  return rt;
+}
+
+static int arm_from(bw_runtime_t *rt, bw_pid_t actor, bw_pid_t to, uint64_t ms) {
+  arm_req_t a = {to, ms, 99};
+  bw_reply_t rep;
+  assert_int_equal(bw_call(rt, actor, T_ARM, &a, sizeof a, 0, &rep) == 0 ||
+                       rep.status == BW_ELIMIT,
+                   true);
+  return rep.status;
+}
+
+/* The application's timers stop at the cap with BW_ELIMIT (from a thread
+ * and from an actor, one-shot and interval), nothing armed or counted; a
+ * slot comes back when a timer fires or is cancelled; an interval holds one
+ * slot however often it fires. */
+static void test_cap_refuses_beyond_max(void **state) {
+  (void)state;
+  reset();
+  bw_runtime_t *rt = capped_runtime(8);
+  bw_pid_t p = spawn_tp(rt, 0);
+  bw_timer_t iv = 0;
+  assert_int_equal(bw_send_interval(rt, p, 10, T_TICK, NULL, 0, &iv), 0);
+  bw_timer_t t[7];
+  for (int i = 0; i < 7; i++)
+    t[i] = after(rt, p, 100, (uint32_t)i);
+  bw_runtime_stats_t before = bwt_stats(rt);
+  uint32_t v = 8;
+  bw_timer_t none = 0;
+  assert_int_equal(bw_send_after(rt, p, 100, T_TICK, &v, sizeof v, &none), BW_ELIMIT);
+  assert_int_equal(none, 0);
+  assert_int_equal(bw_send_interval(rt, p, 5, T_TICK, NULL, 0, &none), BW_ELIMIT);
+  assert_int_equal(arm_from(rt, p, p, 100), BW_ELIMIT);
+  bw_runtime_stats_t now = bwt_stats(rt);
+  assert_int_equal(now.sent, before.sent + 2); /* arm_from's request and reply */
+  assert_int_equal(now.dead_letters, before.dead_letters);
+
+  /* the interval fires five times and still holds one slot */
+  assert_int_equal(bw_clock_advance(rt, 50), 0);
+  sync_with(rt, p);
+  assert_int_equal(nevents(), 5);
+  assert_int_equal(bw_send_after(rt, p, 100, T_TICK, &v, sizeof v, NULL), BW_ELIMIT);
+  /* a cancel gives a slot back */
+  assert_int_equal(bw_timer_cancel(rt, t[0]), 0);
+  assert_int_equal(arm_from(rt, p, p, 100), 0);
+  assert_int_equal(bw_send_after(rt, p, 100, T_TICK, &v, sizeof v, NULL), BW_ELIMIT);
+  /* so does firing: the six one-shots left are due at 100 (the actor's at
+   * 150 and the interval stay) */
+  assert_int_equal(bw_clock_advance(rt, 50), 0);
+  sync_with(rt, p);
+  assert_int_equal(nevents(), 5 + 5 + 6);
+  for (int i = 0; i < 6; i++)
+    after(rt, p, 100, 100 + (uint32_t)i);
+  assert_int_equal(bw_send_after(rt, p, 100, T_TICK, &v, sizeof v, NULL), BW_ELIMIT);
+  assert_int_equal(bw_timer_cancel(rt, iv), 0);
+  after(rt, p, 100, 200);
+  assert_int_equal(bw_runtime_stop(rt), 0);
+  bw_runtime_stats_t s = bwt_stats(rt);
+  bwt_assert_accounting(&s);
+  assert_int_equal(s.dead_by_reason[BW_DL_SHUTDOWN], 8); /* the pending ones */
+  bw_runtime_destroy(rt);
+}
+
+/* Setting a receive timeout at the cap is refused, and then there is none
+ * (no BW_MSG_TIMEOUT later); one set below the cap keeps re-arming at the
+ * cap (its re-arming is never refused). */
+static void test_cap_receive_timeout(void **state) {
+  (void)state;
+  reset();
+  bw_runtime_t *rt = capped_runtime(2);
+  bw_pid_t keeps = spawn_tp(rt, 50); /* set in init: one slot while armed */
+  bw_pid_t p = spawn_tp(rt, 0);
+  after(rt, p, 100000, 1);
+  uint64_t ms = 50;
+  bw_reply_t rep;
+  assert_int_equal(bw_call(rt, p, T_SET_TIMEOUT, &ms, sizeof ms, 0, &rep), BW_ELIMIT);
+  /* keeps' timeout fires (a slot frees), a message re-arms it; p's never */
+  for (int round = 1; round <= 3; round++) {
+    assert_int_equal(bw_clock_advance(rt, 1000), 0);
+    assert_int_equal(bw_clock_advance(rt, 1000), 0);
+    BWT_AWAIT(&sync_, nev >= round);
+    /* fill the freed slot: keeps' re-arm below is beyond the cap */
+    bw_timer_t fill = after(rt, p, 100000, 2);
+    sync_with(rt, keeps); /* a message: re-arms keeps' timeout */
+    sync_with(rt, p);
+    assert_int_equal(nevents(), round);
+    assert_int_equal(event_at(round - 1).type, BW_MSG_TIMEOUT);
+    assert_int_equal(event_at(round - 1).to, keeps);
+    assert_int_equal(bw_timer_cancel(rt, fill), 0);
+  }
+  bw_runtime_destroy(rt);
+}
+
+/* Deadlines may go a quarter beyond the cap: with the application's timers
+ * at the cap, bw_call with a deadline still works; beyond the headroom it
+ * fails with BW_ELIMIT and sends nothing. */
+static void test_cap_deadline_headroom(void **state) {
+  (void)state;
+  reset();
+  bw_runtime_t *rt = capped_runtime(8); /* deadlines: up to 10 */
+  bw_pid_t p = spawn_tp(rt, 0);
+  for (int i = 0; i < 8; i++)
+    after(rt, p, 100000, (uint32_t)i);
+  bw_reply_t rep;
+  assert_int_equal(bw_call(rt, p, T_GET, NULL, 0, 1000, &rep), 0);
+  /* the library's own timers are not capped: they take the headroom */
+  for (int i = 0; i < 2; i++)
+    assert_int_equal(bw_send_after(rt, p, 100000, BW_MSG_PATTERN_BASE + 0xFF00u, NULL, 0, NULL), 0);
+  bw_runtime_stats_t before = bwt_stats(rt);
+  assert_int_equal(bw_call(rt, p, T_GET, NULL, 0, 1000, &rep), BW_ELIMIT);
+  assert_int_equal(bwt_stats(rt).sent, before.sent); /* nothing sent */
+  assert_int_equal(bw_call(rt, p, T_GET, NULL, 0, 0, &rep), 0); /* no deadline: fine */
+  assert_int_equal(bw_send_after(rt, p, 100000, BW_MSG_PATTERN_BASE + 0xFF00u, NULL, 0, NULL), 0);
+  bw_runtime_destroy(rt);
+}
+
+/* A supervisor's shutdown timer is not the application's: with the cap
+ * full, a child that traps and ignores its shutdown is still killed when
+ * shutdown_ms has passed (a capped timer would fail where no one looks,
+ * and terminate_child would wait for good). */
+static int stubborn_init(bw_ctx_t *ctx, void *state, void *arg) {
+  (void)state;
+  (void)arg;
+  bw_trap_exit(ctx, true);
+  return 0;
+}
+
+static const bw_behaviour_t stubborn = {
+    .name = "stubborn", .init = stubborn_init, .handle = tp_handle};
+
+typedef struct term_call {
+  bw_runtime_t *rt;
+  bw_pid_t sup;
+  int rc;
+  _Atomic int done;
+} term_call_t;
+
+static void *terminate_thread(void *arg) {
+  term_call_t *c = arg;
+  c->rc = bw_sup_terminate_child(c->rt, c->sup, "s");
+  atomic_store(&c->done, 1);
+  return NULL;
+}
+
+static void test_cap_spares_supervisor_timers(void **state) {
+  (void)state;
+  reset();
+  bw_runtime_t *rt = capped_runtime(4);
+  static const bw_child_spec_t kids[] = {{.id = "s", .behaviour = &stubborn, .shutdown_ms = 100}};
+  bw_sup_spec_t spec = {.strategy = BW_ONE_FOR_ONE, .children = kids, .nchildren = 1};
+  bw_pid_t sup, s;
+  assert_int_equal(bw_supervisor_start(rt, &spec, &sup, NULL), 0);
+  assert_int_equal(bw_sup_child_pid(rt, sup, "s", &s), 0);
+  bw_pid_t p = spawn_tp(rt, 0);
+  for (int i = 0; i < 4; i++)
+    after(rt, p, 1000000, (uint32_t)i);
+  assert_int_equal(bw_send_after(rt, p, 10, T_TICK, NULL, 0, NULL), BW_ELIMIT); /* full */
+  term_call_t c = {rt, sup, 1, 0};
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, terminate_thread, &c), 0);
+  BWT_AWAIT(&sync_, nev >= 1); /* the child got its shutdown exit, and traps it */
+  assert_int_equal(event_at(0).type, BW_MSG_EXIT);
+  /* the supervisor arms its timer around the signal: step until it fires */
+  struct timespec dl = bwt_deadline();
+  unsigned spins = 0;
+  while (!atomic_load(&c.done) && !bwt_past(&dl)) {
+    assert_int_equal(bw_clock_advance(rt, 50), 0);
+    bwt_relax(&spins);
+  }
+  bool returned = atomic_load(&c.done);
+  if (!returned)
+    bw_exit(rt, s, BW_REASON_KILL, 0, NULL); /* release the thread, then fail */
+  assert_int_equal(pthread_join(th, NULL), 0);
+  assert_true(returned);
+  assert_int_equal(c.rc, 0);
+  assert_false(bw_is_alive(rt, s));
+  assert_true(bw_now_ms(rt) < 1000000); /* killed by its shutdown timer, before ours */
+  bw_runtime_destroy(rt);
+}
+
 static void test_clock_advance_needs_manual_clock(void **state) {
   (void)state;
   bw_runtime_t *rt = bwt_runtime(1, false);
@@ -492,6 +685,10 @@ int main(void) {
       cmocka_unit_test(test_timer_from_actor_and_to_dead_pid),
       cmocka_unit_test(test_receive_timeout),
       cmocka_unit_test(test_call_times_out_on_manual_clock),
+      cmocka_unit_test(test_cap_refuses_beyond_max),
+      cmocka_unit_test(test_cap_receive_timeout),
+      cmocka_unit_test(test_cap_deadline_headroom),
+      cmocka_unit_test(test_cap_spares_supervisor_timers),
       cmocka_unit_test(test_clock_advance_needs_manual_clock),
   };
   return BWT_RUN_SUITE(tests);
