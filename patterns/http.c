@@ -28,6 +28,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "bulwark/breaker.h"
 #include "bulwark/error.h"
 #include "bulwark/http.h"
 #include "bulwark/io.h"
@@ -729,6 +730,18 @@ static int cl_init(bw_ctx_t *ctx, void *state, void *arg) {
   curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
   curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)h->o.max_per_host);
   curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)h->o.max_per_host * 4);
+  /* the policy's own breaker needs its actor to change state (the
+   * executor form starts it the same way); it stays with the policy */
+  bw_breaker_t *br = h->o.policy ? bw_policy_breaker(h->o.policy) : NULL;
+  if (br != NULL && bw_breaker_pid(br) == BW_PID_NONE) {
+    int rc = bw_breaker_start(br);
+    if (rc != 0 && rc != BW_EALREADY) {
+      curl_multi_cleanup(c->multi);
+      free(c->x);
+      c->x = NULL;
+      return rc;
+    }
+  }
   /* restarted: nothing is in flight any more */
   __atomic_store_n(&h->c[BW__HC_INFL], 0, __ATOMIC_RELAXED);
   __atomic_store_n(&h->c[BW__HC_QUEUED], 0, __ATOMIC_RELAXED);

@@ -7,7 +7,8 @@
  *   /echo          200, the request body back, and the request's headers
  *                  in X-Seen-Auth (the Authorization header) and
  *                  X-Seen-Method
- *   /status/N      status N, with Retry-After: 2 when the query is ?ra
+ *   /status/N      status N, with Retry-After: 1 when the query is ?ra
+ *   /flaky         503 while the server's outage flag is set, else 200
  *   /hang          reads the request, then nothing until the peer closes
  *   /slow          a 200 whose body comes one byte every 100 ms (50 bytes)
  *   /cut           Content-Length 100, 10 bytes, then close
@@ -42,6 +43,8 @@ typedef struct hfx {
   pthread_t thread;
   atomic_bool stop;
   atomic_uint accepted, peer_closed, hang_closed, active;
+  atomic_bool outage;        /* /flaky answers 503 while set */
+  atomic_uint flaky_hits, status_hits;
 } hfx_t;
 
 typedef struct hfx_conn {
@@ -166,8 +169,15 @@ static void *hfx_conn_main(void *arg) {
     } else if (strncmp(path, "/status/", 8) == 0) {
       int code = atoi(path + 8);
       bool ra = strstr(path, "?ra") != NULL;
+      atomic_fetch_add(&s->status_hits, 1);
       hfx_sendf(fd, "HTTP/1.1 %d X\r\n%sContent-Length: 2\r\n\r\nno", code,
-                ra ? "Retry-After: 2\r\n" : "");
+                ra ? "Retry-After: 1\r\n" : "");
+    } else if (strcmp(path, "/flaky") == 0) {
+      atomic_fetch_add(&s->flaky_hits, 1);
+      if (atomic_load(&s->outage))
+        hfx_sendf(fd, "HTTP/1.1 503 Down\r\nContent-Length: 4\r\n\r\ndown");
+      else
+        hfx_sendf(fd, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nfine");
     } else if (strcmp(path, "/hang") == 0) {
       if (hfx_wait_close(s, fd))
         atomic_fetch_add(&s->hang_closed, 1);

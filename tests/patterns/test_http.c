@@ -134,8 +134,8 @@ static void test_statuses(void **st) {
       {"/status/404", 0, 404, 0},
       {"/status/500", BW_EHTTP_SERVER, 500, 0},
       {"/status/503", BW_EHTTP_SERVER, 503, 0},
-      {"/status/503?ra", BW_EHTTP_THROTTLED, 503, 2000},
-      {"/status/429?ra", BW_EHTTP_THROTTLED, 429, 2000},
+      {"/status/503?ra", BW_EHTTP_THROTTLED, 503, 1000},
+      {"/status/429?ra", BW_EHTTP_THROTTLED, 429, 1000},
       {"/status/429", BW_EHTTP_THROTTLED, 429, 0},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -240,6 +240,121 @@ static void test_broken_servers(void **st) {
   assert_int_equal(s.too_big, 1);
   assert_int_equal(s.in_flight, 0);
   env_down(&e);
+}
+
+/* --- the policy around HTTP ------------------------------------------------------ */
+
+static bw_policy_t *http_policy(bw_runtime_t *rt, uint32_t attempts) {
+  bw_policy_opts_t po;
+  assert_int_equal(bw_http_policy_preset("api", &po), 0);
+  po.max_attempts = attempts;
+  po.backoff.initial_ms = 10;
+  po.backoff.max_ms = 20;
+  po.budget = false;
+  po.breaker_opts.failure_threshold = 3;
+  po.breaker_opts.open_ms = 300;
+  po.breaker_opts.half_open_permits = 1;
+  po.breaker_opts.success_threshold = 1;
+  bw_policy_t *p = NULL;
+  assert_int_equal(bw_policy_new(rt, &po, &p), 0);
+  return p;
+}
+
+static env_t env_policy(bw_policy_t **p, uint32_t attempts) {
+  env_t e = {0};
+  e.rt = bwt_runtime(2, false);
+  *p = http_policy(e.rt, attempts);
+  bw_http_opts_t o;
+  bw_http_opts_init(&o);
+  o.policy = *p;
+  int rc = bw_http_new(e.rt, &o, &e.h);
+  if (rc == BW_ENOTSUP) {
+    bw_policy_destroy(*p);
+    bw_runtime_destroy(e.rt);
+    skip();
+  }
+  assert_int_equal(rc, 0);
+  assert_int_equal(bw_http_start(e.h, &e.pid), 0);
+  return e;
+}
+
+static bool wait_state(bw_breaker_t *br, int want) {
+  for (int i = 0; i < 1000; i++) {
+    if ((int)bw_breaker_state(br) == want)
+      return true;
+    usleep(5000);
+  }
+  return false;
+}
+
+/* An outage opens the breaker (then calls fail fast, without reaching the
+ * server); once the server is back a probe closes it. */
+static void test_policy_breaker_outage(void **st) {
+  (void)st;
+  bw_policy_t *p;
+  env_t e = env_policy(&p, 1);
+  bw_breaker_t *br = bw_policy_breaker(p);
+  assert_non_null(br);
+  atomic_store(&g_srv.outage, true);
+  for (int i = 0; i < 3; i++) {
+    bw_http_resp_t *r = NULL;
+    assert_int_equal(get(&e, "/flaky", 5000, &r), BW_EHTTP_SERVER);
+    assert_non_null(r);
+    assert_int_equal(r->code, 503);
+    bw_http_resp_free(r);
+  }
+  assert_true(wait_state(br, BW_BREAKER_OPEN));
+  unsigned hits = atomic_load(&g_srv.flaky_hits);
+  bw_http_resp_t *r = (bw_http_resp_t *)1;
+  assert_int_equal(get(&e, "/flaky", 5000, &r), BW_ECIRCUIT_OPEN);
+  assert_null(r);
+  assert_int_equal(atomic_load(&g_srv.flaky_hits), hits); /* failed fast */
+  atomic_store(&g_srv.outage, false);
+  assert_true(wait_state(br, BW_BREAKER_HALF_OPEN));
+  assert_int_equal(get(&e, "/flaky", 5000, &r), 0);
+  assert_string_equal(r->body, "fine");
+  bw_http_resp_free(r);
+  assert_true(wait_state(br, BW_BREAKER_CLOSED));
+  bw_http_stats_t s;
+  bw_http_stats(e.h, &s);
+  assert_int_equal(s.refused, 1);
+  env_down(&e);
+  assert_int_equal(bw_policy_destroy(p), 0);
+}
+
+/* 503 with Retry-After: the retry waits at least that long; a POST is not
+ * retried unless marked idempotent. */
+static void test_policy_retry_after(void **st) {
+  (void)st;
+  bw_policy_t *p;
+  env_t e = env_policy(&p, 2);
+  unsigned hits = atomic_load(&g_srv.status_hits);
+  uint64_t t0 = bw_now_ns(e.rt);
+  bw_http_resp_t *r = NULL;
+  assert_int_equal(get(&e, "/status/503?ra", 10000, &r), BW_EHTTP_THROTTLED);
+  uint64_t took_ms = (bw_now_ns(e.rt) - t0) / 1000000u;
+  assert_non_null(r);
+  assert_int_equal(r->code, 503);
+  bw_http_resp_free(r);
+  assert_int_equal(atomic_load(&g_srv.status_hits) - hits, 2);
+  assert_true(took_ms >= 1000); /* the server's Retry-After, not the 10 ms backoff */
+  bw_http_stats_t s;
+  bw_http_stats(e.h, &s);
+  assert_int_equal(s.retries, 1);
+  /* a POST goes once (the host's hold from above has passed: 1 s) */
+  hits = atomic_load(&g_srv.status_hits);
+  bw_http_req_t *q = bw_http_req_new("POST", url("/status/500"));
+  assert_int_equal(bw_http_call(e.rt, e.pid, q, 10000, &r), BW_EHTTP_SERVER);
+  bw_http_resp_free(r);
+  assert_int_equal(atomic_load(&g_srv.status_hits) - hits, 1);
+  /* marked idempotent, it is retried */
+  q = bw_http_req_new("POST", url("/status/500"));
+  bw_http_req_idempotent(q, 1);
+  assert_int_equal(bw_http_call(e.rt, e.pid, q, 10000, &r), BW_EHTTP_SERVER);
+  bw_http_resp_free(r);
+  assert_int_equal(atomic_load(&g_srv.status_hits) - hits, 3);
+  env_down(&e);
+  assert_int_equal(bw_policy_destroy(p), 0);
 }
 
 /* --- an actor as the requester ------------------------------------------------ */
@@ -429,6 +544,8 @@ int main(void) {
       cmocka_unit_test(test_timeout_closes_connection),
       cmocka_unit_test(test_broken_servers),
       cmocka_unit_test(test_caller_exit_cancels),
+      cmocka_unit_test(test_policy_breaker_outage),
+      cmocka_unit_test(test_policy_retry_after),
       cmocka_unit_test(test_thousand_concurrent),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
