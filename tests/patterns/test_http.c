@@ -9,6 +9,7 @@
 #include "support.h"
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 
 #include "bulwark/http.h"
@@ -457,6 +458,7 @@ static pid_t start_model_server(uint16_t *port) {
     return -1;
   pid_t pid = fork();
   if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a test that failed */
     dup2(p[1], 1);
     close(p[0]);
     execl(BW_MODEL_SERVER, "model_server", "--port", "0", "--latency-ms", "200:200", "--tail",
