@@ -281,8 +281,11 @@ typedef struct bw__slot {
 #define BW__SLOT_PAGE_BITS 12
 #define BW__SLOT_PAGE (1u << BW__SLOT_PAGE_BITS)
 #define BW__SLOT_DIR (BW__SLOT_MAX >> BW__SLOT_PAGE_BITS) /* pages for every slot */
-/* Freed slots wait in a batch until this many were freed (pid.c). */
+/* Freed slots wait in a batch until this many were freed (pid.c): one per
+ * 2^SHIFT slots reused so far, at least MIN, at most BW__SLOT_QUARANTINE. */
 #define BW__SLOT_QUARANTINE 65536u
+#define BW__SLOT_QUARANTINE_MIN 64u
+#define BW__SLOT_QUARANTINE_SHIFT 10
 
 /* Pins the actor a pid names; NULL if dead/stale. Unpin with bw__pid_unpin. */
 bw__actor *bw__pid_pin(struct bw_runtime *rt, bw_pid_t pid, bw__slot **slot);
@@ -301,7 +304,8 @@ void bw__pid_free(struct bw_runtime *rt, bw_pid_t pid);
 void bw__pid_init(struct bw_runtime *rt); /* the runtime tag: after node_id is set */
 void bw__pid_destroy(struct bw_runtime *rt);
 /* Test hooks (tests/runtime/test_pid.c), while nothing spawns: the
- * quarantine's batch size, and the generation a free slot's next actor
+ * quarantine's largest batch (0: reuse at once; 64 or less: that size
+ * always), and the generation a free slot's next actor
  * gets (to drive a slot past a wrap point without 2^24 spawns). */
 void bw__pid_test_quarantine(struct bw_runtime *rt, uint32_t batch);
 void bw__pid_test_next_gen(struct bw_runtime *rt, uint32_t slot, uint32_t gen);
@@ -450,7 +454,8 @@ struct bw_runtime {
   uint64_t slot_free;                 /* atomic: reusable stack, aba tag << 32 | (index + 1) */
   uint64_t slot_young;                /* atomic: quarantined batch, count << 32 | (index + 1) */
   uint32_t slot_bump;                 /* atomic */
-  uint32_t slot_quarantine;           /* atomic: batch size before reuse (BW__SLOT_QUARANTINE) */
+  uint32_t slot_quarantine;           /* atomic: largest batch (BW__SLOT_QUARANTINE) */
+  uint64_t slot_reused;               /* atomic: slots in the batches taken so far */
   uint32_t pid_runtime;               /* a pid's top 16 bits here: node << 8 | tag */
 
   /* scheduler */

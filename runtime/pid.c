@@ -16,12 +16,17 @@
  * Reuse order. A freed slot is pushed on the young stack, which counts its
  * entries; an allocation pops the reusable stack, and when that is empty
  * takes the whole young stack as the next reusable batch only once it holds
- * slot_quarantine (65,536) slots, and otherwise takes a fresh slot. A slot
- * is in at most one batch per reuse and a batch takes that many frees to
- * fill, so a slot's generation advances at most once per 65,536 frees
- * anywhere in the runtime: one short-lived actor spawned again and again
- * walks through 65,536 slots instead of hammering one. Only when every
- * fresh slot is taken (4M live actors) is a smaller batch taken.
+ * the quarantine's batch size, and otherwise takes a fresh slot. A slot is
+ * in at most one batch per reuse and a batch takes that many frees to fill,
+ * so a slot's generation advances at most once per batch: one short-lived
+ * actor spawned again and again walks through a batch of slots instead of
+ * hammering one. The batch size grows with use, one slot per 1,024 reused
+ * so far, from 64 to 65,536, so the runtime keeps back about one slot per
+ * 1,024 actors ever spawned (24 bytes each, 1.5 MB at most) rather than
+ * 1.5 MB as soon as it churns: it reaches full size after 67M reuses, in
+ * about 8,200 batches, and from then on a slot's generation advances at
+ * most once per 65,536 frees (the arithmetic: RUNTIME.md, "Pids"). Only
+ * when every fresh slot is taken (4M live actors) is a smaller batch taken.
  * Rejected: a FIFO of free slots gives the same spread but needs a
  * multi-producer multi-consumer queue; the two stacks are two Treiber
  * stacks of indices in 64-bit words, single-width CAS. The reusable one
@@ -163,6 +168,15 @@ static void reusable_push_chain(bw__runtime *rt, uint32_t first) {
   }
 }
 
+/* The batch size: one per 2^SHIFT slots reused so far, within [MIN, cap]. */
+static uint64_t quarantine(const bw__runtime *rt) {
+  /* relaxed: sizes only; any recent value will do */
+  uint64_t q = bw__ld64_rlx(&rt->slot_reused) >> BW__SLOT_QUARANTINE_SHIFT;
+  uint64_t cap = bw__ld32_rlx(&rt->slot_quarantine);
+  q = q < BW__SLOT_QUARANTINE_MIN ? BW__SLOT_QUARANTINE_MIN : q;
+  return q < cap ? q : cap;
+}
+
 int bw__pid_alloc(bw__runtime *rt, bw__actor *a) {
   uint32_t idx;
   for (;;) {
@@ -184,10 +198,12 @@ int bw__pid_alloc(bw__runtime *rt, bw__actor *a) {
     /* acquire: the links and next_gen its pushers wrote before their CAS */
     uint64_t y = bw__ld64_acq(&rt->slot_young);
     if ((uint32_t)y != 0 &&
-        ((y >> 32) >= bw__ld32_rlx(&rt->slot_quarantine) ||
-         bw__ld32_rlx(&rt->slot_bump) >= BW__SLOT_MAX)) {
+        ((y >> 32) >= quarantine(rt) || bw__ld32_rlx(&rt->slot_bump) >= BW__SLOT_MAX)) {
       if (!bw__cas64(&rt->slot_young, y, 0))
         continue;
+      /* a count that sizes the next batches: no order needed (the add is
+       * acq_rel because that is the one add atomic.h has; once per batch) */
+      bw__faa64(&rt->slot_reused, y >> 32);
       /* its top is ours; the rest becomes the reusable stack */
       idx = (uint32_t)y - 1;
       uint32_t rest = bw__ld32_rlx(&slot_at(rt, idx)->free_next);

@@ -21,11 +21,12 @@ extern "C" {
  * When an actor exits, its pid stays dead: a send to it is a dead letter
  * with reason noproc (BW_ENOPROC), never a delivery to an actor that came
  * after it. Its slot is reused with the next generation, and freed slots
- * wait in batches of 65,536 before reuse, so a slot's generation advances
- * at most once per 65,536 exits in the runtime: an old pid could name a
- * new actor only after 2^26 * 65,536 = 2^42 (4.4e12) spawns, 17 days of
- * nonstop spawning at this runtime's 3M actors/s, and then only while its
- * slot holds that one generation of 2^26 (runtime/RUNTIME.md, "Pids").
+ * wait in batches before reuse (64 slots at first, growing with the
+ * runtime's spawns to 65,536), so a slot's generation advances at most
+ * once per batch: an old pid could name a new actor only after about
+ * 2^26 * 65,536 = 2^42 (4.4e12) spawns, 17 days of nonstop spawning at
+ * this runtime's 3M actors/s, and then only while its slot holds that one
+ * generation of 2^26 (runtime/RUNTIME.md, "Pids").
  *
  * A pid of another runtime of the process, or of a destroyed runtime, is
  * a dead pid too (BW_ENOPROC, dead letter noproc; bw_is_alive false): its

@@ -177,25 +177,32 @@ static bw_pid_t spawn_and_free(bw_runtime_t *rt) {
   return p;
 }
 
-/* One short-lived actor after another, each gone before the next: every
- * one gets a slot of its own until the quarantine is full (the old
- * last-in-first-out reuse gave them all slot 0, whose generation then
- * wrapped after 2^24 of them). */
+/* One short-lived actor after another, each gone before the next, in a
+ * fresh runtime (the quarantine at its smallest, 64): they walk through the
+ * slots of a batch; the old last-in-first-out reuse gave them all slot 0,
+ * whose generation then wrapped after 2^24 of them. */
 static void test_reuse_spread(void **state) {
   (void)state;
   bw_runtime_t *rt = bwt_runtime(2, false);
-  enum { N = 2000 }; /* < BW__SLOT_QUARANTINE */
-  static bw_pid_t p[N];
-  static uint8_t seen[N];
-  memset(seen, 0, sizeof seen);
+  enum { N = 2000, Q = BW__SLOT_QUARANTINE_MIN };
+  static uint32_t uses[N];
+  memset(uses, 0, sizeof uses);
   for (int i = 0; i < N; i++) {
-    p[i] = spawn_and_free(rt);
-    assert_int_equal(BW__PID_GEN(p[i]), 1);
-    uint32_t slot = BW__PID_SLOT(p[i]);
+    bw_pid_t p = spawn_and_free(rt);
+    uint32_t slot = BW__PID_SLOT(p);
     assert_true(slot < N);
-    assert_int_equal(seen[slot], 0);
-    seen[slot] = 1;
+    uses[slot]++;
+    /* the first Q each have a fresh slot */
+    if (i < Q)
+      assert_int_equal(uses[slot], 1);
   }
+  uint32_t most = 0, slots = 0;
+  for (int i = 0; i < N; i++) {
+    most = uses[i] > most ? uses[i] : most;
+    slots += uses[i] != 0;
+  }
+  assert_true(slots >= Q);
+  assert_true(most <= 1 + N / Q);
   bw_runtime_destroy(rt);
 }
 
@@ -231,6 +238,39 @@ static void test_reuse_quarantine(void **state) {
   assert_true(slots >= Q);
   assert_true(slots <= 2 * Q + 1);
   assert_true(bw__ld32_rlx(&rt->slot_bump) <= 2 * Q + 1);
+  bw_runtime_destroy(rt);
+}
+
+/* The batch grows with use: one slot per 1,024 reused so far (the count is
+ * set directly, as if that many had been), up to 65,536. */
+static uint32_t distinct_slots(bw_runtime_t *rt, int n, uint32_t *most) {
+  static uint32_t uses[BW__SLOT_PAGE];
+  memset(uses, 0, sizeof uses);
+  uint32_t slots = 0;
+  *most = 0;
+  for (int i = 0; i < n; i++) {
+    uint32_t slot = BW__PID_SLOT(spawn_and_free(rt));
+    assert_true(slot < BW__SLOT_PAGE);
+    slots += uses[slot]++ == 0;
+    *most = uses[slot] > *most ? uses[slot] : *most;
+  }
+  return slots;
+}
+
+static void test_reuse_batch_grows(void **state) {
+  (void)state;
+  uint32_t most;
+  bw_runtime_t *rt = bwt_runtime(2, false);
+  bw__st64_rlx(&rt->slot_reused, 200u << BW__SLOT_QUARANTINE_SHIFT);
+  assert_int_equal(distinct_slots(rt, 1000, &most), 200);
+  assert_true(most <= 1 + 1000 / 200);
+  bw_runtime_destroy(rt);
+
+  /* past 2^26 reused: the largest batch; 2,000 actors, 2,000 slots */
+  rt = bwt_runtime(2, false);
+  bw__st64_rlx(&rt->slot_reused, 1ull << 40);
+  assert_int_equal(distinct_slots(rt, 2000, &most), 2000);
+  assert_int_equal(most, 1);
   bw_runtime_destroy(rt);
 }
 
@@ -422,6 +462,7 @@ int main(void) {
       cmocka_unit_test(test_runtime_tags),
       cmocka_unit_test(test_reuse_spread),
       cmocka_unit_test(test_reuse_quarantine),
+      cmocka_unit_test(test_reuse_batch_grows),
       cmocka_unit_test(test_slot_past_old_wrap),
   };
   return BWT_RUN_SUITE(tests);
