@@ -216,7 +216,8 @@ int bw__pid_alloc(bw__runtime *rt, bw__actor *a) {
     if (idx >= BW__SLOT_MAX) {
       bw__faa32(&rt->slot_bump, (uint32_t)-1);
       /* relaxed: a hint; a slot freed meanwhile is found by the next pass */
-      if ((uint32_t)bw__ld64_rlx(&rt->slot_free) != 0 || (uint32_t)bw__ld64_rlx(&rt->slot_young) != 0)
+      if ((uint32_t)bw__ld64_rlx(&rt->slot_free) != 0 ||
+          (uint32_t)bw__ld64_rlx(&rt->slot_young) != 0)
         continue;
       return BW_ELIMIT;
     }
