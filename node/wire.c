@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "node/wire.h"
+#include "runtime/internal.h" /* the pid layout: BW__PID_* */
 
 static void put16(uint8_t *p, uint16_t v) {
   p[0] = (uint8_t)v;
@@ -96,6 +97,9 @@ size_t bw__wire_encode(const bw__frame *f, uint8_t *buf, size_t cap) {
 }
 
 static unsigned pid_node(bw_pid_t p) { return (unsigned)(p >> 56); }
+/* A pid some runtime could have minted: a runtime tag and a generation. The
+ * node it names checks the rest (the tag is that node's runtime's). */
+static bool pid_minted(bw_pid_t p) { return BW__PID_TAG(p) != 0 && BW__PID_GEN(p) != 0; }
 
 int bw__wire_decode(const uint8_t *buf, size_t len, bw__frame *f) {
   if (buf == NULL || len < BW__WIRE_HDR)
@@ -148,7 +152,7 @@ int bw__wire_decode(const uint8_t *buf, size_t len, bw__frame *f) {
       /* a name for one of the sender's own live pids, on a channel */
       if (f->dst == 0)
         return BW__WIRE_EPID;
-      if (get64(p) != f->from || pid_node(f->from) != f->src || (f->from >> 32 & 0xFFFFFFu) == 0)
+      if (get64(p) != f->from || pid_node(f->from) != f->src || !pid_minted(f->from))
         return BW__WIRE_EPID;
       return 0;
     }
@@ -160,7 +164,7 @@ int bw__wire_decode(const uint8_t *buf, size_t len, bw__frame *f) {
   }
   /* messages and signals: to one node, from one of the sender's actors (or
    * nobody, for a message from a thread that is not an actor) */
-  if (f->dst == 0 || pid_node(f->to) != f->dst || (f->to >> 32 & 0xFFFFFFu) == 0)
+  if (f->dst == 0 || pid_node(f->to) != f->dst || !pid_minted(f->to))
     return BW__WIRE_EPID;
   if (f->from != BW_PID_NONE && pid_node(f->from) != f->src)
     return BW__WIRE_EPID;

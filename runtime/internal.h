@@ -17,14 +17,26 @@
 #define BW__CACHELINE 64
 
 /* ------------------------------------------------------------------------ */
-/* Pids: bits 0..31 slot, 32..55 generation (never 0 for a live actor),     */
-/* 56..63 node (0 = this process).                                           */
-#define BW__PID_SLOT(p) ((uint32_t)((p) & 0xFFFFFFFFu))
-#define BW__PID_GEN(p) ((uint32_t)(((p) >> 32) & 0xFFFFFFu))
+/* Pids: 64 bits, from the top (layout and arithmetic in runtime/RUNTIME.md, */
+/* "Pids"):                                                                  */
+/*   63..56 node (8): bw_runtime_opts.node_id, 0 for a plain runtime        */
+/*   55..48 runtime tag (8): 1..255, from a process-wide counter; differs    */
+/*          between the live runtimes of a process (pid.c)                   */
+/*   47..22 generation (26): 1..2^26-1; 0 never names a live actor          */
+/*   21..0  slot (22): up to 4,194,304 live actors                          */
+/* The top 16 bits (node, tag) name the runtime: a pid whose top bits are   */
+/* not this runtime's is never one of its actors.                           */
+#define BW__PID_SLOT_BITS 22
+#define BW__PID_GEN_BITS 26
+#define BW__SLOT_MAX (1u << BW__PID_SLOT_BITS)
+#define BW__GEN_MASK ((1u << BW__PID_GEN_BITS) - 1u)
+#define BW__PID_SLOT(p) ((uint32_t)(p) & (BW__SLOT_MAX - 1u))
+#define BW__PID_GEN(p) ((uint32_t)((p) >> BW__PID_SLOT_BITS) & BW__GEN_MASK)
+#define BW__PID_TAG(p) ((uint32_t)((p) >> 48) & 0xFFu)
 #define BW__PID_NODE(p) ((uint32_t)((p) >> 56))
-#define BW__PID_MAKE(node, slot, gen)                                            \
-  (((uint64_t)(node) << 56) | ((uint64_t)(gen) << 32) | (uint64_t)(slot))
-#define BW__GEN_MASK 0xFFFFFFu
+#define BW__PID_RUNTIME(p) ((uint32_t)((p) >> 48)) /* node << 8 | tag */
+#define BW__PID_MAKE(rtbits, slot, gen)                                          \
+  (((uint64_t)(rtbits) << 48) | ((uint64_t)(gen) << BW__PID_SLOT_BITS) | (uint64_t)(slot))
 
 /* ------------------------------------------------------------------------ */
 /* Messages                                                                   */
@@ -284,7 +296,12 @@ typedef struct bw__slot {
 
 #define BW__SLOT_PAGE_BITS 12
 #define BW__SLOT_PAGE (1u << BW__SLOT_PAGE_BITS)
-#define BW__SLOT_DIR (1u << 14) /* up to 64M slots */
+#define BW__SLOT_DIR (BW__SLOT_MAX >> BW__SLOT_PAGE_BITS) /* pages for every slot */
+/* Freed slots wait in a batch until this many were freed (pid.c): one per
+ * 2^SHIFT slots reused so far, at least MIN, at most BW__SLOT_QUARANTINE. */
+#define BW__SLOT_QUARANTINE 65536u
+#define BW__SLOT_QUARANTINE_MIN 64u
+#define BW__SLOT_QUARANTINE_SHIFT 10
 
 /* Pins the actor a pid names; NULL if dead/stale. Unpin with bw__pid_unpin. */
 bw__actor *bw__pid_pin(struct bw_runtime *rt, bw_pid_t pid, bw__slot **slot);
@@ -300,7 +317,14 @@ void bw__pid_invalidate(struct bw_runtime *rt, bw_pid_t pid); /* waits for pins 
 void bw__pin_drop(void);    /* the turn is over: release its kept pin, keep no more */
 void bw__pin_release(void); /* release the kept pin (if any) */
 void bw__pid_free(struct bw_runtime *rt, bw_pid_t pid);
+void bw__pid_init(struct bw_runtime *rt); /* the runtime tag: after node_id is set */
 void bw__pid_destroy(struct bw_runtime *rt);
+/* Test hooks (tests/runtime/test_pid.c), while nothing spawns: the
+ * quarantine's largest batch (0: reuse at once; 64 or less: that size
+ * always), and the generation a free slot's next actor
+ * gets (to drive a slot past a wrap point without 2^24 spawns). */
+void bw__pid_test_quarantine(struct bw_runtime *rt, uint32_t batch);
+void bw__pid_test_next_gen(struct bw_runtime *rt, uint32_t slot, uint32_t gen);
 typedef void (*bw__pid_visit_fn)(struct bw_runtime *rt, bw_pid_t pid, void *ud);
 void bw__pid_foreach_live(struct bw_runtime *rt, bw__pid_visit_fn fn, void *ud);
 
@@ -454,10 +478,14 @@ struct bw_runtime {
   uint64_t manual_now_ns; /* atomic */
   uint64_t epoch_ns;
 
-  /* pid slots */
+  /* pid slots (pid.c) */
   bw__slot *slot_pages[BW__SLOT_DIR]; /* atomic entries */
-  uint64_t slot_free;                 /* atomic: tag << 32 | (index + 1) */
+  uint64_t slot_free;                 /* atomic: reusable stack, aba tag << 32 | (index + 1) */
+  uint64_t slot_young;                /* atomic: quarantined batch, count << 32 | (index + 1) */
   uint32_t slot_bump;                 /* atomic */
+  uint32_t slot_quarantine;           /* atomic: largest batch (BW__SLOT_QUARANTINE) */
+  uint64_t slot_reused;               /* atomic: slots in the batches taken so far */
+  uint32_t pid_runtime;               /* a pid's top 16 bits here: node << 8 | tag */
 
   /* scheduler */
   bw__worker *workers;     /* room for max_workers */

@@ -82,6 +82,7 @@ int bw_runtime_create(const bw_runtime_opts_t *opts, bw_runtime_t **out) {
     free(rt);
     return rc;
   }
+  bw__pid_init(rt); /* the runtime tag its pids carry (pid.c) */
   *out = rt;
   return 0;
 }

@@ -89,7 +89,9 @@ void bw_spawn_opts_init(bw_spawn_opts_t *opts);
  * holds its pid. opts may be NULL. From an actor or any thread.
  * Returns 0; BW_EINVAL (NULL rt or behaviour, no handle callback, bad
  * options); BW_ENOMEM; BW_ETHREAD; BW_EEXIST (name taken); BW_ESHUTDOWN;
- * BW_ENOTACTOR (link from outside an actor); or init's negative code.
+ * BW_ENOTACTOR (link from outside an actor); BW_ELIMIT (4,194,304 actors
+ * of this runtime are live: every pid slot is taken); or init's negative
+ * code.
  */
 int bw_spawn(bw_runtime_t *rt, const bw_behaviour_t *b, void *arg,
              const bw_spawn_opts_t *opts, bw_pid_t *out);
@@ -181,7 +183,8 @@ int bw_demonitor(bw_ctx_t *ctx, uint64_t ref);
  */
 int bw_wait_exit(bw_runtime_t *rt, bw_pid_t pid, uint64_t timeout_ms, bw_reason_t *reason);
 
-/* True if pid names a live actor of this runtime. */
+/* True if pid names a live actor of this runtime (false for a pid of
+ * another runtime, live or destroyed). */
 bool bw_is_alive(const bw_runtime_t *rt, bw_pid_t pid);
 
 /*

@@ -13,10 +13,27 @@ extern "C" {
 #endif
 
 /*
- * A pid names one incarnation of an actor. It is an opaque 64-bit value:
- * a slot, a generation and a node. When an actor exits its slot may be reused
- * with a new generation; the old pid then stays dead forever, and a send to it
- * is a dead letter with reason noproc, never a delivery to the new actor.
+ * A pid names one incarnation of an actor of one runtime. It is an opaque
+ * 64-bit value: from the top, the node (8 bits, bw_pid_node), the runtime's
+ * tag (8), a generation (26) and a slot (22; at most 4,194,304 live actors
+ * per runtime). A pid is never 0 (BW_PID_NONE).
+ *
+ * When an actor exits, its pid stays dead: a send to it is a dead letter
+ * with reason noproc (BW_ENOPROC), never a delivery to an actor that came
+ * after it. Its slot is reused with the next generation, and freed slots
+ * wait in batches before reuse (64 slots at first, growing with the
+ * runtime's spawns to 65,536), so a slot's generation advances at most
+ * once per batch: an old pid could name a new actor only after about
+ * 2^26 * 65,536 = 2^42 (4.4e12) spawns, 17 days of nonstop spawning at
+ * this runtime's 3M actors/s, and then only while its slot holds that one
+ * generation of 2^26 (runtime/RUNTIME.md, "Pids").
+ *
+ * A pid of another runtime of the process, or of a destroyed runtime, is
+ * a dead pid too (BW_ENOPROC, dead letter noproc; bw_is_alive false): its
+ * tag differs. Tags (1..255) come from a process-wide counter that skips
+ * those of live runtimes, so live runtimes always differ while fewer than
+ * 256 are live; a destroyed runtime's tag comes back only after the counter
+ * went round (254 creates, less the runtimes still live).
  */
 typedef uint64_t bw_pid_t;
 #define BW_PID_NONE ((bw_pid_t)0)
