@@ -158,7 +158,8 @@ static const bw_behaviour_t fn_worker = {.name = "bulkhead.worker",
                                          .state_size = sizeof(wstate),
                                          .init = w_init,
                                          .handle = w_handle,
-                                         .terminate = w_terminate};
+                                         .terminate = w_terminate,
+                                         .never_muted = true};
 
 /*
  * The wrapper's state size depends on the user's behaviour, and the
@@ -194,7 +195,8 @@ static const bw_behaviour_t *wrapper_for(const bw_behaviour_t *user) {
                                 .state_size = WHDR + user->state_size,
                                 .init = w_init,
                                 .handle = w_handle,
-                                .terminate = w_terminate};
+                                .terminate = w_terminate,
+                                .never_muted = true};
       w->next = wrappers;
       wrappers = w;
       b = &w->beh;
@@ -899,7 +901,8 @@ const bw_behaviour_t bw_bulkhead_behaviour = {.name = "bulkhead",
                                               .state_size = sizeof(pool_t),
                                               .init = pool_init,
                                               .handle = pool_handle,
-                                              .terminate = pool_terminate};
+                                              .terminate = pool_terminate,
+                                              .never_muted = true};
 
 /* ===== The API ============================================================== */
 

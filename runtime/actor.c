@@ -449,7 +449,7 @@ int bw__actor_run(bw__thread *th, bw__actor *a) {
 
 static int actor_turn(bw__thread *th, bw__actor *a) {
   bw__runtime *rt = a->rt;
-  unsigned batch = rt->batch, n = 0, foreign = 0, popped = 0;
+  unsigned batch = rt->batch, n = 0, popped = 0;
   bool handed = false;
   uint32_t sends0 = bw__tl.nsends;
   bw_reason_t r;
@@ -470,7 +470,12 @@ static int actor_turn(bw__thread *th, bw__actor *a) {
       bw__faa32(&a->mb_count, (uint32_t)-1);
     if (a->cflags & BW__CF_WATCHED)
       watch_begin(th, a);
-    foreign += ((bw__msg *)q)->pub.from != a->pid; /* not its own "continue" */
+    if (((bw__msg *)q)->pub.flags & BW__MF_SELF) {
+      /* its own backlog (send.c): taken off the count, and the mark off
+       * the message before its handler sees it */
+      ((bw__msg *)q)->pub.flags &= ~(uint32_t)BW__MF_SELF;
+      a->self_queued--;
+    }
     int died = dispatch(th, a, (bw__msg *)q, &r);
     if (a->cflags & BW__CF_WATCHED)
       bw__watch_end(th);
@@ -496,10 +501,11 @@ static int actor_turn(bw__thread *th, bw__actor *a) {
     return BW__RUN_DEAD;
   }
   bw__tl.cur = NULL;
-  /* overloaded: 32 batches or more still queued after a turn that handled
-   * messages from others (an actor that keeps sending itself "continue" is
-   * busy, not behind), until it is down to 8 batches; clearing the flag
-   * lets the muted senders run (see RUNTIME.md, "Back-pressure"). */
+  /* overloaded: 32 batches or more of messages from others still queued
+   * after a turn, until it is down to 8 batches; clearing the flag lets the
+   * muted senders run (see RUNTIME.md, "Back-pressure"). What it queued
+   * for itself does not count: an actor working through its own backlog is
+   * busy, not behind on others, and muting others would not shrink it. */
   uint32_t sig = bw__ld32_rlx(&a->trap);
   bool spent = n >= batch;
   /* relaxed store: owner-only counter, read by bw_mailbox_depth */
@@ -507,11 +513,11 @@ static int actor_turn(bw__thread *th, bw__actor *a) {
   /* relaxed: a count for a heuristic; a push racing with this load is
    * seen at the next turn */
   /* signed: senders add their counts in batches, so pops can run ahead */
-  int32_t diff = (int32_t)(bw__ld32_rlx(&a->mb_pushed) - a->mb_popped);
+  int32_t diff = (int32_t)(bw__ld32_rlx(&a->mb_pushed) - a->mb_popped - a->self_queued);
   uint32_t backlog = diff > 0 ? (uint32_t)diff : 0;
   if (!(sig & BW__SIG_OVERLOADED)) {
     /* not "spent": a turn can end early on a push in progress */
-    if (foreign > 0 && backlog >= batch * BW__OVERLOAD_HIGH) {
+    if (backlog >= batch * BW__OVERLOAD_HIGH) {
       sig |= BW__SIG_OVERLOADED;
       bw__st32_rel(&a->trap, sig); /* release: owner-only word, read by senders */
     }
@@ -740,6 +746,8 @@ int bw_spawn(bw_runtime_t *rt, const bw_behaviour_t *b, void *arg, const bw_spaw
     a->cflags |= BW__CF_DROP;
   if (opts->trap_exit)
     a->trap = BW__SIG_TRAP;
+  if (opts->never_muted || b->never_muted)
+    a->cflags |= BW__CF_NEVER_MUTED;
   /* unmarked: sends during init queue up without scheduling the actor */
   bw__mpsc_init(&a->mb, &a->mbc, false);
   if (opts->dedicated_thread) {

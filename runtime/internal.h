@@ -170,6 +170,7 @@ enum {
   BW__CF_NAMED = 1u << 3,     /* registered at spawn (registry cleans up at exit) */
   BW__CF_ROOT = 1u << 4,      /* spawned from outside with ordered_shutdown: stopped first */
   BW__CF_WATCHED = 1u << 5,   /* has a hang limit: handler calls are timed */
+  BW__CF_NEVER_MUTED = 1u << 6, /* never muted by back-pressure (supervisors, patterns) */
 };
 
 /* An entry keyed by a ref: a monitor (ref, pid) or an outstanding request
@@ -245,6 +246,7 @@ typedef struct bw__actor {
   bw__actor_ext *ext;
   bw__msg *cur_msg;      /* the message being handled (bw_msg_take, crashes) */
   uint32_t mb_popped;    /* mailbox nodes its turns have taken, ever (owner only) */
+  uint32_t self_queued;  /* of the backlog, messages it sent itself (owner only) */
   uint16_t flags;        /* BW__AF_*: changed only by the actor's own thread */
   uint8_t cls;           /* pool class of this block; 0xFF = malloc'ed */
   _Alignas(16) unsigned char state[];
@@ -522,6 +524,9 @@ void bw__gate_open(struct bw_runtime *rt, bw__gate *g);
 
 /* An EXIT message sent because a linked actor died (its pub.flags). */
 #define BW__MF_LINKEXIT (1u << 10)
+/* Queued by the receiver to itself (counted in its self_queued; cleared
+ * when popped, so handlers never see it). */
+#define BW__MF_SELF (1u << 11)
 
 /* The node layer (node/): what the runtime calls for a pid of another node.
  * deliver owns m from the call on: it forwards it, or dead-letters it
