@@ -198,11 +198,11 @@ bool bw_is_alive(const bw_runtime_t *rt, bw_pid_t pid);
  * or more of them still queued after a turn; 2,048 by default) is
  * "overloaded". What an actor queued for itself does not count: a long
  * backlog of its own work makes it busy, not overloaded. An actor that
- * sends a plain user message (bw_send, bw_send_move, bw_request, bw_call
- * from a handler) to an overloaded actor is muted at the end of the handler
- * call that sent: it is not run again, although it stays alive and its
- * mailbox keeps filling, until the overloaded actor is down to 8 batches
- * or exits. Sends themselves never block or fail because of it.
+ * sends a plain user message (bw_send, bw_send_move, bw_request) to an
+ * overloaded actor is muted at the end of the handler call that sent: it
+ * is not run again, although it stays alive and its mailbox keeps filling,
+ * until the overloaded actor is down to 8 batches or exits. Sends
+ * themselves never block or fail because of it.
  * Never muted:
  * - for exit signals, links and monitors, replies (bw_reply), timer
  *   messages, or the runtime's own message types;
