@@ -397,16 +397,55 @@ static bool mute_on(bw__runtime *rt, bw__actor *a, bw_pid_t on) {
     bw__pid_unpin(s);
     return false;
   }
+  bw_pid_t self = a->pid;
+  /* relaxed: ordered before the exit check below by the push and fence;
+   * read by whoever signals an exit to a (bw__wake_muted) */
+  bw__st64_rlx(&a->muted_on, on);
   bw__qnode *old = BW__LD_RLX(&r->muted);
   do {
     BW__ST_RLX(&a->rq.next, old);
     /* release (acq_rel CAS): the link is visible to the one who takes it */
   } while (!BW__CAS(&r->muted, old, &a->rq) && ((old = BW__LD_RLX(&r->muted)), true));
   bw__fence_seq_cst();
-  if (!(bw__ld32_rlx(&r->trap) & BW__SIG_OVERLOADED))
+  if (!(bw__ld32_rlx(&r->trap) & BW__SIG_OVERLOADED)) {
     bw__unmute_all(rt, r);
+  } else {
+    /* an exit signalled meanwhile: the signaller either sees muted_on
+     * (its fence after setting the exit, ours after the push: a Dekker
+     * pair) and unmutes r, or we see its exit here and do it ourselves.
+     * a may already be running elsewhere, or gone: only through a pin */
+    bw__slot *as;
+    bw__actor *me = bw__pid_pin(rt, self, &as);
+    if (me != NULL) {
+      if (bw__actor_exit_pending(me))
+        bw__unmute_all(rt, r);
+      bw__pid_unpin(as);
+    }
+  }
   bw__pid_unpin(s);
   return true;
+}
+
+/*
+ * After an exit was signalled to a (its force or urgent word set, then its
+ * WAKE queued): if a is muted, it would not look at its exit until the
+ * actor it is muted on drains. So the signaller unmutes that actor's
+ * senders: a runs and exits; the others run once and, if they send to it
+ * again while it is still overloaded, are muted again. A stale muted_on
+ * (a has run since) costs the same spurious round, nothing else. Only for
+ * exits, so never on the send path of plain messages.
+ */
+void bw__wake_muted(bw__runtime *rt, bw__actor *a) {
+  bw__fence_seq_cst(); /* the exit's store before this load: see mute_on */
+  bw_pid_t on = bw__ld64_rlx(&a->muted_on);
+  if (on == BW_PID_NONE)
+    return;
+  bw__slot *s;
+  bw__actor *r = bw__pid_pin(rt, on, &s);
+  if (r == NULL)
+    return; /* gone: its exit freed everyone muted on it */
+  bw__unmute_all(rt, r);
+  bw__pid_unpin(s);
 }
 
 /* The same, on a gate (internal.h): closed is checked after the push. */
@@ -456,6 +495,9 @@ static int actor_turn(bw__thread *th, bw__actor *a) {
   bw__tl.cur = a;
   bw__tl.mute_on = BW_PID_NONE;
   bw__tl.mute_gate = NULL;
+  /* running again: no longer muted (relaxed: a hint for bw__wake_muted) */
+  if (a->muted_on != BW_PID_NONE)
+    bw__st64_rlx(&a->muted_on, BW_PID_NONE);
   for (;;) {
     if (bw__actor_exit_pending(a) && take_exit(a, &r)) {
       bw__actor_die(a, &r);

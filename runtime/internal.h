@@ -247,6 +247,7 @@ typedef struct bw__actor {
   bw__msg *cur_msg;      /* the message being handled (bw_msg_take, crashes) */
   uint32_t mb_popped;    /* mailbox nodes its turns have taken, ever (owner only) */
   uint32_t self_queued;  /* of the backlog, messages it sent itself (owner only) */
+  bw_pid_t muted_on;     /* atomic: the actor it was last muted on (owner writes) */
   uint16_t flags;        /* BW__AF_*: changed only by the actor's own thread */
   uint8_t cls;           /* pool class of this block; 0xFF = malloc'ed */
   _Alignas(16) unsigned char state[];
@@ -605,6 +606,7 @@ static inline void bw__watch_end(bw__thread *th) { bw__st64_rel(&th->busy_pid, 0
 /* actors */
 enum { BW__RUN_IDLE = 0, BW__RUN_AGAIN = 1, BW__RUN_DEAD = 2, BW__RUN_MUTED = 3 };
 void bw__unmute_all(bw__runtime *rt, bw__actor *a); /* reschedule a's muted senders */
+void bw__wake_muted(bw__runtime *rt, bw__actor *a); /* an exit was signalled to a */
 int bw__actor_run(bw__thread *th, bw__actor *a);
 /* The behaviour pid runs (for the supervisor API's type check); BW_ENOPROC. */
 int bw__actor_behaviour(struct bw_runtime *rt, bw_pid_t pid, const bw_behaviour_t **out);

@@ -271,6 +271,7 @@ int bw__deliver(bw__runtime *rt, bw__msg *m, bool keep_on_reject) {
   }
   bw__actor *self = bw__tl.cur;
   bool mutes = self != a && may_mute(self, m);
+  int kind = m->kind; /* m is the receiver's after the push */
   if (self == a) {
     /* the backlog it makes for itself does not make it overloaded
      * (actor.c): counted apart, by the owner alone, so no atomic */
@@ -283,6 +284,8 @@ int bw__deliver(bw__runtime *rt, bw__msg *m, bool keep_on_reject) {
    * end of its turn (see bw__actor_run); relaxed: a hint */
   if (mutes && bw__tl.mute_on == BW_PID_NONE && (bw__ld32_rlx(&a->trap) & BW__SIG_OVERLOADED))
     bw__tl.mute_on = a->pid;
+  else if (kind == BW__K_WAKE)
+    bw__wake_muted(rt, a); /* an exit for a (link.c): a muted actor must see it */
   if (!cached)
     bw__pid_unpin(s);
   return 0;

@@ -201,8 +201,9 @@ bool bw_is_alive(const bw_runtime_t *rt, bw_pid_t pid);
  * sends a plain user message (bw_send, bw_send_move, bw_request) to an
  * overloaded actor is muted at the end of the handler call that sent: it
  * is not run again, although it stays alive and its mailbox keeps filling,
- * until the overloaded actor is down to 8 batches or exits. Sends
- * themselves never block or fail because of it.
+ * until the overloaded actor is down to 8 batches or exits (or it is
+ * killed, or sent an exit it does not trap: that takes effect at once).
+ * Sends themselves never block or fail because of it.
  * Never muted:
  * - for exit signals, links and monitors, replies (bw_reply), timer
  *   messages, or the runtime's own message types;

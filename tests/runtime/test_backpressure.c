@@ -735,6 +735,47 @@ static void test_never_muted_actors(void **st) {
   slow_sh_destroy(&sh);
 }
 
+/* An exit signalled to a muted actor takes effect at once, not when the
+ * actor it is muted on has drained: a kill, and a shutdown it does not
+ * trap (a supervisor's terminate_child or shutdown timeout). */
+static void test_exit_reaches_muted_actor(void **st) {
+  (void)st;
+  for (int kind = 0; kind < 2; kind++) {
+    bw_runtime_t *rt = bwt_runtime(1, false);
+    slow_sh_t sh;
+    slow_sh_init(&sh);
+    bw_pid_t w = spawn_slow(rt, &sh);
+    make_overloaded(rt, &sh);
+    probe_sh_t p, other, n;
+    probe_sh_init(&p);
+    probe_sh_init(&other);
+    probe_sh_init(&n);
+    bw_pid_t pp = spawn_probe(rt, &probe_beh, &p, false);
+    bw_pid_t po = spawn_probe(rt, &probe_beh, &other, false);
+    bw_pid_t pn = spawn_probe(rt, &probe_beh, &n, true);
+    probe_go(rt, pp, w, SEND_USER);
+    BWT_AWAIT(&p.sync, p.went);
+    probe_go(rt, po, w, SEND_USER);
+    BWT_AWAIT(&other.sync, other.went);
+    probe_go(rt, pn, w, SEND_USER);
+    BWT_AWAIT(&n.sync, n.ran_next);
+    bwt_lock(&p.sync);
+    bool muted = !p.ran_next;
+    bwt_unlock(&p.sync);
+    assert_true(muted); /* as in test_never_muted_actors */
+    assert_int_equal(bw_exit(rt, pp, kind == 0 ? BW_REASON_KILL : BW_REASON_SHUTDOWN, 0, NULL),
+                     0);
+    BWT_AWAIT_DEAD(rt, pp);
+    /* the other sender muted on the same actor lives on */
+    assert_true(bw_is_alive(rt, po));
+    finish(rt, &sh);
+    probe_sh_destroy(&p);
+    probe_sh_destroy(&other);
+    probe_sh_destroy(&n);
+    slow_sh_destroy(&sh);
+  }
+}
+
 /* Exit signals and monitors sent to an overloaded actor never mute the
  * sender, even a plain actor. */
 static void test_signals_never_mute(void **st) {
@@ -996,6 +1037,7 @@ int main(void) {
       cmocka_unit_test(test_mailbox_depth),
       cmocka_unit_test(test_never_muted_actors),
       cmocka_unit_test(test_signals_never_mute),
+      cmocka_unit_test(test_exit_reaches_muted_actor),
       cmocka_unit_test(test_reply_never_mutes),
       cmocka_unit_test(test_self_backlog_does_not_mute),
       cmocka_unit_test(test_periodic_checker_keeps_period),
