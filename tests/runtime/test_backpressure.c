@@ -899,6 +899,69 @@ static void test_periodic_checker_keeps_period(void **st) {
   slow_sh_destroy(&sh);
 }
 
+/* The library's health monitor (period 100 ms, manual clock) checks an
+ * overloaded actor every round: it is not muted by asking, keeps its
+ * period, and sees another component die (issue 14: muted, it ran no
+ * round for 2.4 s and kept reporting a killed component healthy). */
+static int answerer_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
+  (void)state;
+  if (msg->type == BW_HEALTH_MSG_CHECK)
+    bw_health_answer(ctx, msg, BW_HEALTH_HEALTHY, NULL);
+  return BW_CONTINUE;
+}
+
+static const bw_behaviour_t answerer_beh = {.name = "answerer", .handle = answerer_handle};
+
+static uint64_t health_rounds(bw_health_t *h) {
+  bw_health_metrics_t m;
+  assert_int_equal(bw_health_metrics(h, &m), 0);
+  return m.rounds;
+}
+
+static int health_of(bw_health_t *h, const char *name) {
+  bw_health_info_t info;
+  return bw_health_component_info(h, name, &info) == 0 ? info.status : -1;
+}
+
+static void test_health_monitor_keeps_period(void **st) {
+  (void)st;
+  bw_runtime_t *rt = bwt_runtime(1, true);
+  slow_sh_t sh;
+  slow_sh_init(&sh);
+  bw_pid_t w = spawn_slow(rt, &sh);
+  make_overloaded(rt, &sh);
+  bw_pid_t v;
+  assert_int_equal(bw_spawn(rt, &answerer_beh, NULL, NULL, &v), 0);
+  bw_health_opts_t o;
+  bw_health_opts_init(&o);
+  o.period_ms = 100;
+  bw_health_t *h;
+  assert_int_equal(bw_health_create(rt, &o, &h), 0);
+  /* its start (a first round) is behind it: rounds now come from ticks */
+  assert_int_equal(bw_health_flush(h, 0), 0);
+  uint64_t r0 = health_rounds(h);
+  bw_health_component_t c;
+  bw_health_component_init(&c, BW_HEALTH_KIND_ACTOR, "slow");
+  c.pid = w;
+  assert_int_equal(bw_health_add(h, &c), 0);
+  bw_health_component_init(&c, BW_HEALTH_KIND_ACTOR, "victim");
+  c.pid = v;
+  assert_int_equal(bw_health_add(h, &c), 0);
+  for (uint64_t i = 1; i <= 5; i++) {
+    assert_int_equal(bw_clock_advance(rt, 100), 0);
+    BWT_POLL(health_rounds(h) == r0 + i);
+  }
+  assert_int_equal(bw_exit(rt, v, BW_REASON_KILL, 0, NULL), 0);
+  BWT_AWAIT_DEAD(rt, v);
+  assert_int_equal(bw_clock_advance(rt, 100), 0);
+  BWT_POLL(health_rounds(h) == r0 + 6);
+  BWT_POLL(health_of(h, "victim") == BW_HEALTH_UNHEALTHY);
+  slow_open(&sh);
+  assert_int_equal(bw_health_destroy(h), 0);
+  finish(rt, &sh);
+  slow_sh_destroy(&sh);
+}
+
 /* The library's own long-lived actors are never muted, however started. */
 extern const bw_behaviour_t bw__supervisor_behaviour;
 
@@ -1041,6 +1104,7 @@ int main(void) {
       cmocka_unit_test(test_reply_never_mutes),
       cmocka_unit_test(test_self_backlog_does_not_mute),
       cmocka_unit_test(test_periodic_checker_keeps_period),
+      cmocka_unit_test(test_health_monitor_keeps_period),
       cmocka_unit_test(test_library_actors_never_muted),
       cmocka_unit_test(test_sup_restart_overloaded_child),
       cmocka_unit_test(test_sup_restart_self_backlogged_child),
