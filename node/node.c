@@ -820,7 +820,8 @@ static void agent_terminate(bw_ctx_t *ctx, void *state, const bw_reason_t *reaso
 
 static const bw_behaviour_t agent_behaviour = {
     .name = "bw.node", .state_size = sizeof(agent_state), .init = agent_init,
-    .handle = agent_handle, .terminate = agent_terminate};
+    .handle = agent_handle, .terminate = agent_terminate,
+    .never_muted = true}; /* the node agent keeps the cluster alive */
 
 /* --- start, stop, destroy -------------------------------------------------- */
 

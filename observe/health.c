@@ -1287,6 +1287,7 @@ static const bw_behaviour_t helper_behaviour = {
     .state_size = sizeof(helper_t),
     .init = helper_init,
     .handle = helper_handle,
+    .never_muted = true, /* see RUNTIME.md, "Back-pressure" */
 };
 
 /* Spawns a helper on a thread of its own. Helpers belong to the handle, not
@@ -1581,4 +1582,5 @@ const bw_behaviour_t bw_health_behaviour = {
     .init = hm_init,
     .handle = hm_handle,
     .terminate = hm_terminate,
+    .never_muted = true, /* see RUNTIME.md, "Back-pressure" */
 };

@@ -1661,6 +1661,7 @@ const bw_behaviour_t bw_metrics_behaviour = {
     .init = rep_init,
     .handle = rep_handle,
     .terminate = rep_terminate,
+    .never_muted = true, /* see RUNTIME.md, "Back-pressure" */
 };
 
 int bw_metrics_collect(bw_metrics_t *m, uint64_t timeout_ms) {

@@ -1366,4 +1366,5 @@ static const bw_behaviour_t br_behaviour = {
     .init = br_init,
     .handle = br_handle,
     .terminate = br_terminate,
+    .never_muted = true, /* a pattern actor: see RUNTIME.md, "Back-pressure" */
 };

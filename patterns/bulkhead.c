@@ -160,7 +160,8 @@ static const bw_behaviour_t fn_worker = {.name = "bulkhead.worker",
                                          .state_size = sizeof(wstate),
                                          .init = w_init,
                                          .handle = w_handle,
-                                         .terminate = w_terminate};
+                                         .terminate = w_terminate,
+                                         .never_muted = true};
 
 /*
  * The wrapper's state size depends on the user's behaviour, and the
@@ -196,7 +197,8 @@ static const bw_behaviour_t *wrapper_for(const bw_behaviour_t *user) {
                                 .state_size = WHDR + user->state_size,
                                 .init = w_init,
                                 .handle = w_handle,
-                                .terminate = w_terminate};
+                                .terminate = w_terminate,
+                                .never_muted = true};
       w->next = wrappers;
       wrappers = w;
       b = &w->beh;
@@ -909,7 +911,8 @@ const bw_behaviour_t bw_bulkhead_behaviour = {.name = "bulkhead",
                                               .init = pool_init,
                                               .handle = pool_handle,
                                               .terminate = pool_terminate,
-                                              .cleanup = pool_cleanup};
+                                              .cleanup = pool_cleanup,
+                                              .never_muted = true};
 
 /* ===== The API ============================================================== */
 

@@ -902,4 +902,5 @@ const bw_behaviour_t bw_http_behaviour = {
     .handle = cl_handle,
     .terminate = cl_terminate,
     .cleanup = cl_cleanup,
+    .never_muted = true, /* it answers many requesters: never frozen by one */
 };

@@ -1123,4 +1123,5 @@ const bw_behaviour_t bw_policy_behaviour = {
     .init = exec_init,
     .handle = exec_handle,
     .terminate = exec_terminate,
+    .never_muted = true, /* a pattern actor: see RUNTIME.md, "Back-pressure" */
 };

@@ -153,6 +153,7 @@ static const bw_behaviour_t keeper_behaviour = {
     .state_size = sizeof(keeper_t),
     .init = keeper_init,
     .handle = keeper_handle,
+    .never_muted = true, /* a pattern actor: see RUNTIME.md, "Back-pressure" */
 };
 
 /* --- Lifecycle ----------------------------------------------------------------------- */

@@ -475,6 +475,7 @@ const bw_behaviour_t bw_retry_behaviour = {
     .init = exec_init,
     .handle = exec_handle,
     .terminate = exec_terminate,
+    .never_muted = true, /* a pattern actor: see RUNTIME.md, "Back-pressure" */
 };
 
 int bw_retry_spawn(bw_runtime_t *rt, bw_retry_t *r, const bw_spawn_opts_t *opts, bw_pid_t *out) {

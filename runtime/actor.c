@@ -430,16 +430,55 @@ static bool mute_on(bw__runtime *rt, bw__actor *a, bw_pid_t on) {
     bw__pid_unpin(s);
     return false;
   }
+  bw_pid_t self = a->pid;
+  /* relaxed: ordered before the exit check below by the push and fence;
+   * read by whoever signals an exit to a (bw__wake_muted) */
+  bw__st64_rlx(&a->muted_on, on);
   bw__qnode *old = BW__LD_RLX(&r->muted);
   do {
     BW__ST_RLX(&a->rq.next, old);
     /* release (acq_rel CAS): the link is visible to the one who takes it */
   } while (!BW__CAS(&r->muted, old, &a->rq) && ((old = BW__LD_RLX(&r->muted)), true));
   bw__fence_seq_cst();
-  if (!(bw__ld32_rlx(&r->trap) & BW__SIG_OVERLOADED))
+  if (!(bw__ld32_rlx(&r->trap) & BW__SIG_OVERLOADED)) {
     bw__unmute_all(rt, r);
+  } else {
+    /* an exit signalled meanwhile: the signaller either sees muted_on
+     * (its fence after setting the exit, ours after the push: a Dekker
+     * pair) and unmutes r, or we see its exit here and do it ourselves.
+     * a may already be running elsewhere, or gone: only through a pin */
+    bw__slot *as;
+    bw__actor *me = bw__pid_pin(rt, self, &as);
+    if (me != NULL) {
+      if (bw__actor_exit_pending(me))
+        bw__unmute_all(rt, r);
+      bw__pid_unpin(as);
+    }
+  }
   bw__pid_unpin(s);
   return true;
+}
+
+/*
+ * After an exit was signalled to a (its force or urgent word set, then its
+ * WAKE queued): if a is muted, it would not look at its exit until the
+ * actor it is muted on drains. So the signaller unmutes that actor's
+ * senders: a runs and exits; the others run once and, if they send to it
+ * again while it is still overloaded, are muted again. A stale muted_on
+ * (a has run since) costs the same spurious round, nothing else. Only for
+ * exits, so never on the send path of plain messages.
+ */
+void bw__wake_muted(bw__runtime *rt, bw__actor *a) {
+  bw__fence_seq_cst(); /* the exit's store before this load: see mute_on */
+  bw_pid_t on = bw__ld64_rlx(&a->muted_on);
+  if (on == BW_PID_NONE)
+    return;
+  bw__slot *s;
+  bw__actor *r = bw__pid_pin(rt, on, &s);
+  if (r == NULL)
+    return; /* gone: its exit freed everyone muted on it */
+  bw__unmute_all(rt, r);
+  bw__pid_unpin(s);
 }
 
 /* The same, on a gate (internal.h): closed is checked after the push. */
@@ -482,13 +521,16 @@ int bw__actor_run(bw__thread *th, bw__actor *a) {
 
 static int actor_turn(bw__thread *th, bw__actor *a) {
   bw__runtime *rt = a->rt;
-  unsigned batch = rt->batch, n = 0, foreign = 0, popped = 0;
+  unsigned batch = rt->batch, n = 0, popped = 0;
   bool handed = false;
   uint32_t sends0 = bw__tl.nsends;
   bw_reason_t r;
   bw__tl.cur = a;
   bw__tl.mute_on = BW_PID_NONE;
   bw__tl.mute_gate = NULL;
+  /* running again: no longer muted (relaxed: a hint for bw__wake_muted) */
+  if (a->muted_on != BW_PID_NONE)
+    bw__st64_rlx(&a->muted_on, BW_PID_NONE);
   for (;;) {
     if (bw__actor_exit_pending(a) && take_exit(a, &r)) {
       bw__actor_die(a, &r);
@@ -505,7 +547,12 @@ static int actor_turn(bw__thread *th, bw__actor *a) {
       bw__faa32(&a->mb_count, (uint32_t)-1);
     if (a->cflags & BW__CF_WATCHED)
       watch_begin(th, a);
-    foreign += ((bw__msg *)q)->pub.from != a->pid; /* not its own "continue" */
+    if (((bw__msg *)q)->pub.flags & BW__MF_SELF) {
+      /* its own backlog (send.c): taken off the count, and the mark off
+       * the message before its handler sees it */
+      ((bw__msg *)q)->pub.flags &= ~(uint32_t)BW__MF_SELF;
+      a->self_queued--;
+    }
     int died = dispatch(th, a, (bw__msg *)q, &r);
     if (a->cflags & BW__CF_WATCHED)
       bw__watch_end(th);
@@ -531,10 +578,11 @@ static int actor_turn(bw__thread *th, bw__actor *a) {
     return BW__RUN_DEAD;
   }
   bw__tl.cur = NULL;
-  /* overloaded: 32 batches or more still queued after a turn that handled
-   * messages from others (an actor that keeps sending itself "continue" is
-   * busy, not behind), until it is down to 8 batches; clearing the flag
-   * lets the muted senders run (see RUNTIME.md, "Back-pressure"). */
+  /* overloaded: 32 batches or more of messages from others still queued
+   * after a turn, until it is down to 8 batches; clearing the flag lets the
+   * muted senders run (see RUNTIME.md, "Back-pressure"). What it queued
+   * for itself does not count: an actor working through its own backlog is
+   * busy, not behind on others, and muting others would not shrink it. */
   uint32_t sig = bw__ld32_rlx(&a->trap);
   bool spent = n >= batch;
   /* relaxed store: owner-only counter, read by bw_mailbox_depth */
@@ -542,11 +590,11 @@ static int actor_turn(bw__thread *th, bw__actor *a) {
   /* relaxed: a count for a heuristic; a push racing with this load is
    * seen at the next turn */
   /* signed: senders add their counts in batches, so pops can run ahead */
-  int32_t diff = (int32_t)(bw__ld32_rlx(&a->mb_pushed) - a->mb_popped);
+  int32_t diff = (int32_t)(bw__ld32_rlx(&a->mb_pushed) - a->mb_popped - a->self_queued);
   uint32_t backlog = diff > 0 ? (uint32_t)diff : 0;
   if (!(sig & BW__SIG_OVERLOADED)) {
     /* not "spent": a turn can end early on a push in progress */
-    if (foreign > 0 && backlog >= batch * BW__OVERLOAD_HIGH) {
+    if (backlog >= batch * BW__OVERLOAD_HIGH) {
       sig |= BW__SIG_OVERLOADED;
       bw__st32_rel(&a->trap, sig); /* release: owner-only word, read by senders */
     }
@@ -819,6 +867,8 @@ int bw_spawn(bw_runtime_t *rt, const bw_behaviour_t *b, void *arg, const bw_spaw
     a->cflags |= BW__CF_DROP;
   if (opts->trap_exit)
     a->trap = BW__SIG_TRAP;
+  if (opts->never_muted || b->never_muted)
+    a->cflags |= BW__CF_NEVER_MUTED;
   /* unmarked: sends during init queue up without scheduling the actor */
   bw__mpsc_init(&a->mb, &a->mbc, false);
   if (opts->dedicated_thread) {

@@ -189,6 +189,7 @@ enum {
   BW__CF_NAMED = 1u << 3,     /* registered at spawn (registry cleans up at exit) */
   BW__CF_ROOT = 1u << 4,      /* spawned from outside with ordered_shutdown: stopped first */
   BW__CF_WATCHED = 1u << 5,   /* has a hang limit: handler calls are timed */
+  BW__CF_NEVER_MUTED = 1u << 6, /* never muted by back-pressure (supervisors, patterns) */
 };
 
 /* An entry keyed by a ref: a monitor (ref, pid) or an outstanding request
@@ -266,6 +267,8 @@ typedef struct bw__actor {
   bw__actor_ext *ext;
   bw__msg *cur_msg;      /* the message being handled (bw_msg_take, crashes) */
   uint32_t mb_popped;    /* mailbox nodes its turns have taken, ever (owner only) */
+  uint32_t self_queued;  /* of the backlog, messages it sent itself (owner only) */
+  bw_pid_t muted_on;     /* atomic: the actor it was last muted on (owner writes) */
   uint16_t flags;        /* BW__AF_*: changed only by the actor's own thread */
   uint8_t cls;           /* pool class of this block; 0xFF = malloc'ed */
   /* The exit wake-up (bw__exit_wake): a mailbox node that is part of the
@@ -584,6 +587,9 @@ void bw__gate_open(struct bw_runtime *rt, bw__gate *g);
 
 /* An EXIT message sent because a linked actor died (its pub.flags). */
 #define BW__MF_LINKEXIT (1u << 10)
+/* Queued by the receiver to itself (counted in its self_queued; cleared
+ * when popped, so handlers never see it). */
+#define BW__MF_SELF (1u << 11)
 
 /* The node layer (node/): what the runtime calls for a pid of another node.
  * deliver owns m from the call on: it forwards it, or dead-letters it
@@ -662,6 +668,7 @@ static inline void bw__watch_end(bw__thread *th) { bw__st64_rel(&th->busy_pid, 0
 /* actors */
 enum { BW__RUN_IDLE = 0, BW__RUN_AGAIN = 1, BW__RUN_DEAD = 2, BW__RUN_MUTED = 3 };
 void bw__unmute_all(bw__runtime *rt, bw__actor *a); /* reschedule a's muted senders */
+void bw__wake_muted(bw__runtime *rt, bw__actor *a); /* an exit was signalled to a */
 int bw__actor_run(bw__thread *th, bw__actor *a);
 /* The behaviour pid runs (for the supervisor API's type check); BW_ENOPROC. */
 int bw__actor_behaviour(struct bw_runtime *rt, bw_pid_t pid, const bw_behaviour_t **out);

@@ -197,12 +197,34 @@ int bw__remote_install(bw__runtime *rt, const bw__remote_ops *ops, void *ud) {
   return 0;
 }
 
+/*
+ * Who back-pressure may mute (RUNTIME.md, "Back-pressure"): only an actor
+ * that is not never-muted, for a plain user message. Signals (exits, DOWN,
+ * links, monitors), replies, timer messages and the runtime's own types
+ * never mute their sender: muting exists to bound a fan-in of work, and
+ * these are how the actors that keep the system alive (supervisors,
+ * monitors, repliers) do their job. Read before the push, after which m
+ * belongs to the receiver.
+ */
+static bool may_mute(const bw__actor *self, const bw__msg *m) {
+  return self != NULL && !(self->cflags & BW__CF_NEVER_MUTED) && m->kind == BW__K_USER &&
+         !(m->pub.flags & (BW_MSGF_REPLY | BW__MF_TIMER)) && m->pub.type < BW_MSG_SYSTEM_BASE;
+}
+
 int bw__deliver(bw__runtime *rt, bw__msg *m, bool keep_on_reject) {
   bw__slot *s;
   bool cached;
   bw__tl.nsends++;
-  if (__builtin_expect(!bw__pid_is_local(rt, m->to), 0))
-    return deliver_remote(rt, m);
+  if (__builtin_expect(!bw__pid_is_local(rt, m->to), 0)) {
+    /* a node's gate mutes the same senders as an overloaded actor does:
+     * undo a gate wait this send caused if it may not mute */
+    bw__gate *g0 = bw__tl.mute_gate;
+    bool mutes = may_mute(bw__tl.cur, m);
+    int rc = deliver_remote(rt, m);
+    if (!mutes)
+      bw__tl.mute_gate = g0;
+    return rc;
+  }
   bw__actor *a = pin_for_send(rt, m->to, &s, &cached);
   bool user = m->kind == BW__K_USER;
   if (a == NULL) {
@@ -251,14 +273,23 @@ int bw__deliver(bw__runtime *rt, bw__msg *m, bool keep_on_reject) {
   } else {
     bw__faa32(&a->mb_pushed, 1);
   }
+  bw__actor *self = bw__tl.cur;
+  bool mutes = self != a && may_mute(self, m);
+  int kind = m->kind; /* m is the receiver's after the push */
+  if (self == a) {
+    /* the backlog it makes for itself does not make it overloaded
+     * (actor.c): counted apart, by the owner alone, so no atomic */
+    m->pub.flags |= BW__MF_SELF;
+    a->self_queued++;
+  }
   if (bw__mpsc_push(&a->mb, &m->q))
     bw__schedule(rt, a);
   /* back-pressure: an actor sending to an overloaded actor is muted at the
    * end of its turn (see bw__actor_run); relaxed: a hint */
-  bw__actor *self = bw__tl.cur;
-  if (self != NULL && self != a && bw__tl.mute_on == BW_PID_NONE &&
-      (bw__ld32_rlx(&a->trap) & BW__SIG_OVERLOADED))
+  if (mutes && bw__tl.mute_on == BW_PID_NONE && (bw__ld32_rlx(&a->trap) & BW__SIG_OVERLOADED))
     bw__tl.mute_on = a->pid;
+  else if (kind == BW__K_WAKE)
+    bw__wake_muted(rt, a); /* an exit for a (link.c): a muted actor must see it */
   if (!cached)
     bw__pid_unpin(s);
   return 0;

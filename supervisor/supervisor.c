@@ -1089,6 +1089,7 @@ const bw_behaviour_t bw__supervisor_behaviour = {
     .cleanup = sup_cleanup,
     .handle = sup_handle,
     .terminate = sup_terminate,
+    .never_muted = true, /* back-pressure never freezes a supervisor (RUNTIME.md) */
 };
 
 /* --- starting a tree from outside -------------------------------------------------- */

@@ -41,6 +41,13 @@ typedef struct bw_behaviour {
    * terminate does not run. For releasing what the state owns (memory,
    * descriptors) only: no ctx, so no messages. */
   void (*cleanup)(void *state);
+  /* Never muted by back-pressure, whoever spawns it (see bw_mailbox_depth).
+   * For actors others depend on, whose progress must not wait on the
+   * actors they send to: every supervisor and resilience or observability
+   * actor of the library has it. Here rather than only in bw_spawn_opts_t
+   * so that it holds however the actor is started (from a child spec, at
+   * each restart). */
+  bool never_muted;
 } bw_behaviour_t;
 
 /* What a full bounded mailbox does with a new message. */
@@ -79,6 +86,9 @@ typedef struct bw_spawn_opts {
   bw_pid_t hang_report_to;
   /* Optional out: filled with the reason when init fails. */
   bw_reason_t *init_error;
+  /* Never mute this actor (back-pressure; see bw_mailbox_depth), as the
+   * behaviour's never_muted does for every actor of a behaviour. */
+  bool never_muted;
 } bw_spawn_opts_t;
 
 /* Fills opts with the defaults. */
@@ -193,15 +203,28 @@ bool bw_is_alive(const bw_runtime_t *rt, bw_pid_t pid);
  * while it runs. From any thread. Returns 0, BW_EINVAL (NULL rt or out),
  * BW_ENOPROC (dead or stale pid).
  *
- * Back-pressure: an actor found behind (32 batches or more still queued
- * after a turn that handled messages from others; 2,048 by default) is
- * "overloaded". An actor that sends to an overloaded actor is muted at the
- * end of the handler call that sent: it is not run again, although it
- * stays alive and its mailbox keeps filling, until the overloaded actor is
- * down to 8 batches or exits. Sends themselves never block or fail because
- * of it; senders that are not actors (other threads) are never muted, nor
- * is an actor that is itself overloaded (so two actors flooding each other
- * cannot both wait). Bounded mailboxes remain the tool for a hard limit.
+ * Back-pressure: an actor found behind on messages from others (32 batches
+ * or more of them still queued after a turn; 2,048 by default) is
+ * "overloaded". What an actor queued for itself does not count: a long
+ * backlog of its own work makes it busy, not overloaded. An actor that
+ * sends a plain user message (bw_send, bw_send_move, bw_request) to an
+ * overloaded actor is muted at the end of the handler call that sent: it
+ * is not run again, although it stays alive and its mailbox keeps filling,
+ * until the overloaded actor is down to 8 batches or exits (or it is
+ * killed, or sent an exit it does not trap: that takes effect at once).
+ * Sends themselves never block or fail because of it.
+ * Never muted:
+ * - for exit signals, links and monitors, replies (bw_reply), timer
+ *   messages, or the runtime's own message types;
+ * - an actor whose behaviour or spawn options set never_muted: every
+ *   supervisor, breaker, bulkhead (its pool and workers), retry and policy
+ *   executor, health monitor and metrics reporter of the library; set it
+ *   for your own actors that others depend on, whose timers must fire on
+ *   time (a muted actor's messages, timer messages included, wait until it
+ *   is unmuted);
+ * - senders that are not actors (other threads), and an actor that is
+ *   itself overloaded (so two actors flooding each other cannot both wait).
+ * Bounded mailboxes remain the tool for a hard limit.
  */
 int bw_mailbox_depth(bw_runtime_t *rt, bw_pid_t pid, uint32_t *out);
 
