@@ -92,8 +92,12 @@ void bw_trap_exit(bw_ctx_t *ctx, bool on) {
 }
 
 bw__actor_ext *bw__ext_get(bw__actor *a) {
-  if (a->ext == NULL)
-    a->ext = calloc(1, sizeof(bw__actor_ext));
+  if (a->ext == NULL) {
+    bw__actor_ext *e = calloc(1, sizeof(bw__actor_ext));
+    /* release: the zeroed ext is complete before a signaller that loads
+     * the pointer (bw__wake_muted, acquire) reads its muted_on */
+    BW__ST_REL(&a->ext, e);
+  }
   return a->ext;
 }
 
@@ -175,6 +179,9 @@ void bw__exit_wake(bw__runtime *rt, bw__actor *a) {
     return;
   if (bw__mpsc_push(&a->mb, &a->exit_q))
     bw__schedule(rt, a);
+  /* a muted actor would not look at its exit until the one it is muted on
+   * drains: free it now (see bw__wake_muted) */
+  bw__wake_muted(rt, a);
 }
 
 static void drain_one(bw__runtime *rt, bw__actor *a, bw__msg *m, const bw_reason_t *r,
@@ -283,12 +290,12 @@ static int call_handler(bw__thread *th, bw__actor *a, bw__msg *m, bw_reason_t *r
   if ((a->flags & BW__AF_HAS_RT) && m->pub.type != BW_MSG_TIMEOUT)
     bw__rtimeout_touch(a);
   a->cur_msg = m;
-  a->flags &= (uint16_t)~BW__AF_REPLIED;
+  bw__tl.replied = false;
   int rc = a->beh->handle((bw_ctx_t *)a, a->state, &m->pub);
   a->cur_msg = NULL;
   bool user = m->kind == BW__K_USER;
   if (rc != BW_CONTINUE && user && (m->pub.flags & BW_MSGF_REQUEST) &&
-      !(a->flags & BW__AF_REPLIED))
+      !bw__tl.replied)
     bw__reply_status(a->rt, m->pub.from, a->pid, m->pub.ref, BW_ENOPROC);
   bw__msg_free(a->rt, m);
   if (user)
@@ -431,9 +438,16 @@ static bool mute_on(bw__runtime *rt, bw__actor *a, bw_pid_t on) {
     return false;
   }
   bw_pid_t self = a->pid;
+  /* where a signaller finds what a is muted on; without it a would not be
+   * woken for an exit, so no memory means no muting (a hint, not a rule) */
+  bw__actor_ext *e = bw__ext_get(a);
+  if (e == NULL) {
+    bw__pid_unpin(s);
+    return false;
+  }
   /* relaxed: ordered before the exit check below by the push and fence;
    * read by whoever signals an exit to a (bw__wake_muted) */
-  bw__st64_rlx(&a->muted_on, on);
+  bw__st64_rlx(&e->muted_on, on);
   bw__qnode *old = BW__LD_RLX(&r->muted);
   do {
     BW__ST_RLX(&a->rq.next, old);
@@ -470,7 +484,12 @@ static bool mute_on(bw__runtime *rt, bw__actor *a, bw_pid_t on) {
  */
 void bw__wake_muted(bw__runtime *rt, bw__actor *a) {
   bw__fence_seq_cst(); /* the exit's store before this load: see mute_on */
-  bw_pid_t on = bw__ld64_rlx(&a->muted_on);
+  /* acquire: pairs with bw__ext_get's release (a is pinned by the caller,
+   * so its ext lives) */
+  bw__actor_ext *e = BW__LD_ACQ(&a->ext);
+  if (e == NULL)
+    return; /* never muted */
+  bw_pid_t on = bw__ld64_rlx(&e->muted_on);
   if (on == BW_PID_NONE)
     return;
   bw__slot *s;
@@ -529,8 +548,8 @@ static int actor_turn(bw__thread *th, bw__actor *a) {
   bw__tl.mute_on = BW_PID_NONE;
   bw__tl.mute_gate = NULL;
   /* running again: no longer muted (relaxed: a hint for bw__wake_muted) */
-  if (a->muted_on != BW_PID_NONE)
-    bw__st64_rlx(&a->muted_on, BW_PID_NONE);
+  if (a->ext != NULL && a->ext->muted_on != BW_PID_NONE)
+    bw__st64_rlx(&a->ext->muted_on, BW_PID_NONE);
   for (;;) {
     if (bw__actor_exit_pending(a) && take_exit(a, &r)) {
       bw__actor_die(a, &r);
@@ -636,7 +655,7 @@ void bw__actor_crashed(bw__thread *th) {
   a->cur_msg = NULL;
   if (m != NULL) {
     if (m->kind == BW__K_USER) {
-      if ((m->pub.flags & BW_MSGF_REQUEST) && !(a->flags & BW__AF_REPLIED))
+      if ((m->pub.flags & BW_MSGF_REQUEST) && !bw__tl.replied)
         bw__reply_status(a->rt, m->pub.from, a->pid, m->pub.ref, BW_ENOPROC);
       bw__ctr_add(a->rt, th->ctr, &th->ctr->handled, 1);
     }

@@ -237,6 +237,11 @@ typedef struct bw__actor_ext {
   bw_reason_t init_reason;
   /* I/O watches this actor owns (runtime/io.c), removed at its exit */
   struct bw__watch *io_watches;
+  /* atomic: the actor it was last muted on (the owner writes; whoever
+   * signals it an exit reads, bw__wake_muted). Here, not in the header:
+   * the header's two lines are full, and muting is off the per-message
+   * path (the ext is made the first time the actor is muted). */
+  bw_pid_t muted_on;
 } bw__actor_ext;
 
 typedef struct bw__actor {
@@ -260,6 +265,12 @@ typedef struct bw__actor {
   uint32_t force;        /* atomic */
   uint32_t trap;         /* atomic: BW__SIG_*; written by the owner only, read by senders */
   uint8_t cflags;        /* BW__CF_*: fixed at spawn, read by senders */
+  uint8_t cls;           /* pool class of this block; 0xFF = malloc'ed (fixed at spawn) */
+  /* BW__AF_*: changed only by the actor's own thread, and rarely (init, a
+   * receive timeout set or cleared): in the spare end of the senders' line.
+   * Whether the current message was replied is per handler call, so it is
+   * thread-local (bw__tl.replied), not a flag here. */
+  uint16_t flags;
   /* Second line: the owner's (and the scheduler's run-queue link). */
   _Alignas(64) bw__mpsc_c mbc; /* the mailbox's consumer end */
   bw__qnode rq; /* run-queue link (injection queue, muted stack) */
@@ -268,9 +279,6 @@ typedef struct bw__actor {
   bw__msg *cur_msg;      /* the message being handled (bw_msg_take, crashes) */
   uint32_t mb_popped;    /* mailbox nodes its turns have taken, ever (owner only) */
   uint32_t self_queued;  /* of the backlog, messages it sent itself (owner only) */
-  bw_pid_t muted_on;     /* atomic: the actor it was last muted on (owner writes) */
-  uint16_t flags;        /* BW__AF_*: changed only by the actor's own thread */
-  uint8_t cls;           /* pool class of this block; 0xFF = malloc'ed */
   /* The exit wake-up (bw__exit_wake): a mailbox node that is part of the
    * actor, so a kill or shutdown never needs memory to take effect. Pushed
    * at most once in a life, by whoever first makes an exit pending; its
@@ -367,6 +375,7 @@ typedef struct bw__tls {
   bw_reason_t crash;     /* filled by bw_fail before unwinding */
   bw__cache *ext_cache;  /* external thread's cache for rt_id */
   bw_pid_t mute_on;      /* the running actor sent to this overloaded actor */
+  bool replied;          /* the running handler replied to its message */
   struct bw__gate *mute_gate; /* ... or through this closed gate (a node channel) */
   /* a pin kept for the rest of a worker's turn (bw__deliver): only while
    * pin_keep (set by bw__actor_run on a worker, cleared by bw__pin_drop) */

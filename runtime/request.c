@@ -163,7 +163,7 @@ int bw_reply(bw_ctx_t *ctx, const bw_msg_t *req, int status, uint32_t type, cons
   if (!bw__rt_running(rt))
     return BW_ESHUTDOWN;
   if (a->cur_msg != NULL && &a->cur_msg->pub == req)
-    a->flags |= BW__AF_REPLIED;
+    bw__tl.replied = true;
   bw__msg *m = bw__msg_new(rt, req->from, BW__K_USER, type, data, len);
   if (m == NULL)
     return BW_ENOMEM;
@@ -187,7 +187,7 @@ int bw_reply_move(bw_ctx_t *ctx, const bw_msg_t *req, int status, uint32_t type,
   if (!bw__move_ok(rt, req->from, type))
     return BW_EREMOTE;
   if (a->cur_msg != NULL && &a->cur_msg->pub == req)
-    a->flags |= BW__AF_REPLIED;
+    bw__tl.replied = true;
   bw__msg *m = bw__msg_alloc(rt, sizeof(bw__dtor_fn));
   if (m == NULL)
     return BW_ENOMEM;

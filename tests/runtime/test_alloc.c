@@ -400,14 +400,13 @@ static int allocator(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
   return BW_CONTINUE;
 }
 
-static const bw_behaviour_t allocator_b = {"allocator", 0, NULL, allocator, NULL, NULL};
-static const bw_behaviour_t pinger_b = {"pinger", sizeof(peer_st), peer_init, pinger, NULL, NULL};
-static const bw_behaviour_t ponger_b = {"ponger", 0, NULL, ponger, NULL, NULL};
-static const bw_behaviour_t producer_b = {"producer", sizeof(peer_st), peer_init, producer, NULL,
-                                          NULL};
-static const bw_behaviour_t consumer_b = {"consumer", sizeof(peer_st), NULL, consumer, NULL, NULL};
-static const bw_behaviour_t server_b = {"server", 0, NULL, server, NULL, NULL};
-static const bw_behaviour_t client_b = {"client", sizeof(peer_st), peer_init, client, NULL, NULL};
+static const bw_behaviour_t allocator_b = {.name = "allocator", .state_size = 0, .init = NULL, .handle = allocator};
+static const bw_behaviour_t pinger_b = {.name = "pinger", .state_size = sizeof(peer_st), .init = peer_init, .handle = pinger};
+static const bw_behaviour_t ponger_b = {.name = "ponger", .state_size = 0, .init = NULL, .handle = ponger};
+static const bw_behaviour_t producer_b = {.name = "producer", .state_size = sizeof(peer_st), .init = peer_init, .handle = producer};
+static const bw_behaviour_t consumer_b = {.name = "consumer", .state_size = sizeof(peer_st), .init = NULL, .handle = consumer};
+static const bw_behaviour_t server_b = {.name = "server", .state_size = 0, .init = NULL, .handle = server};
+static const bw_behaviour_t client_b = {.name = "client", .state_size = sizeof(peer_st), .init = peer_init, .handle = client};
 
 typedef struct policy_arg {
   bw_pid_t server;
@@ -425,8 +424,7 @@ static int policy_client_init(bw_ctx_t *ctx, void *state, void *arg) {
   return 0;
 }
 
-static const bw_behaviour_t policy_client_b = {"policy_client", sizeof(peer_st),
-                                               policy_client_init, policy_client, NULL, NULL};
+static const bw_behaviour_t policy_client_b = {.name = "policy_client", .state_size = sizeof(peer_st), .init = policy_client_init, .handle = policy_client};
 
 /* --- the measuring harness ------------------------------------------------- */
 
@@ -508,7 +506,7 @@ static int warmer(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
   return BW_CONTINUE;
 }
 
-static const bw_behaviour_t warmer_b = {"warmer", 0, NULL, warmer, NULL, NULL};
+static const bw_behaviour_t warmer_b = {.name = "warmer", .state_size = 0, .init = NULL, .handle = warmer};
 
 static bw_runtime_t *setup(void) {
   atomic_store(&failures, 0);
