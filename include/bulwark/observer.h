@@ -124,7 +124,9 @@ void bw_observer_opts_init(bw_observer_opts_t *opts);
  * option, an address that is not IPv4 dotted-quad, a token or an
  * allowed_hosts entry not as described above, BW_OBSERVER_TOKEN set to
  * such a token); BW_ENOTSUP (built without libmicrohttpd); BW_ESTATE (the
- * port could not be bound: in use); BW_ENOMEM; BW_ESHUTDOWN.
+ * port could not be bound: in use); BW_ENOMEM; BW_ETHREAD (the thread that
+ * times connections out could not start); BW_ESHUTDOWN. Binding outside
+ * 127.0.0.0/8 without a token prints a warning on stderr.
  */
 int bw_observer_start(bw_runtime_t *rt, const bw_observer_opts_t *opts, bw_observer_t **out);
 

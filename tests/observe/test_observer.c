@@ -1,8 +1,13 @@
 /*
  * The HTTP observer: every endpoint's status and content type, 404 and 405,
  * the page being self-contained, and that slow and malformed clients do not
- * stop it serving others. A plain socket client, so the test needs nothing
- * but the library.
+ * stop it serving others. Issue #14: hostile clients (idle, slowloris, from
+ * the same address or another: 127.0.0.2 is a second client on loopback)
+ * do not keep /metrics and /health from answering; the bearer token; the
+ * Host check; the warning. A plain socket client, so the test needs nothing
+ * but the library. The hostile tests are the suite's only real-time ones
+ * (the server's timeouts are real time): short (seconds), with generous
+ * bounds, asserting outcomes rather than speeds.
  */
 #include "support.h"
 
