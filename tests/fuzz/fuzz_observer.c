@@ -3,12 +3,15 @@
  * child ids are arbitrary bytes, a health monitor with a check component
  * whose name, status and reason are arbitrary, a metrics registry with
  * series whose label values are arbitrary) and requests (method + URL,
- * query string included, from a list or arbitrary bytes) -> the
- * observer's router (bw__observer_route, observe/observer_internal.h;
- * no sockets).
+ * query string included, from a list or arbitrary bytes; with the guards
+ * on, a token and allowed hosts, also Host and Authorization headers from
+ * a list or arbitrary bytes) -> the observer's router
+ * (bw__observer_route, observe/observer_internal.h; no sockets).
  *
  * Checked for each answer: the status is the one the route must give
- * (405 for a method other than GET/HEAD, 404 for an unknown path or an
+ * (421 for a Host that does not name the server, then 401 without the
+ * token except for the page, then
+ * 405 for a method other than GET/HEAD, 404 for an unknown path or an
  * absent component, 503 for a dead tree root or an unhealthy monitor or
  * nothing collected yet, 200 otherwise; 500 only if the body would exceed
  * max_body); the content type matches; every JSON body (errors, /health,
@@ -19,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "bulwark/bulwark.h"
@@ -43,16 +47,18 @@
 
 static bw_runtime_t *g_rt;
 static uint64_t g_inputs, g_reqs, g_by_status[6]; /* 200, 404, 405, 500, 503, other */
+static uint64_t g_guarded[2]; /* 421, 401 */
 
 static void rt_down(void) {
   if (getenv("BW_FUZZ_STATS") != NULL)
     fprintf(stderr,
             "fuzz_observer: %llu inputs, %llu requests: 200 %llu, 404 %llu, 405 %llu, "
-            "500 %llu, 503 %llu\n",
+            "500 %llu, 503 %llu, 421 %llu, 401 %llu\n",
             (unsigned long long)g_inputs, (unsigned long long)g_reqs,
             (unsigned long long)g_by_status[0], (unsigned long long)g_by_status[1],
             (unsigned long long)g_by_status[2], (unsigned long long)g_by_status[3],
-            (unsigned long long)g_by_status[4]);
+            (unsigned long long)g_by_status[4], (unsigned long long)g_guarded[0],
+            (unsigned long long)g_guarded[1]);
   bw_runtime_destroy(g_rt);
   g_rt = NULL;
 }
@@ -275,11 +281,74 @@ static bool body_has(const bw__http_resp_t *r, const char *needle) {
   return false;
 }
 
-static void request(const world_t *w, const char *method, const char *url) {
+/* The guards (what & 16): the server is "bound" to 10.1.2.3:9100 with
+ * these extra names and this token. */
+#define FZ_TOKEN "fz.T0ken~+/="
+static const char *const fz_allowed[] = {"observer.lan", "Proxy.LAN:8443", NULL};
+static const char *const hosts[] = {
+    "localhost",        "LOCALHOST:9100", "127.0.0.1:9100", "[::1]:9100",    "10.1.2.3",
+    "observer.lan:1",   "proxy.lan:8443", "evil.example",   "localhost:9101", "localhost:09100",
+    "localhost.:9100",  "proxy.lan",      "[::1",           "",              "10.1.2.3:9100:1",
+    "observer.lan:123456"};
+static const char *const auths[] = {
+    "Bearer " FZ_TOKEN, "bearer   " FZ_TOKEN, "Bearer fz.T0ken~+/", "Bearer " FZ_TOKEN "=",
+    "Basic " FZ_TOKEN,  FZ_TOKEN,              "Bearer",            "Bearer "};
+
+/* The Host check, from its specification rather than its code: one of
+ * the built-in names with port 9100 or none, observer.lan with any port
+ * of 1 to 5 digits or none, proxy.lan:8443 exactly; any case. */
+static bool host_ok(const char *h) {
+  if (h == NULL)
+    return true;
+  static const char *const exact[] = {"localhost", "127.0.0.1", "[::1]", "10.1.2.3",
+                                      "observer.lan", "proxy.lan:8443"};
+  char want[64];
+  for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++) {
+    if (strcasecmp(h, exact[i]) == 0)
+      return true;
+    snprintf(want, sizeof want, "%s:9100", exact[i]);
+    if (i < 4 && strcasecmp(h, want) == 0)
+      return true;
+  }
+  if (strncasecmp(h, "observer.lan:", 13) == 0) {
+    size_t d = strspn(h + 13, "0123456789");
+    return d >= 1 && d <= 5 && h[13 + d] == '\0';
+  }
+  return false;
+}
+
+/* The token check: "Bearer" in any case, spaces, the token. */
+static bool auth_ok(const char *a) {
+  if (a == NULL || strncasecmp(a, "bearer ", 7) != 0)
+    return false;
+  a += 7;
+  while (*a == ' ')
+    a++;
+  return strcmp(a, FZ_TOKEN) == 0;
+}
+
+static void request(const world_t *w, bool guarded, const char *method, const char *url,
+                    const char *host, const char *auth) {
   bw__http_resp_t r;
-  int rc = bw__observer_route(w->obs, method, url, &r);
+  bw__http_req_t req = {.method = method, .url = url, .host = host, .authorization = auth};
+  int rc = bw__observer_route(w->obs, &req, &r);
   CHECK(rc == 0);
   g_reqs++;
+  bool page = strcmp(url, "/") == 0 || strcmp(url, "/index.html") == 0;
+  if (guarded && (!host_ok(host) || (!page && !auth_ok(auth)))) {
+    unsigned refused = !host_ok(host) ? 421 : 401;
+    if (r.status != refused) {
+      fprintf(stderr, "fuzz_observer: Host '%s' Authorization '%s' answered %u, expected %u\n",
+              host ? host : "(none)", auth ? auth : "(none)", r.status, refused);
+      abort();
+    }
+    g_guarded[refused == 421 ? 0 : 1]++;
+    expect_json(&r);
+    CHECK(body_has(&r, "\"error\":"));
+    CHECK(!body_has(&r, FZ_TOKEN)); /* never shown */
+    free(r.body);
+    return;
+  }
   unsigned want;
   bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
   if (!get)
@@ -331,6 +400,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     o.manual_clock = true;
     CHECK(bw_runtime_create(&o, &g_rt) == 0);
     atexit(rt_down);
+    unsetenv("BW_OBSERVER_TOKEN"); /* the input says whether there is a token */
   }
   g_inputs++;
   fz_t f = fz_init(data, size);
@@ -344,8 +414,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (what & 4)
     up_metrics(&f, &w);
 
+  bool guarded = (what & 16) != 0;
   bw_observer_opts_t o;
   bw_observer_opts_init(&o);
+  if (guarded) {
+    o.bind_addr = "10.1.2.3"; /* parsed, never bound */
+    o.port = 9100;
+    o.token = FZ_TOKEN;
+    o.allowed_hosts = fz_allowed;
+  }
   o.tree_root = w.root;
   o.health = w.health;
   o.metrics = w.metrics;
@@ -372,7 +449,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *q = strchr(path, '?');
     if (q != NULL && (k & 1))
       *q = '\0';
-    request(&w, method, path);
+    const char *host = NULL, *auth = NULL;
+    char hbuf[64], abuf[64];
+    if (guarded) {
+      k = fz_u8(&f);
+      host = k < 224 ? hosts[k % (sizeof hosts / sizeof hosts[0])] : NULL;
+      if (k >= 240) {
+        fz_str(&f, hbuf, sizeof hbuf - 1);
+        host = hbuf;
+      }
+      k = fz_u8(&f);
+      auth = k < 224 ? auths[k % (sizeof auths / sizeof auths[0])] : NULL;
+      if (k >= 240) {
+        fz_str(&f, abuf, sizeof abuf - 1);
+        auth = abuf;
+      }
+    }
+    request(&w, guarded, method, path, host, auth);
   }
   down(&w);
   return 0;
