@@ -47,7 +47,10 @@
 
 enum { X_FREE, X_QUEUED, X_RUN, X_WAIT };
 
+struct client;
+
 typedef struct xfer {
+  struct client *c;
   CURL *easy;            /* kept across uses (curl_easy_reset) */
   bw_http_req_t *q;
   struct curl_slist *hdrs;
@@ -63,6 +66,9 @@ typedef struct xfer {
   char *hbuf, *bbuf;
   size_t hlen, hcap, blen, bcap, max_body, max_header;
   uint32_t next;         /* free list or queue */
+  uint32_t unacked;      /* streamed: chunks sent and not acknowledged */
+  uint64_t seq;          /* streamed: chunks sent */
+  bool paused;           /* streamed: curl holds the data until an ack */
   bw_policy_ticket_t ticket;
   char err[CURL_ERROR_SIZE];
 } xfer;
@@ -115,9 +121,13 @@ static bool buf_append(char **b, size_t *len, size_t *cap, const char *d, size_t
   return true;
 }
 
+static size_t on_stream(xfer *t, const char *d, size_t bytes);
+
 static size_t on_body(char *d, size_t sz, size_t n, void *ud) {
   xfer *t = ud;
   size_t bytes = sz * n;
+  if (t->q->credit != 0)
+    return on_stream(t, d, bytes);
   if (!buf_append(&t->bbuf, &t->blen, &t->bcap, d, bytes, t->max_body)) {
     t->too_big = true;
     return 0;
@@ -144,6 +154,34 @@ static void bufs_free(xfer *t) {
   t->hlen = t->hcap = t->blen = t->bcap = 0;
   t->too_big = t->hdr_big = false;
   t->err[0] = '\0';
+}
+
+/* A streamed body: each piece goes to the requester as a chunk message;
+ * with credit chunks unacknowledged curl is told to pause (it keeps this
+ * piece and stops reading the socket) until bw_http_ack. */
+static size_t on_stream(xfer *t, const char *d, size_t bytes) {
+  if (t->unacked >= t->q->credit) {
+    t->paused = true;
+    return CURL_WRITEFUNC_PAUSE;
+  }
+  bw_http_chunk_t *ch = malloc(sizeof *ch + bytes + 1);
+  if (ch == NULL)
+    return 0; /* a write error: the transfer ends with BW_EIO */
+  ch->ref = t->req.ref;
+  ch->seq = t->seq;
+  ch->token = t->id;
+  ch->len = bytes;
+  memcpy(ch->data, d, bytes);
+  ch->data[bytes] = '\0';
+  int rc = bw_send_move(t->c->rt, t->req.from, BW_HTTP_MSG_CHUNK, ch, sizeof *ch + bytes, free);
+  if (rc != 0) {
+    if (rc != BW_ENOPROC)
+      free(ch); /* not taken (bw_send_move's contract) */
+    return 0;   /* nobody to stream to: stop */
+  }
+  t->seq++;
+  t->unacked++;
+  return bytes;
 }
 
 /* --- statuses ------------------------------------------------------------------------- */
@@ -239,6 +277,7 @@ static bw_http_resp_t *take_response(client *c, xfer *t, int *st) {
   t->hlen = t->hcap = t->blen = t->bcap = 0;
   r->elapsed_us = (bw_now_ns(c->rt) - t->start_ns) / 1000u;
   r->retry_after_ms = retry_after_ms(r);
+  r->chunks = t->seq;
   *st = bw__http_status_of(code, r->retry_after_ms);
   curl_off_t up = 0, down = 0;
   curl_easy_getinfo(t->easy, CURLINFO_SIZE_UPLOAD_T, &up);
@@ -452,6 +491,8 @@ static void attempt_done(client *c, xfer *t, int st, bw_http_resp_t *r);
 /* Starts the attempt's transfer now (a running slot is free). */
 static void run(client *c, xfer *t) {
   bufs_free(t);
+  t->unacked = 0;
+  t->paused = false;
   int rc = setup_easy(c, t);
   if (rc == 0 && curl_multi_add_handle(c->multi, t->easy) != CURLM_OK)
     rc = BW_ENOMEM;
@@ -537,7 +578,7 @@ static void attempt_done(client *c, xfer *t, int st, bw_http_resp_t *r) {
   }
   uint64_t retry_ms = 0;
   int rc = bw_policy_exit(c->h->o.policy, &t->ticket, st, &retry_ms);
-  if (rc == BW_POLICY_RETRY && bw_http_req_is_idempotent(t->q)) {
+  if (rc == BW_POLICY_RETRY && bw_http_req_is_idempotent(t->q) && t->seq == 0) {
     count_status(c->h, st); /* each failed attempt is counted once */
     bw__http_cnt(c->h, BW__HC_RETRY, 1);
     uint64_t ra = r != NULL ? r->retry_after_ms : 0;
@@ -581,6 +622,7 @@ static void on_request(client *c, const bw_msg_t *msg) {
   t->max_body = h->o.max_body;
   t->max_header = h->o.max_header;
   t->state = X_WAIT;
+  t->seq = 0;
   host_of(q->url, t->host);
   uint64_t ms = q->timeout_ms ? q->timeout_ms : h->o.default_timeout_ms;
   t->deadline_ns = bw_now_ns(c->rt) + ms * 1000000ull;
@@ -719,6 +761,7 @@ static int cl_init(bw_ctx_t *ctx, void *state, void *arg) {
     return BW_ENOMEM;
   }
   for (uint32_t i = 0; i < c->nslots; i++) {
+    c->x[i].c = c;
     c->x[i].id = i;
     c->x[i].next = i + 1 < c->nslots ? i + 1 : NONE;
   }
@@ -812,6 +855,18 @@ static int cl_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
     if ((t = slot_of(c, msg)) != NULL && t->state == X_WAIT) {
       t->wake = 0;
       attempt(c, t);
+    }
+    break;
+  case BW_HTTP_MSG_ACK:
+    if ((t = slot_of(c, msg)) != NULL && t->unacked > 0) {
+      t->unacked--;
+      if (t->paused && t->state == X_RUN && t->unacked < t->q->credit) {
+        t->paused = false;
+        /* curl hands the kept piece to on_stream now and asks for a
+         * timer to go on reading */
+        curl_easy_pause(t->easy, CURLPAUSE_CONT);
+        reap(c);
+      }
     }
     break;
   case BW_HTTP_MSG_CANCEL: {

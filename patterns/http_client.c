@@ -224,8 +224,8 @@ int bw_http_call(bw_runtime_t *rt, bw_pid_t client_pid, bw_http_req_t *q, uint64
                  bw_http_resp_t **out) {
   if (out != NULL)
     *out = NULL;
-  if (q == NULL || out == NULL) {
-    bw_http_req_free(q);
+  if (q == NULL || out == NULL || q->credit != 0) {
+    bw_http_req_free(q); /* a stream needs an actor to receive its chunks */
     return BW_EINVAL;
   }
   q->timeout_ms = timeout_ms;
@@ -239,4 +239,10 @@ int bw_http_call(bw_runtime_t *rt, bw_pid_t client_pid, bw_http_req_t *q, uint64
   else if (r.ptr != NULL && r.dtor != NULL)
     r.dtor(r.ptr);
   return rc;
+}
+
+int bw_http_ack(bw_ctx_t *ctx, bw_pid_t client_pid, const bw_http_chunk_t *c) {
+  if (ctx == NULL || c == NULL)
+    return BW_EINVAL;
+  return bw_send(bw_ctx_runtime(ctx), client_pid, BW_HTTP_MSG_ACK, &c->token, sizeof c->token);
 }

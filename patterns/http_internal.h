@@ -19,6 +19,7 @@ struct bw_http_req {
   bool has_body;
   bool idempotent;
   uint64_t timeout_ms; /* set by bw_http_request / bw_http_call */
+  uint32_t credit;     /* streamed: chunks unacknowledged at most; 0 = not streamed */
 };
 
 /* The handle (patterns/http_client.c); the actor (patterns/http.c) reads

@@ -88,3 +88,10 @@ int bw_http_call(bw_runtime_t *rt, bw_pid_t client, bw_http_req_t *q, uint64_t t
   bw_http_req_free(q);
   return BW_ENOTSUP;
 }
+
+int bw_http_ack(bw_ctx_t *ctx, bw_pid_t client, const bw_http_chunk_t *c) {
+  (void)ctx;
+  (void)client;
+  (void)c;
+  return BW_ENOTSUP;
+}

@@ -81,6 +81,13 @@ int bw_http_req_body(bw_http_req_t *q, const void *data, size_t len) {
   return 0;
 }
 
+int bw_http_req_stream(bw_http_req_t *q, uint32_t credit) {
+  if (q == NULL || credit == 0 || credit > BW_HTTP_CREDIT_MAX)
+    return BW_EINVAL;
+  q->credit = credit;
+  return 0;
+}
+
 void bw_http_req_idempotent(bw_http_req_t *q, int yes) {
   if (q != NULL)
     q->idempotent = yes != 0;

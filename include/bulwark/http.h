@@ -58,6 +58,8 @@ extern "C" {
 #define BW_HTTP_MSG_REQUEST (BW_MSG_HTTP_BASE + 0u)  /* requester -> client */
 #define BW_HTTP_MSG_RESPONSE (BW_MSG_HTTP_BASE + 1u) /* the reply's type */
 #define BW_HTTP_MSG_CANCEL (BW_MSG_HTTP_BASE + 2u)   /* requester -> client: ref */
+#define BW_HTTP_MSG_CHUNK (BW_MSG_HTTP_BASE + 3u)    /* client -> requester: bw_http_chunk_t */
+#define BW_HTTP_MSG_ACK (BW_MSG_HTTP_BASE + 4u)      /* requester -> client (bw_http_ack) */
 
 /* --- Requests -------------------------------------------------------------- */
 
@@ -71,6 +73,16 @@ bw_http_req_t *bw_http_req_new(const char *method, const char *url);
 int bw_http_req_header(bw_http_req_t *q, const char *line);
 /* Sets the body (copied). Returns 0, BW_EINVAL, BW_ENOMEM. */
 int bw_http_req_body(bw_http_req_t *q, const void *data, size_t len);
+/* Streams the response body: instead of one body in the reply, it arrives
+ * as BW_HTTP_MSG_CHUNK messages (moved bw_http_chunk_t, in order, before
+ * the reply) and the reply's response has body_len 0 and chunks = their
+ * number. Each chunk must be acknowledged with bw_http_ack; with credit
+ * chunks unacknowledged the client stops reading the socket (TCP's window
+ * then slows the server) until an ack comes. Credit 1..BW_HTTP_CREDIT_MAX.
+ * Only from an actor (bw_http_request); a streamed request is not retried
+ * once a chunk was delivered. Returns 0, BW_EINVAL. */
+#define BW_HTTP_CREDIT_MAX 1024u
+int bw_http_req_stream(bw_http_req_t *q, uint32_t credit);
 /* Marks a non-idempotent request (POST, PATCH) as safe to retry. GET,
  * HEAD, OPTIONS, PUT and DELETE are idempotent already. */
 void bw_http_req_idempotent(bw_http_req_t *q, int yes);
@@ -89,7 +101,42 @@ typedef struct bw_http_resp {
   char *body;              /* NUL-terminated for convenience; body_len excludes it */
   size_t body_len;
   uint64_t elapsed_us;     /* request sent to last byte, the runtime's clock */
+  uint64_t chunks;         /* streamed: the chunks delivered before this reply */
 } bw_http_resp_t;
+
+/* A piece of a streamed body (bw_http_req_stream): take it with
+ * bw_msg_take and free() it, or leave it to the runtime; ack it either way. */
+typedef struct bw_http_chunk {
+  uint64_t ref;    /* the request's ref (bw_http_request's *ref) */
+  uint64_t seq;    /* 0, 1, 2, ... */
+  uint64_t token;  /* what bw_http_ack sends back */
+  size_t len;
+  char data[];     /* len bytes, then a NUL */
+} bw_http_chunk_t;
+
+/* Acknowledges a chunk (from the requester's handler): the client may
+ * read on. Returns bw_send's codes. */
+int bw_http_ack(bw_ctx_t *ctx, bw_pid_t client, const bw_http_chunk_t *c);
+
+/* --- Server-sent events (text/event-stream), for streamed LLM answers ----------- */
+
+/* A parser for the chunks of an event stream: feed it chunk bytes, take
+ * whole events out. Caller-allocated; bw_sse_free releases its buffer. */
+typedef struct bw_sse {
+  char *buf;
+  size_t len, cap, max;
+} bw_sse_t;
+/* max: the longest event kept (bytes); a longer one is BW_ETOOBIG. */
+void bw_sse_init(bw_sse_t *p, size_t max);
+/* Returns 0, BW_ETOOBIG (an event longer than max: the buffer is dropped),
+ * BW_ENOMEM, BW_EINVAL. */
+int bw_sse_feed(bw_sse_t *p, const void *data, size_t len);
+/* The next whole event's data (its "data:" lines joined by \n, without
+ * the prefix; comments and other fields skipped), NUL-terminated in out
+ * (cut to cap-1). Returns its full length, 0 when no whole event waits
+ * (an event with no data line is skipped), BW_EINVAL. */
+int bw_sse_next(bw_sse_t *p, char *out, size_t cap);
+void bw_sse_free(bw_sse_t *p);
 
 /* The value of a response header (case-insensitive name), copied into buf
  * (NUL-terminated, cut to cap). Returns its full length, or BW_ENOTFOUND,

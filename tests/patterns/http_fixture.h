@@ -9,6 +9,8 @@
  *                  X-Seen-Method
  *   /status/N      status N, with Retry-After: 1 when the query is ?ra
  *   /flaky         503 while the server's outage flag is set, else 200
+ *   /stream/N      200 with a chunked body of N KiB, written as fast as the
+ *                  socket takes it (stream_sent counts what it took)
  *   /hang          reads the request, then nothing until the peer closes
  *   /slow          a 200 whose body comes one byte every 100 ms (50 bytes)
  *   /cut           Content-Length 100, 10 bytes, then close
@@ -25,7 +27,9 @@
 #define BW_TESTS_HTTP_FIXTURE_H
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdarg.h>
+#include <sys/time.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -45,6 +49,7 @@ typedef struct hfx {
   atomic_uint accepted, peer_closed, hang_closed, active;
   atomic_bool outage;        /* /flaky answers 503 while set */
   atomic_uint flaky_hits, status_hits;
+  atomic_ulong stream_sent; /* body bytes /stream/N got into the socket */
 } hfx_t;
 
 typedef struct hfx_conn {
@@ -172,6 +177,38 @@ static void *hfx_conn_main(void *arg) {
       atomic_fetch_add(&s->status_hits, 1);
       hfx_sendf(fd, "HTTP/1.1 %d X\r\n%sContent-Length: 2\r\n\r\nno", code,
                 ra ? "Retry-After: 1\r\n" : "");
+    } else if (strncmp(path, "/stream/", 8) == 0) {
+      unsigned long kib = strtoul(path + 8, NULL, 10);
+      struct timeval tv = {.tv_sec = 0, .tv_usec = 100000};
+      setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+      hfx_sendf(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+      memset(big, 's', 1024);
+      bool dead = false;
+      for (unsigned long i = 0; i < kib && !dead; i++) {
+        char piece[1100];
+        memcpy(piece, "400\r\n", 5);
+        memcpy(piece + 5, big, 1024);
+        memcpy(piece + 1029, "\r\n", 2);
+        size_t off = 0;
+        while (off < 1031) {
+          ssize_t k = send(fd, piece + off, 1031 - off, MSG_NOSIGNAL);
+          if (k > 0) {
+            off += (size_t)k;
+          } else if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
+                     !atomic_load(&s->stop)) {
+            continue; /* the client is not reading: wait */
+          } else {
+            dead = true;
+            break;
+          }
+        }
+        if (!dead)
+          atomic_fetch_add(&s->stream_sent, 1024);
+      }
+      if (!dead)
+        hfx_sendf(fd, "0\r\n\r\n");
+      else
+        break;
     } else if (strcmp(path, "/flaky") == 0) {
       atomic_fetch_add(&s->flaky_hits, 1);
       if (atomic_load(&s->outage))

@@ -243,6 +243,175 @@ static void test_broken_servers(void **st) {
   env_down(&e);
 }
 
+/* --- server-sent events and streaming ------------------------------------------- */
+
+static void test_sse_parser(void **st) {
+  (void)st;
+  bw_sse_t p;
+  bw_sse_init(&p, 64);
+  const char *in = ": comment\r\ndata: {\"a\":1}\r\n\r\nevent: x\ndata: two\ndata: lines\n\n"
+                   "id: 3\n\ndata:[DONE]\r\n\r\n";
+  /* fed one byte at a time: events come out whole, whatever the cuts */
+  char out[64];
+  const char *want[] = {"{\"a\":1}", "two\nlines", "[DONE]"};
+  size_t got = 0;
+  for (const char *c = in; *c; c++) {
+    assert_int_equal(bw_sse_feed(&p, c, 1), 0);
+    int n;
+    while ((n = bw_sse_next(&p, out, sizeof out)) > 0) {
+      assert_true(got < 3);
+      assert_string_equal(out, want[got]);
+      assert_int_equal(n, (int)strlen(want[got]));
+      got++;
+    }
+    assert_true(n == 0);
+  }
+  assert_int_equal(got, 3);
+  /* an event over max is refused, and parsing goes on after it */
+  char big[100];
+  memset(big, 'x', sizeof big);
+  assert_int_equal(bw_sse_feed(&p, big, sizeof big), BW_ETOOBIG);
+  assert_int_equal(bw_sse_feed(&p, "data: ok\n\n", 10), 0);
+  assert_int_equal(bw_sse_next(&p, out, sizeof out), 2);
+  assert_string_equal(out, "ok");
+  /* a small out buffer cuts, and says the full length */
+  assert_int_equal(bw_sse_feed(&p, "data: abcdef\n\n", 14), 0);
+  assert_int_equal(bw_sse_next(&p, out, 4), 6);
+  assert_string_equal(out, "abc");
+  assert_int_equal(bw_sse_next(NULL, out, 4), BW_EINVAL);
+  bw_sse_free(&p);
+}
+
+/* A consumer of a streamed body: acks at once, or holds its acks while
+ * stalled (until a GO message). */
+enum { GO = 7 };
+typedef struct sink_arg {
+  bw_pid_t client;
+  const char *url;
+  const char *body; /* POST it (a chat request), else GET */
+  uint32_t credit;
+  atomic_bool stalled;
+  atomic_uint chunks, max_unacked, done, events, done_events;
+  atomic_int status;
+  atomic_ulong bytes;
+  atomic_ulong resp_chunks;
+} sink_arg_t;
+
+typedef struct sink {
+  sink_arg_t *a;
+  uint64_t held[BW_HTTP_CREDIT_MAX];
+  uint32_t nheld;
+  bw_sse_t sse;
+} sink_t;
+
+static int sink_init(bw_ctx_t *ctx, void *state, void *arg) {
+  sink_t *s = state;
+  s->a = arg;
+  bw_sse_init(&s->sse, 1 << 16);
+  bw_http_req_t *q = bw_http_req_new(s->a->body ? "POST" : "GET", s->a->url);
+  if (q == NULL || bw_http_req_stream(q, s->a->credit) != 0)
+    return BW_ENOMEM;
+  if (s->a->body != NULL) {
+    bw_http_req_header(q, "Content-Type: application/json");
+    bw_http_req_body(q, s->a->body, strlen(s->a->body));
+  }
+  return bw_http_request(ctx, s->a->client, q, 60000, NULL);
+}
+
+static void sink_ack(bw_ctx_t *ctx, sink_t *s, uint64_t token) {
+  bw_http_chunk_t c = {.token = token};
+  bw_http_ack(ctx, s->a->client, &c);
+}
+
+static int sink_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
+  sink_t *s = state;
+  if (msg->type == GO) {
+    atomic_store(&s->a->stalled, false);
+    for (uint32_t i = 0; i < s->nheld; i++)
+      sink_ack(ctx, s, s->held[i]);
+    s->nheld = 0;
+  } else if (msg->type == BW_HTTP_MSG_CHUNK) {
+    const bw_http_chunk_t *c = msg->data;
+    atomic_fetch_add(&s->a->chunks, 1);
+    atomic_fetch_add(&s->a->bytes, c->len);
+    if (bw_sse_feed(&s->sse, c->data, c->len) == 0) {
+      char ev[4096];
+      while (bw_sse_next(&s->sse, ev, sizeof ev) > 0) {
+        atomic_fetch_add(&s->a->events, 1);
+        if (strcmp(ev, "[DONE]") == 0)
+          atomic_fetch_add(&s->a->done_events, 1);
+      }
+    }
+    if (atomic_load(&s->a->stalled)) {
+      if (s->nheld < BW_HTTP_CREDIT_MAX)
+        s->held[s->nheld++] = c->token;
+      if (s->nheld > atomic_load(&s->a->max_unacked))
+        atomic_store(&s->a->max_unacked, s->nheld);
+    } else {
+      sink_ack(ctx, s, c->token);
+    }
+  } else if (msg->type == BW_HTTP_MSG_RESPONSE) {
+    bw_http_resp_t *r = bw_msg_take(ctx, msg);
+    atomic_store(&s->a->status, msg->status);
+    if (r != NULL)
+      atomic_store(&s->a->resp_chunks, r->chunks);
+    bw_http_resp_free(r);
+    atomic_store(&s->a->done, 1);
+    bw_sse_free(&s->sse);
+    return BW_STOP;
+  }
+  return BW_CONTINUE;
+}
+
+static void sink_cleanup(void *state) {
+  bw_sse_free(&((sink_t *)state)->sse);
+}
+
+static const bw_behaviour_t sink_b = {.name = "sink",
+                                      .state_size = sizeof(sink_t),
+                                      .init = sink_init,
+                                      .handle = sink_handle,
+                                      .cleanup = sink_cleanup};
+
+static bool wait_flag(atomic_uint *v) {
+  for (int i = 0; i < 3000 && atomic_load(v) == 0; i++)
+    usleep(10000);
+  return atomic_load(v) != 0;
+}
+
+/* A stalled consumer holds the stream at its credit: the client stops
+ * reading, the server's writes stop at what the sockets buffer; once the
+ * consumer acks, the rest arrives, all of it, in order. */
+static void test_stream_slow_consumer(void **st) {
+  (void)st;
+  env_t e = env_up(NULL);
+  enum { KIB = 16384 }; /* 16 MiB: more than loopback's socket buffers hold */
+  static sink_arg_t a;
+  memset(&a, 0, sizeof a);
+  a.client = e.pid;
+  a.url = url("/stream/16384");
+  a.credit = 4;
+  atomic_store(&a.stalled, true);
+  atomic_store(&g_srv.stream_sent, 0);
+  bw_pid_t sink;
+  assert_int_equal(bw_spawn(e.rt, &sink_b, &a, NULL, &sink), 0);
+  /* the consumer gets exactly its credit, then nothing while it stalls */
+  for (int i = 0; i < 3000 && atomic_load(&a.chunks) < 4; i++)
+    usleep(10000);
+  usleep(300000);
+  assert_int_equal(atomic_load(&a.chunks), 4);
+  unsigned long sent = atomic_load(&g_srv.stream_sent);
+  print_message("stalled: 4 chunks held, server wrote %lu KiB of %d\n", sent / 1024, KIB);
+  assert_true(sent < (unsigned long)KIB * 1024 / 2); /* held back by TCP, not buffered */
+  assert_int_equal(bw_send(e.rt, sink, GO, NULL, 0), 0);
+  assert_true(wait_flag(&a.done));
+  assert_int_equal(atomic_load(&a.status), 0);
+  assert_int_equal(atomic_load(&a.bytes), (unsigned long)KIB * 1024);
+  assert_int_equal(atomic_load(&a.max_unacked), 4);
+  assert_int_equal(atomic_load(&a.resp_chunks), atomic_load(&a.chunks));
+  env_down(&e);
+}
+
 /* --- the policy around HTTP ------------------------------------------------------ */
 
 static bw_policy_t *http_policy(bw_runtime_t *rt, uint32_t attempts) {
@@ -546,6 +715,8 @@ int main(void) {
       cmocka_unit_test(test_timeout_closes_connection),
       cmocka_unit_test(test_broken_servers),
       cmocka_unit_test(test_caller_exit_cancels),
+      cmocka_unit_test(test_sse_parser),
+      cmocka_unit_test(test_stream_slow_consumer),
       cmocka_unit_test(test_policy_breaker_outage),
       cmocka_unit_test(test_policy_retry_after),
       cmocka_unit_test(test_thousand_concurrent),
