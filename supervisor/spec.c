@@ -79,7 +79,7 @@ static int check(const bw_sup_spec_t *s, int depth, bw_sup_error_t *err) {
   if (depth > MAX_DEPTH)
     return fail(err, pn, "supervisor %s: tree deeper than %d levels", pn, MAX_DEPTH);
   if (s->name != NULL && strlen(s->name) > BW_NAME_MAX)
-    return fail(err, "", "supervisor name '%.40s...' is too long (max %u bytes)", s->name,
+    return fail(err, pn, "supervisor name '%.40s...' is too long (max %u bytes)", s->name,
                 BW_NAME_MAX);
   if (s->strategy < BW_ONE_FOR_ONE || s->strategy > BW_SIMPLE_ONE_FOR_ONE)
     return fail(err, pn, "supervisor %s: unknown strategy %d", pn, (int)s->strategy);

@@ -160,7 +160,8 @@ typedef struct bw_sup_error {
  * among siblings and < BW_SUP_ID_MAX bytes; a behaviour with a handle, or a
  * nested spec (not both); known strategy, restart and type; shutdown >= -2;
  * intensity >= -1 and <= 1000000; period <= 1 day; simple_one_for_one with
- * exactly one child; backoff jitter <= 100; depth <= 32.
+ * exactly one child; backoff jitter <= 100; depth <= 32; a supervisor's
+ * name at most BW_NAME_MAX bytes (bulwark/registry.h).
  * Returns 0 or BW_EINVAL with err (optional) naming the child.
  */
 int bw_supervisor_validate(const bw_sup_spec_t *spec, bw_sup_error_t *err);

@@ -198,6 +198,14 @@ static void test_supervisor_validate(void **state) {
   c[1].id = "y";
 
   /* the supervisor's own fields */
+  s.name = long_name; /* registered for a root: at most BW_NAME_MAX bytes */
+  char cut[BW_SUP_ID_MAX];
+  memset(cut, 'n', sizeof cut - 1); /* the name, cut to fit err.child */
+  cut[sizeof cut - 1] = '\0';
+  expect_invalid(&s, cut);
+  long_name[BW_NAME_MAX] = '\0'; /* BW_NAME_MAX bytes: fine */
+  assert_int_equal(bw_supervisor_validate(&s, NULL), 0);
+  s.name = "s";
   s.strategy = (bw_strategy_t)4;
   expect_invalid(&s, "s");
   s.strategy = BW_REST_FOR_ONE;
