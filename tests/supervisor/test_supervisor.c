@@ -905,6 +905,63 @@ static void test_backoff_group_rest_for_one(void **state) {
   bw_runtime_destroy(rt);
 }
 
+/* one_for_all: the failed child's timer brings the whole group back; a
+ * failed restart is retried on that child's own timer, and the children
+ * after it in the group wait for it (rest_for_one). */
+static void test_backoff_group_retry(void **state) {
+  (void)state;
+  bw_runtime_t *rt = rt_new();
+  static const bw_child_spec_t kids[] = {KID("a", BW_PERMANENT), KID("b", BW_PERMANENT),
+                                         KID("c", BW_PERMANENT)};
+  bw_sup_spec_t all = {.strategy = BW_ONE_FOR_ALL, .intensity = 10, .period_ms = 60000,
+                       .backoff = {.initial_ms = 1000, .max_ms = 1000},
+                       .children = kids, .nchildren = 3};
+  bw_pid_t sup;
+  assert_int_equal(bw_supervisor_start(rt, &all, &sup, NULL), 0);
+  assert_string_equal(log_take(3), "+a +b +c");
+  bw_pid_t a = pid_of(rt, sup, "a");
+  crash(rt, sup, "b");
+  assert_string_equal(log_take(3), "-b -c -a");
+  assert_int_equal(bw_wait_exit(rt, a, 0, NULL), 0);
+  settle(rt, sup);
+  assert_int_equal(bw_clock_advance(rt, 999), 0);
+  settle(rt, sup);
+  assert_int_equal(child_state(rt, sup, "a"), BW_CHILD_RESTARTING);
+  assert_int_equal(bw_clock_advance(rt, 1), 0);
+  assert_string_equal(log_take(3), "+a +b +c");
+  assert_int_equal(bw_sup_stop(rt, sup), 0);
+  assert_string_equal(log_take(3), "-c -b -a");
+
+  static const bw_child_spec_t rest_kids[] = {{.id = "f", .behaviour = &flaky, .arg = "f"},
+                                              KID("x", BW_PERMANENT)};
+  bw_sup_spec_t rest = {.strategy = BW_REST_FOR_ONE, .intensity = 10, .period_ms = 60000,
+                        .backoff = {.initial_ms = 100, .max_ms = 10000},
+                        .children = rest_kids, .nchildren = 2};
+  __atomic_store_n(&flaky_fail, 0, __ATOMIC_RELEASE);
+  assert_int_equal(bw_supervisor_start(rt, &rest, &sup, NULL), 0);
+  assert_string_equal(log_take(2), "+f +x");
+  bw_pid_t x = pid_of(rt, sup, "x");
+  __atomic_store_n(&flaky_fail, 1, __ATOMIC_RELEASE);
+  crash(rt, sup, "f"); /* restart 1: 100 ms */
+  assert_string_equal(log_take(2), "-f -x");
+  assert_int_equal(bw_wait_exit(rt, x, 0, NULL), 0);
+  settle(rt, sup);
+  assert_int_equal(bw_clock_advance(rt, 100), 0); /* t = 100: f fails (restart 2: 200 ms) */
+  assert_string_equal(log_take(1), "!f");
+  settle(rt, sup);
+  assert_int_equal(child_state(rt, sup, "f"), BW_CHILD_RESTARTING);
+  assert_int_equal(child_state(rt, sup, "x"), BW_CHILD_RESTARTING); /* waits for f */
+  __atomic_store_n(&flaky_fail, 0, __ATOMIC_RELEASE);
+  assert_int_equal(bw_clock_advance(rt, 199), 0);
+  settle(rt, sup);
+  assert_int_equal(child_state(rt, sup, "f"), BW_CHILD_RESTARTING);
+  assert_int_equal(bw_clock_advance(rt, 1), 0); /* t = 300 */
+  assert_string_equal(log_take(2), "+f +x");
+  settle(rt, sup);
+  assert_int_equal(child_state(rt, sup, "x"), BW_CHILD_RUNNING);
+  bw_runtime_destroy(rt);
+}
+
 /* terminate_child of a child in backoff cancels its restart (under
  * rest_for_one the rest of its group still comes back on time); a
  * shutdown during a backoff is served at once. */
@@ -1420,6 +1477,7 @@ int main(void) {
       cmocka_unit_test(test_backoff_with_escalation),
       cmocka_unit_test(test_backoff_resets_after_stable_period),
       cmocka_unit_test(test_backoff_group_rest_for_one),
+      cmocka_unit_test(test_backoff_group_retry),
       cmocka_unit_test(test_backoff_terminate_and_stop),
       cmocka_unit_test(test_api_call_deadline),
       cmocka_unit_test(test_supervisor_names_registered),
