@@ -5,19 +5,35 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/atomic.h"
 #include "supervisor/sup_internal.h"
+
+/* The deadline of every call below, in ms on the runtime's clock: bw_call's
+ * own (its timer, then BW_ETIMEDOUT), so a supervisor that cannot answer
+ * (a child's init that never returns, a supervisor muted or descheduled)
+ * never holds a caller for good. Process-wide, read on every call: relaxed,
+ * since the value stands alone (nothing else is published with it). */
+static uint64_t call_timeout_ms = BW_SUP_CALL_TIMEOUT_DEFAULT;
+
+int bw_sup_set_call_timeout(uint64_t ms) {
+  if (ms > BW_SUP_CALL_TIMEOUT_MAX)
+    return BW_EINVAL;
+  bw__st64_rlx(&call_timeout_ms, ms ? ms : BW_SUP_CALL_TIMEOUT_DEFAULT);
+  return 0;
+}
+
+uint64_t bw_sup_call_timeout(void) { return bw__ld64_rlx(&call_timeout_ms); }
 
 static int call(bw_runtime_t *rt, bw_pid_t sup, uint32_t type, const void *data, size_t len,
                 bw_reply_t *r) {
   if (rt == NULL)
     return BW_EINVAL;
-  /* an actor that is not a supervisor would never answer, and the call has
-   * no deadline (a supervisor's answer may rightly take as long as a child's
-   * shutdown): refuse it at once */
+  /* an actor that is not a supervisor would never answer: refuse it at
+   * once rather than after the deadline */
   const bw_behaviour_t *b = NULL;
   if (bw__actor_behaviour(rt, sup, &b) == 0 && b != &bw__supervisor_behaviour)
     return BW_EINVAL; /* (a dead pid: bw_call says noproc, or shutdown) */
-  int rc = bw_call(rt, sup, type, data, len, 0, r);
+  int rc = bw_call(rt, sup, type, data, len, bw_sup_call_timeout(), r);
   if (r->ptr != NULL && (rc != 0 || type != BW__SUP_WHICH)) {
     if (r->dtor)
       r->dtor(r->ptr);
@@ -122,5 +138,5 @@ int bw_sup_stop(bw_runtime_t *rt, bw_pid_t sup) {
   int rc = bw_exit(rt, sup, BW_REASON_SHUTDOWN, 0, "bw_sup_stop");
   if (rc != 0)
     return rc;
-  return bw_wait_exit(rt, sup, 0, NULL);
+  return bw_wait_exit(rt, sup, bw_sup_call_timeout(), NULL);
 }

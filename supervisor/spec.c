@@ -78,6 +78,9 @@ static int check(const bw_sup_spec_t *s, int depth, bw_sup_error_t *err) {
   const char *pn = sup_name(s);
   if (depth > MAX_DEPTH)
     return fail(err, pn, "supervisor %s: tree deeper than %d levels", pn, MAX_DEPTH);
+  if (s->name != NULL && strlen(s->name) > BW_NAME_MAX)
+    return fail(err, pn, "supervisor name '%.40s...' is too long (max %u bytes)", s->name,
+                BW_NAME_MAX);
   if (s->strategy < BW_ONE_FOR_ONE || s->strategy > BW_SIMPLE_ONE_FOR_ONE)
     return fail(err, pn, "supervisor %s: unknown strategy %d", pn, (int)s->strategy);
   if (s->intensity < BW_INTENSITY_NONE || s->intensity > 1000000)

@@ -22,6 +22,7 @@ enum {
   BW__SUP_DELETE,         /* payload: id */
   BW__SUP_TIMER,          /* self: a job's timer fired; ref = timer id */
   BW__SUP_YIELD,          /* self: a J_YIELD job resumes; ref = its token */
+  BW__SUP_BACKOFF,        /* self: a child's restart backoff is over; ref = timer id */
 };
 
 /* Validates one child spec (not its subtree); used by start_child too. */

@@ -4,9 +4,10 @@
  * A supervisor is an ordinary actor that traps exits and is linked to its
  * children. Everything that takes time (starting a nested supervisor, which
  * answers when its own tree is up; stopping a child: a shutdown signal, a
- * wait up to its timeout on the runtime's clock, then a kill; a restart
- * delayed by backoff) is a job in a FIFO queue. The supervisor works through
- * the queue between messages and never blocks its scheduler thread. Exits of
+ * wait up to its timeout on the runtime's clock, then a kill) is a job in a
+ * FIFO queue. The supervisor works through the queue between messages and
+ * never blocks its scheduler thread. A restart delayed by backoff is not a
+ * job but a timer of the child's own, so it holds up nothing else. Exits of
  * children that no job waits for are handled on arrival: they decide
  * restarts by OTP's rules and enqueue jobs.
  *
@@ -26,7 +27,7 @@
 #include "node/node_internal.h"
 #include "supervisor/sup_internal.h"
 
-enum { J_START, J_STOP, J_DELAY, J_EXIT, J_API, J_YIELD };
+enum { J_START, J_STOP, J_EXIT, J_API, J_YIELD };
 enum { MODE_INITIAL, MODE_RESTART, MODE_API };
 enum { STEP_DONE, STEP_WAIT, STEP_AGAIN };
 
@@ -40,6 +41,10 @@ typedef struct child {
   uint32_t restarts;
   uint32_t backoff_n;
   uint64_t last_start_ms;
+  /* A restart waiting out its backoff: this child's and, under one_for_all
+   * and rest_for_one, that of the group it heads (the children stopped with
+   * it). A timer of its own, never a job: the queue goes on meanwhile. */
+  bw_timer_t restart_timer;
 } child_t;
 
 typedef struct job {
@@ -54,8 +59,7 @@ typedef struct job {
   uint32_t npids, pos;
   bool built, signalled;
   int32_t target; /* state given to stopped children */
-  bw_timer_t timer; /* kill timer, or J_DELAY's timer; J_YIELD's token */
-  uint64_t delay_ms;
+  bw_timer_t timer; /* kill timer; J_YIELD's token */
   bw_reason_t reason; /* J_EXIT: the supervisor's exit reason */
   /* reply when done */
   uint32_t api; /* request type of J_API */
@@ -279,6 +283,90 @@ static uint64_t backoff_delay(bw_ctx_t *ctx, sup_t *s, child_t *c) {
   return d;
 }
 
+/* --- restarts waiting out a backoff --------------------------------------------- */
+
+/* Child i (and, under one_for_all / rest_for_one, the group it heads) is
+ * restarted when a timer of its own fires (BW__SUP_BACKOFF), not by a job:
+ * a job at the head of the queue would hold up every later job (another
+ * child's restart, the run-time API, a shutdown) for the whole delay.
+ * False if no timer could be armed: the caller restarts at once. */
+static bool restart_later(bw_ctx_t *ctx, sup_t *s, uint32_t i, uint64_t d) {
+  bw_timer_t t = 0;
+  if (bw_send_after(rt_of(ctx), bw_self(ctx), d, BW__SUP_BACKOFF, NULL, 0, &t) != 0 || t == 0)
+    return false;
+  s->ch[i].restart_timer = t;
+  return true;
+}
+
+static void restart_cancel(bw_ctx_t *ctx, child_t *c) {
+  if (c->restart_timer != 0)
+    bw_timer_cancel(rt_of(ctx), c->restart_timer);
+  c->restart_timer = 0;
+}
+
+static bool group_strategy(const sup_t *s) {
+  return s->spec->strategy == BW_ONE_FOR_ALL || s->spec->strategy == BW_REST_FOR_ONE;
+}
+
+/* Where the restart of child i (and its group) starts, and whether it is
+ * that child alone. */
+static void restart_range(const sup_t *s, uint32_t i, uint32_t *from, bool *only_one) {
+  *from = s->spec->strategy == BW_ONE_FOR_ALL ? 0 : i;
+  *only_one = !group_strategy(s);
+}
+
+static void push_restart(sup_t *s, uint32_t i) {
+  job_t *start = job_push(s, J_START);
+  if (start == NULL)
+    return;
+  start->mode = MODE_RESTART;
+  restart_range(s, i, &start->from, &start->only_one);
+  start->cur = start->from;
+}
+
+/* A restart timer fired: its child's (group's) start joins the queue. */
+static void backoff_fired(sup_t *s, bw_timer_t t) {
+  if (s->exiting)
+    return;
+  for (uint32_t i = 0; i < s->n; i++) {
+    if (!s->ch[i].gone && s->ch[i].restart_timer == t) {
+      s->ch[i].restart_timer = 0;
+      push_restart(s, i);
+      return;
+    }
+  }
+}
+
+/* Child i is deleted with its restart timer pending: that timer was the
+ * group's too (the child itself was terminated during its backoff), so it
+ * moves to the next child of the group still waiting for it, or is
+ * cancelled when none is left. */
+static void restart_handoff(bw_ctx_t *ctx, sup_t *s, uint32_t i) {
+  child_t *c = &s->ch[i];
+  if (c->restart_timer == 0)
+    return;
+  uint32_t from = s->spec->strategy == BW_REST_FOR_ONE ? i + 1 : 0;
+  for (uint32_t k = from; group_strategy(s) && k < s->n; k++) {
+    child_t *o = &s->ch[k];
+    if (k != i && !o->gone && o->state == BW_CHILD_RESTARTING && o->restart_timer == 0) {
+      o->restart_timer = c->restart_timer;
+      c->restart_timer = 0;
+      return;
+    }
+  }
+  restart_cancel(ctx, c);
+}
+
+/* The supervisor is going away: no restart is pending any more. */
+static void restarts_drop(bw_ctx_t *ctx, sup_t *s) {
+  for (uint32_t i = 0; i < s->n; i++) {
+    child_t *c = &s->ch[i];
+    restart_cancel(ctx, c);
+    if (!c->gone && c->pid == BW_PID_NONE && c->state == BW_CHILD_RESTARTING)
+      c->state = BW_CHILD_STOPPED;
+  }
+}
+
 /* Stops everything and exits with a reason saying why (escalation). */
 static void escalate(bw_ctx_t *ctx, sup_t *s) {
   char text[BW_REASON_TEXT_MAX];
@@ -293,6 +381,7 @@ static void escalate(bw_ctx_t *ctx, sup_t *s) {
     }
     job_pop(ctx, s);
   }
+  restarts_drop(ctx, s);
   job_t *x = job_push(s, J_EXIT);
   if (x != NULL)
     reason_set(&x->reason, BW_REASON_CRASH, BW_ELIMIT, text);
@@ -333,6 +422,10 @@ static int spawn_child(bw_ctx_t *ctx, child_t *c, bw_reason_t *why) {
     b = &bw__supervisor_behaviour;
     arg = &sa;
     o.trap_exit = true;
+    /* a nested supervisor is registered under its child spec's name, as a
+     * worker is (its own spec's name is a label: one spec may serve many
+     * children); a clash fails the start with BW_EEXIST */
+    o.name = c->spec->name;
   } else {
     o.mailbox_capacity = c->spec->mailbox_capacity;
     o.overflow = c->spec->overflow;
@@ -399,14 +492,17 @@ static int start_failed(bw_ctx_t *ctx, sup_t *s, uint32_t i, int code, const bw_
     escalate(ctx, s);
     return STEP_AGAIN;
   }
-  j->cur = i;
-  /* retry after the backoff, or at least after the messages already queued
-   * (as OTP's try_again_restart): never in a loop inside one handler, which
-   * would keep the supervisor from hearing, say, its parent's shutdown */
+  /* retry after the backoff: this job ends here and the child's own timer
+   * restarts it and the rest of its group (those after it in this job's
+   * range are still waiting, marked restarting), so the queue goes on */
   uint64_t d = backoff_delay(ctx, s, c);
-  job_t *w = job_insert(s, 0, d > 0 ? J_DELAY : J_YIELD);
-  if (w != NULL)
-    w->delay_ms = d;
+  if (d > 0 && restart_later(ctx, s, i, d))
+    return STEP_DONE;
+  /* no backoff: retry after the messages already queued (as OTP's
+   * try_again_restart), never in a loop inside one handler, which would
+   * keep the supervisor from hearing, say, its parent's shutdown */
+  j->cur = i;
+  job_insert(s, 0, J_YIELD);
   return STEP_AGAIN;
 }
 
@@ -420,8 +516,9 @@ static int step_start(bw_ctx_t *ctx, sup_t *s, job_t *j) {
     child_t *c = &s->ch[i];
     if (c->gone || c->state == BW_CHILD_RUNNING)
       continue;
-    if (j->mode == MODE_RESTART && c->state != BW_CHILD_RESTARTING)
-      continue;
+    if (j->mode == MODE_RESTART &&
+        (c->state != BW_CHILD_RESTARTING || c->restart_timer != 0))
+      continue; /* not to restart, or its own backoff timer will */
     if (j->mode == MODE_INITIAL && c->dynamic)
       continue;
     bw_reason_t why;
@@ -611,27 +708,25 @@ static void child_exited(bw_ctx_t *ctx, sup_t *s, uint32_t i, const bw_reason_t 
     return;
   }
   uint64_t d = backoff_delay(ctx, s, c);
-  bw_strategy_t st = s->spec->strategy;
-  if (st == BW_REST_FOR_ONE || st == BW_ONE_FOR_ALL) {
-    uint32_t from = st == BW_REST_FOR_ONE ? i + 1 : 0;
+  restart_cancel(ctx, c);
+  if (group_strategy(s)) {
+    uint32_t from = s->spec->strategy == BW_REST_FOR_ONE ? i + 1 : 0;
+    /* this group restart takes over the restarts its members were
+     * waiting for (a sibling's backoff, a failed start's retry): they
+     * come back with the group, after this child's backoff */
+    for (uint32_t k = from; k < s->n; k++)
+      restart_cancel(ctx, &s->ch[k]);
     job_t *stop = job_push(s, J_STOP);
     if (stop == NULL)
       return;
     stop->target = BW_CHILD_RESTARTING;
     stop_list_build(s, stop, from, (int)i);
   }
-  if (d > 0) {
-    job_t *dl = job_push(s, J_DELAY);
-    if (dl != NULL)
-      dl->delay_ms = d;
-  }
-  job_t *start = job_push(s, J_START);
-  if (start == NULL)
+  /* the backoff is a timer of this child's: the stop above runs now, the
+   * restart joins the queue when the timer fires */
+  if (d > 0 && restart_later(ctx, s, i, d))
     return;
-  start->mode = MODE_RESTART;
-  start->from = st == BW_ONE_FOR_ALL ? 0 : i;
-  start->cur = start->from;
-  start->only_one = st == BW_ONE_FOR_ONE || st == BW_SIMPLE_ONE_FOR_ONE;
+  push_restart(s, i);
 }
 
 /* The watchdog reports child i hung. With hang_is_crash: kill it (effective
@@ -719,8 +814,15 @@ static int step_api(bw_ctx_t *ctx, sup_t *s, job_t *j) {
     }
     child_t *c = &s->ch[i];
     if (c->pid == BW_PID_NONE) {
-      if (c->spec->restart == BW_TEMPORARY)
+      /* not running: stopped already, waiting out its backoff, or waiting
+       * for its group's restart. Its own restart is off; a group restart
+       * it heads still brings back the others when its timer fires */
+      if (!group_strategy(s))
+        restart_cancel(ctx, c);
+      if (c->spec->restart == BW_TEMPORARY) {
+        restart_handoff(ctx, s, (uint32_t)i);
         c->gone = true;
+      }
       c->state = BW_CHILD_STOPPED;
       reply_done(ctx, j, 0, NULL, 0);
       return STEP_DONE;
@@ -752,6 +854,7 @@ static int step_api(bw_ctx_t *ctx, sup_t *s, job_t *j) {
       return STEP_DONE;
     }
     if (j->api == BW__SUP_DELETE) {
+      restart_handoff(ctx, s, (uint32_t)i);
       s->ch[i].gone = true;
       reply_done(ctx, j, 0, NULL, 0);
       return STEP_DONE;
@@ -795,13 +898,6 @@ static void run_jobs(bw_ctx_t *ctx, sup_t *s) {
     case J_STOP:
     case J_EXIT:
       r = step_stop(ctx, s, j);
-      break;
-    case J_DELAY:
-      if (j->timer == 0 && j->delay_ms > 0) {
-        j->timer = self_timer(ctx, j->delay_ms);
-        j->delay_ms = 0;
-      }
-      r = j->timer != 0 ? STEP_WAIT : STEP_DONE;
       break;
     case J_API:
       r = step_api(ctx, s, j);
@@ -941,6 +1037,7 @@ static void on_exit_msg(bw_ctx_t *ctx, sup_t *s, const bw_msg_t *m) {
       reply_done(ctx, j, BW_ESHUTDOWN, NULL, 0);
       job_pop(ctx, s);
     }
+    restarts_drop(ctx, s); /* children waiting out a backoff stay stopped */
     job_t *x = job_push(s, J_EXIT);
     if (x != NULL)
       x->reason = *r;
@@ -969,7 +1066,9 @@ static void queue_api(bw_ctx_t *ctx, sup_t *s, const bw_msg_t *m) {
  * (a backoff, or a restart job not yet run) answer BW_ERESTARTING at once,
  * as OTP's do, instead of queueing behind that restart. */
 static bool answer_restarting(bw_ctx_t *ctx, sup_t *s, const bw_msg_t *m) {
-  if (s->exiting || m->len == 0 || ((const char *)m->data)[m->len - 1] != '\0')
+  /* (terminate_child is queued: it cancels that restart) */
+  if ((m->type != BW__SUP_RESTART && m->type != BW__SUP_DELETE) || s->exiting || m->len == 0 ||
+      ((const char *)m->data)[m->len - 1] != '\0')
     return false;
   int i = find_id(s, m->data);
   if (i < 0 || s->ch[i].gone || s->ch[i].state != BW_CHILD_RESTARTING)
@@ -1007,6 +1106,9 @@ static int sup_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *m) {
       if (s->njobs > 0 && s->jobs[0].kind == J_YIELD && m->len == sizeof(uint64_t) &&
           *(const uint64_t *)m->data == s->jobs[0].timer)
         job_pop(ctx, s);
+      break;
+    case BW__SUP_BACKOFF:
+      backoff_fired(s, m->ref);
       break;
     case BW__SUP_TIMER:
       if (s->njobs > 0 && s->jobs[0].timer == m->ref) {
@@ -1066,6 +1168,7 @@ static void sup_terminate(bw_ctx_t *ctx, void *state, const bw_reason_t *reason)
     }
     job_release(ctx, j);
   }
+  restarts_drop(ctx, s);
   /* children still running (the supervisor was killed or forced): they are
    * linked, so they get our exit signal; nothing to wait for here */
 }
@@ -1109,9 +1212,24 @@ int bw_supervisor_start(bw_runtime_t *rt, const bw_sup_spec_t *spec, bw_pid_t *o
   bw_spawn_opts_init(&o);
   o.trap_exit = true;
   o.ordered_shutdown = true;
+  /* the root is registered under its spec's name (it has no child spec);
+   * the name goes with the actor when it exits */
+  o.name = spec->name != NULL && spec->name[0] != '\0' ? spec->name : NULL;
   bw_pid_t pid;
-  if ((rc = bw_spawn(rt, &bw__supervisor_behaviour, &a, &o, &pid)) != 0)
+  if ((rc = bw_spawn(rt, &bw__supervisor_behaviour, &a, &o, &pid)) != 0) {
+    if (err != NULL) {
+      memset(err, 0, sizeof(*err));
+      err->code = rc;
+      snprintf(err->child, sizeof(err->child), "%s", spec->name ? spec->name : "");
+      if (rc == BW_EEXIST)
+        snprintf(err->message, sizeof(err->message),
+                 "supervisor %.80s: its name is already registered", spec->name);
+      else
+        snprintf(err->message, sizeof(err->message), "supervisor %.80s failed to start: %s",
+                 spec->name ? spec->name : "", bw_strerror(rc));
+    }
     return rc;
+  }
   bw_reply_t r;
   rc = bw_call(rt, pid, BW__SUP_START, NULL, 0, 0, &r);
   if (rc != 0) {

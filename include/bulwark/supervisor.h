@@ -18,8 +18,21 @@
  * never blocks a scheduler thread: stopping a child (shutdown signal, wait
  * up to its timeout on the runtime's clock, then kill) and starting a
  * nested supervisor are steps of a queue of jobs it works through, one at a
- * time, between messages. Specs are not copied: they must outlive the tree
- * (static const data, as above).
+ * time, between messages. A restart backoff is a timer of the child's own,
+ * not a step of that queue: while a child waits out its backoff the
+ * supervisor goes on restarting other children, answering the run-time
+ * API and stopping when told to. Specs are not copied: they must outlive
+ * the tree (static const data, as above).
+ *
+ * Registered names (bulwark/registry.h): a child spec's .name registers
+ * the child, worker or nested supervisor, under that name; the root
+ * supervisor is registered under its spec's .name (a nested supervisor's
+ * own spec .name is only a label for errors and events, so one spec can
+ * serve several children). The name is taken at spawn (a nested
+ * supervisor's before its children start), dropped when the actor exits
+ * and taken again by the restarted one; a name held by a live actor fails
+ * the start with BW_EEXIST (for a restart: a failed restart, retried under
+ * the intensity rules).
  */
 #ifndef BULWARK_SUPERVISOR_H
 #define BULWARK_SUPERVISOR_H
@@ -92,7 +105,8 @@ typedef struct bw_child_spec {
   uint32_t mailbox_capacity;
   bw_overflow_t overflow;
   bool dedicated_thread;
-  const char *name;                 /* registered name (moves to each new pid) */
+  const char *name;                 /* registered name, worker or nested supervisor
+                                     * (moves to each new pid; see above) */
   /* Watchdog (beyond OTP): a handler of this worker running longer than
    * hang_limit_ms is reported (event); with hang_is_crash the supervisor
    * also treats the child as crashed: it kills it (effective when the
@@ -103,7 +117,16 @@ typedef struct bw_child_spec {
 
 /* Restart backoff (beyond OTP): the n-th consecutive restart of a child waits
  * min(max_ms, initial_ms * multiplier^(n-1)), minus up to jitter_pct percent
- * at random. A child that stays up for the supervisor's period starts over. */
+ * at random. A child that stays up for the supervisor's period starts over.
+ * Each waiting child has its own timer (under one_for_all / rest_for_one the
+ * failed child's delays the group's restart; a later group restart that
+ * covers a child already waiting takes its restart over). While it waits the
+ * child is BW_CHILD_RESTARTING: restart_child and delete_child answer
+ * BW_ERESTARTING, terminate_child cancels its restart (it becomes stopped;
+ * under one_for_all / rest_for_one the others still come back when the
+ * timer fires), and a shutdown or escalation cancels every pending one.
+ * Restart intensity counts each exit when it happens, not when the delayed
+ * restart runs. */
 typedef struct bw_backoff {
   uint64_t initial_ms; /* 0 = no backoff: restart at once */
   uint64_t max_ms;     /* 0 = 30000 */
@@ -112,7 +135,7 @@ typedef struct bw_backoff {
 } bw_backoff_t;
 
 struct bw_sup_spec {
-  const char *name;                 /* for errors and events (not registered) */
+  const char *name;                 /* for errors and events; registered for the root only */
   bw_strategy_t strategy;
   int32_t intensity;                /* max restarts per period; 0 = 1 (OTP's default); BW_INTENSITY_NONE = 0 */
   uint64_t period_ms;               /* 0 = 5000 (OTP's default) */
@@ -137,7 +160,8 @@ typedef struct bw_sup_error {
  * among siblings and < BW_SUP_ID_MAX bytes; a behaviour with a handle, or a
  * nested spec (not both); known strategy, restart and type; shutdown >= -2;
  * intensity >= -1 and <= 1000000; period <= 1 day; simple_one_for_one with
- * exactly one child; backoff jitter <= 100; depth <= 32.
+ * exactly one child; backoff jitter <= 100; depth <= 32; a supervisor's
+ * name at most BW_NAME_MAX bytes (bulwark/registry.h).
  * Returns 0 or BW_EINVAL with err (optional) naming the child.
  */
 int bw_supervisor_validate(const bw_sup_spec_t *spec, bw_sup_error_t *err);
@@ -147,9 +171,11 @@ int bw_supervisor_validate(const bw_sup_spec_t *spec, bw_sup_error_t *err);
  * init finished before the next starts, nested supervisors to any depth.
  * If a child fails to start, those already started are stopped in reverse
  * order and the start fails with that child's id and reason in *err.
+ * The root is registered under spec->name when it has one (see above).
  * From any thread that is not a scheduler thread (main, a dedicated-thread
  * actor); blocks until the tree is up or failed.
  * Returns 0; BW_EINVAL (invalid spec); BW_EWOULDBLOCK (scheduler thread);
+ * BW_EEXIST (spec->name, or a child's name, is held by a live actor);
  * BW_ESHUTDOWN; or the failing child's code.
  */
 int bw_supervisor_start(bw_runtime_t *rt, const bw_sup_spec_t *spec, bw_pid_t *out,
@@ -179,7 +205,23 @@ typedef struct bw_child_counts {
 
 /* The run-time API below talks to a supervisor with bw_call (from a thread
  * that is not a scheduler thread: else BW_EWOULDBLOCK). A pid that is not a
- * supervisor's is refused with BW_EINVAL at once; a dead one, BW_ENOPROC. */
+ * supervisor's is refused with BW_EINVAL at once; a dead one, BW_ENOPROC.
+ * Each call (bw_sup_stop's wait too) has a deadline on the runtime's clock,
+ * bw_sup_call_timeout() ms: then it returns BW_ETIMEDOUT. The request is not
+ * withdrawn: the supervisor still carries it out when it gets to it (a late
+ * answer is a dead letter, late_reply). */
+
+/* Default deadline of a run-time API call: three times a worker's default
+ * shutdown timeout, since terminate_child rightly waits for one. */
+#define BW_SUP_CALL_TIMEOUT_DEFAULT 15000u
+#define BW_SUP_CALL_TIMEOUT_MAX 86400000u /* one day */
+
+/* Sets the deadline of the run-time API calls, for every runtime of the
+ * process (0 = BW_SUP_CALL_TIMEOUT_DEFAULT). Returns 0, or BW_EINVAL over
+ * BW_SUP_CALL_TIMEOUT_MAX. */
+int bw_sup_set_call_timeout(uint64_t ms);
+/* The deadline in force, in ms. */
+uint64_t bw_sup_call_timeout(void);
 
 /* Fills up to cap entries (in start order); *n = the number of children
  * (may exceed cap). Returns 0, BW_EINVAL, BW_ENOPROC, or bw_call's codes. */
@@ -216,7 +258,8 @@ int bw_sup_restart_child(bw_runtime_t *rt, bw_pid_t sup, const char *id, bw_pid_
 int bw_sup_delete_child(bw_runtime_t *rt, bw_pid_t sup, const char *id);
 
 /* Stops a supervisor and its whole tree (deepest first, each level in
- * reverse start order) and waits until it is gone. Returns 0, BW_ENOPROC. */
+ * reverse start order) and waits until it is gone. Returns 0, BW_ENOPROC,
+ * BW_ETIMEDOUT (not gone within the deadline: the stop goes on). */
 int bw_sup_stop(bw_runtime_t *rt, bw_pid_t sup);
 
 #ifdef __cplusplus

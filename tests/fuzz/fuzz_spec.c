@@ -253,6 +253,17 @@ typedef struct start_model {
   unsigned nnames;
 } start_model_t;
 
+/* bw_spawn registers a name before init runs: BW_EEXIST if taken. */
+static int model_register(start_model_t *m, const char *name) {
+  if (name == NULL)
+    return 0;
+  for (unsigned k = 0; k < m->nnames; k++)
+    if (strcmp(m->names[k], name) == 0)
+      return BW_EEXIST;
+  m->names[m->nnames++] = name;
+  return 0;
+}
+
 static int model_start(const bw_sup_spec_t *s, start_model_t *m, char *path) {
   if (s->strategy == BW_SIMPLE_ONE_FOR_ONE)
     return 0;
@@ -261,16 +272,15 @@ static int model_start(const bw_sup_spec_t *s, start_model_t *m, char *path) {
     int rc = 0;
     char sub[BW_SUP_ID_MAX] = "";
     if (c->supervisor != NULL) {
-      rc = model_start(c->supervisor, m, sub);
+      /* a nested supervisor takes its child spec's name, then starts its
+       * children (its own spec's name is not registered) */
+      rc = model_register(m, c->name);
+      if (rc == 0)
+        rc = model_start(c->supervisor, m, sub);
     } else {
-      /* bw_spawn registers the name before init runs */
-      for (unsigned k = 0; c->name != NULL && k < m->nnames && rc == 0; k++)
-        if (strcmp(m->names[k], c->name) == 0)
-          rc = BW_EEXIST;
+      rc = model_register(m, c->name);
       if (rc == 0 && c->behaviour == &beh_crash)
         rc = BW_ECRASH;
-      if (rc == 0 && c->name != NULL)
-        m->names[m->nnames++] = c->name;
     }
     if (rc != 0) {
       char full[2 * BW_SUP_ID_MAX + 2];
@@ -319,7 +329,12 @@ static void try_start(const bw_sup_spec_t *root) {
   uint64_t live0 = live_now();
   start_model_t m = {.nnames = 0};
   char path[BW_SUP_ID_MAX] = "";
-  int want = model_start(root, &m, path);
+  /* the root is registered under its spec's name (unless NULL or "") */
+  int want = model_register(&m, root->name != NULL && root->name[0] != '\0' ? root->name : NULL);
+  if (want != 0)
+    snprintf(path, sizeof path, "%.63s", root->name); /* err names the root */
+  else
+    want = model_start(root, &m, path);
   bw_pid_t sup = BW_PID_NONE;
   bw_sup_error_t err;
   memset(&err, 0x5A, sizeof err);

@@ -55,6 +55,12 @@ static const bw_sup_spec_t two_spec = {
     .name = "two", .strategy = BW_ONE_FOR_ONE, .intensity = 100, .period_ms = 60000,
     .backoff = {.initial_ms = 1000, .max_ms = 1000}, .children = two_kids, .nchildren = 2};
 
+/* the same tree without a name: a second instance beside two_spec's (the
+ * root's spec name is registered) */
+static const bw_sup_spec_t two_anon = {
+    .strategy = BW_ONE_FOR_ONE, .intensity = 100, .period_ms = 60000,
+    .backoff = {.initial_ms = 1000, .max_ms = 1000}, .children = two_kids, .nchildren = 2};
+
 static const bw_child_spec_t tmpl[] = {KID("t")};
 static const bw_sup_spec_t simple_spec = {
     .name = "simple", .strategy = BW_SIMPLE_ONE_FOR_ONE, .children = tmpl, .nchildren = 1};
@@ -192,6 +198,14 @@ static void test_supervisor_validate(void **state) {
   c[1].id = "y";
 
   /* the supervisor's own fields */
+  s.name = long_name; /* registered for a root: at most BW_NAME_MAX bytes */
+  char cut[BW_SUP_ID_MAX];
+  memset(cut, 'n', sizeof cut - 1); /* the name, cut to fit err.child */
+  cut[sizeof cut - 1] = '\0';
+  expect_invalid(&s, cut);
+  long_name[BW_NAME_MAX] = '\0'; /* BW_NAME_MAX bytes: fine */
+  assert_int_equal(bw_supervisor_validate(&s, NULL), 0);
+  s.name = "s";
   s.strategy = (bw_strategy_t)4;
   expect_invalid(&s, "s");
   s.strategy = BW_REST_FOR_ONE;
@@ -364,6 +378,10 @@ static void test_sup_runtime_api(void **state) {
   arm_init_failure(-78);
   assert_int_equal(bw_sup_start_child(rt, sup, &kid_c, &p), -78); /* its start error */
   assert_int_equal(bw_sup_child_pid(rt, sup, "c", &p), BW_ENOTFOUND); /* not kept */
+  /* a registered name held by a live actor (the root "two" itself) */
+  static const bw_child_spec_t named_c = {.id = "c", .behaviour = &kid, .name = "two"};
+  assert_int_equal(bw_sup_start_child(rt, sup, &named_c, &p), BW_EEXIST);
+  assert_int_equal(bw_sup_child_pid(rt, sup, "c", &p), BW_ENOTFOUND);
 
   /* start_dynamic */
   assert_int_equal(bw_sup_start_dynamic(rt, sup, NULL, &p), BW_ENOTSUP);
@@ -408,7 +426,13 @@ static void test_sup_runtime_api(void **state) {
 
   /* bw_sup_stop: a dead pid; then everything on a stopped supervisor */
   bw_pid_t stopped;
-  assert_int_equal(bw_supervisor_start(rt, &two_spec, &stopped, NULL), 0);
+  /* bw_supervisor_start: the root's name ("two") is held by sup */
+  bw_sup_error_t err;
+  assert_int_equal(bw_supervisor_start(rt, &two_spec, &stopped, &err), BW_EEXIST);
+  assert_int_equal(err.code, BW_EEXIST);
+  assert_string_equal(err.child, "two");
+  assert_non_null(strstr(err.message, "already registered"));
+  assert_int_equal(bw_supervisor_start(rt, &two_anon, &stopped, NULL), 0);
   assert_int_equal(bw_sup_stop(rt, stopped), 0);
   assert_int_equal(bw_sup_stop(rt, stopped), BW_ENOPROC);
   assert_int_equal(bw_sup_which_children(rt, stopped, info, 4, &n), BW_ENOPROC);
@@ -424,7 +448,7 @@ static void test_sup_runtime_api(void **state) {
    * (the shutdown exit comes from the calling actor, a stranger to it,
    * and a supervisor ignores exits from strangers) */
   bw_pid_t other;
-  assert_int_equal(bw_supervisor_start(rt, &two_spec, &other, NULL), 0);
+  assert_int_equal(bw_supervisor_start(rt, &two_anon, &other, NULL), 0);
   assert_int_equal(sop(rt, probe, SOP_STOP, other).rc, BW_EWOULDBLOCK);
   assert_int_equal(bw_sup_count_children(rt, other, &cc), 0); /* after the exit: still up */
   assert_int_equal(cc.active, 2);
@@ -455,6 +479,20 @@ static const bw_child_spec_t stubborn_kids[] = {
 static const bw_sup_spec_t stubborn_spec = {
     .name = "stubborn", .strategy = BW_ONE_FOR_ONE, .children = stubborn_kids, .nchildren = 1};
 
+typedef struct stop_call {
+  bw_runtime_t *rt;
+  bw_pid_t sup;
+  int rc;
+  int done; /* atomic */
+} stop_call_t;
+
+static void *stop_thread(void *arg) {
+  stop_call_t *c = arg;
+  c->rc = bw_sup_stop(c->rt, c->sup);
+  __atomic_store_n(&c->done, 1, __ATOMIC_SEQ_CST);
+  return NULL;
+}
+
 /* A supervisor that is stopping its tree refuses run-time requests with
  * BW_ESHUTDOWN. */
 static void test_sup_exiting(void **state) {
@@ -472,6 +510,23 @@ static void test_sup_exiting(void **state) {
   assert_int_equal(bw_sup_restart_child(rt, sup, "s", &p), BW_ESHUTDOWN);
   assert_int_equal(bw_sup_delete_child(rt, sup, "s"), BW_ESHUTDOWN);
   assert_true(bw_is_alive(rt, sup)); /* still waiting for "s" */
+  /* bw_sup_stop's wait has the calls' deadline: BW_ETIMEDOUT, the stop
+   * goes on (the manual clock moves until the waiting thread gives up:
+   * it cannot finish any other way, "s" never exits by itself) */
+  assert_int_equal(bw_sup_set_call_timeout(BW_SUP_CALL_TIMEOUT_MAX + 1), BW_EINVAL);
+  assert_int_equal(bw_sup_set_call_timeout(100), 0);
+  stop_call_t sc = {.rt = rt, .sup = sup};
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, stop_thread, &sc), 0);
+  struct timespec dl = bwt_deadline();
+  while (!__atomic_load_n(&sc.done, __ATOMIC_SEQ_CST) && !bwt_past(&dl)) {
+    assert_int_equal(bw_clock_advance(rt, 100), 0);
+    nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+  }
+  pthread_join(th, NULL);
+  assert_int_equal(sc.rc, BW_ETIMEDOUT);
+  assert_int_equal(bw_sup_set_call_timeout(0), 0);
+  assert_true(bw_is_alive(rt, sup));
   assert_int_equal(bw_exit(rt, s, BW_REASON_KILL, 0, NULL), 0);
   assert_int_equal(bw_wait_exit(rt, sup, 0, NULL), 0);
   bw_runtime_destroy(rt);
@@ -546,7 +601,7 @@ static void test_tree_h(void **state) {
   assert_int_equal(bw_tree_json(rt, sup, NULL, 0, &len), BW_ETOOBIG); /* size probe */
   assert_int_equal(len, need);
   bw_pid_t gone;
-  assert_int_equal(bw_supervisor_start(rt, &two_spec, &gone, NULL), 0);
+  assert_int_equal(bw_supervisor_start(rt, &two_anon, &gone, NULL), 0);
   assert_int_equal(bw_sup_stop(rt, gone), 0);
   assert_int_equal(bw_tree_json(rt, gone, buf, sizeof buf, &len), BW_ENOPROC);
 

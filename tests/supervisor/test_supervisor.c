@@ -673,6 +673,502 @@ static void test_backoff_jitter_bounds(void **state) {
   bw_runtime_destroy(rt);
 }
 
+/* --- backoff: one timer per child, the supervisor keeps serving ---------------------- */
+
+/* A supervisor call made from a helper thread, so the main thread can find
+ * out whether it returns at once and still move the manual clock when it
+ * does not (the 10 s cap only stops a broken build from hanging). */
+typedef struct sup_call {
+  bw_runtime_t *rt;
+  bw_pid_t sup;
+  const char *id;
+  int op; /* 0 terminate_child, 1 count_children, 2 start_child */
+  const bw_child_spec_t *spec;
+  int rc;
+  bool done; /* under log_mx */
+  pthread_t th;
+} sup_call_t;
+
+static void *sup_call_thread(void *arg) {
+  sup_call_t *c = arg;
+  bw_child_counts_t cc;
+  bw_pid_t p;
+  int rc = c->op == 0   ? bw_sup_terminate_child(c->rt, c->sup, c->id)
+           : c->op == 1 ? bw_sup_count_children(c->rt, c->sup, &cc)
+                        : bw_sup_start_child(c->rt, c->sup, c->spec, &p);
+  pthread_mutex_lock(&log_mx);
+  c->rc = rc;
+  c->done = true;
+  pthread_cond_broadcast(&log_cv);
+  pthread_mutex_unlock(&log_mx);
+  return NULL;
+}
+
+static void sup_call_begin(sup_call_t *c) {
+  c->done = false;
+  c->rc = 1;
+  assert_int_equal(pthread_create(&c->th, NULL, sup_call_thread, c), 0);
+}
+
+/* Whether the call has returned, waiting for it up to wait_ms of real time. */
+static bool sup_call_wait(sup_call_t *c, long wait_ms) {
+  struct timespec dl;
+  clock_gettime(CLOCK_REALTIME, &dl);
+  dl.tv_sec += wait_ms / 1000;
+  dl.tv_nsec += (wait_ms % 1000) * 1000000L;
+  if (dl.tv_nsec >= 1000000000L) {
+    dl.tv_sec++;
+    dl.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&log_mx);
+  while (!c->done)
+    if (pthread_cond_timedwait(&log_cv, &log_mx, &dl) != 0)
+      break;
+  bool done = c->done;
+  pthread_mutex_unlock(&log_mx);
+  return done;
+}
+
+static bool sup_call_done(sup_call_t *c) {
+  pthread_mutex_lock(&log_mx);
+  bool done = c->done;
+  pthread_mutex_unlock(&log_mx);
+  return done;
+}
+
+static int32_t child_state(bw_runtime_t *rt, bw_pid_t sup, const char *id) {
+  bw_child_info_t info[8];
+  size_t n = 0;
+  assert_int_equal(bw_sup_which_children(rt, sup, info, 8, &n), 0);
+  for (size_t k = 0; k < n && k < 8; k++)
+    if (strcmp(info[k].id, id) == 0)
+      return info[k].state;
+  return -1;
+}
+
+/* The issue's scenario: one_for_one, three children, 1 s backoff. a crashes
+ * at 0, b at 500 ms: b runs again at 1500 ms (not at 2000, behind a's
+ * delay), and terminate_child of c at 500 ms returns at once. */
+static void test_backoff_per_child_timer(void **state) {
+  (void)state;
+  bw_runtime_t *rt = rt_new();
+  static const bw_child_spec_t kids[] = {KID("a", BW_PERMANENT), KID("b", BW_PERMANENT),
+                                         KID("c", BW_PERMANENT)};
+  bw_sup_spec_t spec = {.strategy = BW_ONE_FOR_ONE, .intensity = 10, .period_ms = 60000,
+                        .backoff = {.initial_ms = 1000, .max_ms = 1000},
+                        .children = kids, .nchildren = 3};
+  bw_pid_t sup;
+  assert_int_equal(bw_supervisor_start(rt, &spec, &sup, NULL), 0);
+  assert_string_equal(log_take(3), "+a +b +c");
+  crash(rt, sup, "a"); /* t = 0 */
+  assert_string_equal(log_take(1), "-a");
+  settle(rt, sup); /* a's timer runs from 0 */
+  assert_int_equal(bw_clock_advance(rt, 500), 0);
+  crash(rt, sup, "b"); /* t = 500 */
+  assert_string_equal(log_take(1), "-b");
+  /* the API is served during both backoffs */
+  sup_call_t t = {.rt = rt, .sup = sup, .id = "c", .op = 0};
+  sup_call_begin(&t);
+  bool returned = sup_call_wait(&t, 10000);
+  for (int k = 0; !returned && k < 100 && !sup_call_wait(&t, 100); k++)
+    bw_clock_advance(rt, 1000); /* a broken build: let it go before failing */
+  pthread_join(t.th, NULL);
+  assert_true(returned);
+  assert_int_equal(t.rc, 0);
+  assert_string_equal(log_take(1), "-c");
+  assert_int_equal(child_state(rt, sup, "a"), BW_CHILD_RESTARTING);
+  assert_int_equal(child_state(rt, sup, "b"), BW_CHILD_RESTARTING);
+  assert_int_equal(child_state(rt, sup, "c"), BW_CHILD_STOPPED);
+  assert_int_equal(bw_clock_advance(rt, 500), 0); /* t = 1000: a */
+  assert_string_equal(log_take(1), "+a");
+  assert_int_equal(bw_clock_advance(rt, 499), 0); /* t = 1499 */
+  bw_pid_t p;
+  assert_int_equal(bw_sup_child_pid(rt, sup, "b", &p), BW_ERESTARTING);
+  assert_int_equal(bw_clock_advance(rt, 1), 0); /* t = 1500: b */
+  assert_string_equal(log_take(1), "+b");
+  settle(rt, sup);
+  assert_int_equal(child_state(rt, sup, "b"), BW_CHILD_RUNNING);
+  assert_int_equal(child_state(rt, sup, "c"), BW_CHILD_STOPPED);
+  bw_runtime_destroy(rt);
+}
+
+/* Restart intensity counts exits when they happen: a crash past the
+ * intensity while another child waits out its backoff escalates at once,
+ * and the waiting child is never started again. */
+static void test_backoff_with_escalation(void **state) {
+  (void)state;
+  bw_runtime_t *rt = rt_new();
+  static const bw_child_spec_t kids[] = {KID("a", BW_PERMANENT), KID("b", BW_PERMANENT)};
+  bw_sup_spec_t spec = {.strategy = BW_ONE_FOR_ONE, .intensity = 2, .period_ms = 10000,
+                        .backoff = {.initial_ms = 1000, .max_ms = 10000},
+                        .children = kids, .nchildren = 2};
+  bw_pid_t sup;
+  assert_int_equal(bw_supervisor_start(rt, &spec, &sup, NULL), 0);
+  assert_string_equal(log_take(2), "+a +b");
+  assert_int_equal(bw_spawn(rt, &watcher, &sup, NULL, NULL), 0);
+  crash(rt, sup, "a"); /* t = 0: restart 1, a waits 1000 ms */
+  assert_string_equal(log_take(1), "-a");
+  settle(rt, sup);
+  assert_int_equal(bw_clock_advance(rt, 1000), 0);
+  assert_string_equal(log_take(1), "+a");
+  crash(rt, sup, "a"); /* t = 1000: restart 2, a waits 2000 ms (to 3000) */
+  assert_string_equal(log_take(1), "-a");
+  settle(rt, sup);
+  assert_int_equal(bw_clock_advance(rt, 500), 0);
+  assert_int_equal(child_state(rt, sup, "a"), BW_CHILD_RESTARTING);
+  bw_pid_t b = pid_of(rt, sup, "b");
+  assert_int_equal(bw_send(rt, b, MSG_CRASH, NULL, 0), 0); /* t = 1500: restart 3 */
+  /* b's exit, then the supervisor stops (nothing left to stop) and exits */
+  assert_string_equal(log_take(2), "-b Down");
+  assert_int_equal(watched_reason.kind, BW_REASON_CRASH);
+  assert_int_equal(watched_reason.code, BW_ELIMIT);
+  assert_false(bw_is_alive(rt, sup));
+  assert_int_equal(bw_now_ms(rt), 1500);
+  /* a's timer died with it: a is not started at 3000 */
+  assert_int_equal(bw_clock_advance(rt, 5000), 0);
+  bw_runtime_stats_t st;
+  assert_int_equal(bw_runtime_stats(rt, &st), 0);
+  assert_string_equal(log_take(0), "");
+  bw_runtime_destroy(rt);
+}
+
+/* A child that stays up a whole period starts its backoff over. */
+static void test_backoff_resets_after_stable_period(void **state) {
+  (void)state;
+  bw_runtime_t *rt = rt_new();
+  static const bw_child_spec_t kids[] = {KID("f", BW_PERMANENT)};
+  bw_sup_spec_t spec = {.strategy = BW_ONE_FOR_ONE, .intensity = 10, .period_ms = 5000,
+                        .backoff = {.initial_ms = 100, .max_ms = 10000},
+                        .children = kids, .nchildren = 1};
+  bw_pid_t sup;
+  assert_int_equal(bw_supervisor_start(rt, &spec, &sup, NULL), 0);
+  log_take(1);
+  /* 100, 200, 400 while it keeps crashing at once; then it stays up for
+   * the 5000 ms period, and the next crash waits 100 ms again */
+  uint64_t expect[] = {100, 200, 400, 100};
+  for (int k = 0; k < 4; k++) {
+    if (k == 3)
+      assert_int_equal(bw_clock_advance(rt, 5000), 0);
+    crash(rt, sup, "f");
+    assert_string_equal(log_take(1), "-f");
+    bw_pid_t p;
+    assert_int_equal(bw_sup_child_pid(rt, sup, "f", &p), BW_ERESTARTING);
+    assert_int_equal(bw_clock_advance(rt, expect[k] - 1), 0);
+    assert_int_equal(bw_sup_child_pid(rt, sup, "f", &p), BW_ERESTARTING);
+    assert_int_equal(bw_clock_advance(rt, 1), 0);
+    assert_string_equal(log_take(1), "+f");
+  }
+  bw_runtime_destroy(rt);
+}
+
+/* rest_for_one: the failed child's backoff delays its group; meanwhile the
+ * API is served; a failure earlier in the order takes the pending restart
+ * over (one restart of the larger group, after the new failure's backoff). */
+static void test_backoff_group_rest_for_one(void **state) {
+  (void)state;
+  bw_runtime_t *rt = rt_new();
+  static const bw_child_spec_t kids[] = {KID("a", BW_PERMANENT), KID("b", BW_PERMANENT),
+                                         KID("c", BW_PERMANENT), KID("d", BW_PERMANENT)};
+  bw_sup_spec_t spec = {.strategy = BW_REST_FOR_ONE, .intensity = 10, .period_ms = 60000,
+                        .backoff = {.initial_ms = 1000, .max_ms = 1000},
+                        .children = kids, .nchildren = 4};
+  bw_pid_t sup;
+  assert_int_equal(bw_supervisor_start(rt, &spec, &sup, NULL), 0);
+  assert_string_equal(log_take(4), "+a +b +c +d");
+  bw_pid_t d = pid_of(rt, sup, "d");
+  crash(rt, sup, "c"); /* t = 0: d stopped now, c and d back at 1000 */
+  assert_string_equal(log_take(2), "-c -d");
+  assert_int_equal(bw_wait_exit(rt, d, 0, NULL), 0); /* its EXIT is queued first */
+  settle(rt, sup);
+  assert_int_equal(child_state(rt, sup, "c"), BW_CHILD_RESTARTING);
+  assert_int_equal(child_state(rt, sup, "d"), BW_CHILD_RESTARTING);
+  assert_int_equal(bw_clock_advance(rt, 500), 0);
+  /* delete_child / restart_child of a waiting child: restarting */
+  bw_pid_t p;
+  assert_int_equal(bw_sup_restart_child(rt, sup, "d", &p), BW_ERESTARTING);
+  assert_int_equal(bw_sup_delete_child(rt, sup, "c"), BW_ERESTARTING);
+  crash(rt, sup, "b"); /* t = 500: the group from b takes c's restart over */
+  assert_string_equal(log_take(1), "-b");
+  settle(rt, sup);
+  assert_int_equal(bw_clock_advance(rt, 500), 0); /* t = 1000: c's timer is gone */
+  settle(rt, sup);
+  assert_int_equal(child_state(rt, sup, "c"), BW_CHILD_RESTARTING);
+  assert_int_equal(bw_clock_advance(rt, 500), 0); /* t = 1500: b's */
+  assert_string_equal(log_take(3), "+b +c +d");
+  settle(rt, sup);
+  bw_child_info_t info[4];
+  size_t n = 0;
+  assert_int_equal(bw_sup_which_children(rt, sup, info, 4, &n), 0);
+  for (size_t k = 0; k < 4; k++)
+    assert_int_equal(info[k].state, BW_CHILD_RUNNING);
+  assert_string_equal(log_take(0), "");
+  bw_runtime_destroy(rt);
+}
+
+/* one_for_all: the failed child's timer brings the whole group back; a
+ * failed restart is retried on that child's own timer, and the children
+ * after it in the group wait for it (rest_for_one). */
+static void test_backoff_group_retry(void **state) {
+  (void)state;
+  bw_runtime_t *rt = rt_new();
+  static const bw_child_spec_t kids[] = {KID("a", BW_PERMANENT), KID("b", BW_PERMANENT),
+                                         KID("c", BW_PERMANENT)};
+  bw_sup_spec_t all = {.strategy = BW_ONE_FOR_ALL, .intensity = 10, .period_ms = 60000,
+                       .backoff = {.initial_ms = 1000, .max_ms = 1000},
+                       .children = kids, .nchildren = 3};
+  bw_pid_t sup;
+  assert_int_equal(bw_supervisor_start(rt, &all, &sup, NULL), 0);
+  assert_string_equal(log_take(3), "+a +b +c");
+  bw_pid_t a = pid_of(rt, sup, "a");
+  crash(rt, sup, "b");
+  assert_string_equal(log_take(3), "-b -c -a");
+  assert_int_equal(bw_wait_exit(rt, a, 0, NULL), 0);
+  settle(rt, sup);
+  assert_int_equal(bw_clock_advance(rt, 999), 0);
+  settle(rt, sup);
+  assert_int_equal(child_state(rt, sup, "a"), BW_CHILD_RESTARTING);
+  assert_int_equal(bw_clock_advance(rt, 1), 0);
+  assert_string_equal(log_take(3), "+a +b +c");
+  assert_int_equal(bw_sup_stop(rt, sup), 0);
+  assert_string_equal(log_take(3), "-c -b -a");
+
+  static const bw_child_spec_t rest_kids[] = {{.id = "f", .behaviour = &flaky, .arg = "f"},
+                                              KID("x", BW_PERMANENT)};
+  bw_sup_spec_t rest = {.strategy = BW_REST_FOR_ONE, .intensity = 10, .period_ms = 60000,
+                        .backoff = {.initial_ms = 100, .max_ms = 10000},
+                        .children = rest_kids, .nchildren = 2};
+  __atomic_store_n(&flaky_fail, 0, __ATOMIC_RELEASE);
+  assert_int_equal(bw_supervisor_start(rt, &rest, &sup, NULL), 0);
+  assert_string_equal(log_take(2), "+f +x");
+  bw_pid_t x = pid_of(rt, sup, "x");
+  __atomic_store_n(&flaky_fail, 1, __ATOMIC_RELEASE);
+  crash(rt, sup, "f"); /* restart 1: 100 ms */
+  assert_string_equal(log_take(2), "-f -x");
+  assert_int_equal(bw_wait_exit(rt, x, 0, NULL), 0);
+  settle(rt, sup);
+  assert_int_equal(bw_clock_advance(rt, 100), 0); /* t = 100: f fails (restart 2: 200 ms) */
+  assert_string_equal(log_take(1), "!f");
+  settle(rt, sup);
+  assert_int_equal(child_state(rt, sup, "f"), BW_CHILD_RESTARTING);
+  assert_int_equal(child_state(rt, sup, "x"), BW_CHILD_RESTARTING); /* waits for f */
+  __atomic_store_n(&flaky_fail, 0, __ATOMIC_RELEASE);
+  assert_int_equal(bw_clock_advance(rt, 199), 0);
+  settle(rt, sup);
+  assert_int_equal(child_state(rt, sup, "f"), BW_CHILD_RESTARTING);
+  assert_int_equal(bw_clock_advance(rt, 1), 0); /* t = 300 */
+  assert_string_equal(log_take(2), "+f +x");
+  settle(rt, sup);
+  assert_int_equal(child_state(rt, sup, "x"), BW_CHILD_RUNNING);
+  bw_runtime_destroy(rt);
+}
+
+/* terminate_child of a child in backoff cancels its restart (under
+ * rest_for_one the rest of its group still comes back on time); a
+ * shutdown during a backoff is served at once. */
+static void test_backoff_terminate_and_stop(void **state) {
+  (void)state;
+  bw_runtime_t *rt = rt_new();
+  static const bw_child_spec_t kids[] = {KID("a", BW_PERMANENT), KID("b", BW_PERMANENT)};
+  bw_sup_spec_t one = {.strategy = BW_ONE_FOR_ONE, .intensity = 10, .period_ms = 60000,
+                       .backoff = {.initial_ms = 1000, .max_ms = 1000},
+                       .children = kids, .nchildren = 2};
+  bw_pid_t sup;
+  assert_int_equal(bw_supervisor_start(rt, &one, &sup, NULL), 0);
+  assert_string_equal(log_take(2), "+a +b");
+  crash(rt, sup, "a");
+  assert_string_equal(log_take(1), "-a");
+  assert_int_equal(bw_sup_terminate_child(rt, sup, "a"), 0);
+  assert_int_equal(child_state(rt, sup, "a"), BW_CHILD_STOPPED);
+  assert_int_equal(bw_clock_advance(rt, 2000), 0);
+  settle(rt, sup);
+  assert_int_equal(child_state(rt, sup, "a"), BW_CHILD_STOPPED); /* not restarted */
+  bw_pid_t p;
+  assert_int_equal(bw_sup_restart_child(rt, sup, "a", &p), 0);
+  assert_string_equal(log_take(1), "+a");
+  /* a shutdown while b waits: served at once, b stays down */
+  crash(rt, sup, "b");
+  assert_string_equal(log_take(1), "-b");
+  assert_int_equal(bw_sup_stop(rt, sup), 0);
+  assert_string_equal(log_take(1), "-a");
+  assert_false(bw_is_alive(rt, sup));
+  assert_int_equal(bw_clock_advance(rt, 2000), 0);
+  assert_string_equal(log_take(0), "");
+
+  /* rest_for_one: a terminated (and then deleted) head of a waiting group
+   * does not strand the others */
+  static const bw_child_spec_t three[] = {KID("x", BW_PERMANENT), KID("y", BW_PERMANENT),
+                                          KID("z", BW_PERMANENT)};
+  bw_sup_spec_t rest = {.strategy = BW_REST_FOR_ONE, .intensity = 10, .period_ms = 60000,
+                        .backoff = {.initial_ms = 1000, .max_ms = 1000},
+                        .children = three, .nchildren = 3};
+  assert_int_equal(bw_supervisor_start(rt, &rest, &sup, NULL), 0);
+  assert_string_equal(log_take(3), "+x +y +z");
+  bw_pid_t y = pid_of(rt, sup, "y");
+  crash(rt, sup, "x");
+  assert_string_equal(log_take(3), "-x -z -y");
+  assert_int_equal(bw_wait_exit(rt, y, 0, NULL), 0); /* the group is stopped */
+  assert_int_equal(bw_sup_terminate_child(rt, sup, "x"), 0);
+  assert_int_equal(bw_sup_delete_child(rt, sup, "x"), 0);
+  assert_int_equal(bw_clock_advance(rt, 999), 0);
+  settle(rt, sup);
+  assert_int_equal(child_state(rt, sup, "y"), BW_CHILD_RESTARTING);
+  assert_int_equal(bw_clock_advance(rt, 1), 0);
+  assert_string_equal(log_take(2), "+y +z");
+  settle(rt, sup);
+  assert_int_equal(child_state(rt, sup, "x"), -1); /* deleted */
+  bw_runtime_destroy(rt);
+}
+
+/* --- the run-time API's deadline ------------------------------------------------------ */
+
+/* A child whose init blocks until released: its supervisor is stuck in
+ * that start and answers nothing meanwhile. */
+static pthread_mutex_t gate_mx = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
+static bool gate_open;
+
+static int gated_init(bw_ctx_t *ctx, void *st, void *arg) {
+  log_add('+', arg);
+  pthread_mutex_lock(&gate_mx);
+  while (!gate_open)
+    pthread_cond_wait(&gate_cv, &gate_mx);
+  pthread_mutex_unlock(&gate_mx);
+  return w_init(ctx, st, arg);
+}
+
+static const bw_behaviour_t gated = {.name = "gated",
+                                     .state_size = sizeof(worker_t),
+                                     .init = gated_init,
+                                     .handle = w_handle,
+                                     .terminate = w_term};
+
+static void gate_set(bool open) {
+  pthread_mutex_lock(&gate_mx);
+  gate_open = open;
+  pthread_cond_broadcast(&gate_cv);
+  pthread_mutex_unlock(&gate_mx);
+}
+
+static void test_api_call_deadline(void **state) {
+  (void)state;
+  assert_int_equal(bw_sup_call_timeout(), BW_SUP_CALL_TIMEOUT_DEFAULT);
+  assert_int_equal(bw_sup_set_call_timeout(BW_SUP_CALL_TIMEOUT_MAX + 1), BW_EINVAL);
+  assert_int_equal(bw_sup_call_timeout(), BW_SUP_CALL_TIMEOUT_DEFAULT);
+  bw_runtime_t *rt = rt_new();
+  static const bw_child_spec_t kids[] = {KID("a", BW_PERMANENT)};
+  bw_sup_spec_t spec = {.strategy = BW_ONE_FOR_ONE, .children = kids, .nchildren = 1};
+  bw_pid_t sup;
+  assert_int_equal(bw_supervisor_start(rt, &spec, &sup, NULL), 0);
+  log_take(1);
+  /* the supervisor gets stuck in g's init */
+  static const bw_child_spec_t g = {.id = "g", .behaviour = &gated, .arg = "g"};
+  gate_set(false);
+  sup_call_t start = {.rt = rt, .sup = sup, .op = 2, .spec = &g};
+  sup_call_begin(&start);
+  assert_string_equal(log_take(1), "+g"); /* (start_child read the deadline before) */
+  assert_int_equal(bw_sup_set_call_timeout(1000), 0);
+  assert_int_equal(bw_sup_call_timeout(), 1000);
+  bw_runtime_stats_t st;
+  assert_int_equal(bw_runtime_stats(rt, &st), 0);
+  uint64_t sent = st.sent;
+  sup_call_t count = {.rt = rt, .sup = sup, .op = 1};
+  sup_call_begin(&count);
+  /* bw_call arms its deadline before it sends: once the request is counted
+   * as sent (nothing else sends now), the deadline runs from this instant
+   * of the manual clock (a 10 s cap against a broken build) */
+  for (int k = 0; k < 10000 && st.sent == sent; k++) {
+    nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+    assert_int_equal(bw_runtime_stats(rt, &st), 0);
+  }
+  assert_int_equal(st.sent, sent + 1);
+  /* not before the deadline ... */
+  assert_int_equal(bw_clock_advance(rt, 999), 0);
+  assert_false(sup_call_done(&count));
+  /* ... and at it */
+  assert_int_equal(bw_clock_advance(rt, 1), 0);
+  bool done = sup_call_wait(&count, 10000);
+  if (!done) /* a broken build: release the supervisor before failing */
+    gate_set(true);
+  pthread_join(count.th, NULL);
+  assert_true(done);
+  assert_int_equal(count.rc, BW_ETIMEDOUT);
+  /* the supervisor is not harmed: released, it finishes the start and
+   * answers again */
+  gate_set(true);
+  pthread_join(start.th, NULL);
+  assert_int_equal(start.rc, 0);
+  assert_string_equal(log_take(1), "+g");
+  bw_child_counts_t cc;
+  assert_int_equal(bw_sup_count_children(rt, sup, &cc), 0);
+  assert_int_equal(cc.active, 2);
+  assert_int_equal(bw_sup_set_call_timeout(0), 0); /* back to the default */
+  assert_int_equal(bw_sup_call_timeout(), BW_SUP_CALL_TIMEOUT_DEFAULT);
+  bw_runtime_destroy(rt);
+}
+
+/* --- registered supervisors ------------------------------------------------------------ */
+
+static void test_supervisor_names_registered(void **state) {
+  (void)state;
+  bw_runtime_t *rt = rt_new();
+  static const bw_child_spec_t in_kids[] = {KID("i", BW_PERMANENT)};
+  static const bw_sup_spec_t inner = {.name = "inner-label", .strategy = BW_ONE_FOR_ONE,
+                                      .children = in_kids, .nchildren = 1};
+  static const bw_child_spec_t kids[] = {
+      {.id = "in", .supervisor = &inner, .type = BW_SUPERVISOR, .name = "the-inner"}};
+  static const bw_sup_spec_t root = {.name = "the-root", .strategy = BW_ONE_FOR_ONE,
+                                     .intensity = 10, .children = kids, .nchildren = 1};
+  bw_pid_t sup, p;
+  assert_int_equal(bw_supervisor_start(rt, &root, &sup, NULL), 0);
+  assert_string_equal(log_take(1), "+i");
+  /* the root under its spec's name, the nested one under its child spec's */
+  assert_int_equal(bw_whereis(rt, "the-root", &p), 0);
+  assert_true(p == sup);
+  bw_pid_t in1 = pid_of(rt, sup, "in");
+  assert_int_equal(bw_whereis(rt, "the-inner", &p), 0);
+  assert_true(p == in1);
+  assert_int_equal(bw_whereis(rt, "inner-label", &p), BW_ENOTFOUND);
+  /* the name follows the nested supervisor's restart (the old i and the
+   * new one overlap: killed, its supervisor did not wait for it) */
+  bw_pid_t i1 = pid_of(rt, in1, "i");
+  assert_int_equal(bw_exit(rt, in1, BW_REASON_KILL, 0, NULL), 0);
+  assert_int_equal(bw_wait_exit(rt, in1, 0, NULL), 0);
+  assert_int_equal(bw_wait_exit(rt, i1, 0, NULL), 0);
+  const char *l = log_take(2);
+  assert_true(strcmp(l, "-i +i") == 0 || strcmp(l, "+i -i") == 0);
+  settle(rt, sup);
+  bw_pid_t in2 = pid_of(rt, sup, "in");
+  assert_true(in2 != in1);
+  assert_int_equal(bw_whereis(rt, "the-inner", &p), 0);
+  assert_true(p == in2);
+  /* a second tree naming a child "the-inner" fails to start: EEXIST */
+  static const bw_child_spec_t kids2[] = {
+      KID("a", BW_PERMANENT),
+      {.id = "dup", .supervisor = &inner, .type = BW_SUPERVISOR, .name = "the-inner"}};
+  static const bw_sup_spec_t root2 = {.strategy = BW_ONE_FOR_ONE, .children = kids2,
+                                      .nchildren = 2};
+  bw_sup_error_t err;
+  bw_pid_t sup2;
+  assert_int_equal(bw_supervisor_start(rt, &root2, &sup2, &err), BW_EEXIST);
+  assert_int_equal(err.code, BW_EEXIST);
+  assert_string_equal(err.child, "dup");
+  assert_string_equal(log_take(2), "+a -a"); /* rolled back */
+  /* and a second root of the same name */
+  assert_int_equal(bw_supervisor_start(rt, &root, &sup2, &err), BW_EEXIST);
+  assert_string_equal(err.child, "the-root");
+  /* both names go with the tree */
+  assert_int_equal(bw_sup_stop(rt, sup), 0);
+  assert_string_equal(log_take(1), "-i");
+  assert_int_equal(bw_whereis(rt, "the-root", &p), BW_ENOTFOUND);
+  assert_int_equal(bw_whereis(rt, "the-inner", &p), BW_ENOTFOUND);
+  /* and are free for the next one */
+  assert_int_equal(bw_supervisor_start(rt, &root, &sup2, NULL), 0);
+  assert_string_equal(log_take(1), "+i");
+  assert_int_equal(bw_whereis(rt, "the-root", &p), 0);
+  assert_true(p == sup2);
+  bw_runtime_destroy(rt);
+}
+
 /* --- run-time API errors -------------------------------------------------------------- */
 
 static void test_api_error_cases(void **state) {
@@ -977,6 +1473,14 @@ int main(void) {
       cmocka_unit_test(test_simple_one_for_one),
       cmocka_unit_test(test_backoff_delays_restart),
       cmocka_unit_test(test_backoff_jitter_bounds),
+      cmocka_unit_test(test_backoff_per_child_timer),
+      cmocka_unit_test(test_backoff_with_escalation),
+      cmocka_unit_test(test_backoff_resets_after_stable_period),
+      cmocka_unit_test(test_backoff_group_rest_for_one),
+      cmocka_unit_test(test_backoff_group_retry),
+      cmocka_unit_test(test_backoff_terminate_and_stop),
+      cmocka_unit_test(test_api_call_deadline),
+      cmocka_unit_test(test_supervisor_names_registered),
       cmocka_unit_test(test_api_error_cases),
       cmocka_unit_test(test_registered_name_follows_restart),
       cmocka_unit_test(test_events_published),
