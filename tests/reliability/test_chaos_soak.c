@@ -1154,7 +1154,13 @@ static void test_chaos_soak(void **state) {
   /* --- memory --- */
   if (cfg.rss_checked) {
     assert_true(rss_warm > 0);
-    if (drift > 10.0 || drift < -10.0)
+    /* 10 %, but not less than 2 MiB: on a base of about 6 MB, glibc's
+     * per-thread arenas step by up to about 1 MB when a burst of
+     * dead-letter notifications piles up (seen on an idle machine, the code
+     * before and after #14 alike); a leak keeps growing past that. Leaks
+     * themselves are valgrind's and LeakSanitizer's to find. */
+    double grown_kb = (double)rss_end - (double)rss_warm;
+    if ((drift > 10.0 && grown_kb > 2048.0) || drift < -10.0)
       fail_msg("RSS drift %.1f%% (warm-up %llu kB, end %llu kB)", drift,
                (unsigned long long)rss_warm, (unsigned long long)rss_end);
   }
