@@ -8,6 +8,7 @@
  */
 #include "support.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -620,7 +621,7 @@ static unsigned thread_count(void) {
   return n;
 }
 
-static pid_t start_model_server(uint16_t *port) {
+static pid_t start_model_server_on(uint16_t *port, const char *want_port) {
 #ifdef BW_MODEL_SERVER
   int p[2];
   if (pipe(p) != 0)
@@ -630,8 +631,8 @@ static pid_t start_model_server(uint16_t *port) {
     prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a test that failed */
     dup2(p[1], 1);
     close(p[0]);
-    execl(BW_MODEL_SERVER, "model_server", "--port", "0", "--latency-ms", "200:200", "--tail",
-          "0:0", (char *)NULL);
+    execl(BW_MODEL_SERVER, "model_server", "--port", want_port, "--latency-ms", "200:200",
+          "--tail", "0:0", (char *)NULL);
     _exit(127);
   }
   close(p[1]);
@@ -651,8 +652,132 @@ static pid_t start_model_server(uint16_t *port) {
   return pid;
 #else
   (void)port;
+  (void)want_port;
   return -1;
 #endif
+}
+
+static pid_t start_model_server(uint16_t *port) {
+  return start_model_server_on(port, "0");
+}
+
+/* The server killed mid-run: requests get a clear status, none hangs, and
+ * the client works again once the server is back on the same port. */
+static void test_server_killed_and_restarted(void **st) {
+  (void)st;
+  uint16_t port = 0;
+  pid_t srv = start_model_server(&port);
+  if (srv < 0)
+    skip();
+  env_t e = env_up(NULL);
+  char u[128];
+  snprintf(u, sizeof u, "http://127.0.0.1:%u/healthz", port);
+  bw_http_resp_t *r = NULL;
+  assert_int_equal(bw_http_call(e.rt, e.pid, bw_http_req_new("GET", u), 5000, &r), 0);
+  bw_http_resp_free(r);
+  kill(srv, SIGKILL);
+  waitpid(srv, NULL, 0);
+  for (int i = 0; i < 3; i++) {
+    r = (bw_http_resp_t *)1;
+    int rc = bw_http_call(e.rt, e.pid, bw_http_req_new("GET", u), 5000, &r);
+    if (rc != BW_ECONNREFUSED && rc != BW_ECONNRESET)
+      fail_msg("server down: got %s", bw_strerror(rc));
+    assert_null(r);
+  }
+  char p[8];
+  snprintf(p, sizeof p, "%u", port);
+  uint16_t again = 0;
+  srv = start_model_server_on(&again, p);
+  assert_true(srv > 0);
+  assert_int_equal(again, port);
+  assert_int_equal(bw_http_call(e.rt, e.pid, bw_http_req_new("GET", u), 5000, &r), 0);
+  assert_string_equal(r->body, "ok");
+  bw_http_resp_free(r);
+  kill(srv, SIGKILL);
+  waitpid(srv, NULL, 0);
+  bw_http_stats_t s;
+  bw_http_stats(e.h, &s);
+  assert_int_equal(s.conn_errors, 3);
+  assert_int_equal(s.in_flight, 0);
+  env_down(&e);
+}
+
+/* --- TLS: a certificate that does not verify, and one that does with its CA ------- */
+
+static bool run_quiet(const char *cmd) {
+  return system(cmd) == 0;
+}
+
+static void test_tls_verification(void **st) {
+  (void)st;
+  if (!run_quiet("command -v openssl >/dev/null 2>&1"))
+    skip(); /* the test command installs openssl */
+  char dir[] = "/tmp/bwt_tlsXXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd,
+           "openssl req -x509 -newkey rsa:2048 -nodes -keyout %s/k.pem -out %s/c.pem -days 1 "
+           "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1",
+           dir, dir);
+  assert_true(run_quiet(cmd));
+  /* a free port: bind one, note it, close it */
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+  socklen_t al = sizeof a;
+  getsockname(fd, (struct sockaddr *)&a, &al);
+  close(fd);
+  unsigned port = ntohs(a.sin_port);
+  char acc[32], cert[300], key[300];
+  snprintf(acc, sizeof acc, "127.0.0.1:%u", port);
+  snprintf(cert, sizeof cert, "%s/c.pem", dir);
+  snprintf(key, sizeof key, "%s/k.pem", dir);
+  pid_t srv = fork();
+  if (srv == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    int dn = open("/dev/null", O_RDWR);
+    dup2(dn, 0);
+    dup2(dn, 1);
+    dup2(dn, 2);
+    execlp("openssl", "openssl", "s_server", "-accept", acc, "-cert", cert, "-key", key, "-www",
+           "-quiet", (char *)NULL);
+    _exit(127);
+  }
+  /* wait until it listens (bounded) */
+  bool up = false;
+  for (int i = 0; i < 500 && !up; i++) {
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    up = connect(c, (struct sockaddr *)&a, sizeof a) == 0;
+    close(c);
+    if (!up)
+      usleep(10000);
+  }
+  assert_true(up);
+  char u[64];
+  snprintf(u, sizeof u, "https://127.0.0.1:%u/", port);
+  /* the system's CAs do not know this certificate */
+  env_t e = env_up(NULL);
+  bw_http_resp_t *r = (bw_http_resp_t *)1;
+  assert_int_equal(bw_http_call(e.rt, e.pid, bw_http_req_new("GET", u), 10000, &r), BW_ETLS);
+  assert_null(r);
+  bw_http_stats_t s;
+  bw_http_stats(e.h, &s);
+  assert_int_equal(s.tls_errors, 1);
+  env_down(&e);
+  /* with it as the CA it verifies */
+  bw_http_opts_t o;
+  bw_http_opts_init(&o);
+  o.ca_file = cert;
+  e = env_up(&o);
+  assert_int_equal(bw_http_call(e.rt, e.pid, bw_http_req_new("GET", u), 10000, &r), 0);
+  assert_int_equal(r->code, 200);
+  bw_http_resp_free(r);
+  env_down(&e);
+  kill(srv, SIGKILL);
+  waitpid(srv, NULL, 0);
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  run_quiet(cmd);
 }
 
 static void test_thousand_concurrent(void **st) {
@@ -720,6 +845,8 @@ int main(void) {
       cmocka_unit_test(test_policy_breaker_outage),
       cmocka_unit_test(test_policy_retry_after),
       cmocka_unit_test(test_thousand_concurrent),
+      cmocka_unit_test(test_server_killed_and_restarted),
+      cmocka_unit_test(test_tls_verification),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
