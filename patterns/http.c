@@ -19,7 +19,8 @@
  *
  * The deadline, an attempt's timeout and the requester's exit remove the
  * transfer from the multi handle, which closes its connection: nothing of
- * it arrives later. See include/bulwark/http.h and patterns/HTTP.md.
+ * it arrives later. See include/bulwark/http.h and patterns/HTTP.md. The
+ * curl side (buffers, easy handles, callbacks, results) is patterns/http_curl.c.
  */
 #include <curl/curl.h>
 #include <stdio.h>
@@ -34,193 +35,7 @@
 #include "bulwark/io.h"
 #include "bulwark/runtime.h"
 #include "bulwark/timer.h"
-#include "patterns/http_internal.h"
-
-/* The client's own messages (to itself); payload: the slot's id. */
-#define MSG_TICK (BW_MSG_HTTP_BASE + 0x80u)     /* curl's timer (payload: generation) */
-#define MSG_DEADLINE (BW_MSG_HTTP_BASE + 0x81u) /* the request's deadline */
-#define MSG_ATTEMPT (BW_MSG_HTTP_BASE + 0x82u)  /* an attempt's timeout */
-#define MSG_WAKE (BW_MSG_HTTP_BASE + 0x83u)     /* a retry delay or a host's hold ended */
-
-#define HOSTS 32u /* hosts whose Retry-After hold is remembered */
-#define HOST_MAX 64u
-
-enum { X_FREE, X_QUEUED, X_RUN, X_WAIT };
-
-struct client;
-
-typedef struct xfer {
-  struct client *c;
-  CURL *easy;            /* kept across uses (curl_easy_reset) */
-  bw_http_req_t *q;
-  struct curl_slist *hdrs;
-  bw_msg_t req;          /* the request's header (from, ref, flags), to reply */
-  uint64_t id;           /* slot index + 2^32 * use count: what timers name */
-  bw_timer_t deadline, attempt, wake;
-  uint64_t deadline_ns;  /* runtime clock; 0 = none */
-  uint64_t mon;          /* monitor on the requester */
-  uint64_t start_ns;
-  uint8_t state;
-  bool too_big, hdr_big, in_policy;
-  char host[HOST_MAX];
-  char *hbuf, *bbuf;
-  size_t hlen, hcap, blen, bcap, max_body, max_header;
-  uint32_t next;         /* free list or queue */
-  uint32_t unacked;      /* streamed: chunks sent and not acknowledged */
-  uint64_t seq;          /* streamed: chunks sent */
-  bool paused;           /* streamed: curl holds the data until an ack */
-  bw_policy_ticket_t ticket;
-  char err[CURL_ERROR_SIZE];
-} xfer;
-
-typedef struct sock {
-  bw_io_t w;
-  uint32_t want;
-  struct sock *prev, *next; /* the client's list, to free them after a kill */
-} sock;
-
-typedef struct hold {
-  char host[HOST_MAX];
-  uint64_t until_ns;
-} hold_t;
-
-typedef struct client {
-  bw_http_t *h;
-  bw_ctx_t *ctx; /* valid during a callback: curl calls back only from inside ours */
-  bw_runtime_t *rt;
-  CURLM *multi;
-  xfer *x;
-  uint32_t nslots, free_head, qhead, qtail, nrunning;
-  uint64_t tick_gen, tick_due_ns;
-  bw_timer_t tick_timer;
-  sock *cur; /* the socket whose event is being handled */
-  sock *socks;
-  hold_t holds[HOSTS];
-} client;
-
-#define NONE UINT32_MAX
-
-/* --- buffers and curl's data callbacks --------------------------------------------- */
-
-static bool buf_append(char **b, size_t *len, size_t *cap, const char *d, size_t n, size_t max) {
-  if (*len + n > max)
-    return false;
-  if (*len + n + 1 > *cap) {
-    size_t nc = *cap ? *cap : 1024;
-    while (nc < *len + n + 1)
-      nc *= 2;
-    char *nb = realloc(*b, nc);
-    if (nb == NULL)
-      return false;
-    *b = nb;
-    *cap = nc;
-  }
-  memcpy(*b + *len, d, n);
-  *len += n;
-  (*b)[*len] = '\0';
-  return true;
-}
-
-static size_t on_stream(xfer *t, const char *d, size_t bytes);
-
-static size_t on_body(char *d, size_t sz, size_t n, void *ud) {
-  xfer *t = ud;
-  size_t bytes = sz * n;
-  if (t->q->credit != 0)
-    return on_stream(t, d, bytes);
-  if (!buf_append(&t->bbuf, &t->blen, &t->bcap, d, bytes, t->max_body)) {
-    t->too_big = true;
-    return 0;
-  }
-  return bytes;
-}
-
-static size_t on_header(char *d, size_t sz, size_t n, void *ud) {
-  xfer *t = ud;
-  size_t bytes = sz * n;
-  if (bytes >= 5 && memcmp(d, "HTTP/", 5) == 0)
-    t->hlen = 0; /* a new response (after 100 Continue or an informational one) */
-  if (!buf_append(&t->hbuf, &t->hlen, &t->hcap, d, bytes, t->max_header)) {
-    t->hdr_big = true;
-    return 0;
-  }
-  return bytes;
-}
-
-static void bufs_free(xfer *t) {
-  free(t->hbuf);
-  free(t->bbuf);
-  t->hbuf = t->bbuf = NULL;
-  t->hlen = t->hcap = t->blen = t->bcap = 0;
-  t->too_big = t->hdr_big = false;
-  t->err[0] = '\0';
-}
-
-/* A streamed body: each piece goes to the requester as a chunk message;
- * with credit chunks unacknowledged curl is told to pause (it keeps this
- * piece and stops reading the socket) until bw_http_ack. */
-static size_t on_stream(xfer *t, const char *d, size_t bytes) {
-  if (t->unacked >= t->q->credit) {
-    t->paused = true;
-    return CURL_WRITEFUNC_PAUSE;
-  }
-  bw_http_chunk_t *ch = malloc(sizeof *ch + bytes + 1);
-  if (ch == NULL)
-    return 0; /* a write error: the transfer ends with BW_EIO */
-  ch->ref = t->req.ref;
-  ch->seq = t->seq;
-  ch->token = t->id;
-  ch->len = bytes;
-  memcpy(ch->data, d, bytes);
-  ch->data[bytes] = '\0';
-  int rc = bw_send_move(t->c->rt, t->req.from, BW_HTTP_MSG_CHUNK, ch, sizeof *ch + bytes, free);
-  if (rc != 0) {
-    if (rc != BW_ENOPROC)
-      free(ch); /* not taken (bw_send_move's contract) */
-    return 0;   /* nobody to stream to: stop */
-  }
-  t->seq++;
-  t->unacked++;
-  return bytes;
-}
-
-/* --- statuses ------------------------------------------------------------------------- */
-
-static int status_of_curl(CURLcode rc, const xfer *t) {
-  switch (rc) {
-  case CURLE_OK: return 0;
-  case CURLE_COULDNT_CONNECT: return BW_ECONNREFUSED;
-  case CURLE_COULDNT_RESOLVE_HOST:
-  case CURLE_COULDNT_RESOLVE_PROXY: return BW_EDNS;
-  case CURLE_OPERATION_TIMEDOUT: return BW_ETIMEDOUT;
-  case CURLE_PEER_FAILED_VERIFICATION:
-  case CURLE_SSL_CONNECT_ERROR:
-  case CURLE_SSL_CERTPROBLEM:
-  case CURLE_SSL_CIPHER:
-  case CURLE_SSL_CACERT_BADFILE:
-  case CURLE_SSL_ISSUER_ERROR:
-  case CURLE_SSL_CRL_BADFILE:
-  case CURLE_SSL_ENGINE_NOTFOUND:
-  case CURLE_SSL_ENGINE_SETFAILED: return BW_ETLS;
-  case CURLE_OUT_OF_MEMORY: return BW_ENOMEM;
-  case CURLE_FILESIZE_EXCEEDED: return BW_ETOOBIG;
-  case CURLE_SEND_ERROR:
-  case CURLE_RECV_ERROR:
-    /* curl reports a malformed chunked body as a receive error too */
-    return strstr(t->err, "chunk") != NULL || strstr(t->err, "header") != NULL ? BW_EPROTO
-                                                                              : BW_ECONNRESET;
-  case CURLE_WRITE_ERROR: return t->too_big ? BW_ETOOBIG : t->hdr_big ? BW_EPROTO : BW_EIO;
-  case CURLE_GOT_NOTHING:
-  case CURLE_PARTIAL_FILE:
-  case CURLE_WEIRD_SERVER_REPLY:
-  case CURLE_BAD_CONTENT_ENCODING:
-  case CURLE_HTTP2:
-  case CURLE_HTTP2_STREAM:
-  case CURLE_UNSUPPORTED_PROTOCOL: return BW_EPROTO; /* the scheme was checked: HTTP/0.9 */
-  case CURLE_URL_MALFORMAT: return BW_EINVAL;
-  default: return BW_EIO;
-  }
-}
+#include "patterns/http_actor.h"
 
 static void count_status(bw_http_t *h, int st) {
   switch (st) {
@@ -238,55 +53,6 @@ static void count_status(bw_http_t *h, int st) {
   case BW_EBUDGET: bw__http_cnt(h, BW__HC_REFUSED, 1); break;
   default: break;
   }
-}
-
-/* Retry-After: delta seconds, or an HTTP date. */
-static uint64_t retry_after_ms(const bw_http_resp_t *r) {
-  char v[64];
-  if (bw_http_resp_header(r, "Retry-After", v, sizeof v) < 0)
-    return 0;
-  char *end;
-  unsigned long s = strtoul(v, &end, 10);
-  if (end != v && *end == '\0')
-    return s > 86400ul ? 86400000ull : (uint64_t)s * 1000ull;
-  time_t when = curl_getdate(v, NULL);
-  time_t now = time(NULL);
-  if (when == (time_t)-1)
-    return 0;
-  if (when <= now)
-    return 1;
-  uint64_t d = (uint64_t)(when - now);
-  return d > 86400u ? 86400000ull : d * 1000ull;
-}
-
-/* The finished transfer's response (NULL: no memory; *st then BW_ENOMEM). */
-static bw_http_resp_t *take_response(client *c, xfer *t, int *st) {
-  bw_http_resp_t *r = calloc(1, sizeof *r);
-  if (r == NULL) {
-    *st = BW_ENOMEM;
-    return NULL;
-  }
-  long code = 0;
-  curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
-  r->code = code;
-  r->headers = t->hbuf ? t->hbuf : calloc(1, 1);
-  r->headers_len = t->hlen;
-  r->body = t->bbuf ? t->bbuf : calloc(1, 1);
-  r->body_len = t->blen;
-  t->hbuf = t->bbuf = NULL;
-  t->hlen = t->hcap = t->blen = t->bcap = 0;
-  r->elapsed_us = (bw_now_ns(c->rt) - t->start_ns) / 1000u;
-  r->retry_after_ms = retry_after_ms(r);
-  r->chunks = t->seq;
-  *st = bw__http_status_of(code, r->retry_after_ms);
-  curl_off_t up = 0, down = 0;
-  curl_easy_getinfo(t->easy, CURLINFO_SIZE_UPLOAD_T, &up);
-  curl_easy_getinfo(t->easy, CURLINFO_SIZE_DOWNLOAD_T, &down);
-  bw__http_cnt(c->h, BW__HC_TX, (uint64_t)up);
-  bw__http_cnt(c->h, BW__HC_RX, (uint64_t)down);
-  if (code >= 200 && code < 600)
-    bw__http_cnt(c->h, BW__HC_2XX + (int)(code / 100) - 2, 1);
-  return r;
 }
 
 /* --- hosts held by a Retry-After ---------------------------------------------------------- */
@@ -335,19 +101,13 @@ static void hold_host(client *c, const char *host, uint64_t until) {
 
 /* --- slots ---------------------------------------------------------------------------------- */
 
-static void cancel_timer(client *c, bw_timer_t *tm) {
-  if (*tm)
-    (void)bw_timer_cancel(c->rt, *tm);
-  *tm = 0;
-}
-
 static void stop_transfer(client *c, xfer *t) {
   if (t->state == X_RUN) {
     curl_multi_remove_handle(c->multi, t->easy); /* closes an unfinished connection */
     c->nrunning--;
   }
-  cancel_timer(c, &t->attempt);
-  cancel_timer(c, &t->wake);
+  bw__http_cancel_timer(c, &t->attempt);
+  bw__http_cancel_timer(c, &t->wake);
 }
 
 static void unqueue(client *c, xfer *t) {
@@ -371,7 +131,7 @@ static void slot_release(client *c, xfer *t) {
   if (t->state == X_QUEUED)
     unqueue(c, t);
   stop_transfer(c, t);
-  cancel_timer(c, &t->deadline);
+  bw__http_cancel_timer(c, &t->deadline);
   if (t->mon)
     bw_demonitor(c->ctx, t->mon);
   t->mon = 0;
@@ -379,7 +139,7 @@ static void slot_release(client *c, xfer *t) {
   t->hdrs = NULL;
   bw_http_req_free(t->q);
   t->q = NULL;
-  bufs_free(t);
+  bw__http_bufs_free(t);
   t->state = X_FREE;
   t->id += 1ull << 32;
   t->next = c->free_head;
@@ -428,72 +188,14 @@ static int arm(client *c, xfer *t, uint32_t type, uint64_t ms, bw_timer_t *out) 
 
 /* --- starting a transfer ------------------------------------------------------------------------ */
 
-static int setup_easy(client *c, xfer *t) {
-  bw_http_t *h = c->h;
-  bw_http_req_t *q = t->q;
-  if (t->easy == NULL && (t->easy = curl_easy_init()) == NULL)
-    return BW_ENOMEM;
-  CURL *e = t->easy;
-  curl_easy_reset(e);
-  curl_slist_free_all(t->hdrs);
-  t->hdrs = NULL;
-  const char *extra[] = {"Expect:", h->auth};
-  for (size_t i = 0; i < q->nheaders + 2; i++) {
-    const char *line = i < q->nheaders ? q->headers[i] : extra[i - q->nheaders];
-    if (line == NULL)
-      continue;
-    struct curl_slist *n = curl_slist_append(t->hdrs, line);
-    if (n == NULL)
-      return BW_ENOMEM;
-    t->hdrs = n;
-  }
-  CURLcode rc = CURLE_OK;
-#define SET(opt, val) (rc = rc != CURLE_OK ? rc : curl_easy_setopt(e, opt, val))
-  SET(CURLOPT_URL, q->url);
-  SET(CURLOPT_PROTOCOLS_STR, "http,https");
-  SET(CURLOPT_NOSIGNAL, 1L);
-  SET(CURLOPT_PRIVATE, (void *)t);
-  SET(CURLOPT_ERRORBUFFER, t->err);
-  SET(CURLOPT_WRITEFUNCTION, on_body);
-  SET(CURLOPT_WRITEDATA, (void *)t);
-  SET(CURLOPT_HEADERFUNCTION, on_header);
-  SET(CURLOPT_HEADERDATA, (void *)t);
-  SET(CURLOPT_HTTPHEADER, t->hdrs);
-  SET(CURLOPT_CONNECTTIMEOUT_MS, (long)h->o.connect_timeout_ms);
-  SET(CURLOPT_USERAGENT, h->user_agent ? h->user_agent : "bulwark/0.1");
-  SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)h->o.max_body);
-  if (h->ca_file)
-    SET(CURLOPT_CAINFO, h->ca_file);
-  if (h->ca_path)
-    SET(CURLOPT_CAPATH, h->ca_path);
-  if (h->client_cert)
-    SET(CURLOPT_SSLCERT, h->client_cert);
-  if (h->client_key)
-    SET(CURLOPT_SSLKEY, h->client_key);
-  if (strcmp(q->method, "GET") == 0) {
-    SET(CURLOPT_HTTPGET, 1L);
-  } else if (strcmp(q->method, "HEAD") == 0) {
-    SET(CURLOPT_NOBODY, 1L);
-  } else {
-    if (strcmp(q->method, "POST") != 0)
-      SET(CURLOPT_CUSTOMREQUEST, q->method);
-    if (q->has_body || strcmp(q->method, "POST") == 0) {
-      SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->body_len);
-      SET(CURLOPT_POSTFIELDS, q->body ? q->body : "");
-    }
-  }
-#undef SET
-  return rc == CURLE_OK ? 0 : rc == CURLE_OUT_OF_MEMORY ? BW_ENOMEM : BW_EINVAL;
-}
-
 static void attempt_done(client *c, xfer *t, int st, bw_http_resp_t *r);
 
 /* Starts the attempt's transfer now (a running slot is free). */
 static void run(client *c, xfer *t) {
-  bufs_free(t);
+  bw__http_bufs_free(t);
   t->unacked = 0;
   t->paused = false;
-  int rc = setup_easy(c, t);
+  int rc = bw__http_setup_easy(c, t);
   if (rc == 0 && curl_multi_add_handle(c->multi, t->easy) != CURLM_OK)
     rc = BW_ENOMEM;
   if (rc != 0) {
@@ -638,84 +340,6 @@ static void on_request(client *c, const bw_msg_t *msg) {
   attempt(c, t);
 }
 
-/* --- curl's callbacks ------------------------------------------------------------------------------ */
-
-static uint32_t interest(int what) {
-  switch (what) {
-  case CURL_POLL_IN: return BW_IO_IN;
-  case CURL_POLL_OUT: return BW_IO_OUT;
-  case CURL_POLL_INOUT: return BW_IO_IN | BW_IO_OUT;
-  default: return 0;
-  }
-}
-
-static void sock_unlink(client *c, sock *s) {
-  if (s->prev)
-    s->prev->next = s->next;
-  else
-    c->socks = s->next;
-  if (s->next)
-    s->next->prev = s->prev;
-}
-
-static int on_socket(CURL *e, curl_socket_t fd, int what, void *ud, void *sp) {
-  (void)e;
-  client *c = ud;
-  sock *s = sp;
-  if (what == CURL_POLL_REMOVE) {
-    if (s != NULL) {
-      (void)bw_io_unwatch(c->ctx, s->w);
-      curl_multi_assign(c->multi, fd, NULL);
-      if (c->cur == s)
-        c->cur = NULL;
-      sock_unlink(c, s);
-      free(s);
-    }
-    return 0;
-  }
-  uint32_t want = interest(what);
-  if (s == NULL) {
-    s = calloc(1, sizeof *s);
-    if (s == NULL)
-      return -1;
-    if (bw_io_watch(c->ctx, fd, want, 0, s, &s->w) != 0) {
-      free(s);
-      return -1;
-    }
-    s->want = want;
-    s->next = c->socks;
-    if (c->socks)
-      c->socks->prev = s;
-    c->socks = s;
-    curl_multi_assign(c->multi, fd, s);
-    return 0;
-  }
-  s->want = want;
-  return bw_io_arm(c->ctx, s->w, want) == 0 ? 0 : -1;
-}
-
-/* curl wants to be called after timeout_ms (-1: no timer). One runtime
- * timer at a time: a later time leaves the earlier timer armed (an early
- * call is harmless: curl just sets its timer again). */
-static int on_timer(CURLM *m, long timeout_ms, void *ud) {
-  (void)m;
-  client *c = ud;
-  if (timeout_ms < 0)
-    return 0;
-  uint64_t due = bw_now_ns(c->rt) + (uint64_t)timeout_ms * 1000000ull;
-  if (c->tick_due_ns != 0 && c->tick_due_ns <= due)
-    return 0;
-  c->tick_due_ns = due;
-  uint64_t gen = ++c->tick_gen;
-  cancel_timer(c, &c->tick_timer);
-  if (timeout_ms == 0)
-    return bw_send(c->rt, bw_self(c->ctx), MSG_TICK, &gen, sizeof gen) == 0 ? 0 : -1;
-  return bw_send_after(c->rt, bw_self(c->ctx), (uint64_t)timeout_ms, MSG_TICK, &gen, sizeof gen,
-                       &c->tick_timer) == 0
-             ? 0
-             : -1;
-}
-
 static void reap(client *c) {
   CURLMsg *m;
   int left;
@@ -727,8 +351,8 @@ static void reap(client *c) {
     if (t == NULL || t->state != X_RUN)
       continue;
     CURLcode rc = m->data.result;
-    int st = status_of_curl(rc, t);
-    bw_http_resp_t *r = rc == CURLE_OK ? take_response(c, t, &st) : NULL;
+    int st = bw__http_status_of_curl(rc, t);
+    bw_http_resp_t *r = rc == CURLE_OK ? bw__http_take_response(c, t, &st) : NULL;
     attempt_done(c, t, st, r);
   }
   run_queued(c);
@@ -767,9 +391,9 @@ static int cl_init(bw_ctx_t *ctx, void *state, void *arg) {
   }
   c->free_head = 0;
   c->qhead = c->qtail = NONE;
-  curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+  curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, bw__http_on_socket);
   curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
-  curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+  curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, bw__http_on_timer);
   curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
   curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)h->o.max_per_host);
   curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)h->o.max_per_host * 4);
@@ -934,7 +558,7 @@ static void cl_cleanup(void *state) {
       curl_easy_cleanup(t->easy);
     curl_slist_free_all(t->hdrs);
     bw_http_req_free(t->q);
-    bufs_free(t);
+    bw__http_bufs_free(t);
   }
   curl_multi_cleanup(c->multi);
   while (c->socks) {

@@ -50,8 +50,6 @@ static inline void bw__http_cnt(bw_http_t *h, int i, uint64_t n) {
   __atomic_store_n(&h->c[i], __atomic_load_n(&h->c[i], __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
 }
 
-extern const bw_behaviour_t bw__http_actor;
-
 void bw__http_req_dtor(void *q);
 /* The reply status of a response code (http.h's table). */
 int bw__http_status_of(long code, uint64_t retry_after_ms);
