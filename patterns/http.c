@@ -126,6 +126,16 @@ static void unqueue(client *c, xfer *t) {
   }
 }
 
+/* Ends an attempt the policy let through (its permit, slot and breaker
+ * report) when the request ends outside attempt_done: a deadline, a
+ * cancellation, the requester's exit, the client stopping. */
+static void policy_close(client *c, xfer *t, int st) {
+  if (t->in_attempt) {
+    t->in_attempt = false;
+    (void)bw_policy_exit(c->h->o.policy, &t->ticket, st, NULL);
+  }
+}
+
 /* Frees t's slot: everything of the request goes. */
 static void slot_release(client *c, xfer *t) {
   if (t->state == X_QUEUED)
@@ -150,6 +160,7 @@ static void slot_release(client *c, xfer *t) {
 /* The request is over: answer (reply = false when the requester is gone)
  * with status st and the response r (NULL: none; freed here if not sent). */
 static void answer(client *c, xfer *t, int st, bw_http_resp_t *r, bool reply) {
+  policy_close(c, t, st);
   count_status(c->h, st);
   if (reply && t->in_policy && t->ticket.fallback_used) {
     /* the policy's fallback answered: its status, type and payload */
@@ -233,11 +244,8 @@ static void wait_for(client *c, xfer *t, uint64_t ms) {
 static void attempt(client *c, xfer *t) {
   uint64_t now = bw_now_ns(c->rt);
   uint64_t held = held_until(c, t->host, now);
-  if (held != 0) {
-    if (t->deadline_ns != 0 && held >= t->deadline_ns) {
-      answer(c, t, BW_EHTTP_THROTTLED, NULL, true); /* the server's wait outlasts ours */
-      return;
-    }
+  bool outlasts = held != 0 && t->deadline_ns != 0 && held >= t->deadline_ns;
+  if (held != 0 && !outlasts) {
     wait_for(c, t, (held - now + 999999u) / 1000000u);
     return;
   }
@@ -251,6 +259,13 @@ static void attempt(client *c, xfer *t) {
       answer(c, t, rc, NULL, true);
       return;
     }
+    t->in_attempt = true;
+  }
+  if (outlasts) {
+    /* the server's wait outlasts ours: throttled at once, through the
+     * policy (its counters, its fallback) when there is one */
+    attempt_done(c, t, BW_EHTTP_THROTTLED, NULL);
+    return;
   }
   if (c->nrunning < c->h->o.max_in_flight) {
     run(c, t);
@@ -272,13 +287,15 @@ static void attempt(client *c, xfer *t) {
 static void attempt_done(client *c, xfer *t, int st, bw_http_resp_t *r) {
   stop_transfer(c, t);
   t->state = X_WAIT;
-  if (r != NULL && st == BW_EHTTP_THROTTLED && r->retry_after_ms > 0)
+  /* the server asked for time (429, or 503 and the like with Retry-After) */
+  if (r != NULL && st != 0 && r->retry_after_ms > 0)
     hold_host(c, t->host, bw_now_ns(c->rt) + r->retry_after_ms * 1000000ull);
   if (!t->in_policy) {
     answer(c, t, st, r, true);
     return;
   }
   uint64_t retry_ms = 0;
+  t->in_attempt = false;
   int rc = bw_policy_exit(c->h->o.policy, &t->ticket, st, &retry_ms);
   if (rc == BW_POLICY_RETRY && bw_http_req_is_idempotent(t->q) && t->seq == 0) {
     count_status(c->h, st); /* each failed attempt is counted once */
@@ -462,9 +479,7 @@ static int cl_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
   case MSG_DEADLINE:
     if ((t = slot_of(c, msg)) != NULL) {
       t->deadline = 0;
-      if (t->in_policy && t->state == X_RUN)
-        (void)bw_policy_exit(c->h->o.policy, &t->ticket, BW_ETIMEDOUT, NULL);
-      answer(c, t, BW_ETIMEDOUT, NULL, true);
+      answer(c, t, BW_ETIMEDOUT, NULL, true); /* an open attempt is reported timed out */
       run_queued(c);
     }
     break;

@@ -35,6 +35,7 @@ typedef struct xfer {
   uint64_t start_ns;
   uint8_t state;
   bool too_big, hdr_big, in_policy;
+  bool in_attempt;       /* bw_policy_enter let an attempt through; not exited yet */
   char host[HOST_MAX];
   char *hbuf, *bbuf;
   size_t hlen, hcap, blen, bcap, max_body, max_header;

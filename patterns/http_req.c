@@ -170,7 +170,8 @@ int bw_http_is_failure(int status) {
 
 /* The status a response code gives (http.h's table). */
 int bw__http_status_of(long code, uint64_t retry_after_ms) {
-  if (code == 429 || (code == 503 && retry_after_ms > 0))
+  (void)retry_after_ms; /* a 5xx is a failure even when it says when to come back */
+  if (code == 429)
     return BW_EHTTP_THROTTLED;
   if (code >= 500)
     return BW_EHTTP_SERVER;

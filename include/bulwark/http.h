@@ -21,10 +21,11 @@
  * resilience patterns use (a policy's target can be the client, see
  * policy.h):
  *   0                    a response with code 1xx-4xx other than 429
- *   BW_EHTTP_SERVER      a 5xx response other than 503 with Retry-After
- *                        (the response is attached)
- *   BW_EHTTP_THROTTLED   429, or 503 with Retry-After (attached; its
- *                        retry_after_ms says for how long)
+ *   BW_EHTTP_SERVER      a 5xx response (attached; a Retry-After in it,
+ *                        as a 503 may have, is honoured as for 429)
+ *   BW_EHTTP_THROTTLED   429 (attached; its retry_after_ms says for how
+ *                        long), or the host is held by an earlier
+ *                        Retry-After past this request's deadline
  *   BW_ETIMEDOUT         the request's deadline passed: the transfer was
  *                        stopped and its connection closed
  *   BW_ECONNREFUSED      nobody listens there, or the connection was reset
@@ -150,9 +151,9 @@ void bw_http_resp_dtor(void *r);
  * timeouts, connection, DNS, TLS and protocol errors). */
 int bw_http_is_failure(int status);
 /* A breaker classifier (bw_breaker_classify_fn) for HTTP statuses:
- * failures as bw_http_is_failure; throttling (429, 503 with Retry-After)
- * and cancellations ignored (the server is alive and said so); the rest
- * successes. */
+ * failures as bw_http_is_failure (a 503 too, Retry-After or not: the
+ * service is down); throttling (429) and cancellations ignored (the server
+ * is alive and said so); the rest successes. */
 int bw_http_classify(int status, void *arg);
 /* A retry predicate (bw_retry_pred_fn) for HTTP statuses: 5xx,
  * throttling, timeouts, refused or reset connections and protocol errors
@@ -188,8 +189,9 @@ typedef struct bw_http_opts {
    * breaker, retry with backoff and budget, rate limit, attempt timeout
    * and fallback. Set its breaker's classify to bw_http_classify and its
    * retryable to bw_http_retryable (bw_http_policy_preset does both). Only
-   * idempotent requests are retried; a retry after 429 or 503 waits at
-   * least the server's Retry-After, and new requests to that host wait too
+   * idempotent requests are retried; a retry after a response with
+   * Retry-After (429, 503) waits at least that long, and new requests to
+   * that host wait too
    * (or fail at once with BW_EHTTP_THROTTLED if the wait outlasts their
    * deadline). NULL = none. */
   bw_policy_t *policy;

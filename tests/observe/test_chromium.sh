@@ -179,7 +179,7 @@ say "observe_demo serves on $url"
 
 # The names are not in the page's source: only the script can put them in.
 src=$(http_get "$url") || fail "GET / failed"
-case "$src" in *"fetch('/tree')"*) ;; *) fail "the page does not fetch /tree" ;; esac
+case "$src" in *"get('/tree')"*) ;; *) fail "the page does not fetch /tree" ;; esac
 for name in config conn agents agent-1 agent-2; do
   case "$src" in *"<b>$name</b>"*) fail "the page's source already holds <b>$name</b>" ;; esac
 done

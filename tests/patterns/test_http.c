@@ -136,7 +136,7 @@ static void test_statuses(void **st) {
       {"/status/404", 0, 404, 0},
       {"/status/500", BW_EHTTP_SERVER, 500, 0},
       {"/status/503", BW_EHTTP_SERVER, 503, 0},
-      {"/status/503?ra", BW_EHTTP_THROTTLED, 503, 1000},
+      {"/status/503?ra", BW_EHTTP_SERVER, 503, 1000},
       {"/status/429?ra", BW_EHTTP_THROTTLED, 429, 1000},
       {"/status/429", BW_EHTTP_THROTTLED, 429, 0},
   };
@@ -157,7 +157,10 @@ static void test_statuses(void **st) {
   bw_http_stats(e.h, &s);
   assert_int_equal(s.responses_4xx, 3);
   assert_int_equal(s.responses_5xx, 3);
-  assert_int_equal(s.throttled, 3);
+  assert_int_equal(bw_http_classify(BW_EHTTP_SERVER, NULL), BW_BREAKER_FAILURE);
+  assert_int_equal(bw_http_classify(BW_EHTTP_THROTTLED, NULL), BW_BREAKER_IGNORED);
+  assert_int_equal(bw_http_classify(0, NULL), BW_BREAKER_SUCCESS);
+  assert_int_equal(s.throttled, 2);
   env_down(&e);
 }
 
@@ -500,7 +503,7 @@ static void test_policy_breaker_outage(void **st) {
   env_down_policy(&e, p);
 }
 
-/* 503 with Retry-After: the retry waits at least that long; a POST is not
+/* 429 with Retry-After: the retry waits at least that long; a POST is not
  * retried unless marked idempotent. */
 static void test_policy_retry_after(void **st) {
   (void)st;
@@ -509,10 +512,10 @@ static void test_policy_retry_after(void **st) {
   unsigned hits = atomic_load(&g_srv.status_hits);
   uint64_t t0 = bw_now_ns(e.rt);
   bw_http_resp_t *r = NULL;
-  assert_int_equal(get(&e, "/status/503?ra", 10000, &r), BW_EHTTP_THROTTLED);
+  assert_int_equal(get(&e, "/status/429?ra", 10000, &r), BW_EHTTP_THROTTLED);
   uint64_t took_ms = (bw_now_ns(e.rt) - t0) / 1000000u;
   assert_non_null(r);
-  assert_int_equal(r->code, 503);
+  assert_int_equal(r->code, 429);
   bw_http_resp_free(r);
   assert_int_equal(atomic_load(&g_srv.status_hits) - hits, 2);
   assert_true(took_ms >= 1000); /* the server's Retry-After, not the 10 ms backoff */
@@ -587,6 +590,53 @@ static int agent_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
 
 static const bw_behaviour_t agent_b = {
     .name = "agent", .state_size = sizeof(agent_t), .init = agent_init, .handle = agent_handle};
+
+/* A requester that exits mid-request gives its policy slot back: with one
+ * concurrent call allowed, the next request still goes (found by the demo). */
+static void test_policy_cancel_releases_slot(void **st) {
+  (void)st;
+  bw_runtime_t *rt = bwt_runtime(2, false);
+  bw_policy_opts_t po;
+  assert_int_equal(bw_http_policy_preset("api", &po), 0);
+  po.max_concurrent = 1;
+  po.max_attempts = 1;
+  bw_policy_t *p = NULL;
+  assert_int_equal(bw_policy_new(rt, &po, &p), 0);
+  bw_http_opts_t o;
+  bw_http_opts_init(&o);
+  o.policy = p;
+  env_t e = {.rt = rt};
+  int rc = bw_http_new(rt, &o, &e.h);
+  if (rc == BW_ENOTSUP) {
+    bw_policy_destroy(p);
+    bw_runtime_destroy(rt);
+    skip();
+  }
+  assert_int_equal(bw_http_start(e.h, &e.pid), 0);
+  atomic_uint ok = 0, bad = 0, sent = 0;
+  unsigned acc = atomic_load(&g_srv.accepted);
+  agent_arg_t a = {e.pid, url("/hang"), 1, 60000, &ok, &bad, &sent, NULL};
+  bw_pid_t ag;
+  assert_int_equal(bw_spawn(rt, &agent_b, &a, NULL, &ag), 0);
+  assert_true(hfx_wait_at_least(&g_srv.accepted, acc + 1));
+  assert_int_equal(bw_exit(rt, ag, BW_REASON_KILL, 0, NULL), 0);
+  bw_policy_metrics_t pm;
+  for (int i = 0; i < 500; i++) {
+    bw_policy_metrics(p, &pm);
+    if (pm.in_flight == 0)
+      break;
+    usleep(10000);
+  }
+  assert_int_equal(pm.in_flight, 0);
+  bw_http_resp_t *r = NULL;
+  assert_int_equal(get(&e, "/ok", 5000, &r), 0); /* not BW_EBULKHEAD_FULL */
+  bw_http_resp_free(r);
+  /* a deadline gives it back too */
+  assert_int_equal(get(&e, "/hang", 200, &r), BW_ETIMEDOUT);
+  assert_int_equal(get(&e, "/ok", 5000, &r), 0);
+  bw_http_resp_free(r);
+  env_down_policy(&e, p);
+}
 
 /* A requester that exits takes its transfers with it. */
 static void test_caller_exit_cancels(void **st) {
@@ -851,6 +901,7 @@ int main(void) {
       cmocka_unit_test(test_stream_slow_consumer),
       cmocka_unit_test(test_policy_breaker_outage),
       cmocka_unit_test(test_policy_retry_after),
+      cmocka_unit_test(test_policy_cancel_releases_slot),
       cmocka_unit_test(test_thousand_concurrent),
       cmocka_unit_test(test_server_killed_and_restarted),
       cmocka_unit_test(test_tls_verification),
