@@ -10,6 +10,7 @@
  *   tree.c      the supervision tree as C data: config, connection, agents
  *   agents.c    the agents: a prompt in, a model call out, the answer back
  *   load.c      the load generator, the ledger of prompts, the event log
+ *   report.c    the status line and the summary
  */
 #ifndef LLM_GATEWAY_H
 #define LLM_GATEWAY_H
@@ -184,5 +185,17 @@ struct event_counts {
 };
 extern struct event_counts g_ev;
 extern const bw_behaviour_t events_behaviour;
+
+/* === What the run shows (report.c) ======================================== */
+
+/* Workers running / workers declared, walking the live tree. */
+void count_tree(bw_runtime_t *rt, bw_pid_t sup, unsigned *up, unsigned *all, int depth);
+void print_status(bw_runtime_t *rt, bw_pid_t root, bw_breaker_t *br, bw_http_t *http,
+                  bw_health_t *h, uint64_t t);
+void print_summary(uint64_t t, uint64_t prompts, uint64_t model, uint64_t fb, uint64_t failed,
+                   const bw_histogram_summary_t *lat, const bw_policy_metrics_t *pm,
+                   const bw_breaker_metrics_t *bm, const bw_http_stats_t *hs,
+                   const struct server_stats *ss, bool have_ss, unsigned up, unsigned all,
+                   int final_health, const bw_runtime_stats_t *rs);
 
 #endif
