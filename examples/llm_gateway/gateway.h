@@ -117,7 +117,8 @@ uint64_t burst_at_ms(int i); /* the i-th error burst's start (i = 0, 1) */
 /* === The model server child (server.c) ===================================== */
 
 /* Starts the model server on port (0: any free one) with the fault schedule
- * of g_set from base_ms of the run on; fills g_set.url. Returns its pid, or
+ * of g_set from base_ms of the run on; the first start (port 0) fills
+ * g_set.url, before anything reads it. Returns its pid, or
  * -1 (a message said why). */
 pid_t server_start(uint16_t port, uint64_t base_ms);
 uint16_t server_port(void);

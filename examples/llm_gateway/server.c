@@ -128,6 +128,9 @@ pid_t server_start(uint16_t port, uint64_t base_ms) {
     server_stop(pid);
     return -1;
   }
+  if (port != 0) /* a restart: the same port, so the URL the agents read stays */
+    return got_port == port ? pid : (server_stop(pid), -1);
+  /* The first start, before the tree: nothing reads the URL yet. */
   g_port = (uint16_t)got_port;
   snprintf(g_set.url, sizeof g_set.url, "http://127.0.0.1:%u/v1/chat/completions", got_port);
   return pid;
