@@ -18,8 +18,9 @@
  * a latency distribution (10-90 ms, 4 % up to 400 ms more), random errors
  * (500), two error bursts, a quota (429 with Retry-After), hangs (no
  * answer: the attempt timeout stops the transfer and closes its
- * connection), and an outage window in which it answers 503 with
- * Retry-After. What a user sees, in the default run (20 s): healthy
+ * connection); the outage is the server going away (killed, then started
+ * again on the same port when the outage is over: server.c says why not
+ * its 503 mode). What a user sees, in the default run (20 s): healthy
  * traffic; an error burst that retries absorb; an agent crash that its
  * supervisor repairs; the outage: calls fail, the breaker opens, the
  * fallback answers from a "cache", half-open probes fail and the breaker

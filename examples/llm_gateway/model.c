@@ -122,6 +122,8 @@ bw_http_req_t *model_request(uint32_t agent, const char *model, const char *text
 
 bool model_parse(const char *body, size_t len, struct llm_answer *out) {
   memset(out, 0, sizeof *out);
+  if (body == NULL)
+    return false;
   json_error_t err;
   json_t *o = json_loadb(body, len, 0, &err);
   json_t *choices = json_object_get(o, "choices");

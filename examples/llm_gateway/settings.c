@@ -2,7 +2,7 @@
  * llm_gateway: the command line, and the settings derived from it.
  *
  * Faults default to fractions of the run (outage from 35 % for 25 %, but at
- * least 3 s, so that it outlasts the server's Retry-After of 1 s; agent
+ * least 3 s, long enough for open, failed probes and reopening; agent
  * crash at 20 %; error bursts at 15 % and 80 %), so a short run tells the
  * same story. BW_TEST_SCALE=N (sanitizer builds) divides the load by N and
  * stretches timeouts N times.
@@ -190,9 +190,8 @@ int parse_args(int argc, char **argv) {
   }
   snprintf(g_set.model, sizeof g_set.model, "%s", model ? model : "bulwark-mini");
   g_set.rps = rps > 0 ? (unsigned)rps : 50u;
-  /* The server answers 503 with "Retry-After: 1" in its outage, and the
-   * client holds calls to it for that second: an outage shorter than a few
-   * seconds would be over before the breaker saw it. */
+  /* The outage: at least 3 s, so that a short run shows the breaker open,
+   * its half-open probes fail, and it reopen before the server is back. */
   uint64_t for_ms = run * 25 / 100 < 3000u ? 3000u : run * 25 / 100;
   g_set.outage_at_ms = outage_at >= 0 ? (uint64_t)(outage_at * 1000.0) : run * 35 / 100;
   g_set.outage_for_ms = outage_for >= 0 ? (uint64_t)(outage_for * 1000.0) : for_ms;
