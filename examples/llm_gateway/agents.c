@@ -58,10 +58,10 @@ static int fail_of(int status) {
   case BW_ETLS:
   case BW_EPROTO:
   case BW_ETOOBIG: return FAIL_CONNECTION;
+  case BW_ELIMIT: return FAIL_CLIENT_FULL;
   case BW_ENOPROC:
   case BW_ENOTFOUND:
-  case BW_ECANCELED:
-  case BW_ELIMIT: return FAIL_CLIENT_DOWN;
+  case BW_ECANCELED: return FAIL_CLIENT_DOWN;
   default: return FAIL_OTHER;
   }
 }

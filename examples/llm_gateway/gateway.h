@@ -58,7 +58,8 @@ enum fail {
   FAIL_THROTTLED,   /* 429, or 503 with Retry-After, on every attempt (or the wait outlasted us) */
   FAIL_CONNECTION,  /* refused, reset, DNS, TLS, broken HTTP */
   FAIL_BAD_ANSWER,  /* 4xx (a wrong key, say), or an answer that is not a chat completion */
-  FAIL_CLIENT_DOWN, /* the client was restarting, or its queue was full */
+  FAIL_CLIENT_FULL, /* the client's transfers and its queue were full (the bulkhead) */
+  FAIL_CLIENT_DOWN, /* the client was restarting */
   FAIL_AGENT_CRASH, /* the agent crashed with the prompt */
   FAIL_NO_AGENT,    /* the agent was restarting: nobody to send to */
   FAIL_AGENT_BUSY,  /* the agent had AGENT_INFLIGHT prompts in flight */

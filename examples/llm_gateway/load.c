@@ -10,8 +10,8 @@
 #include <string.h>
 
 const char *const fail_names[FAIL__COUNT] = {
-    "timeout",      "model_error", "throttled", "connection", "bad_answer",
-    "client_down",  "agent_crash", "no_agent",  "agent_busy", "other"};
+    "timeout",     "model_error", "throttled",   "connection", "bad_answer", "client_full",
+    "client_down", "agent_crash", "no_agent",    "agent_busy", "other"};
 
 struct ledger g_led;
 struct event_counts g_ev;

@@ -4,8 +4,9 @@
  * around every request, run inside the client:
  *
  *   fallback -> deadline -> retry (decorrelated jitter, budget) -> breaker
- *            -> rate limit -> bulkhead (calls at once, a short queue)
- *            -> attempt timeout -> POST /v1/chat/completions
+ *            -> rate limit -> attempt timeout -> the client's own limits
+ *            (10 transfers at once, 24 waiting: the bulkhead)
+ *            -> POST /v1/chat/completions
  *
  * The breaker is ours (a child of the "connection" subtree, started before
  * the client); requests and answers are OpenAI-compatible chat-completions
@@ -79,9 +80,13 @@ int model_client_new(bw_runtime_t *rt, bw_breaker_t **brp, bw_policy_t **polp,
   po.rate_burst = 10;
   po.rate_wait_ms = 250; /* wait a little for a token, then refuse */
   po.attempt_timeout_ms = g_set.attempt_timeout_ms;
-  po.max_concurrent = 10; /* the bulkhead: 10 calls at once ... */
-  po.max_queued = 24;     /* ... 24 may wait ... */
-  po.queue_timeout_ms = 300u * g_set.scale; /* ... this long; the rest is refused */
+  /* No bulkhead in the policy: the client's transfer limits are the
+   * bulkhead (below). (A policy bulkhead slot is not given back when the
+   * client cancels a running attempt because its requester exited, so
+   * each agent crash would shrink it for good.) */
+  po.max_concurrent = 0;
+  po.max_queued = 0;
+  po.queue_timeout_ms = 0;
   po.fallback = fallback;
   po.fallback_on = BW_POLICY_FB_REJECTED;
   rc = bw_policy_new(rt, &po, polp);
@@ -91,7 +96,9 @@ int model_client_new(bw_runtime_t *rt, bw_breaker_t **brp, bw_policy_t **polp,
   bw_http_opts_t ho;
   bw_http_opts_init(&ho);
   ho.name = "llm";
-  ho.max_per_host = 32;
+  ho.max_in_flight = 10; /* the bulkhead: 10 calls at once ... */
+  ho.max_queued = 24;     /* ... 24 wait (at most their deadline); the rest: BW_ELIMIT */
+  ho.max_per_host = 10;
   ho.default_timeout_ms = g_set.deadline_ms;
   ho.connect_timeout_ms = g_set.remote ? 10000 : 1000u * g_set.scale;
   ho.bearer_token_env = g_set.api_key_env; /* never printed, never in stats */

@@ -94,17 +94,20 @@ void print_summary(uint64_t t, uint64_t prompts, uint64_t model, uint64_t fb,
   say("\n  model answer latency: p50 %.0f ms, p99 %.0f ms, max %.0f ms\n",
       (double)lat->p50_ns / 1e6, (double)lat->p99_ns / 1e6, (double)lat->max_ns / 1e6);
   say("  policy: %llu calls, %llu attempts, %llu retries, %llu timeouts, %llu budget "
-      "refusals, %llu rate waits, %llu bulkhead refusals, %llu fallbacks\n",
+      "refusals, %llu rate waits, %llu fallbacks, %llu in flight\n",
       (unsigned long long)pm->calls, (unsigned long long)pm->attempts,
       (unsigned long long)pm->retries, (unsigned long long)pm->timeouts,
       (unsigned long long)pm->budget_exhausted, (unsigned long long)pm->rate_waits,
-      (unsigned long long)pm->rejected_bulkhead, (unsigned long long)pm->fallbacks);
+      (unsigned long long)pm->fallbacks,
+      (unsigned long long)pm->in_flight);
   say("  http client: %llu requests; responses 2xx %llu, 4xx %llu, 5xx %llu; throttled %llu, "
-      "timeouts %llu, cancelled %llu, connection errors %llu; %llu bytes out, %llu in\n",
+      "timeouts %llu, cancelled %llu, connection errors %llu, queue full %llu; %llu bytes out, "
+      "%llu in\n",
       (unsigned long long)hs->requests, (unsigned long long)hs->responses_2xx,
       (unsigned long long)hs->responses_4xx, (unsigned long long)hs->responses_5xx,
       (unsigned long long)hs->throttled, (unsigned long long)hs->timeouts,
       (unsigned long long)hs->cancels, (unsigned long long)hs->conn_errors,
+      (unsigned long long)hs->queue_full,
       (unsigned long long)hs->bytes_sent, (unsigned long long)hs->bytes_received);
   say("  breaker: opened %llu time(s) (%u in the outage), rejected %llu, failed %llu, "
       "succeeded %llu, ignored %llu; now %s\n",
