@@ -1,6 +1,7 @@
 /*
  * bulwark: an open-addressing map from a request ref to a table slot, for
- * executors that keep requests in flight (retry.c's and policy.c's tables).
+ * executors that keep requests in flight (retry.c's and policy_executor.c's
+ * tables).
  *
  * Refs are the runtime's request refs: never 0 (0 marks an empty cell),
  * mostly sequential. The caller sizes the map at twice the table or more

@@ -339,7 +339,7 @@ typedef struct bw_policy_ticket {
   bool fallback_used;
   bw_pid_t fallback_pid; /* the fallback actor to forward to, if any (see above) */
   bw_policy_answer_t answer;
-  /* Private to policy.c. */
+  /* Private to patterns/policy_caller.c. */
   struct {
     uint64_t deadline_at_ms; /* the overall deadline (runtime clock); 0 = none */
     uint64_t start_ns;       /* when the attempt went ahead: the breaker's duration */
