@@ -173,6 +173,7 @@ static int hs_start(bench_run_t *r, hs_t *s)
   }
   s->sh->port = ntohs(sa.sin_port);
   fflush(NULL);
+  pid_t parent = getpid();
   s->pid = fork();
   if (s->pid < 0) {
     close(lfd);
@@ -181,7 +182,7 @@ static int hs_start(bench_run_t *r, hs_t *s)
   }
   if (s->pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the run */
-    if (getppid() == 1)
+    if (getppid() != parent) /* it died before the line above */
       _exit(1);
     hs_loop(s->sh, lfd);
     _exit(0);
