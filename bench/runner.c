@@ -104,6 +104,10 @@ static const bench_t *const benches[] = {
     &bench_ratelimit_acquire, &bench_retry_backoff, &bench_retry_budget,
     &bench_retry_proxy, &bench_policy_pipeline,
     &bench_policy_pipeline_actor,
+#ifdef BW_BENCH_HTTP
+    &bench_http_rtt, &bench_http_rtt_curl, &bench_http_concurrency,
+    &bench_http_concurrency_threads, &bench_http_concurrency_rss,
+#endif
     /* observability */
     &bench_metrics_counter, &bench_metrics_counter_2t, &bench_metrics_histogram,
     &bench_metrics_overhead,

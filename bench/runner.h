@@ -73,6 +73,13 @@ extern const bench_t bench_idle_cpu;
 extern const bench_t bench_flood;
 extern const bench_t bench_tcp_echo_rtt;
 extern const bench_t bench_tcp_echo_rtt_epoll;
+#ifdef BW_BENCH_HTTP /* bench_http.c: built when libcurl is found */
+extern const bench_t bench_http_rtt;
+extern const bench_t bench_http_rtt_curl;
+extern const bench_t bench_http_concurrency;
+extern const bench_t bench_http_concurrency_threads;
+extern const bench_t bench_http_concurrency_rss;
+#endif
 extern const bench_t bench_counting;
 extern const bench_t bench_chameneos;
 extern const bench_t bench_big;

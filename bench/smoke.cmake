@@ -37,6 +37,16 @@ if(DEFINED ENV{BW_TEST_SCALE} AND NOT "$ENV{BW_TEST_SCALE}" STREQUAL "" AND
     --param pipeline.n=2k --param pipeline_actor.n=2k --param metrics_counter.n=100k --param metrics_counter_2t.n=100k
     --param metrics_histogram.n=100k --param metrics_overhead.n=5k
     --param remote_rtt.n=300 --param nats_rtt.n=300 --param remote_fanin.n=10k)
+  # the HTTP benchmarks exist only in a build with libcurl (-DBW_HTTP=ON)
+  if(BW_HTTP)
+    list(APPEND args
+      --param http_rtt.n=200 --param http_rtt_curl.n=200
+      --param http_concurrency.actors=5 --param http_concurrency.depth=5
+      --param http_concurrency.n=20 --param http_concurrency_threads.actors=5
+      --param http_concurrency_threads.depth=5 --param http_concurrency_threads.n=20
+      --param http_concurrency_rss.actors=5 --param http_concurrency_rss.depth=5
+      --param http_concurrency_rss.n=20)
+  endif()
 endif()
 
 execute_process(COMMAND ${BW_BENCH} ${args} RESULT_VARIABLE rc)
