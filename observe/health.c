@@ -6,8 +6,6 @@
  * the helper actors in health_recovery.c, the event recorder in
  * health_recorder.c; shared types in health_internal.h.
  *
- *
- *
  * The handle holds what outlives one incarnation of the actor: the
  * component descriptors (immutable once added), the subscribers, the
  * statuses (reset by each new incarnation), the published snapshot and the
@@ -81,11 +79,6 @@ void bw__health_fmt_text(char *dst, size_t cap, const char *fmt, ...) {
 bool bw__health_status_ok(int32_t s) {
   return s >= BW_HEALTH_HEALTHY && s <= BW_HEALTH_UNHEALTHY;
 }
-
-/* --- JSON writing (a copy lives in tree.c: both files are self-contained) ------------------ */
-
-/* Writes into b[cap] and counts what did not fit, so the caller learns the
- * length it needs. */
 
 /* --- options and components --------------------------------------------------------------- */
 
