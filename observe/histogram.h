@@ -1,6 +1,6 @@
 /*
  * bulwark internal: the histogram's bucket math, shared by the hot path
- * (observe/metrics.c), the summaries (observe/histogram.c) and the
+ * (observe/metrics_store.c), the summaries (observe/histogram.c) and the
  * exposition writers (observe/expo.c).
  *
  * Buckets are log-linear: the value's offset u = v - 1 (so that a bucket's
