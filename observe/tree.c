@@ -37,7 +37,7 @@ typedef struct decor {
 static pthread_mutex_t decor_mx = PTHREAD_MUTEX_INITIALIZER;
 static decor_t decors[DECOR_MAX];
 
-/* --- JSON writing (the same small writer as health.c) ------------------------------------- */
+/* --- JSON writing (the same small writer as health_snapshot.c) ------------------------------------- */
 
 
 static void jw_pid(bw__jw_t *w, bw_pid_t pid) { bw__jw_fmt(w, "\"%llu\"", (unsigned long long)pid); }
