@@ -45,7 +45,6 @@ void bw_observer_opts_init(bw_observer_opts_t *opts) {
   opts->bind_addr = "127.0.0.1";
 }
 
-
 /* --- options ------------------------------------------------------------------------- */
 
 /* Checks opts and fills in the defaults. Returns 0 or BW_EINVAL. */

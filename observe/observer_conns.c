@@ -66,7 +66,6 @@
  * limit (connections with a request arriving are read within moments). */
 #define RETRY_NS (10u * 1000000u)
 
-
 /* --- the connection table (under o->lock) --------------------------------------- */
 
 static bool same_addr(const conn_t *a, const conn_t *b) {
@@ -228,8 +227,7 @@ static void *watchdog_main(void *arg) {
   return NULL;
 }
 
-/* --- requests --------------------------------------------------------------------- */
-
+/* --- start and stop ------------------------------------------------------------------ */
 
 /* The table, its lock and the watchdog. Returns 0, BW_ENOMEM or BW_ETHREAD. */
 int bw__observer_conns_init(bw_observer_t *o, uint32_t cap) {

@@ -115,6 +115,7 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
     bw__observer_conn_enter(cls, c, CONN_WAITING);
 }
 
+/* --- requests --------------------------------------------------------------------- */
 
 static BW_MHD_RESULT respond(struct MHD_Connection *c, bw__http_resp_t *a, bw_observer_t *o) {
   struct MHD_Response *r =

@@ -80,7 +80,6 @@ static void run_jobs(bw_ctx_t *ctx, sup_t *s) {
   compact(s);
 }
 
-
 /* --- queries answered at once -------------------------------------------------- */
 
 static void free_info(void *p) { free(p); }
