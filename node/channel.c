@@ -1,6 +1,6 @@
 /*
  * bulwark: the node layer's channels (node/NODE.md, "Channels" and
- * "Back-pressure"). The receiving side is node.c's on_data.
+ * "Back-pressure"). The receiving side is frames_in.c's on_data.
  *
  * Channels: frames to one node (messages, signals, names) carry a number
  * per (sender, receiver) pair and an epoch. NATS delivers at most once, and
@@ -24,8 +24,6 @@
  * dead here.
  *
  */
-#ifdef BW_HAVE_NATS
-
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -201,5 +199,3 @@ void bw__node_on_reconnected(natsConnection *nc, void *closure) {
   /* and ask the others for what they sent us meanwhile */
   bw__node_publish_control(n, BW__WK_HELLO, 0);
 }
-
-#endif /* BW_HAVE_NATS */

@@ -5,8 +5,6 @@
  * actor, when unregistered, or with its node. Two nodes claiming one name
  * at once: the lower node id keeps it, everywhere alike.
  */
-#ifdef BW_HAVE_NATS
-
 #include <string.h>
 
 #include "node/node_impl.h"
@@ -179,5 +177,3 @@ int bw_node_whereis(bw_runtime_t *rt, const char *name, bw_pid_t *out) {
   pthread_mutex_unlock(&n->mx);
   return e != NULL ? 0 : BW_ENOTFOUND;
 }
-
-#endif /* BW_HAVE_NATS */

@@ -1,9 +1,13 @@
 /*
  * bulwark internal: the node layer's shared state, for its files:
- *   node.c     membership, frames in and out, the node actor, the API;
- *   channel.c  numbered, acknowledged channels to each node (NODE.md,
- *              "Channels") and their back-pressure gates;
- *   names.c    the cluster-wide name directory.
+ *   node.c        start, stop, destroy, the API;
+ *   membership.c  which nodes are up; the cross-node links and monitors;
+ *   frames_in.c   frames from other nodes, applied;
+ *   frames_out.c  the runtime's hook: frames to other nodes, serializers;
+ *   agent.c       the node actor: heartbeat, silence check, spawns;
+ *   channel.c     numbered, acknowledged channels to each node (NODE.md,
+ *                 "Channels") and their back-pressure gates;
+ *   names.c       the cluster-wide name directory.
  * Only built with libnats (BW_HAVE_NATS).
  */
 #ifndef BW_NODE_IMPL_H
@@ -133,11 +137,31 @@ typedef struct node {
 
 /* node.c */
 node *bw__node_of(bw__runtime *rt); /* NULL if rt has no node layer */
-void bw__node_lost(node *n, unsigned id, bool tell, bool bye);
-void bw__node_publish_control(node *n, uint8_t kind, unsigned dst);
+const bw_reason_t *bw__node_noconnection(void);
 void bw__node_copy_str(char *dst, size_t cap, const char *src);
 bool bw__node_grow(void **arr, uint32_t *cap, uint32_t n, size_t elem);
 bool bw__node_valid_token(const char *s, size_t max, bool dots_ok);
+
+/* membership.c (the relation table under n->mx) */
+bool bw__node_rel_add(node *n, uint32_t kind, bw_pid_t local, bw_pid_t remote, uint64_t ref);
+void bw__node_rel_del(node *n, uint32_t kind, bw_pid_t local, bw_pid_t remote, uint64_t ref);
+void bw__node_publish_control(node *n, uint8_t kind, unsigned dst);
+void bw__node_lost(node *n, unsigned id, bool tell, bool bye);
+void bw__node_seen(node *n, unsigned id, uint64_t inc, const char *name, bw_pid_t agent);
+void bw__node_on_control(node *n, const bw__frame *f);
+
+/* frames_in.c */
+void bw__node_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure);
+void bw__node_on_sub_complete(void *closure);
+
+/* frames_out.c */
+const bw_serializer_t *bw__node_serializer_of(node *n, uint32_t type);
+bool bw__node_can_move(bw__runtime *rt, uint32_t type, void *ud);
+int bw__node_unreachable(node *n, bw__msg *m);
+int bw__node_deliver(bw__runtime *rt, bw__msg *m, void *ud);
+
+/* agent.c */
+extern const bw_behaviour_t bw__node_agent_behaviour;
 
 /* channel.c */
 bool bw__node_publish(node *n, const char *subj, const bw__frame *f);

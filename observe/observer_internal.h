@@ -1,13 +1,13 @@
 /*
  * bulwark: the HTTP observer's request handling without a server, for the
- * fuzz harness (tests/fuzz/fuzz_observer.c) and for observer.c itself.
+ * fuzz harness (tests/fuzz/fuzz_observer.c) and for the observer itself.
  *
- * observer.c splits a request in two: bw__observer_route decides the
+ * The observer splits a request in two: bw__observer_route decides the
  * answer (status, body, content type) from the method, the URL and the
  * Host and Authorization headers alone; libmicrohttpd only carries it. So
  * the whole of what a client can steer in a request is reachable without
  * sockets, and without libmicrohttpd installed. (How connections are
- * admitted and timed out is the server's, in observer.c, and is tested
+ * admitted and timed out is the server's, in observer_conns.c, and is tested
  * with sockets in tests/observe/test_observer.c.)
  */
 #ifndef BW_PATTERNS_OBSERVER_INTERNAL_H

@@ -1,6 +1,7 @@
 /*
  * bulwark internal: the supervisor's message protocol, shared by the
- * supervisor actor (supervisor.c) and the synchronous API (api.c).
+ * supervisor actor (supervisor.c and the files beside it, sup_impl.h) and
+ * the synchronous API (api.c).
  */
 #ifndef BW_SUPERVISOR_INTERNAL_H
 #define BW_SUPERVISOR_INTERNAL_H
