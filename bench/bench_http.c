@@ -5,8 +5,8 @@
  * next request when the previous answer arrives, over one kept-alive
  * connection. The figure is the mean round trip (request sent by the actor
  * to its answer handled). Per request: the request message to the client
- * actor, curl's send, the readiness event through the runtime's poller
- * thread to the client actor, curl's read, the reply to the requester.
+ * actor, curl's send, the readiness event (seen by a polling worker)
+ * to the client actor, curl's read, the reply to the requester.
  *
  * http_rtt_curl does the same with plain libcurl on one thread: one easy
  * handle kept (so its connection is kept alive), added to a multi handle

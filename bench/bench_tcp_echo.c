@@ -3,7 +3,8 @@
  * actor writes "ping\n", an echo server actor answers it, the client waits
  * for the answer before the next. Both are actors on the runtime's I/O
  * (bulwark/io.h): each round trip is two readiness events through the
- * poller thread and two actor turns. The figure is the mean round trip.
+ * runtime's polling workers and two actor turns. The figure is the mean
+ * round trip.
  *
  * tcp_echo_rtt_epoll does the same with two plain threads, each blocked in
  * its own epoll_wait (the floor the runtime's I/O layer is compared with:

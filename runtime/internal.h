@@ -512,6 +512,9 @@ struct bw_runtime {
   uint32_t inject_len;     /* atomic: approximate length, to skip empty checks */
   uint32_t nparked;        /* atomic */
   uint32_t nsearching;     /* atomic */
+  /* the parked worker blocked in epoll_wait for the runtime's I/O, or
+   * NULL: written under park_mx, read without it as a hint (atomic) */
+  struct bw__worker *io_leader;
   pthread_mutex_t park_mx;
   bool workers_exit;       /* under park_mx */
 
@@ -740,8 +743,19 @@ int bw__io_watch(bw_ctx_t *ctx, int fd, uint32_t events, uint32_t flags, void *u
                  void (*dtor)(void *), bw_io_t *out);
 int bw__io_on_msg(bw__actor *a, bw__msg *m);
 void bw__io_on_exit(bw__actor *a);
-void bw__io_stop(bw__runtime *rt);    /* joins the poller (all actors gone) */
-void bw__io_destroy(bw__runtime *rt);
+void bw__io_destroy(bw__runtime *rt); /* after the workers are joined */
+/* Polling, from the workers (scheduler.c): whether the runtime has an epoll
+ * set; wait up to timeout_ms (-1: until ready or kicked) and return the
+ * ready watches' events (the kick is drained and left out); deliver them
+ * (the owners go on the calling worker's queue); wake the worker blocked
+ * in the wait. */
+struct epoll_event;
+bool bw__io_on(bw__runtime *rt);
+int bw__io_poll(bw__runtime *rt, struct epoll_event *evs, int cap, int timeout_ms);
+void bw__io_fire(bw__runtime *rt, const struct epoll_event *evs, int n);
+void bw__io_kick(bw__runtime *rt);
+/* The epoll set was just created: a parked worker comes to wait in it. */
+void bw__sched_io_started(bw__runtime *rt);
 
 /* registry */
 void bw__registry_drop_pid(bw__runtime *rt, bw_pid_t pid);

@@ -1,10 +1,14 @@
 /*
- * bulwark: descriptor watches and the runtime's poller (see runtime/IO.md).
+ * bulwark: descriptor watches and the runtime's epoll set (see runtime/IO.md).
  *
- * One epoll instance and one thread per runtime, created by the first
- * watch: a runtime that never watches a descriptor pays nothing. The
- * thread blocks in epoll_wait with no timeout (deadlines are the timers'
- * business, on the runtime's clock) and is woken for stop by an eventfd.
+ * One epoll instance per runtime, created by the first watch: a runtime
+ * that never watches a descriptor pays nothing. There is no poller thread:
+ * the workers poll (scheduler.c). An idle worker blocks in epoll_wait with
+ * no timeout (deadlines are the timers' business, on the runtime's clock)
+ * instead of on its condition variable, and is woken for other work by
+ * an eventfd; busy workers look now and then without blocking. Readiness
+ * is delivered by the worker that sees it, so the woken actor runs on
+ * that worker next, with no hand-off between threads.
  *
  * A watch is a slot in a table of fixed pages (stable addresses; slots are
  * reused through a free list, never freed before the runtime). Its epoll
@@ -19,16 +23,18 @@
  *
  *   IDLE      not armed; the node is home
  *   ARMED     registered for `interest`; the node is home
- *   INFLIGHT  the poller won the node (CAS from ARMED) and queued it; an
+ *   INFLIGHT  a poller won the node (CAS from ARMED) and queued it; an
  *             arm now only records `interest | PENDING`, applied when the
  *             node comes back (bw__msg_free -> bw__io_msg_back)
  *   DEAD      removed (unwatch or the owner's exit); whoever holds the
  *             node last (the remover if it was home, else the one that
  *             frees the message) frees the slot
  *
- * Only the owner actor changes IDLE/ARMED, only the poller takes ARMED to
- * INFLIGHT, and the node's return takes INFLIGHT back; every change is a
- * CAS on the word, so the three never lose each other's updates.
+ * Only the owner actor changes IDLE/ARMED, only a poller takes ARMED to
+ * INFLIGHT (several workers may poll at once: the CAS picks one, and
+ * EPOLLONESHOT reports each arming once anyway), and the node's return
+ * takes INFLIGHT back; every change is a CAS on the word, so none of them
+ * loses another's update.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -71,9 +77,7 @@ typedef struct bw__watch {
 typedef struct bw__io {
   bw__runtime *rt;
   int epfd;
-  int evfd;
-  pthread_t thread;
-  bool started;       /* the thread runs (joined by bw__io_stop) */
+  int evfd;           /* wakes the worker blocked in epoll_wait (id 0) */
   pthread_mutex_t mx; /* slot allocation only: watch and unwatch, never an event */
   bw__watch *pages[MAX_PAGES]; /* atomic entries */
   uint32_t npages;  /* under mx */
@@ -114,7 +118,7 @@ static uint64_t watch_id(const bw__watch *w, uint32_t gen) {
   return ((uint64_t)gen << 32) | w->idx;
 }
 
-/* --- the poller thread ------------------------------------------------------ */
+/* --- polling, from the workers ------------------------------------------------ */
 
 static void fire(bw__runtime *rt, bw__io *io, uint64_t id, uint32_t events) {
   bw__watch *w = slot_at(io, (uint32_t)id);
@@ -143,27 +147,51 @@ static void fire(bw__runtime *rt, bw__io *io, uint64_t id, uint32_t events) {
   m->pub.from = BW_PID_NONE;
   m->to = bw__ld64_rlx(&w->owner); /* the node's link word: set per delivery */
   /* a system message: never refused, never muted; if the owner is gone it
-   * comes straight back through bw__msg_free */
+   * comes straight back through bw__msg_free. From a worker, the owner
+   * goes on this worker's own run queue. */
   bw__deliver(rt, m, false);
 }
 
-static void *poller_main(void *arg) {
-  bw__io *io = arg;
-  struct epoll_event evs[256];
-  for (;;) {
-    int n = epoll_wait(io->epfd, evs, 256, -1); /* blocks: never a busy wait */
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      break;
+bool bw__io_on(bw__runtime *rt) {
+  /* acquire: the epoll set is complete before a worker waits in it */
+  return BW__LD_ACQ(&rt->io) != NULL;
+}
+
+int bw__io_poll(bw__runtime *rt, struct epoll_event *evs, int cap, int timeout_ms) {
+  bw__io *io = BW__LD_ACQ(&rt->io);
+  if (io == NULL)
+    return 0;
+  int n = epoll_wait(io->epfd, evs, cap, timeout_ms);
+  if (n <= 0)
+    return 0; /* EINTR or nothing: the caller looks for work again */
+  int k = 0;
+  for (int i = 0; i < n; i++) {
+    if (evs[i].data.u64 == 0) {
+      uint64_t v;
+      /* the kick: drain it (non-blocking; a kick after this read makes the
+       * next wait return at once, which is only a spurious look) */
+      while (read(io->evfd, &v, sizeof v) < 0 && errno == EINTR)
+        ;
+      continue;
     }
-    for (int i = 0; i < n; i++) {
-      if (evs[i].data.u64 == 0)
-        return NULL; /* the eventfd: stop */
-      fire(io->rt, io, evs[i].data.u64, evs[i].events);
-    }
+    evs[k++] = evs[i];
   }
-  return NULL;
+  return k;
+}
+
+void bw__io_fire(bw__runtime *rt, const struct epoll_event *evs, int n) {
+  bw__io *io = BW__LD_ACQ(&rt->io);
+  for (int i = 0; i < n; i++)
+    fire(rt, io, evs[i].data.u64, evs[i].events);
+}
+
+void bw__io_kick(bw__runtime *rt) {
+  bw__io *io = BW__LD_ACQ(&rt->io);
+  if (io == NULL)
+    return;
+  uint64_t one = 1;
+  while (write(io->evfd, &one, sizeof one) < 0 && errno == EINTR)
+    ;
 }
 
 static void io_free(bw__io *io) {
@@ -177,17 +205,9 @@ static void io_free(bw__io *io) {
   free(io);
 }
 
-static void io_join(bw__io *io) {
-  uint64_t one = 1;
-  while (write(io->evfd, &one, sizeof one) < 0 && errno == EINTR)
-    ;
-  pthread_join(io->thread, NULL);
-  io->started = false;
-}
-
-/* The runtime's poller, created on first use; NULL on failure (*rc set). */
+/* The runtime's epoll set, created on first use; NULL on failure (*rc set). */
 static bw__io *io_get(bw__runtime *rt, int *rc) {
-  /* acquire: the poller's fields are initialised before it is published */
+  /* acquire: the set's fields are initialised before it is published */
   bw__io *io = BW__LD_ACQ(&rt->io);
   if (io != NULL)
     return io;
@@ -206,36 +226,23 @@ static bw__io *io_get(bw__runtime *rt, int *rc) {
     io_free(io);
     return NULL;
   }
-  if (pthread_create(&io->thread, NULL, poller_main, io) != 0) {
-    *rc = BW_ETHREAD;
-    io_free(io);
-    return NULL;
-  }
-  io->started = true;
-  /* one poller per runtime: the first CAS publishes it (release: its
-   * fields first); a loser (two actors' first watches at once) stops its
+  /* one epoll set per runtime: the first CAS publishes it (release: its
+   * fields first); a loser (two actors' first watches at once) frees its
    * own, which has seen no watch */
   if (!BW__CAS(&rt->io, NULL, io)) {
-    io_join(io);
     io_free(io);
     return BW__LD_ACQ(&rt->io);
   }
+  bw__sched_io_started(rt); /* a parked worker comes to wait in it */
   return io;
-}
-
-void bw__io_stop(bw__runtime *rt) {
-  bw__io *io = BW__LD_ACQ(&rt->io);
-  if (io != NULL && io->started)
-    io_join(io);
 }
 
 void bw__io_destroy(bw__runtime *rt) {
   bw__io *io = BW__LD_ACQ(&rt->io);
   if (io == NULL)
     return;
-  bw__io_stop(rt);
-  /* every actor is gone, so every watch is DEAD and its node freed; the
-   * pool's chunks go with the runtime anyway */
+  /* the workers are joined and every actor is gone, so every watch is
+   * DEAD and its node freed; the pool's chunks go with the runtime anyway */
   io_free(io);
   rt->io = NULL;
 }
@@ -432,7 +439,7 @@ static void watch_remove(bw__runtime *rt, bw__io *io, bw__actor_ext *x, bw__watc
   if (w->next != NULL)
     w->next->prev = w->prev;
   w->next = w->prev = NULL;
-  /* ud and dtor stay as they are: the poller may be reading ud for the
+  /* ud and dtor stay as they are: a poller may be reading ud for the
    * node it holds; a new watch rewrites them only after the slot is free */
   void (*dtor)(void *) = w->dtor;
   void *ud = w->ud;

@@ -175,7 +175,6 @@ int bw_runtime_stop(bw_runtime_t *rt) {
   while (rt->ndedicated_running != 0)
     pthread_cond_wait(&rt->life_cv, &rt->life_mx);
   pthread_mutex_unlock(&rt->life_mx);
-  bw__io_stop(rt);
   bw__timers_stop(rt);
   bw__sched_join(rt);
   bw__dedicated_reap(rt);

@@ -17,16 +17,24 @@
  * futex wake per message. Parking re-checks every queue after announcing
  * itself (seq_cst), and wakers announce work before reading the parked
  * count (seq_cst), so no wake-up is lost.
+ *
+ * I/O (runtime/io.c, IO.md): in a runtime with descriptors, the first idle
+ * worker parks in epoll_wait instead (the I/O leader), woken by readiness
+ * or by an eventfd kick when other work needs it; it delivers what it saw
+ * to its own queue and runs it. Busy workers look without blocking when
+ * they run out of work and every 64 actors, while no worker is the leader.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 
 #include "runtime/internal.h"
 #include "runtime/mailbox.h"
 
 #define SPIN_ROUNDS 64
+#define IO_BATCH 64 /* readiness events taken per look */
 
 static bw__actor *actor_of_rq(bw__qnode *q) {
   return (bw__actor *)((char *)q - offsetof(bw__actor, rq));
@@ -97,13 +105,25 @@ static void wake_one(bw__runtime *rt) {
   if (bw__ld32_rlx(&rt->nparked) == 0 || bw__ld32_rlx(&rt->nsearching) != 0)
     return;
   pthread_mutex_lock(&rt->park_mx);
+  /* a worker on its condition variable first: the one in epoll_wait stays
+   * there, watching the runtime's descriptors */
+  bw__worker *leader = NULL;
   for (unsigned i = 0, n = bw__nworkers(rt); i < n; i++) {
     bw__worker *w = &rt->workers[i];
-    if (w->parked && !w->wake) {
-      w->wake = true;
-      pthread_cond_signal(&w->park_cv);
-      break;
+    if (!w->parked || w->wake)
+      continue;
+    if (w == BW__LD_RLX(&rt->io_leader)) {
+      leader = w;
+      continue;
     }
+    w->wake = true;
+    pthread_cond_signal(&w->park_cv);
+    leader = NULL;
+    break;
+  }
+  if (leader != NULL) {
+    leader->wake = true;
+    bw__io_kick(rt);
   }
   pthread_mutex_unlock(&rt->park_mx);
 }
@@ -113,6 +133,25 @@ void bw__sched_wake_all(bw__runtime *rt) {
   for (unsigned i = 0, n = bw__nworkers(rt); i < n; i++) {
     rt->workers[i].wake = true;
     pthread_cond_signal(&rt->workers[i].park_cv);
+  }
+  if (BW__LD_RLX(&rt->io_leader) != NULL)
+    bw__io_kick(rt);
+  pthread_mutex_unlock(&rt->park_mx);
+}
+
+/* The epoll set was created while every idle worker may be parked on its
+ * condition variable, where readiness would not reach it: wake one, which
+ * parks again in epoll_wait. (A worker that checks bw__io_on under park_mx
+ * after this either saw the set, or was parked here and is woken.) */
+void bw__sched_io_started(bw__runtime *rt) {
+  pthread_mutex_lock(&rt->park_mx);
+  for (unsigned i = 0, n = bw__nworkers(rt); BW__LD_RLX(&rt->io_leader) == NULL && i < n; i++) {
+    bw__worker *w = &rt->workers[i];
+    if (w->parked && !w->wake) {
+      w->wake = true;
+      pthread_cond_signal(&w->park_cv);
+      break;
+    }
   }
   pthread_mutex_unlock(&rt->park_mx);
 }
@@ -256,8 +295,18 @@ static bool any_work(bw__runtime *rt, bw__worker *self) {
   return false;
 }
 
-/* Returns false when the runtime tells workers to exit. */
+/*
+ * Parks w until there is work. The first idle worker parks in epoll_wait
+ * on the runtime's descriptors (if it has any) instead of on its condition
+ * variable: it is the I/O leader, woken by readiness or by a kick
+ * (wake_one); the others wait on their condition variables. Readiness is
+ * delivered after w counts itself awake again, so the owners it makes
+ * runnable go on w's own queue and run next, here, with no hand-off.
+ * Returns false when the runtime tells workers to exit.
+ */
 static bool park(bw__runtime *rt, bw__worker *w) {
+  struct epoll_event evs[IO_BATCH];
+  int nev = 0;
   pthread_mutex_lock(&rt->park_mx);
   if (rt->workers_exit) {
     pthread_mutex_unlock(&rt->park_mx);
@@ -273,8 +322,17 @@ static bool park(bw__runtime *rt, bw__worker *w) {
      * when a worker really sleeps, never per message */
     uint64_t t0 = bw__mono_ns();
     bw__st64_rlx(&w->park_since, t0);
-    while (!w->wake && !rt->workers_exit)
-      pthread_cond_wait(&w->park_cv, &rt->park_mx);
+    if (BW__LD_RLX(&rt->io_leader) == NULL && bw__io_on(rt)) {
+      /* relaxed store: under park_mx for wake_one; a hint for poll_io */
+      BW__ST_RLX(&rt->io_leader, w);
+      pthread_mutex_unlock(&rt->park_mx);
+      nev = bw__io_poll(rt, evs, IO_BATCH, -1); /* blocks: never a busy wait */
+      pthread_mutex_lock(&rt->park_mx);
+      BW__ST_RLX(&rt->io_leader, NULL);
+    } else {
+      while (!w->wake && !rt->workers_exit)
+        pthread_cond_wait(&w->park_cv, &rt->park_mx);
+    }
     bw__st64_rlx(&w->park_since, 0);
     bw__faa64(&w->idle_ns, bw__mono_ns() - t0);
   }
@@ -282,7 +340,26 @@ static bool park(bw__runtime *rt, bw__worker *w) {
   bw__faa32(&rt->nparked, (uint32_t)-1);
   bool go_on = !rt->workers_exit;
   pthread_mutex_unlock(&rt->park_mx);
+  if (nev > 0)
+    bw__io_fire(rt, evs, nev);
   return go_on;
+}
+
+/* A look at the runtime's descriptors without blocking, when no worker is
+ * blocked in epoll_wait for them (then it would see them first): a busy
+ * worker's way of noticing readiness. Returns an actor it made runnable
+ * here, or NULL. */
+static bw__actor *poll_io(bw__runtime *rt, bw__worker *w) {
+  /* relaxed: a hint; a stale NULL costs one empty epoll_wait, a stale
+   * leader one look skipped (the leader itself sees the event) */
+  if (BW__LD_RLX(&rt->io_leader) != NULL || !bw__io_on(rt))
+    return NULL;
+  struct epoll_event evs[IO_BATCH];
+  int n = bw__io_poll(rt, evs, IO_BATCH, 0);
+  if (n == 0)
+    return NULL;
+  bw__io_fire(rt, evs, n);
+  return rq_pop(w);
 }
 
 static bw__actor *next_actor(bw__runtime *rt, bw__worker *w) {
@@ -291,15 +368,26 @@ static bw__actor *next_actor(bw__runtime *rt, bw__worker *w) {
    * not starved by a busy local queue */
   if ((++w->tick & 31) == 0 && (a = inject_pop(rt)) != NULL)
     return a;
+  /* and now and then at the descriptors, so readiness is not left waiting
+   * while every worker is busy */
+  if ((w->tick & 63) == 1 && (a = poll_io(rt, w)) != NULL)
+    return a;
   if ((a = rq_pop(w)) != NULL)
     return a;
   for (;;) {
     if ((a = inject_pop(rt)) != NULL)
       return a;
+    /* out of work: a descriptor may be ready (a reply to what the last
+     * actor wrote); taking it here saves a wake-up of the leader */
+    if ((a = poll_io(rt, w)) != NULL)
+      return a;
     bw__faa32(&rt->nsearching, 1);
     for (int i = 0; i < SPIN_ROUNDS; i++) {
+      /* the descriptors too, every 8th round (a system call each): an
+       * answer to what the last actor wrote often comes within the spin,
+       * and would otherwise wait for it to end and the leader to wake */
       if ((a = steal(rt, w)) != NULL || (a = inject_pop(rt)) != NULL ||
-          (a = rq_pop(w)) != NULL) {
+          (a = rq_pop(w)) != NULL || ((i & 7) == 7 && (a = poll_io(rt, w)) != NULL)) {
         bw__faa32(&rt->nsearching, (uint32_t)-1);
         /* we took work that may have more behind it: let a parked peer look */
         if (any_work(rt, w))

@@ -1,6 +1,6 @@
 /*
  * I/O in the runtime (bulwark/io.h): descriptor watches delivered as
- * BW_MSG_IO messages by one poller thread, their ownership by actors, and
+ * BW_MSG_IO messages by the workers that poll, their ownership by actors, and
  * the TCP helpers (a line-protocol echo server serving 1,000 concurrent
  * connections from a 2-worker runtime).
  *
@@ -102,7 +102,8 @@ static int probe_handle(bw_ctx_t *ctx, void *st, const bw_msg_t *msg) {
       rc = BW_EIO;
       break;
     }
-    /* the poller queues the event behind this handler: wait for it (a
+    /* the other worker (blocked in epoll_wait, or woken for this watch's
+     * epoll set) queues the event behind this handler: wait for it (a
      * bounded wait on a scheduler thread, acceptable in a test) */
     struct timespec dl = bwt_deadline();
     unsigned spins = 0;
@@ -186,12 +187,12 @@ static void test_pipe_in_out_rearm(void **s) {
   int pf[2];
   assert_int_equal(pipe(pf), 0);
   bw_io_t wr = 0, rd = 0;
-  /* no poller until the first watch: then exactly one more thread */
+  /* the workers poll: a watch adds no thread */
   int threads1 = count_threads();
   assert_true(threads1 > threads0);
   /* an empty pipe is writable: an OUT event at once */
   assert_int_equal(op_call(rt, p, (op_t){.op = OP_WATCH, .fd = pf[1], .ev = BW_IO_OUT}, &wr), 0);
-  assert_int_equal(count_threads(), threads1 + 1);
+  assert_int_equal(count_threads(), threads1);
   assert_true(wr != 0);
   BWT_AWAIT(&LOG.sync, LOG.n == 1);
   bwt_lock(&LOG.sync);
@@ -238,8 +239,8 @@ static void test_pipe_in_out_rearm(void **s) {
   assert_false(fd_closed(pf[0]));
   assert_false(fd_closed(pf[1]));
   bw_runtime_destroy(rt);
-  /* the poller is joined with the rest (a sanitizer may have added a
-   * thread of its own since threads0: compare with the runtime running) */
+  /* the workers are joined (a sanitizer may have added a thread of its
+   * own since threads0: compare with the runtime running) */
   assert_true(count_threads() < threads1);
   close(pf[0]);
   close(pf[1]);
@@ -345,7 +346,7 @@ static void test_bad_descriptors(void **s) {
   close(pg[1]);
 }
 
-/* Watches removed while the poller fires them, thousands of times: the
+/* Watches removed while a polling worker fires them, thousands of times: the
  * poller's claim races the removal, and no event of a removed watch ever
  * reaches the handler (run under TSan and ASan too). */
 static void test_churn(void **s) {
@@ -645,8 +646,8 @@ static void test_echo_1000_connections(void **s) {
   assert_int_equal(__atomic_load_n(&sv.errors, __ATOMIC_SEQ_CST), 0);
   /* every connection is open at once, on both sides */
   assert_int_equal(__atomic_load_n(&sv.open, __ATOMIC_SEQ_CST), NCLIENTS * CONNS_PER_CLIENT);
-  /* and no thread per connection: main, 2 workers, the timer thread, the
-   * poller, and a few the runtime may keep (watchdog, spares) */
+  /* and no thread per connection: main, 2 workers (they poll), the timer
+   * thread, and a few the runtime may keep (watchdog, spares) */
   int threads = count_threads();
   assert_true(threads > 0);
   assert_true(threads <= 10);
