@@ -541,7 +541,7 @@ int bw__actor_run(bw__thread *th, bw__actor *a) {
 static int actor_turn(bw__thread *th, bw__actor *a) {
   bw__runtime *rt = a->rt;
   unsigned batch = rt->batch, n = 0, popped = 0;
-  bool handed = false;
+  bool handed = false, io_last = false;
   uint32_t sends0 = bw__tl.nsends;
   bw_reason_t r;
   bw__tl.cur = a;
@@ -572,6 +572,7 @@ static int actor_turn(bw__thread *th, bw__actor *a) {
       ((bw__msg *)q)->pub.flags &= ~(uint32_t)BW__MF_SELF;
       a->self_queued--;
     }
+    io_last = ((bw__msg *)q)->kind == BW__K_IO;
     int died = dispatch(th, a, (bw__msg *)q, &r);
     if (a->cflags & BW__CF_WATCHED)
       bw__watch_end(th);
@@ -635,9 +636,12 @@ static int actor_turn(bw__thread *th, bw__actor *a) {
     return BW__RUN_MUTED;
   /* only a turn that sent nothing lingers: one that sent may be waiting
    * for an answer, which should wake it on the answerer's worker (so a
-   * conversation gathers on one core) rather than keep two cores spinning */
-  if (!spent && popped > 0 && bw__tl.nsends == sends0 && th->kind == BW__TH_WORKER &&
-      bw__sched_linger(th->worker, &a->mbc, popped > 1))
+   * conversation gathers on one core) rather than keep two cores spinning.
+   * Nor one that ended on readiness: it has likely written to a socket,
+   * and its next message comes from a descriptor, which the worker sees
+   * by polling, not by lingering (1.5 us of a 10 us TCP round trip) */
+  if (!spent && popped > 0 && !io_last && bw__tl.nsends == sends0 &&
+      th->kind == BW__TH_WORKER && bw__sched_linger(th->worker, &a->mbc, popped > 1))
     return BW__RUN_AGAIN;
   if (!spent && bw__mpsc_mark_empty(&a->mb, &a->mbc))
     return BW__RUN_IDLE;
