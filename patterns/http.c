@@ -455,9 +455,43 @@ static void drop(client *c, xfer *t, bool reply) {
   answer(c, t, BW_ECANCELED, NULL, reply);
 }
 
-static int cl_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
-  client *c = state;
-  c->ctx = ctx;
+/* The armed timer for curl fired (see bw__http_on_timer): call curl if its
+ * time has come, else arm again for the time it wants now. */
+static void on_tick(client *c, const bw_msg_t *msg) {
+  uint64_t gen;
+  memcpy(&gen, msg->data, sizeof gen);
+  if (gen != c->tick_gen)
+    return; /* replaced by an earlier one */
+  c->tick_timer = 0;
+  c->tick_armed_ns = 0;
+  if (c->tick_due_ns == 0)
+    return; /* curl no longer wants a call */
+  uint64_t now = bw_now_ns(c->rt);
+  if (now < c->tick_due_ns) {
+    (void)bw__http_arm_tick(c, (c->tick_due_ns - now + 999999u) / 1000000u);
+    return;
+  }
+  c->tick_due_ns = 0;
+  action(c, CURL_SOCKET_TIMEOUT, 0);
+}
+
+/* curl asked for a call as soon as possible (a timeout of 0) during this
+ * handler: make it now, once; if it asks again, the next one goes through
+ * the mailbox, so other messages are not starved by a curl that keeps
+ * asking. */
+static void tick_now(client *c) {
+  if (!c->tick_now)
+    return;
+  c->tick_now = false;
+  action(c, CURL_SOCKET_TIMEOUT, 0);
+  if (c->tick_now) {
+    c->tick_now = false;
+    c->tick_due_ns = bw_now_ns(c->rt); /* due now: on_tick calls curl */
+    (void)bw__http_arm_tick(c, 0);
+  }
+}
+
+static void cl_dispatch(client *c, bw_ctx_t *ctx, const bw_msg_t *msg) {
   xfer *t;
   switch (msg->type) {
   case BW_HTTP_MSG_REQUEST:
@@ -466,16 +500,9 @@ static int cl_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
   case BW_MSG_IO:
     on_io(c, msg);
     break;
-  case MSG_TICK: {
-    uint64_t gen;
-    memcpy(&gen, msg->data, sizeof gen);
-    if (gen != c->tick_gen)
-      break; /* superseded by an earlier timer that already ran */
-    c->tick_due_ns = 0;
-    c->tick_timer = 0;
-    action(c, CURL_SOCKET_TIMEOUT, 0);
+  case MSG_TICK:
+    on_tick(c, msg);
     break;
-  }
   case MSG_DEADLINE:
     if ((t = slot_of(c, msg)) != NULL) {
       t->deadline = 0;
@@ -535,6 +562,13 @@ static int cl_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
       (void)bw_reply(ctx, msg, BW_EINVAL, 0, NULL, 0);
     break;
   }
+}
+
+static int cl_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
+  client *c = state;
+  c->ctx = ctx;
+  cl_dispatch(c, ctx, msg);
+  tick_now(c);
   return BW_CONTINUE;
 }
 

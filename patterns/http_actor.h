@@ -65,8 +65,12 @@ typedef struct client {
   CURLM *multi;
   xfer *x;
   uint32_t nslots, free_head, qhead, qtail, nrunning;
-  uint64_t tick_gen, tick_due_ns;
+  /* curl's timer (bw__http_on_timer): when curl wants to be called (0:
+   * never), the runtime timer armed for it (due 0: none) and its
+   * generation, and a call wanted as soon as the handler is done */
+  uint64_t tick_gen, tick_due_ns, tick_armed_ns;
   bw_timer_t tick_timer;
+  bool tick_now;
   sock *cur; /* the socket whose event is being handled */
   sock *socks;
   hold_t holds[HOSTS];
@@ -75,6 +79,7 @@ typedef struct client {
 #define NONE UINT32_MAX
 
 /* patterns/http_curl.c */
+int bw__http_arm_tick(client *c, uint64_t ms);
 void bw__http_bufs_free(xfer *t);
 int bw__http_status_of_curl(CURLcode rc, const xfer *t);
 bw_http_resp_t *bw__http_take_response(client *c, xfer *t, int *st);

@@ -304,25 +304,47 @@ int bw__http_on_socket(CURL *e, curl_socket_t fd, int what, void *ud, void *sp) 
   return bw_io_arm(c->ctx, s->w, want) == 0 ? 0 : -1;
 }
 
-/* curl wants to be called after timeout_ms (-1: no timer). One runtime
- * timer at a time: a later time leaves the earlier timer armed (an early
- * call is harmless: curl just sets its timer again). */
+/* curl wants to be called after timeout_ms (-1: no timer), replacing what
+ * it asked before. curl changes its mind several times per request (0 when
+ * a transfer is added, its connection timeout, -1 when done), so the
+ * runtime timer is not cancelled and re-armed each time: a timeout of 0 is
+ * a call at the end of the current handler (bw__http_tick_now); a later
+ * time leaves an earlier armed timer alone (when it fires it arms again
+ * for what curl wants then, see bw__http_on_tick); only an earlier time
+ * arms a new one. In steady traffic that is one timer per timeout period,
+ * not three timer operations per request. */
 int bw__http_on_timer(CURLM *m, long timeout_ms, void *ud) {
   (void)m;
   client *c = ud;
-  if (timeout_ms < 0)
+  if (timeout_ms < 0) {
+    c->tick_due_ns = 0;
+    c->tick_now = false;
     return 0;
+  }
+  if (timeout_ms == 0) {
+    c->tick_due_ns = 0;
+    c->tick_now = true;
+    return 0;
+  }
+  c->tick_now = false;
   uint64_t due = bw_now_ns(c->rt) + (uint64_t)timeout_ms * 1000000ull;
-  if (c->tick_due_ns != 0 && c->tick_due_ns <= due)
-    return 0;
   c->tick_due_ns = due;
-  uint64_t gen = ++c->tick_gen;
+  if (c->tick_armed_ns != 0 && c->tick_armed_ns <= due)
+    return 0;
+  return bw__http_arm_tick(c, (uint64_t)timeout_ms) == 0 ? 0 : -1;
+}
+
+/* Arms the one runtime timer for curl ms from now (replacing the armed
+ * one); 0 is a message to itself. */
+int bw__http_arm_tick(client *c, uint64_t ms) {
   bw__http_cancel_timer(c, &c->tick_timer);
-  if (timeout_ms == 0)
-    return bw_send(c->rt, bw_self(c->ctx), MSG_TICK, &gen, sizeof gen) == 0 ? 0 : -1;
-  return bw_send_after(c->rt, bw_self(c->ctx), (uint64_t)timeout_ms, MSG_TICK, &gen, sizeof gen,
-                       &c->tick_timer) == 0
-             ? 0
-             : -1;
+  uint64_t gen = ++c->tick_gen;
+  c->tick_armed_ns = bw_now_ns(c->rt) + ms * 1000000ull;
+  int rc = ms == 0 ? bw_send(c->rt, bw_self(c->ctx), MSG_TICK, &gen, sizeof gen)
+                   : bw_send_after(c->rt, bw_self(c->ctx), ms, MSG_TICK, &gen, sizeof gen,
+                                   &c->tick_timer);
+  if (rc != 0)
+    c->tick_armed_ns = 0;
+  return rc;
 }
 
