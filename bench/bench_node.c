@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tests/node/nats_server.h"
+#include "nats_server.h"
 
 #ifdef BW_HAVE_NATS
 #include <nats/nats.h>
@@ -34,13 +34,11 @@ enum {
 
 #define ND_CLUSTER "bwbench"
 
-static int node_pair(bench_run_t *r, bwt_nats_t *srv, bw_runtime_t **a, bw_runtime_t **b,
+static int node_pair(bench_run_t *r, bench_nats_t *srv, bw_runtime_t **a, bw_runtime_t **b,
                      bool batch) {
   *a = *b = NULL;
-  if (!bwt_have_nats_server())
-    return bench_fail(r, "nats-server is not installed (Debian: apt-get install nats-server)");
-  if (!bwt_nats_start(srv, 0))
-    return bench_fail(r, "could not start nats-server");
+  if (bench_nats_start(r, srv) != 0)
+    return -1;
   bw_runtime_t *rts[2] = {NULL, NULL};
   const char *names[2] = {"bench1", "bench2"};
   for (int i = 0; i < 2; i++) {
@@ -68,10 +66,10 @@ static int node_pair(bench_run_t *r, bwt_nats_t *srv, bw_runtime_t **a, bw_runti
   return 0;
 }
 
-static void node_pair_end(bwt_nats_t *srv, bw_runtime_t *a, bw_runtime_t *b) {
+static void node_pair_end(bench_nats_t *srv, bw_runtime_t *a, bw_runtime_t *b) {
   bw_runtime_destroy(b);
   bw_runtime_destroy(a);
-  bwt_nats_stop(srv);
+  bench_nats_stop(srv);
 }
 
 /* --- remote_rtt ------------------------------------------------------------------ */
@@ -140,7 +138,7 @@ static const bw_behaviour_t ping_b = {.name = "bench.node.ping",
                                       .handle = ping_handle};
 
 static int remote_rtt_run(bench_run_t *r) {
-  bwt_nats_t srv = {0};
+  bench_nats_t srv = {0};
   bw_runtime_t *a, *b;
   int rc = node_pair(r, &srv, &a, &b, bench_param(r, "batch") != 0);
   if (rc == 0) {
@@ -192,11 +190,9 @@ static int nats_rtt_run(bench_run_t *r) {
 #ifndef BW_HAVE_NATS
   return bench_fail(r, "built without libnats");
 #else
-  bwt_nats_t srv = {0};
-  if (!bwt_have_nats_server())
-    return bench_fail(r, "nats-server is not installed (Debian: apt-get install nats-server)");
-  if (!bwt_nats_start(&srv, 0))
-    return bench_fail(r, "could not start nats-server");
+  bench_nats_t srv = {0};
+  if (bench_nats_start(r, &srv) != 0)
+    return -1;
   natsConnection *server_side = NULL, *client = NULL;
   natsSubscription *sub = NULL;
   int rc = 0;
@@ -241,7 +237,7 @@ static int nats_rtt_run(bench_run_t *r) {
   natsOptions_Destroy(o);
   natsConnection_Destroy(client);
   natsConnection_Destroy(server_side);
-  bwt_nats_stop(&srv);
+  bench_nats_stop(&srv);
   return rc;
 #endif
 }
@@ -313,7 +309,7 @@ static const bw_behaviour_t producer_b = {.name = "bench.node.producer",
                                           .init = fan_init, .handle = producer_handle};
 
 static int remote_fanin_run(bench_run_t *r) {
-  bwt_nats_t srv = {0};
+  bench_nats_t srv = {0};
   bw_runtime_t *a, *b;
   int rc = node_pair(r, &srv, &a, &b, bench_param(r, "batch") != 0);
   uint32_t np = (uint32_t)bench_param(r, "producers");

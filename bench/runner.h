@@ -62,7 +62,8 @@ struct bench_run {
   char error[BENCH_ERR_MAX];
 };
 
-/* The benchmarks, in the order --list and a full run show them. */
+/* The benchmarks; runner_benches.c lists them in the order --list and a
+ * full run show them. */
 extern const bench_t bench_pingpong;
 extern const bench_t bench_ring;
 extern const bench_t bench_fanin_p1;
