@@ -332,3 +332,94 @@ const bench_t bench_tcp_echo_rtt_epoll = {
     .params = {{"n", 50000, 5000, 1, UINT64_C(1) << 32, "round trips"}},
     .run = pe_run,
 };
+
+/* --- plain epoll, one thread: the strictest floor ----------------------------------- */
+
+/* Both ends in one thread and one level-triggered epoll set, so nothing
+ * ever sleeps between the two halves of a round trip: what the runtime
+ * does when one worker runs both actors, without the actors. */
+static int pe1_loop(int ep, int cli, int srv, uint64_t n, uint64_t *ok, uint64_t *echoed)
+{
+  char buf[4096];
+  if (send(cli, "ping\n", 5, MSG_NOSIGNAL) != 5)
+    return -1;
+  while (*ok < n) {
+    struct epoll_event evs[2];
+    int k = epoll_wait(ep, evs, 2, -1);
+    if (k < 0 && errno == EINTR)
+      continue;
+    if (k < 0)
+      return -1;
+    for (int i = 0; i < k; i++) {
+      int fd = evs[i].data.fd;
+      ssize_t got = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+      if (got < 0 && errno == EAGAIN)
+        continue;
+      if (got <= 0)
+        return -1;
+      if (fd == srv) {
+        *echoed += 1;
+        if (send(srv, buf, (size_t)got, MSG_NOSIGNAL) != got)
+          return -1;
+      } else if (got == 5 && memcmp(buf, "ping\n", 5) == 0) {
+        if (++*ok < n && send(cli, "ping\n", 5, MSG_NOSIGNAL) != 5)
+          return -1;
+      } else {
+        return -1;
+      }
+    }
+  }
+  return 0;
+}
+
+static int pe1_run(bench_run_t *r)
+{
+  uint64_t n = bench_param(r, "n");
+  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t sl = sizeof sa;
+  if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(lfd, 16) != 0 ||
+      getsockname(lfd, (struct sockaddr *)&sa, &sl) != 0) {
+    if (lfd >= 0)
+      close(lfd);
+    return bench_fail(r, "listen: %s", strerror(errno));
+  }
+  int cli = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  setsockopt(cli, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  int srv = -1;
+  if (connect(cli, (struct sockaddr *)&sa, sizeof sa) == 0)
+    srv = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+  close(lfd);
+  if (srv < 0) {
+    close(cli);
+    return bench_fail(r, "connect/accept: %s", strerror(errno));
+  }
+  setsockopt(srv, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  struct epoll_event ec = {.events = EPOLLIN, .data.fd = cli};
+  struct epoll_event es = {.events = EPOLLIN, .data.fd = srv};
+  epoll_ctl(ep, EPOLL_CTL_ADD, cli, &ec);
+  epoll_ctl(ep, EPOLL_CTL_ADD, srv, &es);
+  uint64_t ok = 0, echoed = 0;
+  uint64_t t0 = bench_now_ns();
+  int rc = pe1_loop(ep, cli, srv, n, &ok, &echoed);
+  uint64_t t1 = bench_now_ns();
+  close(ep);
+  close(cli);
+  close(srv);
+  if (rc != 0 || ok != n || echoed != n)
+    return bench_fail(r, "round trips %" PRIu64 ", echoed %" PRIu64 ", expected %" PRIu64, ok,
+                      echoed, n);
+  return rtt_result(r, t0, t1, n);
+}
+
+const bench_t bench_tcp_echo_rtt_epoll1 = {
+    .name = "tcp_echo_rtt_epoll1",
+    .group = "runtime",
+    .unit = "us",
+    .higher_is_better = false,
+    .summary = "tcp_echo_rtt's work in one plain thread and one epoll set (no sleep between halves)",
+    .params = {{"n", 50000, 5000, 1, UINT64_C(1) << 32, "round trips"}},
+    .run = pe1_run,
+};

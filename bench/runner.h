@@ -74,6 +74,7 @@ extern const bench_t bench_idle_cpu;
 extern const bench_t bench_flood;
 extern const bench_t bench_tcp_echo_rtt;
 extern const bench_t bench_tcp_echo_rtt_epoll;
+extern const bench_t bench_tcp_echo_rtt_epoll1;
 #ifdef BW_BENCH_HTTP /* bench_http.c: built when libcurl is found */
 extern const bench_t bench_http_rtt;
 extern const bench_t bench_http_rtt_curl;
