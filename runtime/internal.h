@@ -406,6 +406,8 @@ typedef struct bw__worker {
   pthread_cond_t park_cv;
   bool parked;  /* under rt->park_mx */
   bool wake;    /* under rt->park_mx */
+  bool io_watch;   /* under rt->park_mx: parked with a deadline, watching for an I/O stall */
+  bool io_recheck; /* under rt->park_mx: the leader left epoll_wait; look again */
   /* scheduler utilisation (bw_runtime_stats): monotonic ns spent parked,
    * and since when it is parked now (0: not parked); owner writes */
   uint64_t idle_ns;    /* atomic */
@@ -515,6 +517,7 @@ struct bw_runtime {
   /* the parked worker blocked in epoll_wait for the runtime's I/O, or
    * NULL: written under park_mx, read without it as a hint (atomic) */
   struct bw__worker *io_leader;
+  uint32_t io_polls;       /* atomic: looks at the epoll set, for park's stall check */
   pthread_mutex_t park_mx;
   bool workers_exit;       /* under park_mx */
 

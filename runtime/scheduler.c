@@ -18,17 +18,19 @@
  * itself (seq_cst), and wakers announce work before reading the parked
  * count (seq_cst), so no wake-up is lost.
  *
- * I/O (runtime/io.c, IO.md): in a runtime with descriptors, the first idle
- * worker parks in epoll_wait instead (the I/O leader), woken by readiness
- * or by an eventfd kick when other work needs it; it delivers what it saw
- * to its own queue and runs it. Busy workers look without blocking when
- * they run out of work and every 64 actors, while no worker is the leader.
+ * I/O (runtime/io.c, IO.md): in a runtime with descriptors, the last
+ * worker to park parks in epoll_wait instead (the I/O leader), woken by
+ * readiness or by an eventfd kick when other work needs it; it delivers
+ * what it saw to its own queue and runs it. Busy workers look without
+ * blocking when they run out of work, while they spin and every 64
+ * actors; a worker parked while others run leads if they stop looking.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <time.h>
 
 #include "runtime/internal.h"
 #include "runtime/mailbox.h"
@@ -295,14 +297,81 @@ static bool any_work(bw__runtime *rt, bw__worker *self) {
   return false;
 }
 
+/* --- I/O while parked ---------------------------------------------------------- */
+
+#define IO_STALL_NS 10000000ull /* no poll for this long: a parked worker leads */
+
+/* Blocks w in epoll_wait as the I/O leader (park_mx held on entry and on
+ * return, released while waiting). Returns the ready events. */
+static int lead_io(bw__runtime *rt, bw__worker *w, struct epoll_event *evs) {
+  /* relaxed store: under park_mx for wake_one; a hint for poll_io */
+  BW__ST_RLX(&rt->io_leader, w);
+  pthread_mutex_unlock(&rt->park_mx);
+  int n = bw__io_poll(rt, evs, IO_BATCH, -1); /* blocks: never a busy wait */
+  pthread_mutex_lock(&rt->park_mx);
+  BW__ST_RLX(&rt->io_leader, NULL);
+  /* relaxed: progress for parked workers' stall check, a counter only */
+  bw__faa32(&rt->io_polls, 1);
+  /* the others may be parked without a deadline (there was a leader when
+   * they parked): one of them watches for a stall while w runs */
+  for (unsigned i = 0, k = bw__nworkers(rt); i < k; i++) {
+    bw__worker *v = &rt->workers[i];
+    if (v != w && v->parked && !v->wake && !v->io_watch) {
+      v->io_recheck = true;
+      pthread_cond_signal(&v->park_cv);
+      break;
+    }
+  }
+  return n;
+}
+
+/* park_mx held: w parks. Plain condition wait, except in a runtime with
+ * descriptors and no leader: then the last worker to park leads, and one
+ * that parks while others run waits with a deadline, and leads if no
+ * worker polled meanwhile (they are stuck in long handlers: readiness
+ * would otherwise wait for them). Returns ready events (when it led). */
+static int park_wait(bw__runtime *rt, bw__worker *w, struct epoll_event *evs) {
+  while (!w->wake && !rt->workers_exit) {
+    w->io_recheck = false;
+    bool io = BW__LD_RLX(&rt->io_leader) == NULL && bw__io_on(rt);
+    if (io && bw__ld32_rlx(&rt->nparked) >= bw__nworkers(rt))
+      return lead_io(rt, w, evs); /* every worker is parked: the runtime is idle */
+    if (!io) {
+      w->io_watch = false;
+      pthread_cond_wait(&w->park_cv, &rt->park_mx);
+      continue;
+    }
+    /* others run: watch them. relaxed: a counter compared with itself */
+    uint32_t seen = bw__ld32_rlx(&rt->io_polls);
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    uint64_t ns = (uint64_t)dl.tv_nsec + IO_STALL_NS;
+    dl.tv_sec += (time_t)(ns / 1000000000ull);
+    dl.tv_nsec = (long)(ns % 1000000000ull);
+    w->io_watch = true;
+    int rc = 0;
+    while (!w->wake && !rt->workers_exit && !w->io_recheck && rc != ETIMEDOUT)
+      rc = pthread_cond_timedwait(&w->park_cv, &rt->park_mx, &dl);
+    w->io_watch = false;
+    if (rc == ETIMEDOUT && !w->wake && !rt->workers_exit &&
+        BW__LD_RLX(&rt->io_leader) == NULL && bw__ld32_rlx(&rt->io_polls) == seen)
+      return lead_io(rt, w, evs); /* nobody polled for IO_STALL_NS */
+  }
+  return 0;
+}
+
 /*
- * Parks w until there is work. The first idle worker parks in epoll_wait
- * on the runtime's descriptors (if it has any) instead of on its condition
- * variable: it is the I/O leader, woken by readiness or by a kick
- * (wake_one); the others wait on their condition variables. Readiness is
- * delivered after w counts itself awake again, so the owners it makes
- * runnable go on w's own queue and run next, here, with no hand-off.
- * Returns false when the runtime tells workers to exit.
+ * Parks w until there is work. In a runtime with descriptors, the worker
+ * that parks last (every other one is parked already) parks in epoll_wait
+ * on them instead of on its condition variable: it is the I/O leader,
+ * woken by readiness or by a kick (wake_one). The last, not the first: the
+ * worker that was busy until now is the one whose answers are coming, and
+ * a worker blocked in epoll_wait is woken by every readiness even while a
+ * busy worker would have seen it by polling (a context switch per event
+ * on a second core). Readiness is delivered after w counts itself awake
+ * again, so the owners it makes runnable go on w's own queue and run next,
+ * here, with no hand-off. Returns false when the runtime tells workers to
+ * exit.
  */
 static bool park(bw__runtime *rt, bw__worker *w) {
   struct epoll_event evs[IO_BATCH];
@@ -322,17 +391,7 @@ static bool park(bw__runtime *rt, bw__worker *w) {
      * when a worker really sleeps, never per message */
     uint64_t t0 = bw__mono_ns();
     bw__st64_rlx(&w->park_since, t0);
-    if (BW__LD_RLX(&rt->io_leader) == NULL && bw__io_on(rt)) {
-      /* relaxed store: under park_mx for wake_one; a hint for poll_io */
-      BW__ST_RLX(&rt->io_leader, w);
-      pthread_mutex_unlock(&rt->park_mx);
-      nev = bw__io_poll(rt, evs, IO_BATCH, -1); /* blocks: never a busy wait */
-      pthread_mutex_lock(&rt->park_mx);
-      BW__ST_RLX(&rt->io_leader, NULL);
-    } else {
-      while (!w->wake && !rt->workers_exit)
-        pthread_cond_wait(&w->park_cv, &rt->park_mx);
-    }
+    nev = park_wait(rt, w, evs);
     bw__st64_rlx(&w->park_since, 0);
     bw__faa64(&w->idle_ns, bw__mono_ns() - t0);
   }
@@ -356,6 +415,8 @@ static bw__actor *poll_io(bw__runtime *rt, bw__worker *w) {
     return NULL;
   struct epoll_event evs[IO_BATCH];
   int n = bw__io_poll(rt, evs, IO_BATCH, 0);
+  /* relaxed: progress for a parked worker's stall check (park_wait) */
+  bw__faa32(&rt->io_polls, 1);
   if (n == 0)
     return NULL;
   bw__io_fire(rt, evs, n);
@@ -505,7 +566,11 @@ static int worker_init(bw__runtime *rt, unsigned i) {
   w->th.ctr = &w->ctr;
   w->th.worker = w;
   w->th.cache = bw__cache_acquire(rt);
-  pthread_cond_init(&w->park_cv, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* park_wait's deadline */
+  pthread_cond_init(&w->park_cv, &ca);
+  pthread_condattr_destroy(&ca);
   if (w->rq == NULL || w->th.cache == NULL)
     return BW_ENOMEM;
   return 0;
