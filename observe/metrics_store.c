@@ -373,17 +373,13 @@ int bw_histogram_record(bw_histogram_t *h, uint64_t ns) {
     return BW_EINVAL;
   uint32_t t = my_slot();
   uint64_t *b = s->base + (size_t)t * s->stride;
-  unsigned i = bw__hist_index(ns);
   if (t != SHARED_SLOT) {
-    /* relaxed, as in bw_counter_add: the cells are this thread's. The
-     * bucket is written before the sum, but the collector does not rely on
-     * any order: _count comes from the buckets alone. */
-    bw__st64_rlx(&b[i], bw__ld64_rlx(&b[i]) + 1);
-    bw__st64_rlx(&b[BW__HIST_SUM], bw__ld64_rlx(&b[BW__HIST_SUM]) + ns);
-    if (ns > bw__ld64_rlx(&b[BW__HIST_MAX]))
-      bw__st64_rlx(&b[BW__HIST_MAX], ns);
+    /* the cells are this thread's: relaxed, as in bw_counter_add (the
+     * collector needs no order: _count comes from the buckets alone) */
+    bw__hist_record_1w(b, ns);
     return 0;
   }
+  unsigned i = bw__hist_index(ns);
   (void)bw__faa64(&b[i], 1);
   (void)bw__faa64(&b[BW__HIST_SUM], ns);
   for (;;) {
