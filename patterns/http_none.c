@@ -68,6 +68,19 @@ int bw_http_stats(const bw_http_t *h, bw_http_stats_t *out) {
   return BW_ENOTSUP;
 }
 
+int bw_http_host_stats(const bw_http_t *h, bw_http_host_stats_t *out, size_t cap, size_t *n) {
+  (void)h;
+  (void)out;
+  (void)cap;
+  (void)n;
+  return BW_ENOTSUP;
+}
+
+const char *bw_http_name(const bw_http_t *h) {
+  (void)h;
+  return NULL;
+}
+
 int bw_http_request(bw_ctx_t *ctx, bw_pid_t client, bw_http_req_t *q, uint64_t timeout_ms,
                     uint64_t *ref) {
   (void)ctx;
