@@ -20,8 +20,10 @@
  * - Gauges are one atomic word (a double's bits): a gauge is set, not
  *   summed, so it cannot be split by thread.
  * - Collected series (the runtime's counters, breakers, pools, retry
- *   policies) hold the value the reporter read from their source, in the
- *   same word; only the reporter writes them.
+ *   policies, HTTP clients) hold the value the reporter read from their
+ *   source, in the same word; only the reporter writes them. A collected
+ *   histogram (an HTTP client's latencies) has cells of its own instead,
+ *   which the reporter overwrites under the registry's mutex.
  * Families, series, sources and subscribers are guarded by one mutex that
  * only registration and the reporter's collection take; no update does.
  */
@@ -163,6 +165,7 @@ void bw__metrics_family_free(bw_metric_family_t *f) {
     for (size_t j = 0; j < f->nlabels; j++)
       free((void *)s->lv[j]);
     free(s->lv);
+    free(s->hist);
     free(s);
   }
   free(f->series);
@@ -290,6 +293,10 @@ int bw__metrics_series_get_locked(bw_metric_family_t *f, const char *const *lv, 
     return BW_ENOMEM;
   s->lv = calloc(f->nlabels + 1, sizeof *s->lv);
   bool ok = s->lv != NULL;
+  /* a collected histogram (an HTTP client's latencies) keeps the cells
+   * the reporter copies in, instead of per-thread cells */
+  if (ok && collected && f->type == BW_METRIC_HISTOGRAM)
+    ok = (s->hist = calloc(BW_HISTOGRAM_CELLS, sizeof *s->hist)) != NULL;
   for (size_t i = 0; i < f->nlabels && ok; i++)
     ok = (s->lv[i] = dupstr(lv[i])) != NULL;
   if (!ok) {
@@ -297,6 +304,7 @@ int bw__metrics_series_get_locked(bw_metric_family_t *f, const char *const *lv, 
       for (size_t i = 0; i < f->nlabels; i++)
         free((void *)s->lv[i]);
     free(s->lv);
+    free(s->hist);
     free(s);
     return BW_ENOMEM;
   }
