@@ -764,6 +764,56 @@ static void test_policy_retry_after(void **st) {
   env_down_policy(&e, p);
 }
 
+/* --- a name that does not resolve, with no DNS server asked ------------------------ */
+
+/* The name: a 64-byte label (DNS allows 63) under .invalid (RFC 2606).
+ * glibc's getaddrinfo cannot encode it as a query and fails at once
+ * (EAI_NONAME) without opening a socket to port 53; curl reports
+ * CURLE_COULDNT_RESOLVE_HOST, not a malformed URL. So the failure path
+ * runs for real while nothing leaves the machine (patterns/HTTP.md says
+ * how that was checked). Through a policy that would retry 3 times: the
+ * breaker counts a failure, and no retry is made. */
+static void test_dns_failure(void **st) {
+  (void)st;
+  char label[65], u[128], key[128];
+  memset(label, 'a', 64);
+  label[64] = '\0';
+  snprintf(u, sizeof u, "http://%s.invalid/v1", label);
+  snprintf(key, sizeof key, "http://%s.invalid:80", label);
+  bw_policy_t *p;
+  env_t e = env_policy(&p, 3);
+  bw_breaker_t *br = bw_policy_breaker(p);
+  bw_breaker_metrics_t before, after;
+  assert_int_equal(bw_breaker_metrics(br, &before), 0);
+  bw_http_resp_t *r = (bw_http_resp_t *)1;
+  int rc = bw_http_call(e.rt, e.pid, bw_http_req_new("GET", u), 5000, &r);
+  if (rc != BW_EDNS)
+    fail_msg("%s: got %s (%s), want BW_EDNS", u, bw_err_name(rc), bw_strerror(rc));
+  assert_null(r);
+  assert_non_null(strstr(bw_strerror(rc), "resolved")); /* the reason the caller can show */
+  /* the documented class: a failure for the breaker, not retried */
+  assert_int_equal(bw_http_classify(BW_EDNS, NULL), BW_BREAKER_FAILURE);
+  assert_false(bw_http_retryable(BW_EDNS, NULL));
+  assert_int_equal(bw_breaker_flush(br, 5000), 0);
+  assert_int_equal(bw_breaker_metrics(br, &after), 0);
+  assert_int_equal(after.failed - before.failed, 1);
+  bw_http_stats_t s;
+  assert_int_equal(bw_http_stats(e.h, &s), 0);
+  assert_int_equal(s.dns_errors, 1);
+  assert_int_equal(s.retries, 0);
+  assert_int_equal(s.in_flight, 0);
+  bw_http_host_stats_t hs[2];
+  size_t n = 0;
+  assert_int_equal(bw_http_host_stats(e.h, hs, 2, &n), 0);
+  assert_int_equal(n, 1);
+  assert_string_equal(hs[0].host, key);
+  assert_int_equal(hs[0].stats.dns_errors, 1);
+  assert_int_equal(hs[0].stats.requests, 1);
+  assert_int_equal(hs[0].stats.in_flight, 0);
+  assert_int_equal(hs[0].latency_count, 0); /* no response: not a latency */
+  env_down_policy(&e, p);
+}
+
 /* --- an actor as the requester ------------------------------------------------ */
 
 typedef struct agent_arg {
@@ -1133,6 +1183,7 @@ int main(void) {
       cmocka_unit_test(test_policy_breaker_outage),
       cmocka_unit_test(test_policy_retry_after),
       cmocka_unit_test(test_policy_cancel_releases_slot),
+      cmocka_unit_test(test_dns_failure),
       cmocka_unit_test(test_thousand_concurrent),
       cmocka_unit_test(test_server_killed_and_restarted),
       cmocka_unit_test(test_tls_verification),
