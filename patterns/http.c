@@ -140,12 +140,9 @@ static void slot_release(client *c, xfer *t) {
   c->free_head = (uint32_t)(t - c->x);
 }
 
-/* The request is over: answer (reply = false when the requester is gone)
- * with status st and the response r (NULL: none; freed here if not sent). */
-static void answer(client *c, xfer *t, int st, bw_http_resp_t *r, bool reply) {
-  policy_close(c, t, st);
-  /* every count of this request before the reply: a requester that reads
-   * the stats once answered sees its request ended */
+/* Counts the request's end, before its reply is sent: a requester that
+ * reads the stats once answered sees its request ended. */
+static void count_end(client *c, xfer *t, int st, const bw_http_resp_t *r) {
   count_status(c, t, st);
   if (t->state == X_QUEUED) {
     unqueue(c, t);
@@ -154,6 +151,13 @@ static void answer(client *c, xfer *t, int st, bw_http_resp_t *r, bool reply) {
   bw__http_cnt(c->h, t->row, BW__HC_INFL, (uint64_t)-1);
   if (r != NULL) /* the server answered: the latency histogram's requests */
     bw__http_latency(c->h, t->row, bw_now_ns(c->rt) - t->arrive_ns);
+}
+
+/* The request is over: answer (reply = false when the requester is gone)
+ * with status st and the response r (NULL: none; freed here if not sent). */
+static void answer(client *c, xfer *t, int st, bw_http_resp_t *r, bool reply) {
+  policy_close(c, t, st);
+  count_end(c, t, st, r);
   if (reply && t->in_policy && t->ticket.fallback_used) {
     /* the policy's fallback answered: its status, type and payload */
     const bw_policy_answer_t *a = &t->ticket.answer;

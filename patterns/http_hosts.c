@@ -36,7 +36,7 @@ typedef struct keybuf {
 } keybuf;
 
 static void put(keybuf *k, const char *s, size_t n) {
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < n && !k->cut; i++) {
     unsigned char c = (unsigned char)s[i];
     char enc[4];
     size_t m = 1;
