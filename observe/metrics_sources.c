@@ -192,7 +192,8 @@ int bw_metrics_add_bulkhead(bw_metrics_t *m, bw_pid_t pool, const char *name) {
 }
 
 int bw_metrics_remove_bulkhead(bw_metrics_t *m, const char *name) {
-  return name == NULL ? BW_EINVAL : bw__metrics_src_remove(m, SRC_BULKHEAD, NULL, BW_PID_NONE, name);
+  return name == NULL ? BW_EINVAL
+                      : bw__metrics_src_remove(m, SRC_BULKHEAD, NULL, BW_PID_NONE, name);
 }
 
 static const fam_def_t retry_defs[] = {
@@ -233,6 +234,7 @@ int bw_metrics_add_actor(bw_metrics_t *m, const char *name) {
 }
 
 int bw_metrics_remove_actor(bw_metrics_t *m, const char *name) {
-  return name == NULL ? BW_EINVAL : bw__metrics_src_remove(m, SRC_ACTOR, NULL, BW_PID_NONE, name);
+  return name == NULL ? BW_EINVAL
+                      : bw__metrics_src_remove(m, SRC_ACTOR, NULL, BW_PID_NONE, name);
 }
 

@@ -1,7 +1,8 @@
 /*
  * The HTTP client when the build found no libcurl (Debian:
  * libcurl4-openssl-dev): requests and responses still build and parse
- * (patterns/http_req.c), and the client says BW_ENOTSUP.
+ * (patterns/http_req.c), and the client says BW_ENOTSUP. The per-host
+ * table (patterns/http_hosts.c) needs no curl and is built either way.
  */
 #include <string.h>
 
@@ -65,14 +66,6 @@ bw_pid_t bw_http_pid(const bw_http_t *h) {
 int bw_http_stats(const bw_http_t *h, bw_http_stats_t *out) {
   (void)h;
   (void)out;
-  return BW_ENOTSUP;
-}
-
-int bw_http_host_stats(const bw_http_t *h, bw_http_host_stats_t *out, size_t cap, size_t *n) {
-  (void)h;
-  (void)out;
-  (void)cap;
-  (void)n;
   return BW_ENOTSUP;
 }
 

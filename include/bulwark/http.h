@@ -286,7 +286,8 @@ typedef struct bw_http_host_stats {
  * no lock: each value is read on its own, as in bw_http_stats. out may be
  * NULL with cap 0 to ask for *n. Returns 0; BW_ETOOBIG (*n > cap: the
  * first cap rows were copied); BW_EINVAL (NULL h or n, NULL out with cap >
- * 0); BW_ENOTSUP (built without libcurl).
+ * 0). (Built without libcurl there is no handle to ask: bw_http_new says
+ * BW_ENOTSUP.)
  */
 int bw_http_host_stats(const bw_http_t *h, bw_http_host_stats_t *out, size_t cap, size_t *n);
 
