@@ -1,6 +1,6 @@
 /*
  * bulwark: histogram buckets and summaries (see include/bulwark/metrics.h
- * and observe/histogram.h for the layout). Pure functions of bucket
+ * and runtime/histogram.h for the layout). Pure functions of bucket
  * counts: the reporter merges the threads' cells into one array per series
  * and summarises that, so a merge of shards is a sum of arrays.
  */
@@ -8,15 +8,7 @@
 
 #include "bulwark/error.h"
 
-uint64_t bw_histogram_bucket_upper(unsigned i) {
-  if (i >= BW__HIST_OVERFLOW)
-    return UINT64_MAX;
-  if (i < 4)
-    return i + 1u;
-  unsigned e = (i - 4u) / 4u + 2u, m = (i - 4u) % 4u;
-  /* u in [(4 + m) << (e - 2), (5 + m) << (e - 2)), v = u + 1 */
-  return (uint64_t)(5u + m) << (e - 2u);
-}
+uint64_t bw_histogram_bucket_upper(unsigned i) { return bw__hist_upper(i); }
 
 unsigned bw_histogram_bucket_of(uint64_t ns) { return bw__hist_index(ns); }
 

@@ -223,7 +223,7 @@ int bw_metrics_destroy(bw_metrics_t *m) {
   for (size_t i = 0; i < m->nfams; i++)
     bw__metrics_family_free(m->fams[i]);
   for (size_t i = 0; i < m->nsrcs; i++)
-    free(m->srcs[i]);
+    bw__metrics_src_free(m->srcs[i]);
   free(m->srcs);
   bw_metrics_snapshot_release(m->latest);
   pthread_mutex_destroy(&m->mu);

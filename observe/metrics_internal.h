@@ -4,6 +4,7 @@
  * observe/metrics.c           options, lifecycle, public registration, subscribers
  * observe/metrics_store.c     thread slots, names, families and series, updates
  * observe/metrics_sources.c   breakers, pools, retry policies and actors as sources
+ * observe/metrics_http.c      HTTP clients as sources: per-host series made as hosts come
  * observe/metrics_snapshot.c  immutable snapshots: building, reading, latest
  * observe/metrics_reporter.c  the reporter actor: collection and publishing
  */
@@ -18,6 +19,7 @@
 #include "bulwark/metrics.h"
 #include "bulwark/runtime.h"
 #include "bulwark/timer.h"
+#include "runtime/atomic.h"
 
 #define METRICS_MAGIC 0x4d455452u
 #define NO_CELL UINT32_MAX
@@ -42,6 +44,9 @@ typedef struct met_series {
   uint64_t *base;  /* &cells[cell] in slot 0 */
   size_t stride;   /* cells per slot */
   uint64_t bits;   /* gauge: a double's bits; collected counter: its value */
+  /* collected histogram: BW_HISTOGRAM_CELLS (buckets, sum, max), written
+   * by the reporter and read by snapshots, both under m->mu */
+  uint64_t *hist;
   /* Cold. */
   struct bw_metric_family *fam;
   bool collected;  /* value set by the reporter */
@@ -60,7 +65,7 @@ struct bw_metric_family {
   size_t nseries, capseries;
 };
 
-enum { SRC_BREAKER = 1, SRC_BULKHEAD, SRC_RETRY, SRC_ACTOR };
+enum { SRC_BREAKER = 1, SRC_BULKHEAD, SRC_RETRY, SRC_ACTOR, SRC_HTTP };
 
 typedef struct met_src {
   int kind;
@@ -70,6 +75,7 @@ typedef struct met_src {
   met_series_t *s[SRC_SERIES_MAX];
   size_t ns;
   uint64_t ref; /* pool: the metrics request in flight, 0 if none */
+  void *ext;    /* HTTP client: its rows and per-host series (metrics_http.c); freed with it */
 } met_src_t;
 
 struct bw_metrics {
@@ -138,6 +144,35 @@ int bw__metrics_family_ensure_locked(bw_metrics_t *m, int type, const char *name
                                      size_t nlabels, bw_metric_family_t **out);
 int bw__metrics_series_get_locked(bw_metric_family_t *f, const char *const *lv, bool collected,
                                   met_series_t **out);
+
+/* metrics_sources.c */
+met_src_t *bw__metrics_src_find_locked(bw_metrics_t *m, int kind, const void *ptr, bw_pid_t pid,
+                                       const char *name, size_t *idx);
+/* Appends a new source of kind (ptr, name) to m: BW_EEXIST if one has
+ * them, BW_ENOMEM. */
+int bw__metrics_src_new_locked(bw_metrics_t *m, int kind, const void *ptr, bw_pid_t pid,
+                               const char *name, met_src_t **out);
+void bw__metrics_src_free(met_src_t *s);
+/* Removes a source (its series leave the snapshots). Returns 0,
+ * BW_EINVAL, BW_ENOTFOUND. */
+int bw__metrics_src_remove(bw_metrics_t *m, int kind, const void *ptr, bw_pid_t pid,
+                           const char *name);
+
+/* metrics_http.c (under m->mu) */
+void bw__metrics_http_collect_locked(bw_metrics_t *m, met_src_t *s);
+void bw__metrics_http_absent_locked(met_src_t *s);
+
+/* The reporter's writes of collected values: relaxed, since only the
+ * reporter writes them and snapshots read them under m->mu. */
+static inline void bw__metrics_set_counter(met_series_t *s, uint64_t v) {
+  if (s != NULL)
+    bw__st64_rlx(&s->bits, v);
+}
+
+static inline void bw__metrics_set_gauge(met_series_t *s, double v) {
+  if (s != NULL)
+    bw__st64_rlx(&s->bits, bw__metrics_dbits(v));
+}
 
 /* metrics.c */
 bool bw__metrics_valid(const bw_metrics_t *m);

@@ -28,37 +28,26 @@ typedef struct rep_state {
   bool events; /* subscribed to the event bus */
 } rep_state_t;
 
-static void set_counter(met_series_t *s, uint64_t v) {
-  /* relaxed: only the reporter writes; snapshots read under m->mu */
-  if (s != NULL)
-    bw__st64_rlx(&s->bits, v);
-}
-
-static void set_gauge(met_series_t *s, double v) {
-  if (s != NULL)
-    bw__st64_rlx(&s->bits, bw__metrics_dbits(v));
-}
-
 static void collect_runtime_locked(bw_metrics_t *m) {
   if (!m->o.runtime_metrics)
     return;
   bw_runtime_stats_t st;
   if (bw_runtime_stats(m->rt, &st) != 0)
     return;
-  set_counter(m->s_sent, st.sent);
-  set_counter(m->s_handled, st.handled);
-  set_counter(m->s_rejected, st.rejected);
+  bw__metrics_set_counter(m->s_sent, st.sent);
+  bw__metrics_set_counter(m->s_handled, st.handled);
+  bw__metrics_set_counter(m->s_rejected, st.rejected);
   for (int i = 0; i < BW_DL__COUNT; i++)
-    set_counter(m->s_dead[i], st.dead_by_reason[i]);
-  set_counter(m->s_spawned, st.spawned);
-  set_counter(m->s_exited, st.exited);
-  set_counter(m->s_crashed, st.crashed);
-  set_gauge(m->s_live, (double)st.live);
+    bw__metrics_set_counter(m->s_dead[i], st.dead_by_reason[i]);
+  bw__metrics_set_counter(m->s_spawned, st.spawned);
+  bw__metrics_set_counter(m->s_exited, st.exited);
+  bw__metrics_set_counter(m->s_crashed, st.crashed);
+  bw__metrics_set_gauge(m->s_live, (double)st.live);
   /* utilisation over the interval since the previous collection */
   uint64_t du = st.uptime_ns - m->util_uptime, di = st.idle_ns - m->util_idle;
   if (m->util_uptime != 0 && du > 0 && st.workers > 0) {
     double u = 1.0 - (double)di / ((double)du * st.workers);
-    set_gauge(m->s_util, u < 0 ? 0 : u > 1 ? 1 : u);
+    bw__metrics_set_gauge(m->s_util, u < 0 ? 0 : u > 1 ? 1 : u);
   }
   m->util_uptime = st.uptime_ns;
   m->util_idle = st.idle_ns;
@@ -70,16 +59,16 @@ static void collect_breaker(met_src_t *s) {
     return;
   /* series order: state, calls{successful, failed, ignored, rejected},
    * slow, timeouts, failure_rate, slow_rate (breaker_defs) */
-  set_gauge(s->s[0], bm.state);
-  set_counter(s->s[1], bm.successful);
-  set_counter(s->s[2], bm.failed);
-  set_counter(s->s[3], bm.ignored);
-  set_counter(s->s[4], bm.rejected);
-  set_counter(s->s[5], bm.slow);
-  set_counter(s->s[6], bm.timeouts);
-  set_gauge(s->s[7], bm.failure_rate);
+  bw__metrics_set_gauge(s->s[0], bm.state);
+  bw__metrics_set_counter(s->s[1], bm.successful);
+  bw__metrics_set_counter(s->s[2], bm.failed);
+  bw__metrics_set_counter(s->s[3], bm.ignored);
+  bw__metrics_set_counter(s->s[4], bm.rejected);
+  bw__metrics_set_counter(s->s[5], bm.slow);
+  bw__metrics_set_counter(s->s[6], bm.timeouts);
+  bw__metrics_set_gauge(s->s[7], bm.failure_rate);
   s->s[7]->present = bm.failure_rate >= 0;
-  set_gauge(s->s[8], bm.slow_rate);
+  bw__metrics_set_gauge(s->s[8], bm.slow_rate);
   s->s[8]->present = bm.slow_rate >= 0;
 }
 
@@ -89,36 +78,36 @@ static void collect_retry(met_src_t *s) {
     return;
   /* attempts, retries, timeouts, calls{success, failure, rejected},
    * budget_exhausted, in_flight (retry_defs) */
-  set_counter(s->s[0], rm.attempts);
-  set_counter(s->s[1], rm.retries);
-  set_counter(s->s[2], rm.timeouts);
-  set_counter(s->s[3], rm.successes);
-  set_counter(s->s[4], rm.failures);
-  set_counter(s->s[5], rm.rejected);
-  set_counter(s->s[6], rm.budget_exhausted);
-  set_gauge(s->s[7], (double)rm.in_flight);
+  bw__metrics_set_counter(s->s[0], rm.attempts);
+  bw__metrics_set_counter(s->s[1], rm.retries);
+  bw__metrics_set_counter(s->s[2], rm.timeouts);
+  bw__metrics_set_counter(s->s[3], rm.successes);
+  bw__metrics_set_counter(s->s[4], rm.failures);
+  bw__metrics_set_counter(s->s[5], rm.rejected);
+  bw__metrics_set_counter(s->s[6], rm.budget_exhausted);
+  bw__metrics_set_gauge(s->s[7], (double)rm.in_flight);
 }
 
 static void collect_actor(bw_metrics_t *m, met_src_t *s) {
   bw_pid_t pid;
   uint32_t depth = 0;
   bool ok = bw_whereis(m->rt, s->name, &pid) == 0 && bw_mailbox_depth(m->rt, pid, &depth) == 0;
-  set_gauge(s->s[0], depth);
+  bw__metrics_set_gauge(s->s[0], depth);
   s->s[0]->present = ok;
 }
 
 static void bulkhead_update(met_src_t *s, const bw_bulkhead_metrics_t *bm) {
   /* executions{completed, crashed, rejected, timed_out}, available, busy,
    * queued, lent, overflow (bulkhead_defs) */
-  set_counter(s->s[0], bm->completed);
-  set_counter(s->s[1], bm->crashed);
-  set_counter(s->s[2], bm->rejected);
-  set_counter(s->s[3], bm->timed_out);
-  set_gauge(s->s[4], bm->available);
-  set_gauge(s->s[5], bm->busy);
-  set_gauge(s->s[6], bm->queued);
-  set_gauge(s->s[7], bm->lent);
-  set_gauge(s->s[8], bm->overflow);
+  bw__metrics_set_counter(s->s[0], bm->completed);
+  bw__metrics_set_counter(s->s[1], bm->crashed);
+  bw__metrics_set_counter(s->s[2], bm->rejected);
+  bw__metrics_set_counter(s->s[3], bm->timed_out);
+  bw__metrics_set_gauge(s->s[4], bm->available);
+  bw__metrics_set_gauge(s->s[5], bm->busy);
+  bw__metrics_set_gauge(s->s[6], bm->queued);
+  bw__metrics_set_gauge(s->s[7], bm->lent);
+  bw__metrics_set_gauge(s->s[8], bm->overflow);
   for (size_t i = 0; i < s->ns; i++)
     s->s[i]->present = true;
 }
@@ -205,6 +194,9 @@ static void collect(bw_ctx_t *ctx, bw_metrics_t *m) {
     case SRC_ACTOR:
       collect_actor(m, s);
       break;
+    case SRC_HTTP:
+      bw__metrics_http_collect_locked(m, s);
+      break;
     case SRC_BULKHEAD: {
       bw_pid_t pool = s->pid;
       if (pool == BW_PID_NONE && bw_whereis(m->rt, s->name, &pool) != 0)
@@ -272,7 +264,7 @@ static void on_event(bw_metrics_t *m, const bw_event_t *ev) {
   /* past max_series the event is not counted: labels come from the
    * system, and a bounded registry beats an unbounded one */
   if (bw__metrics_series_get_locked(f, lv, true, &s) == 0)
-    set_counter(s, bw__ld64_rlx(&s->bits) + 1);
+    bw__metrics_set_counter(s, bw__ld64_rlx(&s->bits) + 1);
   pthread_mutex_unlock(&m->mu);
 }
 

@@ -226,10 +226,17 @@ bw_metrics_snapshot_t *bw__metrics_snapshot_build_locked(bw_metrics_t *m) {
         out->value = bw__metrics_bitsd(bw__ld64_rlx(&s->bits));
         break;
       default:
-        for (uint32_t b = 0; b < BW_HISTOGRAM_BUCKETS; b++)
-          bp[b] = cell_sum(s, b, hwm);
-        (void)bw_histogram_summarize(bp, cell_sum(s, BW__HIST_SUM, hwm),
-                                     cell_max(s, BW__HIST_MAX, hwm), &out->h);
+        if (s->collected) {
+          /* plain reads: the reporter writes these under m->mu too */
+          memcpy(bp, s->hist, BW_HISTOGRAM_BUCKETS * sizeof *bp);
+          (void)bw_histogram_summarize(bp, s->hist[BW__HIST_SUM], s->hist[BW__HIST_MAX],
+                                       &out->h);
+        } else {
+          for (uint32_t b = 0; b < BW_HISTOGRAM_BUCKETS; b++)
+            bp[b] = cell_sum(s, b, hwm);
+          (void)bw_histogram_summarize(bp, cell_sum(s, BW__HIST_SUM, hwm),
+                                       cell_max(s, BW__HIST_MAX, hwm), &out->h);
+        }
         out->buckets = bp;
         bp += BW_HISTOGRAM_BUCKETS;
         break;

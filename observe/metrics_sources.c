@@ -19,8 +19,8 @@
 
 /* --- Sources -------------------------------------------------------------------- */
 
-static met_src_t *src_find(bw_metrics_t *m, int kind, const void *ptr, bw_pid_t pid,
-                           const char *name, size_t *idx) {
+met_src_t *bw__metrics_src_find_locked(bw_metrics_t *m, int kind, const void *ptr, bw_pid_t pid,
+                                       const char *name, size_t *idx) {
   for (size_t i = 0; i < m->nsrcs; i++) {
     met_src_t *s = m->srcs[i];
     if (s->kind != kind)
@@ -36,6 +36,37 @@ static met_src_t *src_find(bw_metrics_t *m, int kind, const void *ptr, bw_pid_t 
   return NULL;
 }
 
+/* A new source, not yet in m->srcs but with room made for it there: the
+ * caller appends it once its series exist, or frees it. */
+int bw__metrics_src_new_locked(bw_metrics_t *m, int kind, const void *ptr, bw_pid_t pid,
+                               const char *name, met_src_t **out) {
+  if (bw__metrics_src_find_locked(m, kind, ptr, pid, name, NULL) != NULL)
+    return BW_EEXIST;
+  if (m->nsrcs == m->capsrcs) {
+    size_t cap = m->capsrcs ? m->capsrcs * 2 : 8;
+    met_src_t **ns = realloc(m->srcs, cap * sizeof *ns);
+    if (ns == NULL)
+      return BW_ENOMEM;
+    m->srcs = ns;
+    m->capsrcs = cap;
+  }
+  met_src_t *s = calloc(1, sizeof *s);
+  if (s == NULL)
+    return BW_ENOMEM;
+  s->kind = kind;
+  s->ptr = ptr;
+  s->pid = pid;
+  strcpy(s->name, name);
+  *out = s;
+  return 0;
+}
+
+void bw__metrics_src_free(met_src_t *s) {
+  if (s != NULL)
+    free(s->ext);
+  free(s);
+}
+
 typedef struct fam_def {
   int type;
   const char *name, *help;
@@ -49,30 +80,10 @@ static int src_add(bw_metrics_t *m, int kind, const void *ptr, bw_pid_t pid, con
   if (!bw__metrics_valid(m) || name == NULL || *name == '\0' || strlen(name) > BW_METRICS_VALUE_MAX)
     return BW_EINVAL;
   pthread_mutex_lock(&m->mu);
-  int rc = 0;
-  if (src_find(m, kind, ptr, pid, name, NULL) != NULL) {
-    rc = BW_EEXIST;
+  met_src_t *s = NULL;
+  int rc = bw__metrics_src_new_locked(m, kind, ptr, pid, name, &s);
+  if (rc != 0)
     goto out;
-  }
-  if (m->nsrcs == m->capsrcs) {
-    size_t cap = m->capsrcs ? m->capsrcs * 2 : 8;
-    met_src_t **ns = realloc(m->srcs, cap * sizeof *ns);
-    if (ns == NULL) {
-      rc = BW_ENOMEM;
-      goto out;
-    }
-    m->srcs = ns;
-    m->capsrcs = cap;
-  }
-  met_src_t *s = calloc(1, sizeof *s);
-  if (s == NULL) {
-    rc = BW_ENOMEM;
-    goto out;
-  }
-  s->kind = kind;
-  s->ptr = ptr;
-  s->pid = pid;
-  strcpy(s->name, name);
   for (size_t d = 0; d < ndefs && rc == 0; d++) {
     const char *const *vals = second != NULL ? second[d] : NULL;
     const char *labels[2] = {label, second_label};
@@ -111,23 +122,25 @@ out:
   return rc;
 }
 
-static int src_remove(bw_metrics_t *m, int kind, const void *ptr, bw_pid_t pid,
-                      const char *name) {
+int bw__metrics_src_remove(bw_metrics_t *m, int kind, const void *ptr, bw_pid_t pid,
+                           const char *name) {
   if (!bw__metrics_valid(m) || (ptr == NULL && pid == BW_PID_NONE && name == NULL))
     return BW_EINVAL;
   pthread_mutex_lock(&m->mu);
   size_t i;
-  met_src_t *s = src_find(m, kind, ptr, pid, name, &i);
+  met_src_t *s = bw__metrics_src_find_locked(m, kind, ptr, pid, name, &i);
   if (s == NULL) {
     pthread_mutex_unlock(&m->mu);
     return BW_ENOTFOUND;
   }
   for (size_t k = 0; k < s->ns; k++)
     s->s[k]->present = false;
+  if (kind == SRC_HTTP)
+    bw__metrics_http_absent_locked(s);
   bool was_asked = s->ref != 0;
   memmove(&m->srcs[i], &m->srcs[i + 1], (m->nsrcs - i - 1) * sizeof *m->srcs);
   m->nsrcs--;
-  free(s);
+  bw__metrics_src_free(s);
   bw_pid_t actor = bw__ld64_rlx(&m->pid);
   pthread_mutex_unlock(&m->mu);
   /* the actor may be waiting for this pool's answer to publish */
@@ -157,7 +170,7 @@ int bw_metrics_add_breaker(bw_metrics_t *m, bw_breaker_t *br) {
 }
 
 int bw_metrics_remove_breaker(bw_metrics_t *m, bw_breaker_t *br) {
-  return br == NULL ? BW_EINVAL : src_remove(m, SRC_BREAKER, br, BW_PID_NONE, NULL);
+  return br == NULL ? BW_EINVAL : bw__metrics_src_remove(m, SRC_BREAKER, br, BW_PID_NONE, NULL);
 }
 
 static const fam_def_t bulkhead_defs[] = {
@@ -179,7 +192,8 @@ int bw_metrics_add_bulkhead(bw_metrics_t *m, bw_pid_t pool, const char *name) {
 }
 
 int bw_metrics_remove_bulkhead(bw_metrics_t *m, const char *name) {
-  return name == NULL ? BW_EINVAL : src_remove(m, SRC_BULKHEAD, NULL, BW_PID_NONE, name);
+  return name == NULL ? BW_EINVAL
+                      : bw__metrics_src_remove(m, SRC_BULKHEAD, NULL, BW_PID_NONE, name);
 }
 
 static const fam_def_t retry_defs[] = {
@@ -206,7 +220,7 @@ int bw_metrics_add_retry(bw_metrics_t *m, const bw_retry_t *r, const char *name)
 }
 
 int bw_metrics_remove_retry(bw_metrics_t *m, const bw_retry_t *r) {
-  return r == NULL ? BW_EINVAL : src_remove(m, SRC_RETRY, r, BW_PID_NONE, NULL);
+  return r == NULL ? BW_EINVAL : bw__metrics_src_remove(m, SRC_RETRY, r, BW_PID_NONE, NULL);
 }
 
 static const fam_def_t actor_defs[] = {
@@ -220,6 +234,7 @@ int bw_metrics_add_actor(bw_metrics_t *m, const char *name) {
 }
 
 int bw_metrics_remove_actor(bw_metrics_t *m, const char *name) {
-  return name == NULL ? BW_EINVAL : src_remove(m, SRC_ACTOR, NULL, BW_PID_NONE, name);
+  return name == NULL ? BW_EINVAL
+                      : bw__metrics_src_remove(m, SRC_ACTOR, NULL, BW_PID_NONE, name);
 }
 

@@ -20,8 +20,10 @@
  * - Gauges are one atomic word (a double's bits): a gauge is set, not
  *   summed, so it cannot be split by thread.
  * - Collected series (the runtime's counters, breakers, pools, retry
- *   policies) hold the value the reporter read from their source, in the
- *   same word; only the reporter writes them.
+ *   policies, HTTP clients) hold the value the reporter read from their
+ *   source, in the same word; only the reporter writes them. A collected
+ *   histogram (an HTTP client's latencies) has cells of its own instead,
+ *   which the reporter overwrites under the registry's mutex.
  * Families, series, sources and subscribers are guarded by one mutex that
  * only registration and the reporter's collection take; no update does.
  */
@@ -163,6 +165,7 @@ void bw__metrics_family_free(bw_metric_family_t *f) {
     for (size_t j = 0; j < f->nlabels; j++)
       free((void *)s->lv[j]);
     free(s->lv);
+    free(s->hist);
     free(s);
   }
   free(f->series);
@@ -290,6 +293,10 @@ int bw__metrics_series_get_locked(bw_metric_family_t *f, const char *const *lv, 
     return BW_ENOMEM;
   s->lv = calloc(f->nlabels + 1, sizeof *s->lv);
   bool ok = s->lv != NULL;
+  /* a collected histogram (an HTTP client's latencies) keeps the cells
+   * the reporter copies in, instead of per-thread cells */
+  if (ok && collected && f->type == BW_METRIC_HISTOGRAM)
+    ok = (s->hist = calloc(BW_HISTOGRAM_CELLS, sizeof *s->hist)) != NULL;
   for (size_t i = 0; i < f->nlabels && ok; i++)
     ok = (s->lv[i] = dupstr(lv[i])) != NULL;
   if (!ok) {
@@ -297,6 +304,7 @@ int bw__metrics_series_get_locked(bw_metric_family_t *f, const char *const *lv, 
       for (size_t i = 0; i < f->nlabels; i++)
         free((void *)s->lv[i]);
     free(s->lv);
+    free(s->hist);
     free(s);
     return BW_ENOMEM;
   }
@@ -373,17 +381,13 @@ int bw_histogram_record(bw_histogram_t *h, uint64_t ns) {
     return BW_EINVAL;
   uint32_t t = my_slot();
   uint64_t *b = s->base + (size_t)t * s->stride;
-  unsigned i = bw__hist_index(ns);
   if (t != SHARED_SLOT) {
-    /* relaxed, as in bw_counter_add: the cells are this thread's. The
-     * bucket is written before the sum, but the collector does not rely on
-     * any order: _count comes from the buckets alone. */
-    bw__st64_rlx(&b[i], bw__ld64_rlx(&b[i]) + 1);
-    bw__st64_rlx(&b[BW__HIST_SUM], bw__ld64_rlx(&b[BW__HIST_SUM]) + ns);
-    if (ns > bw__ld64_rlx(&b[BW__HIST_MAX]))
-      bw__st64_rlx(&b[BW__HIST_MAX], ns);
+    /* the cells are this thread's: relaxed, as in bw_counter_add (the
+     * collector needs no order: _count comes from the buckets alone) */
+    bw__hist_record_1w(b, ns);
     return 0;
   }
+  unsigned i = bw__hist_index(ns);
   (void)bw__faa64(&b[i], 1);
   (void)bw__faa64(&b[BW__HIST_SUM], ns);
   for (;;) {

@@ -37,44 +37,28 @@
 #include "bulwark/timer.h"
 #include "patterns/http_actor.h"
 
-static void count_status(bw_http_t *h, int st) {
+/* Counts an attempt's or a request's end with status st. */
+static void count_status(client *c, const xfer *t, int st) {
+  int i;
   switch (st) {
-  case BW_ETIMEDOUT: bw__http_cnt(h, BW__HC_TMO, 1); break;
+  case BW_ETIMEDOUT: i = BW__HC_TMO; break;
   case BW_ECONNREFUSED:
-  case BW_ECONNRESET: bw__http_cnt(h, BW__HC_CONN, 1); break;
-  case BW_EDNS: bw__http_cnt(h, BW__HC_DNS, 1); break;
-  case BW_ETLS: bw__http_cnt(h, BW__HC_TLS, 1); break;
-  case BW_EPROTO: bw__http_cnt(h, BW__HC_PROTO, 1); break;
-  case BW_ETOOBIG: bw__http_cnt(h, BW__HC_BIG, 1); break;
-  case BW_EHTTP_THROTTLED: bw__http_cnt(h, BW__HC_THR, 1); break;
+  case BW_ECONNRESET: i = BW__HC_CONN; break;
+  case BW_EDNS: i = BW__HC_DNS; break;
+  case BW_ETLS: i = BW__HC_TLS; break;
+  case BW_EPROTO: i = BW__HC_PROTO; break;
+  case BW_ETOOBIG: i = BW__HC_BIG; break;
+  case BW_EHTTP_THROTTLED: i = BW__HC_THR; break;
   case BW_ECIRCUIT_OPEN:
   case BW_ERATE_LIMITED:
   case BW_EBULKHEAD_FULL:
-  case BW_EBUDGET: bw__http_cnt(h, BW__HC_REFUSED, 1); break;
-  default: break;
+  case BW_EBUDGET: i = BW__HC_REFUSED; break;
+  default: return;
   }
+  bw__http_cnt(c->h, t->row, i, 1);
 }
 
-/* --- hosts held by a Retry-After ---------------------------------------------------------- */
-
-static void host_of(const char *url, char *out) {
-  const char *p = strstr(url, "://");
-  p = p ? p + 3 : url;
-  const char *at = NULL;
-  size_t n = strcspn(p, "/?#");
-  for (size_t i = 0; i < n; i++)
-    if (p[i] == '@')
-      at = p + i; /* no credentials in the key */
-  if (at != NULL) {
-    n -= (size_t)(at + 1 - p);
-    p = at + 1;
-  }
-  if (n >= HOST_MAX)
-    n = HOST_MAX - 1;
-  for (size_t i = 0; i < n; i++)
-    out[i] = (char)((p[i] >= 'A' && p[i] <= 'Z') ? p[i] + 32 : p[i]);
-  out[n] = '\0';
-}
+/* --- hosts held by a Retry-After (keyed by the host key, http.h) ----------------------------- */
 
 static uint64_t held_until(client *c, const char *host, uint64_t now) {
   for (unsigned i = 0; i < HOSTS; i++)
@@ -121,7 +105,7 @@ static void unqueue(client *c, xfer *t) {
       c->x[prev].next = t->next;
     if (c->qtail == i)
       c->qtail = prev;
-    bw__http_cnt(c->h, BW__HC_QUEUED, (uint64_t)-1);
+    bw__http_cnt(c->h, t->row, BW__HC_QUEUED, (uint64_t)-1);
     return;
   }
 }
@@ -154,18 +138,30 @@ static void slot_release(client *c, xfer *t) {
   t->id += 1ull << 32;
   t->next = c->free_head;
   c->free_head = (uint32_t)(t - c->x);
-  bw__http_cnt(c->h, BW__HC_INFL, (uint64_t)-1);
+}
+
+/* Counts the request's end, before its reply is sent: a requester that
+ * reads the stats once answered sees its request ended. */
+static void count_end(client *c, xfer *t, int st, const bw_http_resp_t *r) {
+  count_status(c, t, st);
+  if (t->state == X_QUEUED) {
+    unqueue(c, t);
+    t->state = X_WAIT;
+  }
+  bw__http_cnt(c->h, t->row, BW__HC_INFL, (uint64_t)-1);
+  if (r != NULL) /* the server answered: the latency histogram's requests */
+    bw__http_latency(c->h, t->row, bw_now_ns(c->rt) - t->arrive_ns);
 }
 
 /* The request is over: answer (reply = false when the requester is gone)
  * with status st and the response r (NULL: none; freed here if not sent). */
 static void answer(client *c, xfer *t, int st, bw_http_resp_t *r, bool reply) {
   policy_close(c, t, st);
-  count_status(c->h, st);
+  count_end(c, t, st, r);
   if (reply && t->in_policy && t->ticket.fallback_used) {
     /* the policy's fallback answered: its status, type and payload */
     const bw_policy_answer_t *a = &t->ticket.answer;
-    bw__http_cnt(c->h, BW__HC_FALLBACK, 1);
+    bw__http_cnt(c->h, t->row, BW__HC_FALLBACK, 1);
     (void)bw_reply(c->ctx, &t->req, a->status, a->type, a->len ? a->data : NULL, a->len);
     bw_http_resp_free(r);
   } else if (reply && r != NULL) {
@@ -228,7 +224,7 @@ static void run_queued(client *c) {
     c->qhead = t->next;
     if (c->qhead == NONE)
       c->qtail = NONE;
-    bw__http_cnt(c->h, BW__HC_QUEUED, (uint64_t)-1);
+    bw__http_cnt(c->h, t->row, BW__HC_QUEUED, (uint64_t)-1);
     run(c, t);
   }
 }
@@ -279,7 +275,7 @@ static void attempt(client *c, xfer *t) {
   else
     c->x[c->qtail].next = i;
   c->qtail = i;
-  bw__http_cnt(c->h, BW__HC_QUEUED, 1);
+  bw__http_cnt(c->h, t->row, BW__HC_QUEUED, 1);
 }
 
 /* An attempt ended with st (r: its response, if any): the policy decides
@@ -298,8 +294,8 @@ static void attempt_done(client *c, xfer *t, int st, bw_http_resp_t *r) {
   t->in_attempt = false;
   int rc = bw_policy_exit(c->h->o.policy, &t->ticket, st, &retry_ms);
   if (rc == BW_POLICY_RETRY && bw_http_req_is_idempotent(t->q) && t->seq == 0) {
-    count_status(c->h, st); /* each failed attempt is counted once */
-    bw__http_cnt(c->h, BW__HC_RETRY, 1);
+    count_status(c, t, st); /* each failed attempt is counted once */
+    bw__http_cnt(c->h, t->row, BW__HC_RETRY, 1);
     uint64_t ra = r != NULL ? r->retry_after_ms : 0;
     bw_http_resp_free(r);
     wait_for(c, t, retry_ms > ra ? retry_ms : ra);
@@ -324,16 +320,20 @@ static void on_request(client *c, const bw_msg_t *msg) {
       (void)bw_reply(c->ctx, msg, BW_EINVAL, BW_HTTP_MSG_RESPONSE, NULL, 0);
     return;
   }
-  bw__http_cnt(h, BW__HC_REQ, 1);
+  char key[BW_HTTP_HOST_KEY_MAX];
+  bool fits = bw__http_host_key(q->url, key, sizeof key);
+  uint32_t row = bw__http_row_of(h, key, fits);
+  bw__http_cnt(h, row, BW__HC_REQ, 1);
   if (c->free_head == NONE) {
-    bw__http_cnt(h, BW__HC_QFULL, 1);
+    bw__http_cnt(h, row, BW__HC_QFULL, 1);
     bw_http_req_free(q);
     (void)bw_reply(c->ctx, msg, BW_ELIMIT, BW_HTTP_MSG_RESPONSE, NULL, 0);
     return;
   }
   xfer *t = &c->x[c->free_head];
   c->free_head = t->next;
-  bw__http_cnt(h, BW__HC_INFL, 1);
+  t->row = row;
+  bw__http_cnt(h, row, BW__HC_INFL, 1);
   t->q = q;
   t->req = *msg;
   t->req.data = NULL;
@@ -342,9 +342,10 @@ static void on_request(client *c, const bw_msg_t *msg) {
   t->max_header = h->o.max_header;
   t->state = X_WAIT;
   t->seq = 0;
-  host_of(q->url, t->host);
+  memcpy(t->host, key, sizeof t->host);
   uint64_t ms = q->timeout_ms ? q->timeout_ms : h->o.default_timeout_ms;
-  t->deadline_ns = bw_now_ns(c->rt) + ms * 1000000ull;
+  t->arrive_ns = bw_now_ns(c->rt);
+  t->deadline_ns = t->arrive_ns + ms * 1000000ull;
   if (arm(c, t, MSG_DEADLINE, ms, &t->deadline) != 0)
     t->deadline = 0; /* the requester's own deadline still ends its wait */
   if (msg->from != BW_PID_NONE)
@@ -427,10 +428,9 @@ static int cl_init(bw_ctx_t *ctx, void *state, void *arg) {
     }
   }
   /* restarted: nothing is in flight any more */
-  __atomic_store_n(&h->c[BW__HC_INFL], 0, __ATOMIC_RELAXED);
-  __atomic_store_n(&h->c[BW__HC_QUEUED], 0, __ATOMIC_RELAXED);
+  bw__http_idle(h);
   /* release: pairs with bw_http_pid's acquire */
-  __atomic_store_n(&h->pid, bw_self(ctx), __ATOMIC_RELEASE);
+  bw__st64_rel(&h->pid, bw_self(ctx));
   return 0;
 }
 
@@ -451,7 +451,7 @@ static void on_io(client *c, const bw_msg_t *msg) {
 /* The requester is gone or asked to stop: the transfer stops, closing its
  * connection. */
 static void drop(client *c, xfer *t, bool reply) {
-  bw__http_cnt(c->h, BW__HC_CANCEL, 1);
+  bw__http_cnt(c->h, t->row, BW__HC_CANCEL, 1);
   answer(c, t, BW_ECANCELED, NULL, reply);
 }
 
@@ -617,10 +617,9 @@ static void cl_cleanup(void *state) {
   }
   free(c->x);
   c->x = NULL;
-  __atomic_store_n(&h->c[BW__HC_INFL], 0, __ATOMIC_RELAXED);
-  __atomic_store_n(&h->c[BW__HC_QUEUED], 0, __ATOMIC_RELAXED);
+  bw__http_idle(h);
   /* release: pairs with bw_http_pid's acquire */
-  __atomic_store_n(&h->pid, BW_PID_NONE, __ATOMIC_RELEASE);
+  bw__st64_rel(&h->pid, BW_PID_NONE);
 }
 
 const bw_behaviour_t bw_http_behaviour = {

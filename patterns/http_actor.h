@@ -16,7 +16,6 @@
 #define MSG_WAKE (BW_MSG_HTTP_BASE + 0x83u)     /* a retry delay or a host's hold ended */
 
 #define HOSTS 32u /* hosts whose Retry-After hold is remembered */
-#define HOST_MAX 64u
 
 enum { X_FREE, X_QUEUED, X_RUN, X_WAIT };
 
@@ -32,11 +31,13 @@ typedef struct xfer {
   bw_timer_t deadline, attempt, wake;
   uint64_t deadline_ns;  /* runtime clock; 0 = none */
   uint64_t mon;          /* monitor on the requester */
-  uint64_t start_ns;
+  uint64_t start_ns;     /* this attempt's transfer began */
+  uint64_t arrive_ns;    /* the request arrived: its latency counts from here */
+  uint32_t row;          /* its host's row (patterns/http_hosts.c) */
   uint8_t state;
   bool too_big, hdr_big, in_policy;
   bool in_attempt;       /* bw_policy_enter let an attempt through; not exited yet */
-  char host[HOST_MAX];
+  char host[BW_HTTP_HOST_KEY_MAX]; /* the host key (http.h), cut if it did not fit */
   char *hbuf, *bbuf;
   size_t hlen, hcap, blen, bcap, max_body, max_header;
   uint32_t next;         /* free list or queue */
@@ -54,7 +55,7 @@ typedef struct sock {
 } sock;
 
 typedef struct hold {
-  char host[HOST_MAX];
+  char host[BW_HTTP_HOST_KEY_MAX];
   uint64_t until_ns;
 } hold_t;
 

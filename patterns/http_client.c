@@ -67,6 +67,7 @@ static void http_free(bw_http_t *h) {
   free(h->client_cert);
   free(h->client_key);
   free(h->user_agent);
+  free(h->rows);
   if (h->auth != NULL) {
     /* the secret does not outlive its use in memory we give back */
     volatile char *p = h->auth;
@@ -100,6 +101,12 @@ int bw_http_new(bw_runtime_t *rt, const bw_http_opts_t *o, bw_http_t **out) {
   h->client_cert = dup_opt(o->client_cert, &bad);
   h->client_key = dup_opt(o->client_key, &bad);
   h->user_agent = dup_opt(o->user_agent, &bad);
+  /* the per-host table, whole: requests never allocate for it */
+  h->rows = calloc(BW_HTTP_HOSTS_MAX + 1u, sizeof *h->rows);
+  if (h->rows == NULL)
+    bad = true;
+  else
+    snprintf(h->rows[BW__HTTP_OTHER].key, sizeof h->rows[0].key, "%s", BW_HTTP_HOST_OTHER);
   const char *tok = o->bearer_token ? o->bearer_token
                     : o->bearer_token_env ? getenv(o->bearer_token_env) : NULL;
   if (tok != NULL && *tok != '\0') {
@@ -140,7 +147,7 @@ int bw_http_child_spec(bw_http_t *h, const char *id, bw_child_spec_t *out) {
 
 bw_pid_t bw_http_pid(const bw_http_t *h) {
   /* acquire: pairs with the actor's release store in init */
-  return h == NULL ? BW_PID_NONE : __atomic_load_n(&h->pid, __ATOMIC_ACQUIRE);
+  return h == NULL ? BW_PID_NONE : bw__ld64_acq(&h->pid);
 }
 
 int bw_http_start(bw_http_t *h, bw_pid_t *out) {
@@ -188,19 +195,12 @@ int bw_http_destroy(bw_http_t *h) {
 int bw_http_stats(const bw_http_t *h, bw_http_stats_t *out) {
   if (h == NULL || out == NULL)
     return BW_EINVAL;
-  uint64_t v[BW__HC__N];
-  for (int i = 0; i < BW__HC__N; i++)
-    v[i] = __atomic_load_n(&h->c[i], __ATOMIC_RELAXED);
-  *out = (bw_http_stats_t){
-      .requests = v[BW__HC_REQ], .responses_2xx = v[BW__HC_2XX], .responses_3xx = v[BW__HC_3XX],
-      .responses_4xx = v[BW__HC_4XX], .responses_5xx = v[BW__HC_5XX],
-      .throttled = v[BW__HC_THR], .timeouts = v[BW__HC_TMO], .cancels = v[BW__HC_CANCEL],
-      .conn_errors = v[BW__HC_CONN], .dns_errors = v[BW__HC_DNS], .tls_errors = v[BW__HC_TLS],
-      .proto_errors = v[BW__HC_PROTO], .too_big = v[BW__HC_BIG], .queue_full = v[BW__HC_QFULL],
-      .in_flight = v[BW__HC_INFL], .queued = v[BW__HC_QUEUED], .bytes_sent = v[BW__HC_TX],
-      .bytes_received = v[BW__HC_RX], .retries = v[BW__HC_RETRY],
-      .fallbacks = v[BW__HC_FALLBACK], .refused = v[BW__HC_REFUSED]};
+  bw__http_stats_fill(h->c, out);
   return 0;
+}
+
+const char *bw_http_name(const bw_http_t *h) {
+  return h == NULL ? NULL : h->name;
 }
 
 /* --- sending requests -------------------------------------------------------------------------- */

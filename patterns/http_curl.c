@@ -183,10 +183,10 @@ bw_http_resp_t *bw__http_take_response(client *c, xfer *t, int *st) {
   curl_off_t up = 0, down = 0;
   curl_easy_getinfo(t->easy, CURLINFO_SIZE_UPLOAD_T, &up);
   curl_easy_getinfo(t->easy, CURLINFO_SIZE_DOWNLOAD_T, &down);
-  bw__http_cnt(c->h, BW__HC_TX, (uint64_t)up);
-  bw__http_cnt(c->h, BW__HC_RX, (uint64_t)down);
+  bw__http_cnt(c->h, t->row, BW__HC_TX, (uint64_t)up);
+  bw__http_cnt(c->h, t->row, BW__HC_RX, (uint64_t)down);
   if (code >= 200 && code < 600)
-    bw__http_cnt(c->h, BW__HC_2XX + (int)(code / 100) - 2, 1);
+    bw__http_cnt(c->h, t->row, BW__HC_2XX + (int)(code / 100) - 2, 1);
   return r;
 }
 

@@ -1,7 +1,8 @@
 /*
  * The HTTP client when the build found no libcurl (Debian:
  * libcurl4-openssl-dev): requests and responses still build and parse
- * (patterns/http_req.c), and the client says BW_ENOTSUP.
+ * (patterns/http_req.c), and the client says BW_ENOTSUP. The per-host
+ * table (patterns/http_hosts.c) needs no curl and is built either way.
  */
 #include <string.h>
 
@@ -66,6 +67,11 @@ int bw_http_stats(const bw_http_t *h, bw_http_stats_t *out) {
   (void)h;
   (void)out;
   return BW_ENOTSUP;
+}
+
+const char *bw_http_name(const bw_http_t *h) {
+  (void)h;
+  return NULL;
 }
 
 int bw_http_request(bw_ctx_t *ctx, bw_pid_t client, bw_http_req_t *q, uint64_t timeout_ms,

@@ -85,13 +85,17 @@ static int setup(bw_runtime_t *rt, struct parts *p) {
     rc = bw_http_child_spec(p->http, "client", &connection_children[CONN_CLIENT]);
   connection_children[CONN_CLIENT].name = "llm-client"; /* agents find it by name */
 
-  /* Metrics: the breaker, the agents' mailboxes, the gateway's counters. */
+  /* Metrics: the breaker, the HTTP client per host (bulwark_http_*: the
+   * model server's requests, errors, latency), the agents' mailboxes, the
+   * gateway's counters. */
   if (rc == 0)
     rc = bw_metrics_new(rt, NULL, &p->met);
   if (rc == 0)
     rc = bw_metrics_child_spec(p->met, "metrics", &gateway_children[CH_METRICS]);
   if (rc == 0)
     rc = bw_metrics_add_breaker(p->met, p->br);
+  if (rc == 0)
+    rc = bw_metrics_add_http(p->met, p->http);
   for (unsigned i = 0; rc == 0 && i < NAGENTS; i++)
     rc = bw_metrics_add_actor(p->met, agent_specs[i].name);
   bw_metric_family_t *fam = NULL;
@@ -297,10 +301,17 @@ int main(int argc, char **argv) {
   EXPECT(bw_http_stats(p.http, &hs) == 0);
   struct server_stats ss;
   bool have_ss = !g_set.remote && server_stats(&ss);
-  bw_histogram_summary_t lat = {0};
+  /* the client's one host (the model server), as /metrics labels it */
+  static bw_http_host_stats_t hosts[BW_HTTP_HOSTS_MAX + 1];
+  size_t nhosts = 0;
+  EXPECT(bw_http_host_stats(p.http, hosts, BW_HTTP_HOSTS_MAX + 1, &nhosts) == 0 && nhosts == 1);
+  bw_histogram_summary_t lat = {0}, host_lat = {0};
   bw_metrics_snapshot_t *snap = NULL;
   if (bw_metrics_collect(p.met, 5000) == 0 && bw_metrics_latest(p.met, &snap) == 0) {
     (void)bw_metrics_snapshot_histogram(snap, "gateway_answer_seconds", NULL, 0, &lat);
+    const char *host_lv[] = {bw_http_name(p.http), hosts[0].host};
+    (void)bw_metrics_snapshot_histogram(snap, "bulwark_http_request_duration_seconds", host_lv,
+                                        2, &host_lat);
     bw_metrics_snapshot_release(snap);
   }
   (void)bw_health_flush(p.health, 5000);
@@ -335,6 +346,9 @@ int main(int argc, char **argv) {
 
   print_summary(t, prompts, model, fb, failed, &lat, &pm, &bm, &hs, &ss, have_ss, up, all,
                 final_health, &rs);
+  say("  per host (bulwark_http_*): %s: %llu answered, p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
+      hosts[0].host, (unsigned long long)host_lat.count, (double)host_lat.p50_ns / 1e6,
+      (double)host_lat.p99_ns / 1e6, (double)host_lat.max_ns / 1e6);
 
   /* --- Self-check: invariants, nothing that depends on timing. ---------- */
   uint64_t in_flight = prompts - model - fb - failed;
@@ -342,6 +356,7 @@ int main(int argc, char **argv) {
   EXPECT(model + fb + failed == prompts); /* every prompt accounted for once */
   EXPECT(in_flight == 0);
   EXPECT(hs.in_flight == 0 && hs.queued == 0);
+  EXPECT(host_lat.count > 0 && host_lat.count <= hs.requests); /* the reporter has the host */
   /* The policy's calls not finished: only those the client cancelled
    * because their agent crashed (it drops them without ending the policy's
    * ticket: a known client bug), never more. */

@@ -232,7 +232,64 @@ typedef struct bw_http_stats {
   uint64_t fallbacks; /* requests the policy's fallback answered */
   uint64_t refused;   /* requests the policy refused (breaker open, rate, budget) */
 } bw_http_stats_t;
+/* The process-wide counters (each read on its own: the set is not an
+ * atomic snapshot while requests run). Returns 0, BW_EINVAL, BW_ENOTSUP. */
 int bw_http_stats(const bw_http_t *h, bw_http_stats_t *out);
+
+/* The client's name (bw_http_opts.name, or "http"): what its metrics are
+ * labelled with. NULL for NULL (and without libcurl). */
+const char *bw_http_name(const bw_http_t *h);
+
+/* --- Per-host statistics ----------------------------------------------------------- */
+
+/* A request's host is the key "scheme://host:port" of its URL: scheme and
+ * host in lower case, the port always written (80 or 443 when the URL has
+ * none), no user, password, path or query; bytes outside printable ASCII
+ * as %XX. The first BW_HTTP_HOSTS_MAX distinct hosts a client sees get a
+ * row each, kept for the handle's life (its counters survive restarts of
+ * the actor, like bw_http_stats'); later hosts, and keys longer than
+ * BW_HTTP_HOST_KEY_MAX - 1 bytes, share one row named BW_HTTP_HOST_OTHER.
+ * So a stream of hostile URLs costs no memory beyond the table, which is
+ * allocated by bw_http_new (about 100 KiB). */
+#define BW_HTTP_HOSTS_MAX 64u
+#define BW_HTTP_HOST_KEY_MAX 128u /* bytes of a key, with its NUL */
+#define BW_HTTP_HOST_OTHER "other"
+/* Latency buckets: the layout of bulwark/metrics.h's histograms (bucket i
+ * holds values v in ns with bw_histogram_bucket_upper(i - 1) < v <=
+ * bw_histogram_bucket_upper(i); the last one is the overflow). */
+#define BW_HTTP_LATENCY_BUCKETS 157u
+
+typedef struct bw_http_host_stats {
+  char host[BW_HTTP_HOST_KEY_MAX]; /* the key, or BW_HTTP_HOST_OTHER */
+  /* bw_http_stats' counters, for this host's requests only: requests,
+   * responses by class (every attempt's response), throttled, timeouts,
+   * cancels, connection, DNS, TLS and protocol errors, too_big,
+   * queue_full, in_flight and queued now, bytes, retries, fallbacks and
+   * refusals by the policy */
+  bw_http_stats_t stats;
+  /* Latency of the requests answered with a response (any status code):
+   * from the request's arrival at the client to its answer, on the
+   * runtime's clock (a manual clock drives it), retries and waits
+   * included. Requests that ended without a response (timeouts,
+   * connection, DNS, TLS errors, cancels, refusals) are not in it: they
+   * are in their counters, and would blur the server's latency with the
+   * client's own deadlines. latency_count is the sum of the buckets. */
+  uint64_t latency_count, latency_sum_ns, latency_max_ns;
+  uint64_t latency[BW_HTTP_LATENCY_BUCKETS];
+} bw_http_host_stats_t;
+
+/*
+ * Copies the per-host rows into out (cap rows at most): the named rows in
+ * the order their hosts first came, then BW_HTTP_HOST_OTHER if anything
+ * was counted in it. *n is the number of rows there are (at most
+ * BW_HTTP_HOSTS_MAX + 1, which is always enough for cap). From any thread;
+ * no lock: each value is read on its own, as in bw_http_stats. out may be
+ * NULL with cap 0 to ask for *n. Returns 0; BW_ETOOBIG (*n > cap: the
+ * first cap rows were copied); BW_EINVAL (NULL h or n, NULL out with cap >
+ * 0). (Built without libcurl there is no handle to ask: bw_http_new says
+ * BW_ENOTSUP.)
+ */
+int bw_http_host_stats(const bw_http_t *h, bw_http_host_stats_t *out, size_t cap, size_t *n);
 
 /* From an actor: sends q (ownership moves, whatever the outcome) as a
  * request with a deadline (0 = the client's default). The reply arrives

@@ -206,6 +206,7 @@ int bw_histogram_record(bw_histogram_t *h, uint64_t ns);
 
 typedef struct bw_breaker bw_breaker_t;
 typedef struct bw_retry bw_retry_t;
+typedef struct bw_http bw_http_t;
 
 /*
  * Adds a breaker (read with bw_breaker_metrics, labelled with its name):
@@ -244,6 +245,32 @@ int bw_metrics_remove_bulkhead(bw_metrics_t *m, const char *name);
  */
 int bw_metrics_add_retry(bw_metrics_t *m, const bw_retry_t *r, const char *name);
 int bw_metrics_remove_retry(bw_metrics_t *m, const bw_retry_t *r);
+
+/*
+ * Adds an HTTP client (bulwark/http.h; read with bw_http_host_stats each
+ * period), its series labelled with the client's name (bw_http_name) and
+ * each host's key (http.h's "scheme://host:port", or "other"); a host's
+ * series appear once it has been seen:
+ *   bulwark_http_requests_received_total{client,host}   requests that came
+ *   bulwark_http_requests_total{client,host,class}      responses by status
+ *       class (class: 2xx, 3xx, 4xx, 5xx; every attempt's response)
+ *   bulwark_http_errors_total{client,host,kind}         ends without a
+ *       usable response (kind: timeout, connection, dns, tls, protocol,
+ *       too_big, queue_full, refused)
+ *   bulwark_http_throttled_total, _retries_total, _cancels_total,
+ *       _fallbacks_total {client,host}
+ *   bulwark_http_in_flight, bulwark_http_queued {client,host} (gauges)
+ *   bulwark_http_bytes_total{client,host,direction}     sent, received
+ *   bulwark_http_request_duration_seconds{client,host}  histogram of the
+ *       requests answered with a response, arrival to answer
+ * The client's handle must stay valid until removed. A host whose series
+ * do not fit (max_series, max_families) is left out of the snapshots, and
+ * tried again the next period. Returns 0, BW_EINVAL (NULL, or a client
+ * without a name, as built without libcurl), BW_EEXIST (an HTTP client of
+ * that name, or this one, is a source already), BW_ELIMIT, BW_ENOMEM.
+ */
+int bw_metrics_add_http(bw_metrics_t *m, bw_http_t *h);
+int bw_metrics_remove_http(bw_metrics_t *m, bw_http_t *h);
 
 /* Adds an actor by registered name (looked up each period, so it follows
  * restarts): bulwark_mailbox_depth{actor}, absent while the name is not

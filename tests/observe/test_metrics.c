@@ -5,7 +5,8 @@
  * the reporter under the manual clock delivering snapshots to a subscriber,
  * the runtime's, breakers', bulkheads', retry policies' and restarts'
  * metrics with their labels, the reporter as a supervised child that is
- * killed and restarted, the Prometheus text checked line by line against
+ * killed and restarted, an HTTP client's per-host series against two
+ * local servers, the Prometheus text checked line by line against
  * the format's rules and compared with an expected text, the JSON checked
  * by a small validator and compared too, rendering into small buffers, and
  * bad input.
@@ -19,8 +20,10 @@
 
 #include "bulwark/breaker.h"
 #include "bulwark/bulkhead.h"
+#include "bulwark/http.h"
 #include "bulwark/metrics.h"
 #include "bulwark/retry.h"
+#include "patterns/http_fixture.h"
 
 static bw_metrics_t *new_metrics(bw_runtime_t *rt, bool runtime_metrics, uint64_t period_ms) {
   bw_metrics_opts_t o;
@@ -1067,6 +1070,135 @@ static void test_render_while_publishing(void **state) {
   bw_runtime_destroy(rt);
 }
 
+/* --- An HTTP client's per-host series -------------------------------------------------------- */
+
+static int http_get(bw_runtime_t *rt, bw_pid_t client, const char *url) {
+  bw_http_resp_t *r = NULL;
+  int rc = bw_http_call(rt, client, bw_http_req_new("GET", url), 5000, &r);
+  bw_http_resp_free(r);
+  return rc;
+}
+
+static void expect_line(const char *text, const char *line) {
+  if (strstr(text, line) == NULL)
+    fail_msg("missing line: %s\nin:\n%s", line, text);
+}
+
+/* Two local servers on two ports are two hosts; a host with a quote and a
+ * backslash (curl refuses the URL, nothing is sent) is escaped in the
+ * text; the scrape follows the format's rules. */
+static void test_http_client_metrics(void **state) {
+  (void)state;
+  static hfx_t sa, sb;
+  bw_runtime_t *rt = bwt_runtime(2, false);
+  bw_http_opts_t ho;
+  bw_http_opts_init(&ho);
+  ho.name = "api";
+  bw_http_t *h = NULL;
+  int rc = bw_http_new(rt, &ho, &h);
+  if (rc == BW_ENOTSUP) {
+    bw_runtime_destroy(rt);
+    skip(); /* built without libcurl */
+  }
+  assert_int_equal(rc, 0);
+  bw_pid_t client;
+  assert_int_equal(bw_http_start(h, &client), 0);
+  bw_metrics_t *m = new_metrics(rt, false, 3600000);
+  assert_int_equal(bw_metrics_add_http(m, h), 0);
+  assert_int_equal(bw_metrics_add_http(m, h), BW_EEXIST);
+  assert_int_equal(bw_metrics_add_http(m, NULL), BW_EINVAL);
+  assert_int_equal(bw_metrics_add_http(NULL, h), BW_EINVAL);
+  assert_int_equal(bw_metrics_remove_http(m, NULL), BW_EINVAL);
+
+  hfx_start(&sa);
+  hfx_start(&sb);
+  char ua[96], ub[96], ka[64], kb[64];
+  snprintf(ka, sizeof ka, "http://127.0.0.1:%u", sa.port);
+  snprintf(kb, sizeof kb, "http://127.0.0.1:%u", sb.port);
+  snprintf(ua, sizeof ua, "%s/ok", ka);
+  assert_int_equal(http_get(rt, client, ua), 0);
+  assert_int_equal(http_get(rt, client, ua), 0);
+  snprintf(ub, sizeof ub, "%s/status/503", kb);
+  assert_int_equal(http_get(rt, client, ub), BW_EHTTP_SERVER);
+  snprintf(ub, sizeof ub, "%s/status/404", kb);
+  assert_int_equal(http_get(rt, client, ub), 0);
+  assert_int_equal(http_get(rt, client, "http://a\"b\\c/x"), BW_EINVAL);
+
+  assert_int_equal(bw_metrics_collect(m, 0), 0);
+  char *text;
+  size_t len;
+  assert_int_equal(bw_metrics_render_alloc(m, BW_METRICS_PROMETHEUS, &text, &len), 0);
+  const char *err = prom_check(text);
+  if (err != NULL)
+    fail_msg("%s\n%s", err, text);
+  char line[512];
+  snprintf(line, sizeof line,
+           "bulwark_http_requests_received_total{client=\"api\",host=\"%s\"} 2\n", ka);
+  expect_line(text, line);
+  snprintf(line, sizeof line,
+           "bulwark_http_requests_total{client=\"api\",host=\"%s\",class=\"2xx\"} 2\n", ka);
+  expect_line(text, line);
+  snprintf(line, sizeof line,
+           "bulwark_http_requests_total{client=\"api\",host=\"%s\",class=\"5xx\"} 1\n", kb);
+  expect_line(text, line);
+  snprintf(line, sizeof line,
+           "bulwark_http_requests_total{client=\"api\",host=\"%s\",class=\"4xx\"} 1\n", kb);
+  expect_line(text, line);
+  snprintf(line, sizeof line,
+           "bulwark_http_bytes_total{client=\"api\",host=\"%s\",direction=\"received\"} 10\n",
+           ka);
+  expect_line(text, line);
+  snprintf(line, sizeof line, "bulwark_http_in_flight{client=\"api\",host=\"%s\"} 0\n", kb);
+  expect_line(text, line);
+  snprintf(line, sizeof line,
+           "bulwark_http_errors_total{client=\"api\",host=\"%s\",kind=\"dns\"} 0\n", kb);
+  expect_line(text, line);
+  snprintf(line, sizeof line,
+           "bulwark_http_request_duration_seconds_bucket{client=\"api\",host=\"%s\","
+           "le=\"+Inf\"} 2\n",
+           ka);
+  expect_line(text, line);
+  snprintf(line, sizeof line,
+           "bulwark_http_request_duration_seconds_count{client=\"api\",host=\"%s\"} 2\n", kb);
+  expect_line(text, line);
+  /* the host from the user's URL, escaped: \" and \\ */
+  expect_line(text, "bulwark_http_requests_received_total{client=\"api\","
+                    "host=\"http://a\\\"b\\\\c:80\"} 1\n");
+  expect_line(text, "# TYPE bulwark_http_request_duration_seconds histogram\n");
+  free(text);
+
+  /* the JSON has them too, and the snapshot's reading API */
+  assert_int_equal(bw_metrics_render_alloc(m, BW_METRICS_JSON, &text, &len), 0);
+  if (!bwt_json_valid(text))
+    fail_msg("not JSON: %s", text);
+  assert_non_null(strstr(text, "\"host\":\"http://a\\\"b\\\\c:80\""));
+  free(text);
+  bw_metrics_snapshot_t *snap;
+  assert_int_equal(bw_metrics_latest(m, &snap), 0);
+  const char *lva[] = {"api", ka};
+  bw_histogram_summary_t hsum;
+  assert_int_equal(bw_metrics_snapshot_histogram(snap, "bulwark_http_request_duration_seconds",
+                                                 lva, 2, &hsum),
+                   0);
+  assert_int_equal(hsum.count, 2);
+  bw_metrics_snapshot_release(snap);
+
+  /* removed: its series leave; added again: back, with the client's values */
+  assert_int_equal(bw_metrics_remove_http(m, h), 0);
+  assert_int_equal(bw_metrics_remove_http(m, h), BW_ENOTFOUND);
+  const char *lv2[] = {"api", ka, "2xx"};
+  assert_true(isnan(collect_value(m, "bulwark_http_requests_total", lv2, 3)));
+  assert_int_equal(http_get(rt, client, ua), 0);
+  assert_int_equal(bw_metrics_add_http(m, h), 0);
+  assert_true(collect_value(m, "bulwark_http_requests_total", lv2, 3) == 3);
+
+  assert_int_equal(bw_metrics_destroy(m), 0);
+  assert_int_equal(bw_http_destroy(h), 0);
+  bw_runtime_destroy(rt);
+  hfx_stop(&sa);
+  hfx_stop(&sb);
+}
+
 /* --- Bad input ------------------------------------------------------------------------------- */
 
 static void test_bad_input(void **state) {
@@ -1193,6 +1325,7 @@ int main(void) {
       cmocka_unit_test(test_retry_and_mailbox_metrics),
       cmocka_unit_test(test_restarts_from_events),
       cmocka_unit_test(test_supervised_reporter_restart),
+      cmocka_unit_test(test_http_client_metrics),
       cmocka_unit_test(test_prometheus_text),
       cmocka_unit_test(test_json),
       cmocka_unit_test(test_render_buffer),

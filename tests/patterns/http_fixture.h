@@ -18,6 +18,8 @@
  *   /hugeheader    200 with 200 KiB of headers
  *   /badchunk      Transfer-Encoding: chunked with a malformed chunk size
  *   /big/N         200 with N bytes of body
+ *   /gate          waits until the test opens the gate (gate_open), then
+ *                  200 "gated": the test moves a manual clock meanwhile
  *
  * It counts connections accepted and connections the peer closed (a read
  * returning 0 or an error while the server had nothing more to say), so a
@@ -50,6 +52,8 @@ typedef struct hfx {
   atomic_bool outage;        /* /flaky answers 503 while set */
   atomic_uint flaky_hits, status_hits;
   atomic_ulong stream_sent; /* body bytes /stream/N got into the socket */
+  atomic_bool gate_open;    /* /gate answers once set */
+  atomic_uint gate_waiting; /* /gate requests that arrived */
 } hfx_t;
 
 typedef struct hfx_conn {
@@ -256,6 +260,11 @@ static void *hfx_conn_main(void *arg) {
       hfx_sendf(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n");
       hfx_wait_close(s, fd);
       break;
+    } else if (strcmp(path, "/gate") == 0) {
+      atomic_fetch_add(&s->gate_waiting, 1);
+      while (!atomic_load(&s->gate_open) && !atomic_load(&s->stop))
+        usleep(1000);
+      hfx_sendf(fd, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\ngated");
     } else if (strncmp(path, "/big/", 5) == 0) {
       size_t n = strtoul(path + 5, NULL, 10);
       if (n > BIG)

@@ -15,6 +15,7 @@
 
 #include "bulwark/http.h"
 #include "http_fixture.h"
+#include "patterns/http_internal.h" /* bw__http_host_key, tested on its own */
 
 static hfx_t g_srv;
 
@@ -36,9 +37,9 @@ typedef struct env {
   bw_pid_t pid;
 } env_t;
 
-static env_t env_up(const bw_http_opts_t *o) {
+static env_t env_up_clock(const bw_http_opts_t *o, bool manual_clock) {
   env_t e = {0};
-  e.rt = bwt_runtime(2, false);
+  e.rt = bwt_runtime(2, manual_clock);
   int rc = bw_http_new(e.rt, o, &e.h);
   if (rc == BW_ENOTSUP) {
     bw_runtime_destroy(e.rt);
@@ -47,6 +48,10 @@ static env_t env_up(const bw_http_opts_t *o) {
   assert_int_equal(rc, 0);
   assert_int_equal(bw_http_start(e.h, &e.pid), 0);
   return e;
+}
+
+static env_t env_up(const bw_http_opts_t *o) {
+  return env_up_clock(o, false);
 }
 
 static void env_down(env_t *e) {
@@ -244,6 +249,229 @@ static void test_broken_servers(void **st) {
   assert_int_equal(s.proto_errors, 4);
   assert_int_equal(s.too_big, 1);
   assert_int_equal(s.in_flight, 0);
+  env_down(&e);
+}
+
+/* --- per-host statistics ------------------------------------------------------------ */
+
+static void test_host_key(void **st) {
+  (void)st;
+  struct {
+    const char *url, *key;
+  } cases[] = {
+      {"http://127.0.0.1:8080/x?y#z", "http://127.0.0.1:8080"},
+      {"HTTPS://User:Pw@API.Example.COM/v1", "https://api.example.com:443"},
+      {"http://example.com", "http://example.com:80"},
+      {"http://h:/p", "http://h:80"},
+      {"http://[::1]:0080/", "http://[::1]:80"},
+      {"https://[::1]/", "https://[::1]:443"},
+      {"http://a@b@host:1/", "http://host:1"}, /* the last @ ends the credentials */
+      {"http://caf\xc3\xa9.example/", "http://caf%C3%A9.example:80"},
+      {"http://a\"b\\c/", "http://a\"b\\c:80"}, /* escaped by the exposition, not here */
+  };
+  char k[BW_HTTP_HOST_KEY_MAX];
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    assert_true(bw__http_host_key(cases[i].url, k, sizeof k));
+    assert_string_equal(k, cases[i].key);
+  }
+  /* a key that does not fit says so (its host counts in "other") */
+  char u[300];
+  snprintf(u, sizeof u, "http://127.0.0.1:%0200d/", 7);
+  assert_false(bw__http_host_key(u, k, sizeof k));
+  assert_int_equal(strlen(k), sizeof k - 1);
+}
+
+static const bw_http_host_stats_t *host_row(const bw_http_host_stats_t *hs, size_t n,
+                                            const char *host) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(hs[i].host, host) == 0)
+      return &hs[i];
+  return NULL;
+}
+
+static uint64_t bucket_sum(const bw_http_host_stats_t *r) {
+  uint64_t n = 0;
+  for (unsigned b = 0; b < BW_HTTP_LATENCY_BUCKETS; b++)
+    n += r->latency[b];
+  return n;
+}
+
+/* Two servers on two ports are two hosts: each counts its own requests,
+ * responses and bytes, and its histogram holds exactly its responses. */
+static void test_per_host_counts(void **st) {
+  (void)st;
+  env_t e = env_up(NULL); /* first: it skips without libcurl */
+  static hfx_t b;
+  hfx_start(&b);
+  char ub[128];
+  bw_http_resp_t *r = NULL;
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(get(&e, "/ok", 5000, &r), 0);
+    bw_http_resp_free(r);
+  }
+  const char *bpaths[] = {"/status/404", "/status/404", "/status/503", "/echo"};
+  int bwant[] = {0, 0, BW_EHTTP_SERVER, 0};
+  for (int i = 0; i < 4; i++) {
+    snprintf(ub, sizeof ub, "http://127.0.0.1:%u%s", b.port, bpaths[i]);
+    bw_http_req_t *q = bw_http_req_new(i == 3 ? "POST" : "GET", ub);
+    if (i == 3)
+      assert_int_equal(bw_http_req_body(q, "0123456789", 10), 0);
+    assert_int_equal(bw_http_call(e.rt, e.pid, q, 5000, &r), bwant[i]);
+    bw_http_resp_free(r);
+  }
+  static bw_http_host_stats_t hs[BW_HTTP_HOSTS_MAX + 1];
+  size_t n = 0;
+  assert_int_equal(bw_http_host_stats(e.h, hs, BW_HTTP_HOSTS_MAX + 1, &n), 0);
+  assert_int_equal(n, 2);
+  char ka[64], kb[64];
+  snprintf(ka, sizeof ka, "http://127.0.0.1:%u", g_srv.port);
+  snprintf(kb, sizeof kb, "http://127.0.0.1:%u", b.port);
+  assert_string_equal(hs[0].host, ka); /* in the order they came */
+  assert_string_equal(hs[1].host, kb);
+  const bw_http_host_stats_t *a = &hs[0], *bb = &hs[1];
+  assert_int_equal(a->stats.requests, 3);
+  assert_int_equal(a->stats.responses_2xx, 3);
+  assert_int_equal(a->stats.responses_4xx + a->stats.responses_5xx, 0);
+  assert_int_equal(a->stats.bytes_received, 15); /* "hello" three times */
+  assert_int_equal(a->stats.bytes_sent, 0);
+  assert_int_equal(a->stats.in_flight, 0); /* counted before the reply */
+  assert_int_equal(bb->stats.requests, 4);
+  assert_int_equal(bb->stats.responses_2xx, 1);
+  assert_int_equal(bb->stats.responses_4xx, 2);
+  assert_int_equal(bb->stats.responses_5xx, 1);
+  assert_int_equal(bb->stats.bytes_sent, 10);
+  assert_int_equal(bb->stats.in_flight, 0);
+  /* the histogram: one record per response, its count the buckets' sum */
+  assert_int_equal(a->latency_count, 3);
+  assert_int_equal(bucket_sum(a), 3);
+  assert_int_equal(bb->latency_count, 4);
+  assert_int_equal(bucket_sum(bb), 4);
+  assert_true(a->latency_max_ns <= a->latency_sum_ns);
+  /* the process-wide counters are the rows' sums */
+  bw_http_stats_t s;
+  assert_int_equal(bw_http_stats(e.h, &s), 0);
+  assert_int_equal(s.requests, 7);
+  assert_int_equal(s.responses_2xx, 4);
+  assert_int_equal(s.bytes_received, a->stats.bytes_received + bb->stats.bytes_received);
+  /* a short array: the first rows, and how many there are */
+  assert_int_equal(bw_http_host_stats(e.h, hs, 1, &n), BW_ETOOBIG);
+  assert_int_equal(n, 2);
+  assert_string_equal(hs[0].host, ka);
+  assert_int_equal(bw_http_host_stats(e.h, NULL, 0, &n), BW_ETOOBIG);
+  assert_int_equal(n, 2);
+  assert_int_equal(bw_http_host_stats(NULL, hs, 1, &n), BW_EINVAL);
+  assert_int_equal(bw_http_host_stats(e.h, NULL, 1, &n), BW_EINVAL);
+  assert_int_equal(bw_http_host_stats(e.h, hs, 1, NULL), BW_EINVAL);
+  assert_string_equal(bw_http_name(e.h), "http");
+  assert_null(bw_http_name(NULL));
+  env_down(&e);
+  hfx_stop(&b);
+}
+
+/* 70 distinct hosts and a key too long to keep: 64 rows, then "other". */
+static void test_host_table_bound(void **st) {
+  (void)st;
+  /* a port nobody listens on: bind one, note it, close it (refused at once) */
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+  socklen_t al = sizeof a;
+  getsockname(fd, (struct sockaddr *)&a, &al);
+  close(fd);
+  unsigned port = ntohs(a.sin_port);
+  env_t e = env_up(NULL);
+  char u[300];
+  bw_http_resp_t *r;
+  enum { HOSTS_SENT = 70 };
+  for (unsigned i = 0; i < HOSTS_SENT; i++) {
+    /* 127.0.0.2 .. 127.0.0.71: loopback addresses, nobody there */
+    snprintf(u, sizeof u, "http://127.0.0.%u:%u/", i + 2, port);
+    int rc = bw_http_call(e.rt, e.pid, bw_http_req_new("GET", u), 5000, &r);
+    if (rc != BW_ECONNREFUSED)
+      fail_msg("%s: %s", u, bw_strerror(rc));
+  }
+  /* a port too long for a key (curl refuses the URL: nothing is sent) */
+  char junk[201];
+  memset(junk, 'x', 200);
+  junk[200] = '\0';
+  snprintf(u, sizeof u, "http://127.0.0.2:%s/", junk);
+  assert_int_equal(bw_http_call(e.rt, e.pid, bw_http_req_new("GET", u), 5000, &r), BW_EINVAL);
+  static bw_http_host_stats_t hs[BW_HTTP_HOSTS_MAX + 2];
+  size_t n = 0;
+  assert_int_equal(bw_http_host_stats(e.h, hs, BW_HTTP_HOSTS_MAX + 2, &n), 0);
+  assert_int_equal(n, BW_HTTP_HOSTS_MAX + 1);
+  uint64_t sum = 0;
+  for (unsigned i = 0; i < BW_HTTP_HOSTS_MAX; i++) {
+    char k[64];
+    snprintf(k, sizeof k, "http://127.0.0.%u:%u", i + 2, port);
+    assert_string_equal(hs[i].host, k);
+    assert_int_equal(hs[i].stats.requests, 1);
+    assert_int_equal(hs[i].stats.conn_errors, 1);
+    assert_int_equal(hs[i].latency_count, 0); /* no response: not in the histogram */
+    sum += hs[i].stats.requests;
+  }
+  const bw_http_host_stats_t *other = &hs[BW_HTTP_HOSTS_MAX];
+  assert_string_equal(other->host, BW_HTTP_HOST_OTHER);
+  assert_int_equal(other->stats.requests, HOSTS_SENT - BW_HTTP_HOSTS_MAX + 1);
+  assert_int_equal(other->stats.conn_errors, HOSTS_SENT - BW_HTTP_HOSTS_MAX);
+  assert_int_equal(other->stats.in_flight, 0);
+  sum += other->stats.requests;
+  bw_http_stats_t s;
+  bw_http_stats(e.h, &s);
+  assert_int_equal(s.requests, sum);
+  /* a known host keeps its row once the table is full */
+  snprintf(u, sizeof u, "http://127.0.0.2:%u/", port);
+  assert_int_equal(bw_http_call(e.rt, e.pid, bw_http_req_new("GET", u), 5000, &r),
+                   BW_ECONNREFUSED);
+  assert_int_equal(bw_http_host_stats(e.h, hs, BW_HTTP_HOSTS_MAX + 2, &n), 0);
+  assert_int_equal(hs[0].stats.requests, 2);
+  snprintf(u, sizeof u, "http://127.0.0.71:%u", port); /* the 70th host: in "other" */
+  assert_null(host_row(hs, n, u));
+  env_down(&e);
+}
+
+typedef struct call_arg {
+  env_t *e;
+  const char *path;
+  int rc;
+  bw_http_resp_t *r;
+} call_arg_t;
+
+static void *call_main(void *p) {
+  call_arg_t *c = p;
+  c->rc = get(c->e, c->path, 60000, &c->r);
+  return NULL;
+}
+
+/* The latency is on the runtime's clock: with a manual clock it is exactly
+ * the time the test moved while the server held the answer. */
+static void test_latency_manual_clock(void **st) {
+  (void)st;
+  env_t e = env_up_clock(NULL, true);
+  atomic_store(&g_srv.gate_open, false);
+  unsigned waiting = atomic_load(&g_srv.gate_waiting);
+  call_arg_t c = {.e = &e, .path = "/gate"};
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, call_main, &c), 0);
+  assert_true(hfx_wait_at_least(&g_srv.gate_waiting, waiting + 1));
+  assert_int_equal(bw_clock_advance(e.rt, 250), 0);
+  atomic_store(&g_srv.gate_open, true);
+  pthread_join(th, NULL);
+  assert_int_equal(c.rc, 0);
+  assert_non_null(c.r);
+  assert_string_equal(c.r->body, "gated");
+  bw_http_resp_free(c.r);
+  bw_http_host_stats_t hs[2];
+  size_t n = 0;
+  assert_int_equal(bw_http_host_stats(e.h, hs, 2, &n), 0);
+  assert_int_equal(n, 1);
+  const uint64_t ns = 250000000ull;
+  assert_int_equal(hs[0].latency_count, 1);
+  assert_int_equal(hs[0].latency_sum_ns, ns);
+  assert_int_equal(hs[0].latency_max_ns, ns);
+  /* the metrics reporter's layout: the same bucket as its histograms */
+  assert_int_equal(hs[0].latency[bw_histogram_bucket_of(ns)], 1);
   env_down(&e);
 }
 
@@ -534,6 +762,56 @@ static void test_policy_retry_after(void **st) {
   assert_int_equal(bw_http_call(e.rt, e.pid, q, 10000, &r), BW_EHTTP_SERVER);
   bw_http_resp_free(r);
   assert_int_equal(atomic_load(&g_srv.status_hits) - hits, 3);
+  env_down_policy(&e, p);
+}
+
+/* --- a name that does not resolve, with no DNS server asked ------------------------ */
+
+/* The name: a 64-byte label (DNS allows 63) under .invalid (RFC 2606).
+ * glibc's getaddrinfo cannot encode it as a query and fails at once
+ * (EAI_NONAME) without opening a socket to port 53; curl reports
+ * CURLE_COULDNT_RESOLVE_HOST, not a malformed URL. So the failure path
+ * runs for real while nothing leaves the machine (patterns/HTTP.md says
+ * how that was checked). Through a policy that would retry 3 times: the
+ * breaker counts a failure, and no retry is made. */
+static void test_dns_failure(void **st) {
+  (void)st;
+  char label[65], u[128], key[128];
+  memset(label, 'a', 64);
+  label[64] = '\0';
+  snprintf(u, sizeof u, "http://%s.invalid/v1", label);
+  snprintf(key, sizeof key, "http://%s.invalid:80", label);
+  bw_policy_t *p;
+  env_t e = env_policy(&p, 3);
+  bw_breaker_t *br = bw_policy_breaker(p);
+  bw_breaker_metrics_t before, after;
+  assert_int_equal(bw_breaker_metrics(br, &before), 0);
+  bw_http_resp_t *r = (bw_http_resp_t *)1;
+  int rc = bw_http_call(e.rt, e.pid, bw_http_req_new("GET", u), 5000, &r);
+  if (rc != BW_EDNS)
+    fail_msg("%s: got %s (%s), want BW_EDNS", u, bw_err_name(rc), bw_strerror(rc));
+  assert_null(r);
+  assert_non_null(strstr(bw_strerror(rc), "resolved")); /* the reason the caller can show */
+  /* the documented class: a failure for the breaker, not retried */
+  assert_int_equal(bw_http_classify(BW_EDNS, NULL), BW_BREAKER_FAILURE);
+  assert_false(bw_http_retryable(BW_EDNS, NULL));
+  assert_int_equal(bw_breaker_flush(br, 5000), 0);
+  assert_int_equal(bw_breaker_metrics(br, &after), 0);
+  assert_int_equal(after.failed - before.failed, 1);
+  bw_http_stats_t s;
+  assert_int_equal(bw_http_stats(e.h, &s), 0);
+  assert_int_equal(s.dns_errors, 1);
+  assert_int_equal(s.retries, 0);
+  assert_int_equal(s.in_flight, 0);
+  bw_http_host_stats_t hs[2];
+  size_t n = 0;
+  assert_int_equal(bw_http_host_stats(e.h, hs, 2, &n), 0);
+  assert_int_equal(n, 1);
+  assert_string_equal(hs[0].host, key);
+  assert_int_equal(hs[0].stats.dns_errors, 1);
+  assert_int_equal(hs[0].stats.requests, 1);
+  assert_int_equal(hs[0].stats.in_flight, 0);
+  assert_int_equal(hs[0].latency_count, 0); /* no response: not a latency */
   env_down_policy(&e, p);
 }
 
@@ -897,12 +1175,17 @@ int main(void) {
       cmocka_unit_test(test_refused),
       cmocka_unit_test(test_timeout_closes_connection),
       cmocka_unit_test(test_broken_servers),
+      cmocka_unit_test(test_host_key),
+      cmocka_unit_test(test_per_host_counts),
+      cmocka_unit_test(test_host_table_bound),
+      cmocka_unit_test(test_latency_manual_clock),
       cmocka_unit_test(test_caller_exit_cancels),
       cmocka_unit_test(test_sse_parser),
       cmocka_unit_test(test_stream_slow_consumer),
       cmocka_unit_test(test_policy_breaker_outage),
       cmocka_unit_test(test_policy_retry_after),
       cmocka_unit_test(test_policy_cancel_releases_slot),
+      cmocka_unit_test(test_dns_failure),
       cmocka_unit_test(test_thousand_concurrent),
       cmocka_unit_test(test_server_killed_and_restarted),
       cmocka_unit_test(test_tls_verification),
