@@ -1,6 +1,6 @@
 /*
  * The HTTP client actor: libcurl's multi interface driven by the runtime's
- * poller (bulwark/io.h) and timers, the way libcurl documents event-loop
+ * I/O (bulwark/io.h) and timers, the way libcurl documents event-loop
  * integration (CURLMOPT_SOCKETFUNCTION, CURLMOPT_TIMERFUNCTION,
  * curl_multi_socket_action). One actor holds one multi handle, so every
  * curl call happens in its handler, on whichever worker runs it: no lock,

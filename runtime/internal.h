@@ -572,7 +572,7 @@ struct bw_runtime {
   void *remote_ud;
   uint64_t forwarded; /* atomic: user messages handed to another node */
 
-  /* the I/O poller (runtime/io.c), created by the first watch */
+  /* the epoll set and watches (runtime/io.c), created by the first watch */
   struct bw__io *io; /* atomic */
 };
 typedef struct bw_runtime bw__runtime;

@@ -2,7 +2,7 @@
  * http_agent: an agent actor that asks a language model over HTTP, through
  * the HTTP client actor with a resilience policy around every call (breaker,
  * retry with backoff and budget, rate limit, timeout). No thread waits on
- * the network: the client runs on the runtime's poller.
+ * the network: the client is an actor driven by the runtime's I/O.
  *
  *   ./http_agent                       starts ./model_server beside it
  *   ./http_agent http://127.0.0.1:8000/v1/chat/completions

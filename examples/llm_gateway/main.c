@@ -3,7 +3,7 @@
  * over HTTP, kept up by supervision and protected by a resilience policy.
  *
  *   load generator --prompt--> agent-N --POST--> client (HTTP, libcurl multi,
- *   (an actor, N/s)            (4 actors)         on the runtime's poller)
+ *   (an actor, N/s)            (4 actors)         on the runtime's I/O)
  *                                                 policy inside: fallback,
  *                                                 deadline, retry + budget,
  *                                                 breaker, rate limit,

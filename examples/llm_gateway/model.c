@@ -1,6 +1,6 @@
 /*
  * llm_gateway: the model client. One HTTP client actor (libcurl's multi
- * interface on the runtime's poller: no thread per call) with a policy
+ * interface on the runtime's I/O: no thread per call) with a policy
  * around every request, run inside the client:
  *
  *   fallback -> deadline -> retry (decorrelated jitter, budget) -> breaker

@@ -1,6 +1,6 @@
 /*
  * bulwark: the HTTP client, a pattern actor on libcurl's multi interface,
- * driven by the runtime's poller and timers (no thread per request).
+ * driven by the runtime's I/O and timers (no thread per request).
  *
  * Requests are messages; the answer is a reply. From an actor:
  *

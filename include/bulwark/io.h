@@ -5,9 +5,9 @@
  * actor receives a BW_MSG_IO system message (payload: bw_io_event_t). A
  * watch is one-shot: after a message the watch is disarmed until the actor
  * arms it again with bw_io_arm (typically in the handler, after reading
- * until EAGAIN). One poller thread serves the whole runtime (epoll, started
- * on the first watch); there is no thread per descriptor. See
- * runtime/IO.md for the threading model, ownership and costs.
+ * until EAGAIN). The runtime's workers poll one epoll set (created by the
+ * first watch): there is no poller thread and no thread per descriptor.
+ * See runtime/IO.md for the threading model, ownership and costs.
  *
  * Watches belong to the actor that made them: every call below must run
  * inside that actor's callback. When the actor exits, for any reason (kill
@@ -69,9 +69,8 @@ typedef struct bw_io_event {
  * Returns 0 with *out set; BW_ENOTACTOR (not inside ctx's callback);
  * BW_EINVAL (NULL out, unknown bits in events or flags); BW_EBADF (fd < 0,
  * closed, or not pollable: a regular file); BW_EEXIST (fd is already
- * watched); BW_ENOMEM; BW_ELIMIT (no descriptor left for the poller);
- * BW_ETHREAD (the poller could not start);
- * BW_ESHUTDOWN (the runtime has stopped). During bw_runtime_stop watches
+ * watched); BW_ENOMEM; BW_ELIMIT (no descriptor left for the runtime's
+ * epoll set); BW_ESHUTDOWN (the runtime has stopped). During bw_runtime_stop watches
  * still work (a shutdown may need to flush), and die with their actors. On failure an owned fd is NOT closed: the caller keeps it.
  */
 int bw_io_watch(bw_ctx_t *ctx, int fd, uint32_t events, uint32_t flags, void *ud,
