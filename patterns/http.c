@@ -590,7 +590,9 @@ static void cl_cleanup(void *state) {
   if (c->x == NULL)
     return;
   bw_http_t *h = c->h;
-  /* with no ctx, curl must not call back into the runtime */
+  /* with no ctx, curl must not call back into the runtime: the watches
+   * are gone with the actor, so its closes only close (bw__http_on_close) */
+  c->closing = true;
   curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, NULL);
   curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, NULL);
   if (c->tick_timer)
@@ -615,6 +617,9 @@ static void cl_cleanup(void *state) {
     c->socks = s->next;
     free(s);
   }
+  free(c->byfd);
+  c->byfd = NULL;
+  c->nbyfd = 0;
   free(c->x);
   c->x = NULL;
   bw__http_idle(h);

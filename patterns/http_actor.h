@@ -50,6 +50,7 @@ typedef struct xfer {
 
 typedef struct sock {
   bw_io_t w;
+  int fd;
   uint32_t want;
   struct sock *prev, *next; /* the client's list, to free them after a kill */
 } sock;
@@ -74,6 +75,12 @@ typedef struct client {
   bool tick_now;
   sock *cur; /* the socket whose event is being handled */
   sock *socks;
+  /* every watched socket by descriptor: curl forgets a socket between
+   * transfers (CURL_POLL_REMOVE) and keeps its connection; the watch stays,
+   * disarmed, until curl closes the socket (bw__http_on_close) */
+  sock **byfd;
+  uint32_t nbyfd;
+  bool closing; /* cl_cleanup: curl closes its sockets, the watches are gone */
   hold_t holds[HOSTS];
 } client;
 
@@ -86,6 +93,7 @@ int bw__http_status_of_curl(CURLcode rc, const xfer *t);
 bw_http_resp_t *bw__http_take_response(client *c, xfer *t, int *st);
 int bw__http_setup_easy(client *c, xfer *t);
 int bw__http_on_socket(CURL *e, curl_socket_t fd, int what, void *ud, void *sp);
+int bw__http_on_close(void *ud, curl_socket_t fd);
 int bw__http_on_timer(CURLM *m, long timeout_ms, void *ud);
 
 static inline void bw__http_cancel_timer(client *c, bw_timer_t *tm) {

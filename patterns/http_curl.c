@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bulwark/error.h"
 #include "bulwark/http.h"
@@ -215,6 +216,8 @@ int bw__http_setup_easy(client *c, xfer *t) {
   SET(CURLOPT_PROTOCOLS_STR, "http,https");
   SET(CURLOPT_NOSIGNAL, 1L);
   SET(CURLOPT_PRIVATE, (void *)t);
+  SET(CURLOPT_CLOSESOCKETFUNCTION, bw__http_on_close);
+  SET(CURLOPT_CLOSESOCKETDATA, (void *)c);
   SET(CURLOPT_ERRORBUFFER, t->err);
   SET(CURLOPT_WRITEFUNCTION, on_body);
   SET(CURLOPT_WRITEDATA, (void *)t);
@@ -266,42 +269,109 @@ static void sock_unlink(client *c, sock *s) {
     c->socks = s->next;
   if (s->next)
     s->next->prev = s->prev;
+  if ((uint32_t)s->fd < c->nbyfd && c->byfd[s->fd] == s)
+    c->byfd[s->fd] = NULL;
+  if (c->cur == s)
+    c->cur = NULL;
 }
 
+/* The watch of fd kept from an earlier transfer, or NULL. */
+static sock *sock_of(client *c, curl_socket_t fd) {
+  return fd >= 0 && (uint32_t)fd < c->nbyfd ? c->byfd[fd] : NULL;
+}
+
+/* Records s under its descriptor; -1 if the table cannot grow. */
+static int sock_index(client *c, sock *s) {
+  uint32_t fd = (uint32_t)s->fd;
+  if (fd >= c->nbyfd) {
+    uint32_t n = c->nbyfd ? c->nbyfd : 64;
+    while (n <= fd && n < (1u << 24))
+      n *= 2;
+    if (n <= fd)
+      return -1;
+    sock **t = realloc(c->byfd, n * sizeof *t);
+    if (t == NULL)
+      return -1;
+    memset(t + c->nbyfd, 0, (n - c->nbyfd) * sizeof *t);
+    c->byfd = t;
+    c->nbyfd = n;
+  }
+  c->byfd[fd] = s;
+  return 0;
+}
+
+static void sock_drop(client *c, sock *s) {
+  (void)bw_io_unwatch(c->ctx, s->w);
+  sock_unlink(c, s);
+  free(s);
+}
+
+static sock *sock_new(client *c, curl_socket_t fd, uint32_t want) {
+  sock *s = calloc(1, sizeof *s);
+  if (s == NULL)
+    return NULL;
+  s->fd = fd;
+  if (bw_io_watch(c->ctx, fd, want, 0, s, &s->w) != 0) {
+    free(s);
+    return NULL;
+  }
+  s->next = c->socks;
+  if (c->socks)
+    c->socks->prev = s;
+  c->socks = s;
+  if (sock_index(c, s) != 0) {
+    sock_drop(c, s);
+    return NULL;
+  }
+  return s;
+}
+
+/* curl's CURLMOPT_SOCKETFUNCTION. A socket curl stops watching between
+ * transfers keeps its watch, disarmed (free: one-shot watches are disabled
+ * once they fired), so the next transfer on the kept-alive connection
+ * re-arms it (one epoll_ctl) instead of a new watch and a removal per
+ * request; curl's close of the socket removes it (bw__http_on_close). */
 int bw__http_on_socket(CURL *e, curl_socket_t fd, int what, void *ud, void *sp) {
   (void)e;
   client *c = ud;
   sock *s = sp;
   if (what == CURL_POLL_REMOVE) {
     if (s != NULL) {
-      (void)bw_io_unwatch(c->ctx, s->w);
+      s->want = 0;
+      if (bw_io_arm(c->ctx, s->w, 0) != 0)
+        sock_drop(c, s); /* gone already: forget it */
       curl_multi_assign(c->multi, fd, NULL);
-      if (c->cur == s)
-        c->cur = NULL;
-      sock_unlink(c, s);
-      free(s);
     }
     return 0;
   }
   uint32_t want = interest(what);
-  if (s == NULL) {
-    s = calloc(1, sizeof *s);
-    if (s == NULL)
-      return -1;
-    if (bw_io_watch(c->ctx, fd, want, 0, s, &s->w) != 0) {
-      free(s);
-      return -1;
-    }
+  if (s == NULL && (s = sock_of(c, fd)) != NULL) {
     s->want = want;
-    s->next = c->socks;
-    if (c->socks)
-      c->socks->prev = s;
-    c->socks = s;
+    if (bw_io_arm(c->ctx, s->w, want) == 0) {
+      curl_multi_assign(c->multi, fd, s);
+      return 0;
+    }
+    sock_drop(c, s); /* a stale watch of a closed descriptor: a new one */
+    s = NULL;
+  }
+  if (s == NULL) {
+    if ((s = sock_new(c, fd, want)) == NULL)
+      return -1;
+    s->want = want;
     curl_multi_assign(c->multi, fd, s);
     return 0;
   }
   s->want = want;
   return bw_io_arm(c->ctx, s->w, want) == 0 ? 0 : -1;
+}
+
+/* curl's CURLOPT_CLOSESOCKETFUNCTION: the watch goes before the socket. */
+int bw__http_on_close(void *ud, curl_socket_t fd) {
+  client *c = ud;
+  sock *s = c->closing ? NULL : sock_of(c, fd);
+  if (s != NULL)
+    sock_drop(c, s);
+  return close(fd);
 }
 
 /* curl wants to be called after timeout_ms (-1: no timer), replacing what

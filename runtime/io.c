@@ -405,6 +405,10 @@ int bw_io_arm(bw_ctx_t *ctx, bw_io_t id, uint32_t events) {
       continue;
     case ST_IDLE:
     case ST_ARMED:
+      /* IDLE is disabled in epoll already (one-shot fired, never armed, or
+       * disarmed): disarming it again needs no system call */
+      if (events == 0 && W_ST(old) == ST_IDLE)
+        return 0;
       /* ARMED -> ARMED may race the poller's CAS to INFLIGHT: the CAS then
        * fails and the loop records the wish instead */
       nw = W_MAKE(gen, events, events ? ST_ARMED : ST_IDLE);
