@@ -312,8 +312,8 @@ static int lead_io(bw__runtime *rt, bw__worker *w, struct epoll_event *evs) {
   BW__ST_RLX(&rt->io_leader, NULL);
   /* relaxed: progress for parked workers' stall check, a counter only */
   bw__faa32(&rt->io_polls, 1);
-  /* the others may be parked without a deadline (there was a leader when
-   * they parked): one of them watches for a stall while w runs */
+  /* the others may be parked without a deadline (the runtime was idle):
+   * one of them watches for a stall while w runs (park_wait) */
   for (unsigned i = 0, k = bw__nworkers(rt); i < k; i++) {
     bw__worker *v = &rt->workers[i];
     if (v != w && v->parked && !v->wake && !v->io_watch) {
@@ -325,37 +325,59 @@ static int lead_io(bw__runtime *rt, bw__worker *w, struct epoll_event *evs) {
   return n;
 }
 
-/* park_mx held: w parks. Plain condition wait, except in a runtime with
- * descriptors and no leader: then the last worker to park leads, and one
- * that parks while others run waits with a deadline, and leads if no
- * worker polled meanwhile (they are stuck in long handlers: readiness
- * would otherwise wait for them). Returns ready events (when it led). */
+/* park_mx held: w waits on its condition variable until dl (NULL: no
+ * deadline), woken, or told to look again. Returns true on the deadline. */
+static bool park_cv_wait(bw__runtime *rt, bw__worker *w, const struct timespec *dl) {
+  int rc = 0;
+  w->io_watch = dl != NULL;
+  while (!w->wake && !rt->workers_exit && !w->io_recheck && rc != ETIMEDOUT)
+    rc = dl != NULL ? pthread_cond_timedwait(&w->park_cv, &rt->park_mx, dl)
+                    : pthread_cond_wait(&w->park_cv, &rt->park_mx);
+  w->io_watch = false;
+  return rc == ETIMEDOUT;
+}
+
+/*
+ * park_mx held: w parks. A plain condition wait, except in a runtime with
+ * descriptors:
+ * - with no leader, the last worker to park leads (lead_io);
+ * - a worker that parks while others run watches them: it waits with a
+ *   deadline (IO_STALL_NS) and leads if nobody looked at the descriptors
+ *   meanwhile (they are stuck in long handlers: readiness would wait for
+ *   them). While there is activity it keeps watching: a timed wake-up per
+ *   IO_STALL_NS, not one per event;
+ * - once a deadline passes with no activity and a leader waiting, the
+ *   runtime is idle: it waits without a deadline, and the leader, when it
+ *   leaves epoll_wait, tells it to watch again (lead_io). An idle runtime
+ *   wakes nobody.
+ * Returns ready events (when it led).
+ */
 static int park_wait(bw__runtime *rt, bw__worker *w, struct epoll_event *evs) {
+  bool deep = false;
   while (!w->wake && !rt->workers_exit) {
+    if (w->io_recheck)
+      deep = false; /* a leader left epoll_wait: watch again */
     w->io_recheck = false;
-    bool io = BW__LD_RLX(&rt->io_leader) == NULL && bw__io_on(rt);
-    if (io && bw__ld32_rlx(&rt->nparked) >= bw__nworkers(rt))
+    bool io = bw__io_on(rt);
+    bool leaderless = BW__LD_RLX(&rt->io_leader) == NULL;
+    if (io && leaderless && bw__ld32_rlx(&rt->nparked) >= bw__nworkers(rt))
       return lead_io(rt, w, evs); /* every worker is parked: the runtime is idle */
-    if (!io) {
-      w->io_watch = false;
-      pthread_cond_wait(&w->park_cv, &rt->park_mx);
+    if (!io || deep) {
+      park_cv_wait(rt, w, NULL);
       continue;
     }
-    /* others run: watch them. relaxed: a counter compared with itself */
+    /* relaxed: a counter compared with itself */
     uint32_t seen = bw__ld32_rlx(&rt->io_polls);
     struct timespec dl;
     clock_gettime(CLOCK_MONOTONIC, &dl);
     uint64_t ns = (uint64_t)dl.tv_nsec + IO_STALL_NS;
     dl.tv_sec += (time_t)(ns / 1000000000ull);
     dl.tv_nsec = (long)(ns % 1000000000ull);
-    w->io_watch = true;
-    int rc = 0;
-    while (!w->wake && !rt->workers_exit && !w->io_recheck && rc != ETIMEDOUT)
-      rc = pthread_cond_timedwait(&w->park_cv, &rt->park_mx, &dl);
-    w->io_watch = false;
-    if (rc == ETIMEDOUT && !w->wake && !rt->workers_exit &&
-        BW__LD_RLX(&rt->io_leader) == NULL && bw__ld32_rlx(&rt->io_polls) == seen)
+    if (!park_cv_wait(rt, w, &dl) || bw__ld32_rlx(&rt->io_polls) != seen)
+      continue; /* woken, or there was activity: watch on */
+    if (BW__LD_RLX(&rt->io_leader) == NULL)
       return lead_io(rt, w, evs); /* nobody polled for IO_STALL_NS */
+    deep = true; /* a leader waits and nothing happened: idle */
   }
   return 0;
 }
