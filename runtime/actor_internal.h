@@ -1,0 +1,21 @@
+/*
+ * bulwark internal: what the files of an actor's life share among
+ * themselves (actor.c, release.c),
+ * and nothing else uses. What other runtime files call is in internal.h.
+ */
+#ifndef BW_RUNTIME_ACTOR_INTERNAL_H
+#define BW_RUNTIME_ACTOR_INTERNAL_H
+
+#include "runtime/internal.h"
+
+/* memory (actor.c): a zeroed actor block of size bytes from this thread's
+ * pool cache (or aligned malloc when too large); NULL without memory */
+void bw__actor_free(bw__runtime *rt, bw__actor *a);
+void bw__ext_free(bw__actor *a);
+
+/* the exit path (release.c): everything after terminate, also used when
+ * init fails; and one less live actor (waking bw_runtime_stop's waits) */
+void bw__actor_release(bw__actor *a, const bw_reason_t *r);
+void bw__live_dec(bw__runtime *rt, bool root);
+
+#endif
