@@ -1,6 +1,6 @@
 /*
  * bulwark internal: what the files of an actor's life share among
- * themselves (actor.c, release.c),
+ * themselves (actor.c, mute.c, release.c),
  * and nothing else uses. What other runtime files call is in internal.h.
  */
 #ifndef BW_RUNTIME_ACTOR_INTERNAL_H
@@ -17,5 +17,11 @@ void bw__ext_free(bw__actor *a);
  * init fails; and one less live actor (waking bw_runtime_stop's waits) */
 void bw__actor_release(bw__actor *a, const bw_reason_t *r);
 void bw__live_dec(bw__runtime *rt, bool root);
+
+/* back-pressure (mute.c), at the end of a turn: parks a on the muted
+ * stack of the actor `on` or of the gate g; false if there is nothing to
+ * wait for (a then goes on as usual) */
+bool bw__mute_on(bw__runtime *rt, bw__actor *a, bw_pid_t on);
+bool bw__mute_on_gate(bw__runtime *rt, bw__actor *a, bw__gate *g);
 
 #endif

@@ -585,7 +585,7 @@ typedef struct bw_runtime bw__runtime;
  * channel with too much unacknowledged). While closed, an actor that sent
  * through it (bw__gate_wait) is muted at the end of that handler call, as
  * for an overloaded actor, until bw__gate_open. Same no-lost-wake-up
- * handshake as muting on an actor (actor.c, mute_on).
+ * handshake as muting on an actor (mute.c, bw__mute_on).
  */
 typedef struct bw__gate {
   uint32_t closed;        /* atomic */
