@@ -1,6 +1,6 @@
 /*
  * bulwark internal: what the files of an actor's life share among
- * themselves (actor.c, mute.c, release.c),
+ * themselves (actor.c, turn.c, mute.c, release.c),
  * and nothing else uses. What other runtime files call is in internal.h.
  */
 #ifndef BW_RUNTIME_ACTOR_INTERNAL_H
