@@ -1,6 +1,6 @@
 /*
  * bulwark internal: what the files of an actor's life share among
- * themselves (actor.c, turn.c, mute.c, release.c),
+ * themselves (actor.c, turn.c, mute.c, release.c, dedicated.c),
  * and nothing else uses. What other runtime files call is in internal.h.
  */
 #ifndef BW_RUNTIME_ACTOR_INTERNAL_H
@@ -13,6 +13,10 @@
 void bw__actor_free(bw__runtime *rt, bw__actor *a);
 void bw__ext_free(bw__actor *a);
 
+/* init (actor.c): runs init on this thread; 0, or a negative code with
+ * *why set (cleanup has run then) */
+int bw__run_init(bw__actor *a, void *arg, bw_reason_t *why);
+
 /* the exit path (release.c): everything after terminate, also used when
  * init fails; and one less live actor (waking bw_runtime_stop's waits) */
 void bw__actor_release(bw__actor *a, const bw_reason_t *r);
@@ -23,5 +27,9 @@ void bw__live_dec(bw__runtime *rt, bool root);
  * wait for (a then goes on as usual) */
 bool bw__mute_on(bw__runtime *rt, bw__actor *a, bw_pid_t on);
 bool bw__mute_on_gate(bw__runtime *rt, bw__actor *a, bw__gate *g);
+
+/* dedicated threads (dedicated.c): the thread's start routine, arg = the
+ * actor; runs init, posts init_done, then the actor's loop */
+void *bw__dedicated_main(void *arg);
 
 #endif
