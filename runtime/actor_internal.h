@@ -1,6 +1,6 @@
 /*
  * bulwark internal: what the files of an actor's life share among
- * themselves (actor.c, turn.c, mute.c, release.c, dedicated.c),
+ * themselves (actor.c, spawn.c, turn.c, mute.c, release.c, dedicated.c),
  * and nothing else uses. What other runtime files call is in internal.h.
  */
 #ifndef BW_RUNTIME_ACTOR_INTERNAL_H
@@ -10,10 +10,11 @@
 
 /* memory (actor.c): a zeroed actor block of size bytes from this thread's
  * pool cache (or aligned malloc when too large); NULL without memory */
+bw__actor *bw__actor_alloc(bw__runtime *rt, size_t size);
 void bw__actor_free(bw__runtime *rt, bw__actor *a);
 void bw__ext_free(bw__actor *a);
 
-/* init (actor.c): runs init on this thread; 0, or a negative code with
+/* init (spawn.c): runs init on this thread; 0, or a negative code with
  * *why set (cleanup has run then) */
 int bw__run_init(bw__actor *a, void *arg, bw_reason_t *why);
 

@@ -680,7 +680,8 @@ static inline unsigned bw__nworkers(const bw__runtime *rt) {
 void bw__watchdog_scan(bw__runtime *rt);
 static inline void bw__watch_end(bw__thread *th) { bw__st64_rel(&th->busy_pid, 0); }
 
-/* actors */
+/* actors (actor.c, spawn.c, turn.c, mute.c, release.c, dedicated.c; what
+ * only those files share is in runtime/actor_internal.h) */
 enum { BW__RUN_IDLE = 0, BW__RUN_AGAIN = 1, BW__RUN_DEAD = 2, BW__RUN_MUTED = 3 };
 void bw__unmute_all(bw__runtime *rt, bw__actor *a); /* reschedule a's muted senders */
 void bw__wake_muted(bw__runtime *rt, bw__actor *a); /* an exit was signalled to a */
