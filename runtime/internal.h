@@ -585,7 +585,7 @@ typedef struct bw_runtime bw__runtime;
  * channel with too much unacknowledged). While closed, an actor that sent
  * through it (bw__gate_wait) is muted at the end of that handler call, as
  * for an overloaded actor, until bw__gate_open. Same no-lost-wake-up
- * handshake as muting on an actor (actor.c, mute_on).
+ * handshake as muting on an actor (mute.c, bw__mute_on).
  */
 typedef struct bw__gate {
   uint32_t closed;        /* atomic */
@@ -680,7 +680,8 @@ static inline unsigned bw__nworkers(const bw__runtime *rt) {
 void bw__watchdog_scan(bw__runtime *rt);
 static inline void bw__watch_end(bw__thread *th) { bw__st64_rel(&th->busy_pid, 0); }
 
-/* actors */
+/* actors (actor.c, spawn.c, turn.c, mute.c, release.c, dedicated.c; what
+ * only those files share is in runtime/actor_internal.h) */
 enum { BW__RUN_IDLE = 0, BW__RUN_AGAIN = 1, BW__RUN_DEAD = 2, BW__RUN_MUTED = 3 };
 void bw__unmute_all(bw__runtime *rt, bw__actor *a); /* reschedule a's muted senders */
 void bw__wake_muted(bw__runtime *rt, bw__actor *a); /* an exit was signalled to a */

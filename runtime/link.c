@@ -155,7 +155,7 @@ int bw__force_exit(bw__runtime *rt, bw_pid_t pid, uint32_t force) {
   while ((old == 0 || (old == BW__FORCE_SHUTDOWN && force == BW__FORCE_KILL)) &&
          !bw__cas32(&a->force, old, force))
     old = bw__ld32_rlx(&a->force);
-  /* no allocation: the kill cannot fail for want of memory (actor.c) */
+  /* no allocation: the kill cannot fail for want of memory (release.c) */
   bw__exit_wake(rt, a);
   bw__pid_unpin(s);
   return 0;

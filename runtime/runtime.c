@@ -127,7 +127,7 @@ static uint64_t wall_ns(void) {
  * says on stderr after BW__STOP_REPORT_S seconds (once) how many it still
  * waits for, so a stop held up by a handler that never returns is not a
  * silent hang. Lost wake-ups are not what it guards against: exits need
- * no memory (actor.c, bw__exit_wake), so none is lost. */
+ * no memory (release.c, bw__exit_wake), so none is lost. */
 static void wait_until(bw__runtime *rt, uint64_t *counter, uint64_t deadline_ns) {
   uint64_t report_at = deadline_ns == 0 ? wall_ns() + BW__STOP_REPORT_S * 1000000000ull : 0;
   pthread_mutex_lock(&rt->life_mx);

@@ -278,7 +278,7 @@ int bw__deliver(bw__runtime *rt, bw__msg *m, bool keep_on_reject) {
   int kind = m->kind; /* m is the receiver's after the push */
   if (self == a) {
     /* the backlog it makes for itself does not make it overloaded
-     * (actor.c): counted apart, by the owner alone, so no atomic */
+     * (turn.c): counted apart, by the owner alone, so no atomic */
     m->pub.flags |= BW__MF_SELF;
     a->self_queued++;
   }
