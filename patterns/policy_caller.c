@@ -114,15 +114,15 @@ static int t_failed(bw_policy_t *p, bw_policy_ticket_t *t, int status, int cause
 
 /* Takes a place among max_concurrent: a CAS loop rather than add-then-undo,
  * so a refused caller never makes a concurrent one see the limit full.
- * The shim's CAS is acq_rel; relaxed would do: the counter guards a number,
- * not data. Retried only when another caller changed it meanwhile. */
+ * Relaxed: the counter guards a number, not data. Retried only when
+ * another caller changed it meanwhile. */
 static bool slot_take(bw_policy_t *p) {
   uint32_t max = p->o.max_concurrent;
   uint32_t v = bw__ld32_rlx(&p->active);
   for (;;) {
     if (v >= max)
       return false;
-    if (bw__cas32(&p->active, v, v + 1))
+    if (bw__cas32_rlx(&p->active, v, v + 1))
       return true;
     v = bw__ld32_rlx(&p->active);
   }
@@ -229,8 +229,8 @@ int bw_policy_exit(bw_policy_t *p, bw_policy_ticket_t *t, int status, uint64_t *
   }
   if (t->priv_.slot_held) {
     t->priv_.slot_held = false;
-    /* the shim's add is acq_rel; relaxed would do (see slot_take) */
-    (void)bw__faa32(&p->active, UINT32_MAX); /* - 1 */
+    /* relaxed, as slot_take's CAS */
+    (void)bw__faa32_rlx(&p->active, UINT32_MAX); /* - 1 */
   }
   t->priv_.state = T_WAIT;
   int rc;

@@ -462,8 +462,9 @@ static int exec_init(bw_ctx_t *ctx, void *state, void *arg) {
   for (uint32_t i = 0; i < cap; i++)
     x->free_stack[i] = cap - 1 - i;
   x->nfree = cap;
-  /* each executor its own jitter sequence; only distinctness matters */
-  uint64_t inc = bw__faa64(&p->incarnations, 1);
+  /* each executor its own jitter sequence; relaxed: only distinctness
+   * matters (as retry.c's) */
+  uint64_t inc = bw__faa64_rlx(&p->incarnations, 1);
   uint64_t seed = p->o.seed != 0 ? p->o.seed : (bw_now_ns(x->rt) ^ x->self);
   x->rng = seed + inc * 0xD1B54A32D192ED03ull;
   return 0;

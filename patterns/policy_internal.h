@@ -20,8 +20,8 @@
 
 #define POLICY_MAGIC 0x504F4C59u /* "POLY" */
 
-/* Counters of bw_policy_t.ctr: relaxed adds (bw__faa64 is acq_rel, which is
- * stronger than needed; the counters publish nothing else). Several
+/* Counters of bw_policy_t.ctr: relaxed adds (bw__faa64_rlx; the counters
+ * publish nothing else). Several
  * executors may share a policy. The in-caller form's hot path counts one
  * add at enter and one at exit: C_IC_CALLS stands for a call and its first
  * attempt (which every new in-caller request makes: its deadline cannot
@@ -63,8 +63,8 @@ struct bw_policy {
 };
 
 static inline void bw__policy_count(bw_policy_t *p, int c) {
-  /* relaxed would do: see the enum; the shim's add is what there is */
-  (void)bw__faa64(&p->ctr[c], 1);
+  /* relaxed: see the enum */
+  (void)bw__faa64_rlx(&p->ctr[c], 1);
 }
 
 /* The counter of each cause of a failed request (policy.c; both forms). */

@@ -34,16 +34,7 @@
 #include "bulwark/runtime.h"
 #include "bulwark/timer.h"
 #include "patterns/refmap.h"
-
-#if defined(BW_TSAN) && BW_TSAN
-/* TSan cannot see ck's inline assembly: the compiler's builtins instead. */
-static inline uint64_t ld64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
-static inline void add64(uint64_t *p, uint64_t d) { (void)__atomic_fetch_add(p, d, __ATOMIC_RELAXED); }
-#else
-#include <ck_pr.h>
-static inline uint64_t ld64(const uint64_t *p) { return ck_pr_load_64(p); }
-static inline void add64(uint64_t *p, uint64_t d) { ck_pr_add_64(p, d); }
-#endif
+#include "runtime/atomic.h"
 
 #define RETRY_MAGIC 0x52545259u /* "RTRY": set by bw_retry_init */
 
@@ -97,7 +88,7 @@ typedef struct exec {
   bw__refmap_t map; /* attempt ref -> slot (patterns/refmap.h) */
 } exec_t;
 
-static void count(exec_t *x, int c) { add64(&x->pol->ctr[c], 1); }
+static void count(exec_t *x, int c) { (void)bw__faa64_rlx(&x->pol->ctr[c], 1); }
 
 /* --- Options and policy ----------------------------------------------------- */
 
@@ -151,17 +142,17 @@ int bw_retry_metrics(const bw_retry_t *r, bw_retry_metrics_t *out) {
   if (r == NULL || out == NULL || r->magic != RETRY_MAGIC)
     return BW_EINVAL;
   memset(out, 0, sizeof *out);
-  out->calls = ld64(&r->ctr[C_CALLS]);
-  out->rejected = ld64(&r->ctr[C_REJECTED]);
-  out->attempts = ld64(&r->ctr[C_ATTEMPTS]);
-  out->retries = ld64(&r->ctr[C_RETRIES]);
-  out->successes = ld64(&r->ctr[C_SUCCESSES]);
-  out->successes_after_retry = ld64(&r->ctr[C_SUCC_RETRY]);
-  out->failures = ld64(&r->ctr[C_FAILURES]);
-  out->budget_exhausted = ld64(&r->ctr[C_BUDGET]);
-  out->timeouts = ld64(&r->ctr[C_TIMEOUTS]);
-  out->deadlines = ld64(&r->ctr[C_DEADLINES]);
-  out->abandoned = ld64(&r->ctr[C_ABANDONED]);
+  out->calls = bw__ld64_rlx(&r->ctr[C_CALLS]);
+  out->rejected = bw__ld64_rlx(&r->ctr[C_REJECTED]);
+  out->attempts = bw__ld64_rlx(&r->ctr[C_ATTEMPTS]);
+  out->retries = bw__ld64_rlx(&r->ctr[C_RETRIES]);
+  out->successes = bw__ld64_rlx(&r->ctr[C_SUCCESSES]);
+  out->successes_after_retry = bw__ld64_rlx(&r->ctr[C_SUCC_RETRY]);
+  out->failures = bw__ld64_rlx(&r->ctr[C_FAILURES]);
+  out->budget_exhausted = bw__ld64_rlx(&r->ctr[C_BUDGET]);
+  out->timeouts = bw__ld64_rlx(&r->ctr[C_TIMEOUTS]);
+  out->deadlines = bw__ld64_rlx(&r->ctr[C_DEADLINES]);
+  out->abandoned = bw__ld64_rlx(&r->ctr[C_ABANDONED]);
   uint64_t done = out->successes + out->failures + out->abandoned;
   out->in_flight = out->calls > done ? out->calls - done : 0;
   return 0;
@@ -395,12 +386,7 @@ static int exec_init(bw_ctx_t *ctx, void *state, void *arg) {
   x->nfree = cap;
   /* each incarnation (restart, or another executor of the policy) its own
    * sequence; relaxed: only distinctness matters */
-  uint64_t inc = 0;
-#if defined(BW_TSAN) && BW_TSAN
-  inc = __atomic_fetch_add(&pol->incarnations, 1, __ATOMIC_RELAXED);
-#else
-  inc = ck_pr_faa_64(&pol->incarnations, 1);
-#endif
+  uint64_t inc = bw__faa64_rlx(&pol->incarnations, 1);
   uint64_t seed = pol->opts.seed != 0 ? pol->opts.seed : (bw_now_ns(x->rt) ^ x->self);
   x->rng = seed + inc * 0xD1B54A32D192ED03ull;
   return 0;
