@@ -615,7 +615,18 @@ typedef struct bw__remote_ops {
   void (*destroy)(struct bw_runtime *rt, void *ud); /* at bw_runtime_destroy */
   /* whether a moved (pointer) payload of this type can cross: a serializer */
   bool (*can_move)(struct bw_runtime *rt, uint32_t type, void *ud);
+  /* a supervisor's remote child: see bw__remote_spawn */
+  int (*spawn)(bw_ctx_t *ctx, const bw_remote_child_t *rc, uint64_t *ref, void *ud);
 } bw__remote_ops;
+/* For a supervisor (in its handler), through the node layer's hook: asks
+ * the first connected node of rc->nodes to start the child, linked to the
+ * calling actor; *ref is the request's. The answer is a reply from the
+ * child's pid (status 0) after the child's LINK, or a reply with an error
+ * status; or a BW_MSG_REQUEST_TIMEOUT. Returns 0, BW_ENOTSUP (no node
+ * started on this runtime, or none built), BW_ENOCONN (none of rc->nodes
+ * connected), BW_EINVAL, or bw_request's codes. This is how supervisor/
+ * reaches other nodes without including node/. */
+int bw__remote_spawn(bw_ctx_t *ctx, const bw_remote_child_t *rc, uint64_t *ref);
 /* A moved payload to pid may go: local, or the node layer can serialize
  * its type. */
 bool bw__move_ok(struct bw_runtime *rt, bw_pid_t pid, uint32_t type);

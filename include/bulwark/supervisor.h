@@ -82,7 +82,10 @@ typedef struct bw_sup_spec bw_sup_spec_t;
  * (the loss is an exit with reason noconnection, and the restart strategy
  * applies as for any exit). Starting it is a step of the supervisor's job
  * queue, like a nested supervisor's start: a request to that node, answered
- * within timeout_ms (0 = 5000), never a blocked scheduler thread.
+ * within timeout_ms (0 = 5000), never a blocked scheduler thread. The start
+ * fails with BW_ENOTSUP when no node was started on the supervisor's
+ * runtime (bw_node_start), and with BW_ENOCONN when none of nodes is
+ * connected.
  */
 typedef struct bw_remote_child {
   const char *behaviour;                      /* exported name (required, < 64 bytes) */

@@ -586,6 +586,27 @@ static void test_nested_start_failure_names_path(void **state) {
   bw_runtime_destroy(rt);
 }
 
+/* A remote child on a runtime where no node was started: the supervisor
+ * reaches nodes only through the runtime's hook, which nothing installed,
+ * so the start fails with BW_ENOTSUP and says why; the children before it
+ * are rolled back. */
+static void test_remote_child_without_node(void **state) {
+  (void)state;
+  bw_runtime_t *rt = rt_new();
+  static const bw_remote_child_t far = {.behaviour = "rworker", .nodes = {"beta"}};
+  static const bw_child_spec_t kids[] = {KID("a", BW_PERMANENT), {.id = "far", .remote = &far}};
+  bw_sup_spec_t spec = {.strategy = BW_ONE_FOR_ONE, .children = kids, .nchildren = 2};
+  bw_sup_error_t err;
+  bw_pid_t sup;
+  assert_int_equal(bw_supervisor_start(rt, &spec, &sup, &err), BW_ENOTSUP);
+  assert_string_equal(err.child, "far");
+  assert_int_equal(err.code, BW_ENOTSUP);
+  assert_int_equal(err.reason.kind, BW_REASON_NOCONNECTION);
+  assert_non_null(strstr(err.message, "no node started on this runtime"));
+  assert_string_equal(log_take(2), "+a -a");
+  bw_runtime_destroy(rt);
+}
+
 /* --- dynamic children ---------------------------------------------------------------- */
 
 static void test_simple_one_for_one(void **state) {
@@ -1474,6 +1495,7 @@ int main(void) {
       cmocka_unit_test(test_runtime_stop_is_ordered),
       cmocka_unit_test(test_start_failure_rolls_back),
       cmocka_unit_test(test_nested_start_failure_names_path),
+      cmocka_unit_test(test_remote_child_without_node),
       cmocka_unit_test(test_simple_one_for_one),
       cmocka_unit_test(test_backoff_delays_restart),
       cmocka_unit_test(test_backoff_jitter_bounds),
