@@ -49,18 +49,6 @@ void bw__node_copy_str(char *dst, size_t cap, const char *src) {
   dst[len] = '\0';
 }
 
-bool bw__node_grow(void **arr, uint32_t *cap, uint32_t n, size_t elem) {
-  if (n < *cap)
-    return true;
-  uint32_t nc = *cap ? *cap * 2 : 16;
-  void *p = realloc(*arr, nc * elem);
-  if (p == NULL)
-    return false;
-  *arr = p;
-  *cap = nc;
-  return true;
-}
-
 /* --- start, stop, destroy -------------------------------------------------- */
 
 static void node_shutdown(node *n);

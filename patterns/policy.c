@@ -19,6 +19,7 @@
 #include "bulwark/runtime.h"
 #include "patterns/policy_internal.h"
 #include "runtime/atomic.h"
+#include "runtime/grow.h"
 
 const char *bw_policy_cause_name(int cause) {
   static const char *const names[] = {"none",     "breaker",  "ratelimit", "bulkhead",
@@ -176,15 +177,9 @@ int bw_policy_start(bw_policy_t *p, const bw_spawn_opts_t *opts, bw_pid_t *out) 
   if (p == NULL || p->magic != POLICY_MAGIC)
     return BW_EINVAL;
   pthread_mutex_lock(&p->mu);
-  if (p->nstarted == p->cap_started) {
-    uint32_t n = p->cap_started ? 2 * p->cap_started : 4;
-    bw_pid_t *a = realloc(p->started, n * sizeof *a);
-    if (a == NULL) {
-      pthread_mutex_unlock(&p->mu);
-      return BW_ENOMEM;
-    }
-    p->started = a;
-    p->cap_started = n;
+  if (!bw__grow((void **)&p->started, &p->cap_started, p->nstarted, sizeof *p->started, 4)) {
+    pthread_mutex_unlock(&p->mu);
+    return BW_ENOMEM;
   }
   bw_pid_t pid = BW_PID_NONE;
   int rc = bw_spawn(p->rt, &bw_policy_behaviour, p, opts, &pid);

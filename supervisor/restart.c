@@ -24,7 +24,7 @@ bool bw__sup_add_restart(bw_ctx_t *ctx, sup_t *s) {
     if (s->rst[i] >= threshold)
       s->rst[keep++] = s->rst[i];
   s->nrst = keep;
-  if (bw__sup_grow((void **)&s->rst, &s->caprst, s->nrst, sizeof(uint64_t)))
+  if (bw__grow((void **)&s->rst, &s->caprst, s->nrst, sizeof(uint64_t), 8))
     s->rst[s->nrst++] = now;
   return (int64_t)s->nrst <= (int64_t)s->intensity;
 }
