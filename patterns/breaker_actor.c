@@ -21,36 +21,23 @@
 #include "bulwark/timer.h"
 #include "patterns/breaker_internal.h"
 #include "patterns/window.h"
+#include "runtime/backoff.h"
 
 /* --- the actor ------------------------------------------------------------------------------ */
 
 static uint64_t now_ms(const br_actor_t *a) { return bw_now_ms(a->br->rt); }
 
-static uint64_t splitmix(uint64_t *s) {
-  uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 /* The wait of the n-th consecutive open: grown, capped, then shortened by
- * up to jitter_pct percent (never lengthened, so the cap holds). */
+ * up to jitter_pct percent (never lengthened, so the cap holds); the
+ * supervisor's restart backoff, from the same pieces (runtime/backoff.h). */
 static uint64_t open_wait_ms(bw_breaker_t *br) {
   const bw_breaker_opts_t *c = &br->cfg;
   uint64_t cap = c->open_max_ms != 0 ? c->open_max_ms : BR_DEFAULT_MAX_OPEN_MS;
   if (cap < c->open_ms)
     cap = c->open_ms;
-  uint64_t wait = c->open_ms;
-  if (c->open_multiplier > 1)
-    for (uint32_t i = 1; i < br->open_count && wait < cap; i++)
-      wait = wait > cap / c->open_multiplier ? cap : wait * c->open_multiplier;
-  if (wait > cap)
-    wait = cap;
-  if (c->jitter_pct > 0) {
-    uint64_t span = wait * c->jitter_pct / 100u;
-    if (span > 0)
-      wait -= splitmix(&br->rng) % (span + 1);
-  }
+  uint32_t n = br->open_count > 0 ? br->open_count - 1 : 0;
+  uint64_t wait = bw__backoff_exp(c->open_ms, c->open_multiplier, n, cap);
+  wait = bw__backoff_jitter_down(wait, c->jitter_pct, &br->rng);
   return wait == 0 ? 1 : wait;
 }
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/backoff.h"
 #include "supervisor/sup_impl.h"
 #include "supervisor/sup_internal.h"
 
@@ -38,18 +39,9 @@ uint64_t bw__sup_backoff_delay(bw_ctx_t *ctx, sup_t *s, child_t *c) {
     c->backoff_n = 0; /* it stayed up a whole period: start over */
   uint64_t max = b->max_ms ? b->max_ms : 30000;
   uint64_t mult = b->multiplier ? b->multiplier : 2;
-  uint64_t d = b->initial_ms;
-  for (uint32_t i = 0; i < c->backoff_n && d < max; i++)
-    d *= mult;
-  if (d > max)
-    d = max;
+  uint64_t d = bw__backoff_exp(b->initial_ms, mult, c->backoff_n, max);
   c->backoff_n++;
-  if (b->jitter_pct > 0) {
-    s->rng = s->rng * 6364136223846793005ull + 1442695040888963407ull;
-    uint64_t span = d * b->jitter_pct / 100;
-    d -= (s->rng >> 33) % (span + 1);
-  }
-  return d;
+  return bw__backoff_jitter_down(d, b->jitter_pct, &s->rng); /* runtime/backoff.h */
 }
 
 /* --- restarts waiting out a backoff --------------------------------------------- */
