@@ -184,7 +184,7 @@ static void h_free(bw_health_t *h) {
   free(h->scratch);
   free(h->comps);
   free(h->st);
-  free(h->rst);
+  bw__intensity_free(&h->rst);
   free(h->rec_rst);
   pthread_mutex_destroy(&h->reg_mx);
   free(h);
@@ -216,12 +216,13 @@ int bw_health_new(bw_runtime_t *rt, const bw_health_opts_t *opts, bw_health_t **
   h->cap = NBUILTIN + opts->max_components;
   h->comps = calloc(h->cap, sizeof *h->comps);
   h->st = calloc(h->cap, sizeof *h->st);
+  int rrc = 0;
   if (opts->restart_limit > 0) {
-    h->rst = calloc(opts->restart_limit + 1u, sizeof *h->rst);
+    rrc = bw__intensity_init(&h->rst, opts->restart_limit, opts->restart_window_ms, true);
     h->rec_rst = calloc(opts->restart_limit + 1u, sizeof *h->rec_rst);
   }
   if (h->comps == NULL || h->st == NULL ||
-      (opts->restart_limit > 0 && (h->rst == NULL || h->rec_rst == NULL))) {
+      (opts->restart_limit > 0 && (rrc != 0 || h->rec_rst == NULL))) {
     h_free(h);
     return BW_ENOMEM;
   }

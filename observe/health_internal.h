@@ -21,6 +21,7 @@
 #include "bulwark/registry.h"
 #include "bulwark/runtime.h"
 #include "bulwark/timer.h"
+#include "runtime/intensity.h"
 
 /* Internal message types. */
 enum {
@@ -129,9 +130,9 @@ struct bw_health {
   uint32_t rec_rst_n, rec_rst_pos;
   bw_event_t rec_esc, rec_hang; /* the last escalation and hang report (type 0: none) */
   /* restart storm, as the monitor judges it: the last restart_limit + 1
-   * restart times (rebuilt by each incarnation from the recorder's replay) */
-  uint64_t *rst;
-  uint32_t rst_n, rst_pos;
+   * restart times, ms (rebuilt by each incarnation from the recorder's
+   * replay); the window is runtime/intensity.h's */
+  bw__intensity rst;
   char rst_last[BW_HEALTH_REASON_MAX];
   /* the aggregate */
   int32_t agg;

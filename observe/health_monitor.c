@@ -222,10 +222,7 @@ static void poll_breaker(hm_actor_t *a, uint32_t i) {
 
 static void eval_restarts(hm_actor_t *a, uint32_t i, uint64_t now) {
   bw_health_t *h = a->h;
-  uint32_t in = 0;
-  for (uint32_t k = 0; k < h->rst_n; k++)
-    if (h->rst[k] + h->cfg.restart_window_ms > now)
-      in++;
+  uint32_t in = bw__intensity_count(&h->rst, now);
   if (in > h->cfg.restart_limit) {
     char why[BW_HEALTH_REASON_MAX];
     bw__health_fmt_text(why, sizeof why, "%u restarts in %llu ms, last %s", in,
@@ -315,10 +312,7 @@ static void on_event(hm_actor_t *a, const bw_event_t *ev, bool live) {
   case BW_EV_CHILD_RESTARTED:
     if ((i = find_builtin(h, BW_HEALTH_KIND_RESTARTS)) == UINT32_MAX)
       return;
-    h->rst[h->rst_pos] = t;
-    h->rst_pos = (h->rst_pos + 1) % (h->cfg.restart_limit + 1u);
-    if (h->rst_n < h->cfg.restart_limit + 1u)
-      h->rst_n++;
+    (void)bw__intensity_add(&h->rst, t); /* reserved at create: cannot fail */
     bw__health_fmt_text(h->rst_last, sizeof h->rst_last, "%.24s/%.24s", ev->source_name,
                         ev->subject_id);
     eval_restarts(a, i, now);
@@ -478,8 +472,7 @@ static int hm_init(bw_ctx_t *ctx, void *state, void *arg) {
   /* statuses start afresh (the restart ring too: the recorder's replay
    * rebuilds it); components, subscribers and counters stay */
   h->seen = 0;
-  h->rst_n = 0;
-  h->rst_pos = 0;
+  bw__intensity_clear(&h->rst);
   h->rst_last[0] = '\0';
   h->running = true;
   h->agg = BW_HEALTH_HEALTHY;

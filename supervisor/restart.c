@@ -15,19 +15,13 @@
 
 /* --- intensity and backoff ------------------------------------------------------ */
 
-/* Records a restart; false when that makes more than `intensity` restarts in
- * the period (OTP: keep restarts at or after now - period, then count). */
+/* Records a restart; false when that makes more than `intensity` restarts
+ * within the period (runtime/intensity.h: a restart counts for exactly
+ * period ms). Out of memory, the restart is not recorded, as before. */
 bool bw__sup_add_restart(bw_ctx_t *ctx, sup_t *s) {
   uint64_t now = bw_now_ms(bw__sup_rt_of(ctx));
-  uint64_t threshold = now > s->period_ms ? now - s->period_ms : 0;
-  uint32_t keep = 0;
-  for (uint32_t i = 0; i < s->nrst; i++)
-    if (s->rst[i] >= threshold)
-      s->rst[keep++] = s->rst[i];
-  s->nrst = keep;
-  if (bw__grow((void **)&s->rst, &s->caprst, s->nrst, sizeof(uint64_t), 8))
-    s->rst[s->nrst++] = now;
-  return (int64_t)s->nrst <= (int64_t)s->intensity;
+  (void)bw__intensity_add(&s->rst, now);
+  return !bw__intensity_exceeded(&s->rst, now);
 }
 
 uint64_t bw__sup_backoff_delay(bw_ctx_t *ctx, sup_t *s, child_t *c) {
@@ -150,7 +144,8 @@ void bw__sup_escalate(bw_ctx_t *ctx, sup_t *s) {
   s->exiting = true;
   bw_reason_t r;
   bw__sup_reason_set(&r, BW_REASON_CRASH, BW_ELIMIT, text);
-  bw__sup_event(ctx, s, BW_EV_SUP_ESCALATED, NULL, bw_self(ctx), &r, s->nrst,
+  bw__sup_event(ctx, s, BW_EV_SUP_ESCALATED, NULL, bw_self(ctx), &r,
+                bw__intensity_count(&s->rst, bw_now_ms(bw__sup_rt_of(ctx))),
                 (int64_t)s->period_ms);
 }
 

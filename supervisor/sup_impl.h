@@ -15,6 +15,7 @@
 
 #include "bulwark/bulwark.h"
 #include "runtime/grow.h"
+#include "runtime/intensity.h"
 
 enum { J_START, J_STOP, J_EXIT, J_API, J_YIELD };
 enum { MODE_INITIAL, MODE_RESTART, MODE_API };
@@ -66,8 +67,7 @@ typedef struct sup {
   uint64_t period_ms;
   child_t *ch;
   uint32_t n, cap;
-  uint64_t *rst; /* restart times (ms) in the period */
-  uint32_t nrst, caprst;
+  bw__intensity rst; /* restart times (ms): intensity over the period */
   job_t *jobs;
   uint32_t njobs, capjobs;
   bw_pid_t *ignore; /* abandoned children whose exit is expected */

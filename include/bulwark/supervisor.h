@@ -140,7 +140,10 @@ typedef struct bw_backoff {
 struct bw_sup_spec {
   const char *name;                 /* for errors and events; registered for the root only */
   bw_strategy_t strategy;
-  int32_t intensity;                /* max restarts per period; 0 = 1 (OTP's default); BW_INTENSITY_NONE = 0 */
+  /* max restarts per period; 0 = 1 (OTP's default); BW_INTENSITY_NONE = 0.
+   * A restart counts for period_ms after it happened: one exactly
+   * period_ms old no longer does. */
+  int32_t intensity;
   uint64_t period_ms;               /* 0 = 5000 (OTP's default) */
   bw_backoff_t backoff;
   const bw_child_spec_t *children;  /* simple_one_for_one: exactly one, the template */

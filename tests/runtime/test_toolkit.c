@@ -1,6 +1,7 @@
 /*
  * The runtime's internal toolkit, the one copy every folder uses: array
- * growth (runtime/grow.h), the backoff pieces (runtime/backoff.h).
+ * growth (runtime/grow.h), the backoff pieces (runtime/backoff.h),
+ * restart intensity (runtime/intensity.h).
  */
 #include "support.h"
 
@@ -9,6 +10,7 @@
 
 #include "runtime/backoff.h"
 #include "runtime/grow.h"
+#include "runtime/intensity.h"
 
 /* Doubling from the first capacity, the contents kept. */
 static void test_grow_doubles(void **state) {
@@ -101,6 +103,64 @@ static void test_rand(void **state) {
   (void)bw__rand_between(&r, 0, UINT64_MAX); /* the whole range: no division by 0 */
 }
 
+/* The window: an event counts for exactly period, one stamped later than
+ * now counts, and more than max is "exceeded". */
+static void test_intensity_window(void **state) {
+  (void)state;
+  bw__intensity w;
+  assert_int_equal(bw__intensity_init(&w, 2, 100, false), 0);
+  assert_false(bw__intensity_exceeded(&w, 0));
+  assert_true(bw__intensity_add(&w, 1000));
+  assert_true(bw__intensity_add(&w, 1050));
+  assert_int_equal(bw__intensity_count(&w, 1099), 2);
+  assert_int_equal(bw__intensity_count(&w, 1100), 1); /* 1000 is exactly 100 old */
+  assert_int_equal(bw__intensity_count(&w, 1149), 1);
+  assert_int_equal(bw__intensity_count(&w, 1150), 0);
+  assert_int_equal(bw__intensity_count(&w, 900), 2); /* both after now */
+  assert_false(bw__intensity_exceeded(&w, 1060)); /* 2 of max 2 */
+  assert_true(bw__intensity_add(&w, 1060));
+  assert_true(bw__intensity_exceeded(&w, 1060)); /* 3 > 2 */
+  assert_true(bw__intensity_add(&w, 1070));
+  assert_int_equal(bw__intensity_count(&w, 1070), 3); /* max + 1 kept: 1000 dropped */
+  assert_int_equal(bw__intensity_count(&w, 1155), 2); /* 1060, 1070 */
+  bw__intensity_clear(&w);
+  assert_int_equal(bw__intensity_count(&w, 1070), 0);
+  bw__intensity_free(&w);
+}
+
+/* The ring grows on demand, in order, up to max + 1 and no further; one
+ * reserved at init holds max + 1 from the start. */
+static void test_intensity_ring(void **state) {
+  (void)state;
+  bw__intensity w;
+  assert_int_equal(bw__intensity_init(&w, 20, 1000, false), 0);
+  assert_int_equal(w.cap, 0);
+  for (uint64_t t = 0; t < 100; t++) {
+    assert_true(bw__intensity_add(&w, t));
+    assert_true(w.cap <= 21);
+    /* the last min(t + 1, 21) times, all within the period */
+    assert_int_equal(bw__intensity_count(&w, t), t + 1 < 21 ? t + 1 : 21);
+  }
+  assert_int_equal(w.cap, 21);
+  /* 79..99 are held: at 1079 the oldest (79) has just left the window */
+  assert_int_equal(bw__intensity_count(&w, 1079), 20);
+  assert_int_equal(bw__intensity_count(&w, 1099), 0);
+  bw__intensity_free(&w);
+  /* growth while wrapped: with max 9, grow at 8 after the ring wrapped */
+  assert_int_equal(bw__intensity_init(&w, 100, 10, false), 0);
+  for (uint64_t t = 0; t < 8; t++)
+    assert_true(bw__intensity_add(&w, t));
+  assert_true(bw__intensity_add(&w, 8)); /* grows to 16 */
+  for (uint64_t t = 9; t < 40; t++)
+    assert_true(bw__intensity_add(&w, t));
+  /* 40 held in order: those within 10 of 39 are 30..39 */
+  assert_int_equal(bw__intensity_count(&w, 39), 10);
+  bw__intensity_free(&w);
+  assert_int_equal(bw__intensity_init(&w, 5, 10, true), 0);
+  assert_int_equal(w.cap, 6);
+  bw__intensity_free(&w);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_grow_doubles),
@@ -108,6 +168,8 @@ int main(void) {
       cmocka_unit_test(test_backoff_exp),
       cmocka_unit_test(test_backoff_jitter_down),
       cmocka_unit_test(test_rand),
+      cmocka_unit_test(test_intensity_window),
+      cmocka_unit_test(test_intensity_ring),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

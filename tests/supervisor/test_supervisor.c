@@ -448,6 +448,35 @@ static void test_failed_restarts_count(void **state) {
   bw_runtime_destroy(rt);
 }
 
+/* The intensity window on the manual clock: a restart counts for exactly
+ * period_ms (runtime/intensity.h). With intensity 1 and a 1000 ms period,
+ * a restart 1000 ms after the first is the only one in its window (OTP,
+ * and this supervisor before the toolkit, counted both); a third 999 ms
+ * after that is the second within 1000 ms, one too many. */
+static void test_intensity_window_boundary(void **state) {
+  (void)state;
+  bw_runtime_t *rt = rt_new();
+  static const bw_child_spec_t kids[] = {KID("w", BW_PERMANENT)};
+  bw_sup_spec_t spec = {.strategy = BW_ONE_FOR_ONE, .intensity = 1, .period_ms = 1000,
+                        .children = kids, .nchildren = 1};
+  bw_pid_t sup;
+  assert_int_equal(bw_supervisor_start(rt, &spec, &sup, NULL), 0);
+  assert_int_equal(bw_spawn(rt, &watcher, &sup, NULL, NULL), 0);
+  log_take(1);
+  crash(rt, sup, "w"); /* t = 0: restart 1 */
+  assert_string_equal(log_take(2), "-w +w");
+  settle(rt, sup);
+  assert_int_equal(bw_clock_advance(rt, 1000), 0);
+  crash(rt, sup, "w"); /* t = 1000: the first has just left the window */
+  assert_string_equal(log_take(2), "-w +w");
+  settle(rt, sup);
+  assert_int_equal(bw_clock_advance(rt, 999), 0);
+  crash(rt, sup, "w"); /* t = 1999: two within 1000 ms */
+  assert_string_equal(log_take(2), "-w Down");
+  assert_int_equal(watched_reason.code, BW_ELIMIT);
+  bw_runtime_destroy(rt);
+}
+
 /* While restarts keep failing, the supervisor still hears a stop. */
 static void test_stop_while_restarts_fail(void **state) {
   (void)state;
@@ -1489,6 +1518,7 @@ int main(void) {
       cmocka_unit_test(test_restart_types_each_strategy),
       cmocka_unit_test(test_intensity_escalates_from_depth_3),
       cmocka_unit_test(test_failed_restarts_count),
+      cmocka_unit_test(test_intensity_window_boundary),
       cmocka_unit_test(test_stop_while_restarts_fail),
       cmocka_unit_test(test_shutdown_timeout_kills),
       cmocka_unit_test(test_stop_whole_tree_deepest_first),
