@@ -33,8 +33,8 @@
 #include "bulwark/retry.h"
 #include "bulwark/runtime.h"
 #include "bulwark/timer.h"
-#include "patterns/refmap.h"
 #include "runtime/atomic.h"
+#include "runtime/reftab.h"
 
 #define RETRY_MAGIC 0x52545259u /* "RTRY": set by bw_retry_init */
 
@@ -85,7 +85,7 @@ typedef struct exec {
   uint32_t *free_stack;
   uint32_t nfree;
   /* open addressing, linear probing: ref -> slot index; ref 0 = empty */
-  bw__refmap_t map; /* attempt ref -> slot (patterns/refmap.h) */
+  bw__reftab map; /* attempt ref -> slot (runtime/reftab.h), reserved in init */
 } exec_t;
 
 static void count(exec_t *x, int c) { (void)bw__faa64_rlx(&x->pol->ctr[c], 1); }
@@ -186,7 +186,7 @@ int bw_retry_call_pack(void *buf, bw_pid_t target, uint32_t type, const void *da
 static void finish(bw_ctx_t *ctx, exec_t *x, uint32_t si, int status, const bw_msg_t *rep) {
   slot_t *s = &x->slots[si];
   if (s->attempt_ref != 0) {
-    bw__refmap_take(&x->map, s->attempt_ref);
+    (void)bw__reftab_take(&x->map, s->attempt_ref, NULL);
     s->attempt_ref = 0;
   }
   if (s->backoff != 0) {
@@ -261,7 +261,7 @@ static void attempt(bw_ctx_t *ctx, exec_t *x, uint32_t si) {
     return;
   }
   s->attempt_ref = ref;
-  bw__refmap_put(&x->map, ref, si);
+  (void)bw__reftab_put(&x->map, ref, to, si); /* reserved: cannot fail */
 }
 
 /* An attempt failed with status: retry after a backoff if everything
@@ -372,9 +372,10 @@ static int exec_init(bw_ctx_t *ctx, void *state, void *arg) {
   uint32_t cap = pol->opts.capacity;
   x->slots = calloc(cap, sizeof *x->slots);
   x->free_stack = calloc(cap, sizeof *x->free_stack);
-  if (x->slots == NULL || x->free_stack == NULL || bw__refmap_init(&x->map, cap) != 0) {
+  if (x->slots == NULL || x->free_stack == NULL || !bw__reftab_reserve(&x->map, cap)) {
     free(x->slots);
     free(x->free_stack);
+    bw__reftab_free(&x->map);
     return BW_ENOMEM;
   }
   x->pol = pol;
@@ -395,7 +396,7 @@ static int exec_init(bw_ctx_t *ctx, void *state, void *arg) {
 static int exec_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
   exec_t *x = state;
   if (msg->flags & BW_MSGF_REPLY) {
-    uint32_t si = bw__refmap_take(&x->map, msg->ref);
+    uint32_t si = bw__reftab_take_slot(&x->map, msg->ref);
     if (si == UINT32_MAX)
       return BW_CONTINUE; /* not an attempt of ours (any more) */
     x->slots[si].attempt_ref = 0;
@@ -406,7 +407,7 @@ static int exec_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
     return BW_CONTINUE;
   }
   if (msg->type == BW_MSG_REQUEST_TIMEOUT) {
-    uint32_t si = bw__refmap_take(&x->map, msg->ref);
+    uint32_t si = bw__reftab_take_slot(&x->map, msg->ref);
     if (si == UINT32_MAX)
       return BW_CONTINUE;
     x->slots[si].attempt_ref = 0;
@@ -451,7 +452,7 @@ static void exec_terminate(bw_ctx_t *ctx, void *state, const bw_reason_t *reason
   }
   free(x->slots);
   free(x->free_stack);
-  bw__refmap_free(&x->map);
+  bw__reftab_free(&x->map);
   x->slots = NULL;
 }
 

@@ -13,6 +13,7 @@
 
 #include "bulwark/bulwark.h"
 #include "runtime/atomic.h"
+#include "runtime/reftab.h"
 
 #define BW__CACHELINE 64
 
@@ -192,25 +193,7 @@ enum {
   BW__CF_NEVER_MUTED = 1u << 6, /* never muted by back-pressure (supervisors, patterns) */
 };
 
-/* An entry keyed by a ref: a monitor (ref, pid) or an outstanding request
- * (ref, its target, its deadline timer). */
-typedef struct bw__refent {
-  uint64_t ref;     /* 0 = free slot */
-  bw_pid_t pid;     /* the other actor */
-  bw_timer_t timer; /* requests: deadline timer, 0 if none */
-} bw__refent;
-
-/* A hash of ref-keyed entries (runtime/reftab.c): open addressing, linear
- * probing, backward-shift deletion, load under a half. Lookups and removals
- * are O(1) however many monitors or requests an actor has. */
-typedef struct bw__reftab {
-  bw__refent *e;
-  uint32_t n, cap; /* cap: 0 or a power of two */
-} bw__reftab;
-
-bool bw__reftab_put(bw__reftab *t, uint64_t ref, bw_pid_t pid, bw_timer_t timer);
-bool bw__reftab_take(bw__reftab *t, uint64_t ref, bw__refent *out);
-void bw__reftab_free(bw__reftab *t);
+/* Monitors and requests are kept in ref maps (runtime/reftab.h). */
 
 /* Per-actor state that idle actors rarely need; allocated on first use. */
 typedef struct bw__actor_ext {

@@ -1,16 +1,18 @@
 /*
  * The runtime's internal toolkit, the one copy every folder uses: array
  * growth (runtime/grow.h), the backoff pieces (runtime/backoff.h),
- * restart intensity (runtime/intensity.h).
+ * restart intensity (runtime/intensity.h), the ref map (runtime/reftab.h).
  */
 #include "support.h"
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "runtime/backoff.h"
 #include "runtime/grow.h"
 #include "runtime/intensity.h"
+#include "runtime/reftab.h"
 
 /* Doubling from the first capacity, the contents kept. */
 static void test_grow_doubles(void **state) {
@@ -161,6 +163,57 @@ static void test_intensity_ring(void **state) {
   bw__intensity_free(&w);
 }
 
+/* Puts and takes in a random order agree with a plain array; takes of
+ * absent refs (never put, taken already) say so. */
+static void test_reftab_random(void **state) {
+  (void)state;
+  enum { N = 3000 };
+  static bool live[N + 1];
+  memset(live, 0, sizeof live);
+  bw__reftab t = {0};
+  uint64_t rng = 1;
+  for (int step = 0; step < 40000; step++) {
+    uint64_t ref = 1 + bw__rand64(&rng) % N;
+    if (!live[ref]) {
+      assert_true(bw__reftab_put(&t, ref, ref * 3, ref * 7));
+      live[ref] = true;
+    } else {
+      bw__refent e;
+      assert_true(bw__reftab_take(&t, ref, &e));
+      assert_true(e.ref == ref && e.pid == ref * 3 && e.slot == ref * 7);
+      live[ref] = false;
+      assert_false(bw__reftab_take(&t, ref, NULL));
+    }
+  }
+  uint32_t n = 0;
+  for (uint64_t ref = 1; ref <= N; ref++) {
+    n += live[ref];
+    assert_int_equal(bw__reftab_take_slot(&t, ref), live[ref] ? ref * 7 : UINT32_MAX);
+  }
+  assert_true(n > 0);
+  assert_int_equal(t.n, 0);
+  bw__reftab_free(&t);
+}
+
+/* A reserved table never reallocates while it holds no more than asked:
+ * the executors' promise of no allocation per request. */
+static void test_reftab_reserve(void **state) {
+  (void)state;
+  bw__reftab t = {0};
+  assert_true(bw__reftab_reserve(&t, 100));
+  bw__refent *cells = t.e;
+  uint32_t cap = t.cap;
+  for (int round = 0; round < 3; round++) {
+    for (uint32_t i = 0; i < 100; i++)
+      assert_true(bw__reftab_put(&t, 1000u * (uint32_t)round + i + 1, BW_PID_NONE, i));
+    for (uint32_t i = 0; i < 100; i++)
+      assert_int_equal(bw__reftab_take_slot(&t, 1000u * (uint32_t)round + i + 1), i);
+  }
+  assert_ptr_equal(t.e, cells);
+  assert_int_equal(t.cap, cap);
+  bw__reftab_free(&t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_grow_doubles),
@@ -170,6 +223,8 @@ int main(void) {
       cmocka_unit_test(test_rand),
       cmocka_unit_test(test_intensity_window),
       cmocka_unit_test(test_intensity_ring),
+      cmocka_unit_test(test_reftab_random),
+      cmocka_unit_test(test_reftab_reserve),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
