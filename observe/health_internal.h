@@ -22,6 +22,7 @@
 #include "bulwark/runtime.h"
 #include "bulwark/timer.h"
 #include "runtime/intensity.h"
+#include "runtime/subs.h"
 
 /* Internal message types. */
 enum {
@@ -114,8 +115,8 @@ struct bw_health {
   uint32_t ncomp; /* published with release by bw_health_add */
   comp_t *comps;
   cst_t *st;
-  pthread_mutex_t reg_mx; /* writers of comps/subs only; never the monitor */
-  bw_pid_t subs[BW_HEALTH_MAX_SUBSCRIBERS];
+  pthread_mutex_t reg_mx; /* writers of comps only; never the monitor */
+  bw__subs subs; /* signal subscribers (runtime/subs.h) */
   bw_pid_t pid; /* the running monitor */
   bool owned;   /* spawned by bw_health_start */
   bw_timer_t tick_timer; /* of the latest incarnation: a successor cancels it */

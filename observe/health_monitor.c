@@ -35,14 +35,13 @@ void bw__health_signal_all(hm_actor_t *a, int kind, int cause, int from, int to,
   sg.time_ms = bw_now_ms(h->rt);
   bw__health_copy_text(sg.component, sizeof sg.component, comp);
   bw__health_copy_text(sg.reason, sizeof sg.reason, reason);
-  for (uint32_t i = 0; i < BW_HEALTH_MAX_SUBSCRIBERS; i++) {
-    /* acquire: pairs with the subscriber's CAS; only the pid is read */
-    bw_pid_t p = bw__ld64_acq(&h->subs[i]);
+  for (uint32_t i = 0; i < h->subs.cap; i++) {
+    bw_pid_t p = bw__subs_at(&h->subs, i, NULL);
     if (p == BW_PID_NONE)
       continue;
     int rc = bw_send(h->rt, p, BW_HEALTH_MSG_SIGNAL, &sg, sizeof sg);
     if (rc == BW_ENOPROC)
-      (void)bw__cas64(&h->subs[i], p, BW_PID_NONE);
+      bw__subs_drop(&h->subs, i, p);
     else if (rc == 0)
       bw__health_inc(&h->m.signals);
   }

@@ -14,6 +14,7 @@
 #include "bulwark/bulwark.h"
 #include "runtime/atomic.h"
 #include "runtime/reftab.h"
+#include "runtime/subs.h"
 
 #define BW__CACHELINE 64
 
@@ -532,16 +533,9 @@ struct bw_runtime {
   bw__registry_ent *reg;
   uint32_t nreg, capreg;
 
-  /* dead-letter subscribers */
-  pthread_rwlock_t dl_lock;
-  bw_pid_t dl_subs[16];
-  uint32_t ndl_subs;
-
-  /* telemetry event subscribers: slots written under ev_mx, read lock-free */
-  pthread_mutex_t ev_mx;
-  bw_pid_t ev_pid[32];   /* atomic */
-  uint64_t ev_mask[32];  /* atomic */
-  uint64_t ev_any;       /* atomic: union of the masks */
+  /* dead-letter and telemetry event subscribers (runtime/subs.h) */
+  bw__subs dl_subs; /* 16 places */
+  bw__subs ev_subs; /* 32 places */
 
   bw__timers timers;
   uint64_t next_ref; /* atomic: monitor and request refs */
@@ -724,6 +718,7 @@ int bw__rtimeout_check(bw__actor *a);
 
 /* dead letters */
 void bw__dead_letter(bw__runtime *rt, bw__msg *m, int reason);
+void bw__dead_letter_init(bw__runtime *rt);
 void bw__dead_letter_destroy(bw__runtime *rt);
 
 /* events */

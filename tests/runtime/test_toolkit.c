@@ -1,7 +1,8 @@
 /*
  * The runtime's internal toolkit, the one copy every folder uses: array
  * growth (runtime/grow.h), the backoff pieces (runtime/backoff.h),
- * restart intensity (runtime/intensity.h), the ref map (runtime/reftab.h).
+ * restart intensity (runtime/intensity.h), the ref map (runtime/reftab.h),
+ * the subscriber list (runtime/subs.h).
  */
 #include "support.h"
 
@@ -13,6 +14,7 @@
 #include "runtime/grow.h"
 #include "runtime/intensity.h"
 #include "runtime/reftab.h"
+#include "runtime/subs.h"
 
 /* Doubling from the first capacity, the contents kept. */
 static void test_grow_doubles(void **state) {
@@ -214,6 +216,36 @@ static void test_reftab_reserve(void **state) {
   bw__reftab_free(&t);
 }
 
+/* Add, replace a mask, the limit, remove, drop only the pid still there,
+ * and the union of masks publishers test first. */
+static void test_subs(void **state) {
+  (void)state;
+  bw__subs s;
+  bw__subs_init(&s, 3);
+  assert_false(bw__subs_wants(&s, BW__SUBS_ALL));
+  assert_int_equal(bw__subs_add(&s, 11, 0x1), 0);
+  assert_int_equal(bw__subs_add(&s, 12, 0x2), 0);
+  assert_int_equal(bw__subs_add(&s, 11, 0x4), 0); /* replaces 11's mask */
+  assert_true(bw__subs_wants(&s, 0x4));
+  assert_false(bw__subs_wants(&s, 0x1));
+  assert_int_equal(bw__subs_add(&s, 13, 0x8), 0);
+  assert_int_equal(bw__subs_add(&s, 14, 0x8), BW_ELIMIT);
+  uint64_t m = 0;
+  assert_true(bw__subs_at(&s, 0, &m) == 11 && m == 0x4);
+  assert_int_equal(bw__subs_remove(&s, 12), 0);
+  assert_int_equal(bw__subs_remove(&s, 12), BW_ENOTFOUND);
+  assert_false(bw__subs_wants(&s, 0x2));
+  assert_int_equal(bw__subs_add(&s, 14, 0x10), 0); /* the freed place */
+  assert_true(bw__subs_at(&s, 1, NULL) == 14);
+  bw__subs_drop(&s, 1, 12); /* stale: 14 holds it now */
+  assert_true(bw__subs_at(&s, 1, NULL) == 14);
+  bw__subs_drop(&s, 1, 14);
+  assert_true(bw__subs_at(&s, 1, NULL) == BW_PID_NONE);
+  assert_false(bw__subs_wants(&s, 0x10));
+  bw__subs_drop(&s, 99, 14); /* out of range: nothing */
+  bw__subs_destroy(&s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_grow_doubles),
@@ -225,6 +257,7 @@ int main(void) {
       cmocka_unit_test(test_intensity_ring),
       cmocka_unit_test(test_reftab_random),
       cmocka_unit_test(test_reftab_reserve),
+      cmocka_unit_test(test_subs),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
