@@ -26,6 +26,7 @@
 
 #include "bulwark/error.h"
 #include "bulwark/retry.h"
+#include "patterns/retry_internal.h"
 #include "runtime/backoff.h"
 
 /* The generator and the uniform draw are the runtime's (runtime/backoff.h),
@@ -98,4 +99,32 @@ uint64_t bw_retry_backoff_next(const bw_retry_backoff_t *b, bw_retry_backoff_sta
   }
   st->retries++;
   return d;
+}
+
+/* --- the retry decision (patterns/retry_internal.h) ------------------------- */
+
+bool bw__retry_retryable(int status, bool fixed_pid, bw_retry_pred_fn pred, void *arg) {
+  if (status == BW_EINVAL || status == BW_ESHUTDOWN || (status == BW_ENOPROC && fixed_pid))
+    return false;
+  return pred != NULL ? pred(status, arg) : bw_retry_default_retryable(status, NULL);
+}
+
+bw__retry_verdict bw__retry_decide(const bw__retry_ask *a, uint64_t *delay_ms, int *end_status) {
+  *end_status = a->status;
+  if (!bw__retry_retryable(a->status, a->fixed_pid, a->pred, a->pred_arg) ||
+      a->attempts >= a->max_attempts)
+    return BW__RETRY_FINAL;
+  if (a->bo_start)
+    (void)bw_retry_backoff_start(a->backoff, a->bo_seed, a->bo);
+  uint64_t delay = bw_retry_backoff_next(a->backoff, a->bo);
+  if (a->deadline_at_ms != 0 && a->now_ms + delay >= a->deadline_at_ms) {
+    *end_status = BW_ETIMEDOUT;
+    return BW__RETRY_DEADLINE;
+  }
+  if (a->budget != NULL && bw_retry_budget_try_withdraw(a->budget) != 0) {
+    *end_status = BW_EBUDGET;
+    return BW__RETRY_BUDGET;
+  }
+  *delay_ms = delay;
+  return BW__RETRY_AGAIN;
 }

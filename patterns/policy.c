@@ -273,9 +273,18 @@ const int bw__policy_cause_ctr[BW_POLICY_CAUSE__COUNT] = {
 
 /* Whether a failed attempt's status may be retried (both forms). A pid
  * target that is gone stays gone; a named one may be restarted. */
-bool bw__policy_is_retryable(const bw_policy_opts_t *o, int status) {
-  return status != BW_EINVAL && status != BW_ESHUTDOWN &&
-         !(status == BW_ENOPROC && o->target != BW_PID_NONE) &&
-         (o->retryable != NULL ? o->retryable(status, o->retryable_arg)
-                               : bw_retry_default_retryable(status, NULL));
+void bw__policy_retry_ask(const bw_policy_t *p, int status, uint32_t attempts,
+                          bw_retry_backoff_state_t *bo, uint64_t deadline_at_ms,
+                          bw__retry_ask *a) {
+  const bw_policy_opts_t *o = &p->o;
+  *a = (bw__retry_ask){.status = status,
+                       .fixed_pid = o->target != BW_PID_NONE,
+                       .pred = o->retryable,
+                       .pred_arg = o->retryable_arg,
+                       .attempts = attempts,
+                       .max_attempts = o->max_attempts,
+                       .backoff = &o->backoff,
+                       .bo = bo,
+                       .deadline_at_ms = deadline_at_ms,
+                       .budget = p->budget};
 }

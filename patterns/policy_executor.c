@@ -247,19 +247,23 @@ static void end(bw_ctx_t *ctx, exec_t *x, uint32_t si, int status, int cause, co
 /* An attempt failed: retry after a backoff if everything allows it. */
 static void failed(bw_ctx_t *ctx, exec_t *x, uint32_t si, int status, int cause, const bw_msg_t *rep) {
   slot_t *s = &x->slots[si];
-  const bw_policy_opts_t *o = x->o;
-  if (!bw__policy_is_retryable(o, status) || s->attempts >= o->max_attempts) {
+  bw__retry_ask a;
+  bw__policy_retry_ask(x->p, status, s->attempts, &s->bo, s->deadline_at, &a);
+  a.now_ms = s->deadline_at != 0 ? bw_now_ms(x->rt) : 0;
+  uint64_t delay = 0;
+  int fin = status;
+  switch (bw__retry_decide(&a, &delay, &fin)) { /* the one decision: retry_internal.h */
+  case BW__RETRY_FINAL:
     end(ctx, x, si, status, cause, rep);
     return;
-  }
-  uint64_t delay = bw_retry_backoff_next(&o->backoff, &s->bo);
-  if (s->deadline_at != 0 && bw_now_ms(x->rt) + delay >= s->deadline_at) {
-    end(ctx, x, si, BW_ETIMEDOUT, BW_POLICY_CAUSE_DEADLINE, NULL); /* no attempt could start in time */
+  case BW__RETRY_DEADLINE: /* no attempt could start in time */
+    end(ctx, x, si, fin, BW_POLICY_CAUSE_DEADLINE, NULL);
     return;
-  }
-  if (x->p->budget != NULL && bw_retry_budget_try_withdraw(x->p->budget) != 0) {
-    end(ctx, x, si, BW_EBUDGET, BW_POLICY_CAUSE_BUDGET, NULL);
+  case BW__RETRY_BUDGET:
+    end(ctx, x, si, fin, BW_POLICY_CAUSE_BUDGET, NULL);
     return;
+  case BW__RETRY_AGAIN:
+    break;
   }
   s->state = S_BACKOFF;
   if (arm(x, si, delay) != 0) {

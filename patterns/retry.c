@@ -33,6 +33,7 @@
 #include "bulwark/retry.h"
 #include "bulwark/runtime.h"
 #include "bulwark/timer.h"
+#include "patterns/retry_internal.h"
 #include "runtime/atomic.h"
 #include "runtime/reftab.h"
 
@@ -265,29 +266,37 @@ static void attempt(bw_ctx_t *ctx, exec_t *x, uint32_t si) {
 }
 
 /* An attempt failed with status: retry after a backoff if everything
- * allows it, else end the request. */
+ * allows it, else end the request (the one decision: retry_internal.h). */
 static void failed(bw_ctx_t *ctx, exec_t *x, uint32_t si, int status, const bw_msg_t *rep) {
   slot_t *s = &x->slots[si];
   const bw_retry_opts_t *o = x->o;
-  bool retryable = status != BW_EINVAL && status != BW_ESHUTDOWN &&
-                   !(status == BW_ENOPROC && s->fixed_pid) &&
-                   (o->retryable != NULL ? o->retryable(status, o->retryable_arg)
-                                         : bw_retry_default_retryable(status, NULL));
-  if (!retryable || s->attempts >= o->max_attempts) {
+  bw__retry_ask a = {.status = status,
+                     .fixed_pid = s->fixed_pid,
+                     .pred = o->retryable,
+                     .pred_arg = o->retryable_arg,
+                     .attempts = s->attempts,
+                     .max_attempts = o->max_attempts,
+                     .backoff = &o->backoff,
+                     .bo = &s->bo,
+                     .now_ms = s->deadline_at != 0 ? bw_now_ms(x->rt) : 0,
+                     .deadline_at_ms = s->deadline_at,
+                     .budget = o->budget};
+  uint64_t delay = 0;
+  int end = status;
+  switch (bw__retry_decide(&a, &delay, &end)) {
+  case BW__RETRY_FINAL:
     finish(ctx, x, si, status, rep);
     return;
-  }
-  uint64_t delay = bw_retry_backoff_next(&o->backoff, &s->bo);
-  if (s->deadline_at != 0 && bw_now_ms(x->rt) + delay >= s->deadline_at) {
-    /* no attempt could start before the deadline: say so now */
+  case BW__RETRY_DEADLINE: /* no attempt could start before the deadline: say so now */
     count(x, C_DEADLINES);
-    finish(ctx, x, si, BW_ETIMEDOUT, NULL);
+    finish(ctx, x, si, end, NULL);
     return;
-  }
-  if (o->budget != NULL && bw_retry_budget_try_withdraw(o->budget) != 0) {
+  case BW__RETRY_BUDGET:
     count(x, C_BUDGET);
-    finish(ctx, x, si, status, rep);
+    finish(ctx, x, si, end, NULL);
     return;
+  case BW__RETRY_AGAIN:
+    break;
   }
   tick_t t = {.slot = si, .gen = s->gen};
   int rc;
