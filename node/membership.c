@@ -46,7 +46,7 @@ static rel *rel_find(node *n, uint32_t kind, bw_pid_t local, bw_pid_t remote, ui
 bool bw__node_rel_add(node *n, uint32_t kind, bw_pid_t local, bw_pid_t remote, uint64_t ref) {
   if (rel_find(n, kind, local, remote, ref) != NULL)
     return true;
-  if (!bw__node_grow((void **)&n->rels, &n->caprels, n->nrels, sizeof(rel)))
+  if (!bw__grow((void **)&n->rels, &n->caprels, n->nrels, sizeof(rel), 16))
     return false;
   n->rels[n->nrels++] = (rel){.kind = kind, .local = local, .remote = remote, .ref = ref};
   return true;

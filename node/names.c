@@ -19,7 +19,7 @@ static name_ent *name_find(node *n, const char *name) {
 static bool name_put(node *n, const char *name, bw_pid_t pid) {
   name_ent *e = name_find(n, name);
   if (e == NULL) {
-    if (!bw__node_grow((void **)&n->names, &n->capnames, n->nnames, sizeof(name_ent)))
+    if (!bw__grow((void **)&n->names, &n->capnames, n->nnames, sizeof(name_ent), 16))
       return false;
     e = &n->names[n->nnames++];
     bw__node_copy_str(e->name, sizeof(e->name), name);

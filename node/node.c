@@ -49,18 +49,6 @@ void bw__node_copy_str(char *dst, size_t cap, const char *src) {
   dst[len] = '\0';
 }
 
-bool bw__node_grow(void **arr, uint32_t *cap, uint32_t n, size_t elem) {
-  if (n < *cap)
-    return true;
-  uint32_t nc = *cap ? *cap * 2 : 16;
-  void *p = realloc(*arr, nc * elem);
-  if (p == NULL)
-    return false;
-  *arr = p;
-  *cap = nc;
-  return true;
-}
-
 /* --- start, stop, destroy -------------------------------------------------- */
 
 static void node_shutdown(node *n);
@@ -87,8 +75,12 @@ static void node_destroy(bw__runtime *rt, void *ud) {
   free(n);
 }
 
-static const bw__remote_ops node_ops = {
-    .deliver = bw__node_deliver, .destroy = node_destroy, .can_move = bw__node_can_move};
+static int node_spawn(bw_ctx_t *ctx, const bw_remote_child_t *rc, uint64_t *ref, void *ud);
+
+static const bw__remote_ops node_ops = {.deliver = bw__node_deliver,
+                                        .destroy = node_destroy,
+                                        .can_move = bw__node_can_move,
+                                        .spawn = node_spawn};
 
 node *bw__node_of(bw__runtime *rt) {
   /* acquire: pairs with bw__remote_install's release */
@@ -405,11 +397,9 @@ int bw_node_export(bw_runtime_t *rt, const char *name, const bw_behaviour_t *b) 
   return rc;
 }
 
-int bw__node_remote_spawn(bw_ctx_t *ctx, const bw_remote_child_t *rc, uint64_t *ref) {
-  bw__runtime *rt = bw_ctx_runtime(ctx);
-  node *n = bw__node_of(rt);
-  if (n == NULL)
-    return BW_ENOTSUP;
+/* The hook's spawn (bw__remote_ops; the contract at bw__remote_spawn). */
+static int node_spawn(bw_ctx_t *ctx, const bw_remote_child_t *rc, uint64_t *ref, void *ud) {
+  node *n = ud;
   if (rc == NULL || rc->behaviour == NULL || rc->arg_len > BW_REMOTE_ARG_MAX)
     return BW_EINVAL;
   size_t nl = strlen(rc->behaviour);

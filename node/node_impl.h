@@ -20,6 +20,7 @@
 
 #include "bulwark/node.h"
 #include "node/wire.h"
+#include "runtime/grow.h"
 #include "runtime/internal.h"
 
 #define SUBJ_MAX 96
@@ -139,7 +140,6 @@ typedef struct node {
 node *bw__node_of(bw__runtime *rt); /* NULL if rt has no node layer */
 const bw_reason_t *bw__node_noconnection(void);
 void bw__node_copy_str(char *dst, size_t cap, const char *src);
-bool bw__node_grow(void **arr, uint32_t *cap, uint32_t n, size_t elem);
 bool bw__node_valid_token(const char *s, size_t max, bool dots_ok);
 
 /* membership.c (the relation table under n->mx) */

@@ -43,12 +43,6 @@ int bw_node_serializer(bw_runtime_t *rt, uint32_t type, const bw_serializer_t *s
   (void)type;
   return rt == NULL || s == NULL ? BW_EINVAL : BW_ESTATE;
 }
-int bw__node_remote_spawn(bw_ctx_t *ctx, const bw_remote_child_t *rc, uint64_t *ref) {
-  (void)ctx;
-  (void)rc;
-  (void)ref;
-  return BW_ENOTSUP;
-}
 int bw_node_unregister(bw_runtime_t *rt, const char *name) {
   return rt == NULL || name == NULL ? BW_EINVAL : BW_ESTATE;
 }

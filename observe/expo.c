@@ -23,6 +23,7 @@
 #include "bulwark/error.h"
 #include "bulwark/metrics.h"
 #include "observe/histogram.h"
+#include "runtime/jsonw.h"
 
 typedef struct wbuf {
   char *p;
@@ -32,7 +33,8 @@ typedef struct wbuf {
   bool oom;
 } wbuf_t;
 
-static void put(wbuf_t *w, const char *s, size_t n) {
+/* Grows a growable buffer to hold n more bytes and the NUL. */
+static void reserve(wbuf_t *w, size_t n) {
   if (w->grow && !w->oom && w->len + n + 1 > w->cap) {
     size_t cap = w->cap ? w->cap : 4096;
     while (cap < w->len + n + 1)
@@ -45,6 +47,10 @@ static void put(wbuf_t *w, const char *s, size_t n) {
       w->cap = cap;
     }
   }
+}
+
+static void put(wbuf_t *w, const char *s, size_t n) {
+  reserve(w, n);
   if (w->len < w->cap) {
     size_t room = w->cap - 1 - w->len; /* keep one byte for the NUL */
     memcpy(w->p + w->len, s, n < room ? n : room);
@@ -199,36 +205,17 @@ static void write_prometheus(wbuf_t *w, const bw_metrics_snapshot_t *sn) {
 
 /* --- JSON --------------------------------------------------------------------- */
 
+/* A quoted string, escaped by the runtime's one JSON writer (runtime/jsonw.h:
+ * invalid UTF-8 as U+FFFD, so a label value cut mid-sequence still makes
+ * valid JSON): measured, room made, then written. */
 static void json_str(wbuf_t *w, const char *s) {
-  putc_(w, '"');
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    char b[8];
-    switch (*p) {
-    case '"':
-      puts_(w, "\\\"");
-      break;
-    case '\\':
-      puts_(w, "\\\\");
-      break;
-    case '\n':
-      puts_(w, "\\n");
-      break;
-    case '\r':
-      puts_(w, "\\r");
-      break;
-    case '\t':
-      puts_(w, "\\t");
-      break;
-    default:
-      if (*p < 0x20) {
-        snprintf(b, sizeof b, "\\u%04x", *p);
-        puts_(w, b);
-      } else {
-        putc_(w, (char)*p);
-      }
-    }
-  }
-  putc_(w, '"');
+  bw__jw_t jw = {.b = NULL, .cap = 0, .len = 0};
+  bw__jw_str(&jw, s);
+  reserve(w, jw.len);
+  size_t room = w->len + 1 < w->cap ? w->cap - 1 - w->len : 0; /* keep the NUL's byte */
+  jw = (bw__jw_t){.b = room ? w->p + w->len : NULL, .cap = room, .len = 0};
+  bw__jw_str(&jw, s);
+  w->len += jw.len;
 }
 
 static void json_num(wbuf_t *w, double v) {

@@ -10,8 +10,10 @@
  * component descriptors (immutable once added), the subscribers, the
  * statuses (reset by each new incarnation), the published snapshot and the
  * counters. The actor is the only writer of statuses, counters and
- * snapshots; registration (bw_health_add, bw_health_subscribe) is the only
- * other writer and takes a mutex that the actor never takes.
+ * snapshots; registration (bw_health_add) is the only other writer and
+ * takes a mutex that the actor never takes. The subscribers are a
+ * runtime/subs.h list: the actor takes its lock (a leaf, held for a few
+ * stores) only to drop a subscriber it found dead.
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -184,9 +186,10 @@ static void h_free(bw_health_t *h) {
   free(h->scratch);
   free(h->comps);
   free(h->st);
-  free(h->rst);
+  bw__intensity_free(&h->rst);
   free(h->rec_rst);
   pthread_mutex_destroy(&h->reg_mx);
+  bw__subs_destroy(&h->subs);
   free(h);
 }
 
@@ -209,6 +212,7 @@ int bw_health_new(bw_runtime_t *rt, const bw_health_opts_t *opts, bw_health_t **
   if (h == NULL)
     return BW_ENOMEM;
   pthread_mutex_init(&h->reg_mx, NULL);
+  bw__subs_init(&h->subs, BW_HEALTH_MAX_SUBSCRIBERS);
   h->rt = rt;
   h->cfg = *opts;
   bw__health_copy_text(h->name, sizeof h->name, opts->name != NULL ? opts->name : "health");
@@ -216,12 +220,13 @@ int bw_health_new(bw_runtime_t *rt, const bw_health_opts_t *opts, bw_health_t **
   h->cap = NBUILTIN + opts->max_components;
   h->comps = calloc(h->cap, sizeof *h->comps);
   h->st = calloc(h->cap, sizeof *h->st);
+  int rrc = 0;
   if (opts->restart_limit > 0) {
-    h->rst = calloc(opts->restart_limit + 1u, sizeof *h->rst);
+    rrc = bw__intensity_init(&h->rst, opts->restart_limit, opts->restart_window_ms, true);
     h->rec_rst = calloc(opts->restart_limit + 1u, sizeof *h->rec_rst);
   }
   if (h->comps == NULL || h->st == NULL ||
-      (opts->restart_limit > 0 && (h->rst == NULL || h->rec_rst == NULL))) {
+      (opts->restart_limit > 0 && (rrc != 0 || h->rec_rst == NULL))) {
     h_free(h);
     return BW_ENOMEM;
   }
@@ -365,32 +370,13 @@ int bw_health_add(bw_health_t *h, const bw_health_component_t *c) {
 int bw_health_subscribe(bw_health_t *h, bw_pid_t pid) {
   if (h == NULL || pid == BW_PID_NONE)
     return BW_EINVAL;
-  int rc = BW_ELIMIT;
-  pthread_mutex_lock(&h->reg_mx);
-  /* relaxed: only the pid values are compared; nothing else is published */
-  for (uint32_t i = 0; i < BW_HEALTH_MAX_SUBSCRIBERS && rc != 0; i++)
-    if (bw__ld64_rlx(&h->subs[i]) == pid)
-      rc = 0;
-  for (uint32_t i = 0; i < BW_HEALTH_MAX_SUBSCRIBERS && rc != 0; i++)
-    /* CAS: the monitor may clear a dead subscriber's slot at the same time;
-     * it never fills one, so a free slot stays ours once taken */
-    if (bw__ld64_rlx(&h->subs[i]) == BW_PID_NONE && bw__cas64(&h->subs[i], BW_PID_NONE, pid))
-      rc = 0;
-  pthread_mutex_unlock(&h->reg_mx);
-  return rc;
+  return bw__subs_add(&h->subs, pid, BW__SUBS_ALL);
 }
 
 int bw_health_unsubscribe(bw_health_t *h, bw_pid_t pid) {
   if (h == NULL || pid == BW_PID_NONE)
     return BW_EINVAL;
-  int rc = BW_ENOTFOUND;
-  pthread_mutex_lock(&h->reg_mx);
-  /* CAS: the monitor may clear the same slot (a dead subscriber) */
-  for (uint32_t i = 0; i < BW_HEALTH_MAX_SUBSCRIBERS; i++)
-    if (bw__cas64(&h->subs[i], pid, BW_PID_NONE))
-      rc = 0;
-  pthread_mutex_unlock(&h->reg_mx);
-  return rc;
+  return bw__subs_remove(&h->subs, pid);
 }
 
 int bw_health_check_now(bw_health_t *h) {

@@ -21,6 +21,8 @@
 #include "bulwark/registry.h"
 #include "bulwark/runtime.h"
 #include "bulwark/timer.h"
+#include "runtime/intensity.h"
+#include "runtime/subs.h"
 
 /* Internal message types. */
 enum {
@@ -113,8 +115,8 @@ struct bw_health {
   uint32_t ncomp; /* published with release by bw_health_add */
   comp_t *comps;
   cst_t *st;
-  pthread_mutex_t reg_mx; /* writers of comps/subs only; never the monitor */
-  bw_pid_t subs[BW_HEALTH_MAX_SUBSCRIBERS];
+  pthread_mutex_t reg_mx; /* writers of comps only; never the monitor */
+  bw__subs subs; /* signal subscribers (runtime/subs.h) */
   bw_pid_t pid; /* the running monitor */
   bool owned;   /* spawned by bw_health_start */
   bw_timer_t tick_timer; /* of the latest incarnation: a successor cancels it */
@@ -129,9 +131,9 @@ struct bw_health {
   uint32_t rec_rst_n, rec_rst_pos;
   bw_event_t rec_esc, rec_hang; /* the last escalation and hang report (type 0: none) */
   /* restart storm, as the monitor judges it: the last restart_limit + 1
-   * restart times (rebuilt by each incarnation from the recorder's replay) */
-  uint64_t *rst;
-  uint32_t rst_n, rst_pos;
+   * restart times, ms (rebuilt by each incarnation from the recorder's
+   * replay); the window is runtime/intensity.h's */
+  bw__intensity rst;
   char rst_last[BW_HEALTH_REASON_MAX];
   /* the aggregate */
   int32_t agg;

@@ -35,14 +35,13 @@ void bw__health_signal_all(hm_actor_t *a, int kind, int cause, int from, int to,
   sg.time_ms = bw_now_ms(h->rt);
   bw__health_copy_text(sg.component, sizeof sg.component, comp);
   bw__health_copy_text(sg.reason, sizeof sg.reason, reason);
-  for (uint32_t i = 0; i < BW_HEALTH_MAX_SUBSCRIBERS; i++) {
-    /* acquire: pairs with the subscriber's CAS; only the pid is read */
-    bw_pid_t p = bw__ld64_acq(&h->subs[i]);
+  for (uint32_t i = 0; i < h->subs.cap; i++) {
+    bw_pid_t p = bw__subs_at(&h->subs, i, NULL);
     if (p == BW_PID_NONE)
       continue;
     int rc = bw_send(h->rt, p, BW_HEALTH_MSG_SIGNAL, &sg, sizeof sg);
     if (rc == BW_ENOPROC)
-      (void)bw__cas64(&h->subs[i], p, BW_PID_NONE);
+      bw__subs_drop(&h->subs, i, p);
     else if (rc == 0)
       bw__health_inc(&h->m.signals);
   }
@@ -222,10 +221,7 @@ static void poll_breaker(hm_actor_t *a, uint32_t i) {
 
 static void eval_restarts(hm_actor_t *a, uint32_t i, uint64_t now) {
   bw_health_t *h = a->h;
-  uint32_t in = 0;
-  for (uint32_t k = 0; k < h->rst_n; k++)
-    if (h->rst[k] + h->cfg.restart_window_ms > now)
-      in++;
+  uint32_t in = bw__intensity_count(&h->rst, now);
   if (in > h->cfg.restart_limit) {
     char why[BW_HEALTH_REASON_MAX];
     bw__health_fmt_text(why, sizeof why, "%u restarts in %llu ms, last %s", in,
@@ -315,10 +311,7 @@ static void on_event(hm_actor_t *a, const bw_event_t *ev, bool live) {
   case BW_EV_CHILD_RESTARTED:
     if ((i = find_builtin(h, BW_HEALTH_KIND_RESTARTS)) == UINT32_MAX)
       return;
-    h->rst[h->rst_pos] = t;
-    h->rst_pos = (h->rst_pos + 1) % (h->cfg.restart_limit + 1u);
-    if (h->rst_n < h->cfg.restart_limit + 1u)
-      h->rst_n++;
+    (void)bw__intensity_add(&h->rst, t); /* reserved at create: cannot fail */
     bw__health_fmt_text(h->rst_last, sizeof h->rst_last, "%.24s/%.24s", ev->source_name,
                         ev->subject_id);
     eval_restarts(a, i, now);
@@ -478,8 +471,7 @@ static int hm_init(bw_ctx_t *ctx, void *state, void *arg) {
   /* statuses start afresh (the restart ring too: the recorder's replay
    * rebuilds it); components, subscribers and counters stay */
   h->seen = 0;
-  h->rst_n = 0;
-  h->rst_pos = 0;
+  bw__intensity_clear(&h->rst);
   h->rst_last[0] = '\0';
   h->running = true;
   h->agg = BW_HEALTH_HEALTHY;

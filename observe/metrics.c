@@ -112,6 +112,7 @@ int bw_metrics_new(bw_runtime_t *rt, const bw_metrics_opts_t *opts, bw_metrics_t
   }
   pthread_mutex_init(&m->mu, NULL);
   pthread_mutex_init(&m->latest_mu, NULL);
+  bw__subs_init(&m->subs, BW_METRICS_SUBSCRIBERS_MAX);
   if (o.runtime_metrics) {
     int rc = add_runtime_families(m);
     if (rc != 0) {
@@ -120,6 +121,7 @@ int bw_metrics_new(bw_runtime_t *rt, const bw_metrics_opts_t *opts, bw_metrics_t
         bw__metrics_family_free(m->fams[i]);
       pthread_mutex_destroy(&m->mu);
       pthread_mutex_destroy(&m->latest_mu);
+      bw__subs_destroy(&m->subs);
       free(m->cells);
       free(m->fams);
       free(m);
@@ -228,6 +230,7 @@ int bw_metrics_destroy(bw_metrics_t *m) {
   bw_metrics_snapshot_release(m->latest);
   pthread_mutex_destroy(&m->mu);
   pthread_mutex_destroy(&m->latest_mu);
+  bw__subs_destroy(&m->subs);
   free(m->cells);
   free(m->fams);
   free(m);
@@ -303,37 +306,12 @@ int bw_metrics_histogram_new(bw_metrics_t *m, const char *name, const char *help
 int bw_metrics_subscribe(bw_metrics_t *m, bw_pid_t pid) {
   if (!bw__metrics_valid(m) || pid == BW_PID_NONE)
     return BW_EINVAL;
-  int rc = 0;
-  pthread_mutex_lock(&m->mu);
-  size_t i = 0;
-  while (i < m->nsubs && m->subs[i] != pid)
-    i++;
-  if (i == m->nsubs) {
-    if (m->nsubs == BW_METRICS_SUBSCRIBERS_MAX)
-      rc = BW_ELIMIT;
-    else
-      m->subs[m->nsubs++] = pid;
-  }
-  pthread_mutex_unlock(&m->mu);
-  return rc;
-}
-
-bool bw__metrics_sub_remove_locked(bw_metrics_t *m, bw_pid_t pid) {
-  for (size_t i = 0; i < m->nsubs; i++) {
-    if (m->subs[i] == pid) {
-      m->subs[i] = m->subs[--m->nsubs];
-      return true;
-    }
-  }
-  return false;
+  return bw__subs_add(&m->subs, pid, BW__SUBS_ALL);
 }
 
 int bw_metrics_unsubscribe(bw_metrics_t *m, bw_pid_t pid) {
   if (!bw__metrics_valid(m) || pid == BW_PID_NONE)
     return BW_EINVAL;
-  pthread_mutex_lock(&m->mu);
-  bool found = bw__metrics_sub_remove_locked(m, pid);
-  pthread_mutex_unlock(&m->mu);
-  return found ? 0 : BW_ENOTFOUND;
+  return bw__subs_remove(&m->subs, pid);
 }
 

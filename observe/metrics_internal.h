@@ -20,6 +20,7 @@
 #include "bulwark/runtime.h"
 #include "bulwark/timer.h"
 #include "runtime/atomic.h"
+#include "runtime/subs.h"
 
 #define METRICS_MAGIC 0x4d455452u
 #define NO_CELL UINT32_MAX
@@ -85,14 +86,13 @@ struct bw_metrics {
   uint64_t *cells; /* BW_METRICS_THREADS * o.max_cells */
   uint64_t pid;    /* the actor's bw_pid_t (atomic) */
 
+  bw__subs subs;      /* snapshot subscribers (runtime/subs.h: its own lock) */
   pthread_mutex_t mu; /* guards everything below */
   uint32_t ncells;
   bw_metric_family_t **fams;
   size_t nfams;
   met_src_t **srcs;
   size_t nsrcs, capsrcs;
-  bw_pid_t subs[BW_METRICS_SUBSCRIBERS_MAX];
-  size_t nsubs;
   bool started; /* the actor was spawned by bw_metrics_start */
   bw_timer_t timer;
   /* the actor's collection in progress */
@@ -176,7 +176,6 @@ static inline void bw__metrics_set_gauge(met_series_t *s, double v) {
 
 /* metrics.c */
 bool bw__metrics_valid(const bw_metrics_t *m);
-bool bw__metrics_sub_remove_locked(bw_metrics_t *m, bw_pid_t pid);
 
 /* metrics_snapshot.c */
 bw_metrics_snapshot_t *bw__metrics_snapshot_build_locked(bw_metrics_t *m);

@@ -129,7 +129,6 @@ static void snapshot_release_cb(void *p) { bw_metrics_snapshot_release(p); }
 /* Publishes the collection in progress: a snapshot to latest and to each
  * subscriber; answers bw_metrics_collect's waiters. */
 static void publish(bw_ctx_t *ctx, bw_metrics_t *m) {
-  bw_pid_t subs[BW_METRICS_SUBSCRIBERS_MAX];
   bw_msg_t waiters[MAX_WAITERS];
   pthread_mutex_lock(&m->mu);
   bw_metrics_snapshot_t *sn = bw__metrics_snapshot_build_locked(m);
@@ -140,8 +139,7 @@ static void publish(bw_ctx_t *ctx, bw_metrics_t *m) {
   m->collecting = false;
   for (size_t i = 0; i < m->nsrcs; i++)
     m->srcs[i]->ref = 0; /* late answers are ignored */
-  size_t nsubs = m->nsubs, nw = m->nwaiters;
-  memcpy(subs, m->subs, nsubs * sizeof *subs);
+  size_t nw = m->nwaiters;
   memcpy(waiters, m->waiters, nw * sizeof *waiters);
   m->nwaiters = 0;
   pthread_mutex_unlock(&m->mu);
@@ -152,14 +150,15 @@ static void publish(bw_ctx_t *ctx, bw_metrics_t *m) {
     m->latest = sn;
     pthread_mutex_unlock(&m->latest_mu);
     bw_metrics_snapshot_release(old);
-    for (size_t i = 0; i < nsubs; i++) {
+    for (uint32_t i = 0; i < m->subs.cap; i++) {
+      bw_pid_t sub = bw__subs_at(&m->subs, i, NULL);
+      if (sub == BW_PID_NONE)
+        continue;
       bw_metrics_snapshot_retain(sn);
-      int rc = bw_send_move(m->rt, subs[i], BW_METRICS_MSG_SNAPSHOT, sn, sizeof *sn,
+      int rc = bw_send_move(m->rt, sub, BW_METRICS_MSG_SNAPSHOT, sn, sizeof *sn,
                             snapshot_release_cb);
       if (rc == BW_ENOPROC) { /* the runtime ran the destructor */
-        pthread_mutex_lock(&m->mu);
-        (void)bw__metrics_sub_remove_locked(m, subs[i]);
-        pthread_mutex_unlock(&m->mu);
+        bw__subs_drop(&m->subs, i, sub);
       } else if (rc != 0) { /* BW_EFULL, BW_ESHUTDOWN: still ours */
         bw_metrics_snapshot_release(sn);
       }

@@ -24,8 +24,9 @@
  *   source, in the same word; only the reporter writes them. A collected
  *   histogram (an HTTP client's latencies) has cells of its own instead,
  *   which the reporter overwrites under the registry's mutex.
- * Families, series, sources and subscribers are guarded by one mutex that
- * only registration and the reporter's collection take; no update does.
+ * Families, series and sources are guarded by one mutex that only
+ * registration and the reporter's collection take; no update does. The
+ * subscribers are a runtime/subs.h list with its own lock.
  */
 #include <pthread.h>
 #include <stdlib.h>

@@ -17,28 +17,21 @@
  * e(n) is kept as a running product in the state rather than computed with
  * pow(): O(1) per retry, no libm, and exact for the integer products tests
  * check (doubles hold integers up to 2^53 exactly; the cap is far below).
+ * It is not runtime/backoff.h's bw__backoff_exp on purpose: that one is
+ * for the supervisor's and the breaker's integer multipliers, while the
+ * public multiplier here is fractional (1.5 is common) and a running
+ * product per sequence is O(1) per retry.
  */
 #include <string.h>
 
 #include "bulwark/error.h"
 #include "bulwark/retry.h"
+#include "patterns/retry_internal.h"
+#include "runtime/backoff.h"
 
-uint64_t bw_retry_rand64(uint64_t *state) {
-  /* splitmix64 (Steele, Lea, Flood): one add and three xor-shift-multiplies;
-   * every 64-bit state is valid, so any seed (0 too) works. */
-  uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-/* Uniform in [lo, hi] (lo <= hi), by Lemire's multiply-shift: no division,
- * and a bias below span/2^64, far under anything a delay can show. */
-static uint64_t rand_between(uint64_t *rng, uint64_t lo, uint64_t hi) {
-  uint64_t span = hi - lo + 1; /* hi < 2^62 by the option bounds: no wrap */
-  unsigned __int128 m = (unsigned __int128)bw_retry_rand64(rng) * span;
-  return lo + (uint64_t)(m >> 64);
-}
+/* The generator and the uniform draw are the runtime's (runtime/backoff.h),
+ * shared with the supervisor's and the breaker's backoffs. */
+uint64_t bw_retry_rand64(uint64_t *state) { return bw__rand64(state); }
 
 int bw_retry_backoff_validate(const bw_retry_backoff_t *b) {
   if (b == NULL || b->kind < 0 || b->kind >= BW_RETRY_BACKOFF__COUNT)
@@ -82,11 +75,11 @@ uint64_t bw_retry_backoff_next(const bw_retry_backoff_t *b, bw_retry_backoff_sta
     d = exp_step(b, st);
     break;
   case BW_RETRY_BACKOFF_FULL_JITTER:
-    d = rand_between(&st->rng, 0, exp_step(b, st));
+    d = bw__rand_between(&st->rng, 0, exp_step(b, st));
     break;
   case BW_RETRY_BACKOFF_EQUAL_JITTER: {
     uint64_t e = exp_step(b, st);
-    d = e / 2 + rand_between(&st->rng, 0, e - e / 2);
+    d = e / 2 + bw__rand_between(&st->rng, 0, e - e / 2);
     break;
   }
   case BW_RETRY_BACKOFF_DECORRELATED: {
@@ -94,7 +87,7 @@ uint64_t bw_retry_backoff_next(const bw_retry_backoff_t *b, bw_retry_backoff_sta
     uint64_t hi = (uint64_t)((double)st->prev_ms * b->multiplier);
     if (hi < b->initial_ms)
       hi = b->initial_ms;
-    d = rand_between(&st->rng, b->initial_ms, hi);
+    d = bw__rand_between(&st->rng, b->initial_ms, hi);
     if (d > b->max_ms)
       d = b->max_ms;
     st->prev_ms = d;
@@ -106,4 +99,32 @@ uint64_t bw_retry_backoff_next(const bw_retry_backoff_t *b, bw_retry_backoff_sta
   }
   st->retries++;
   return d;
+}
+
+/* --- the retry decision (patterns/retry_internal.h) ------------------------- */
+
+bool bw__retry_retryable(int status, bool fixed_pid, bw_retry_pred_fn pred, void *arg) {
+  if (status == BW_EINVAL || status == BW_ESHUTDOWN || (status == BW_ENOPROC && fixed_pid))
+    return false;
+  return pred != NULL ? pred(status, arg) : bw_retry_default_retryable(status, NULL);
+}
+
+bw__retry_verdict bw__retry_decide(const bw__retry_ask *a, uint64_t *delay_ms, int *end_status) {
+  *end_status = a->status;
+  if (!bw__retry_retryable(a->status, a->fixed_pid, a->pred, a->pred_arg) ||
+      a->attempts >= a->max_attempts)
+    return BW__RETRY_FINAL;
+  if (a->bo_start)
+    (void)bw_retry_backoff_start(a->backoff, a->bo_seed, a->bo);
+  uint64_t delay = bw_retry_backoff_next(a->backoff, a->bo);
+  if (a->deadline_at_ms != 0 && a->now_ms + delay >= a->deadline_at_ms) {
+    *end_status = BW_ETIMEDOUT;
+    return BW__RETRY_DEADLINE;
+  }
+  if (a->budget != NULL && bw_retry_budget_try_withdraw(a->budget) != 0) {
+    *end_status = BW_EBUDGET;
+    return BW__RETRY_BUDGET;
+  }
+  *delay_ms = delay;
+  return BW__RETRY_AGAIN;
 }

@@ -199,8 +199,8 @@ int bw_breaker_new(bw_runtime_t *rt, const bw_breaker_opts_t *opts, bw_breaker_t
                            (uint32_t)((uint64_t)opts->window_size * 1000u / opts->bucket_ms),
                            opts->bucket_ms);
   }
-  st64_rlx(&br->pub.failure_rate_milli, (uint64_t)-1);
-  st64_rlx(&br->pub.slow_rate_milli, (uint64_t)-1);
+  bw__st64_rlx(&br->pub.failure_rate_milli, (uint64_t)-1);
+  bw__st64_rlx(&br->pub.slow_rate_milli, (uint64_t)-1);
   if (rc != 0) {
     br_free(br);
     return rc;
@@ -211,7 +211,7 @@ int bw_breaker_new(bw_runtime_t *rt, const bw_breaker_opts_t *opts, bw_breaker_t
 
 bw_pid_t bw_breaker_pid(const bw_breaker_t *br) {
   /* acquire: a caller that then sends to it sees the actor set up */
-  return br == NULL ? BW_PID_NONE : ld64_acq(&br->pid);
+  return br == NULL ? BW_PID_NONE : bw__ld64_acq(&br->pid);
 }
 
 const char *bw_breaker_name(const bw_breaker_t *br) { return br == NULL ? "" : br->name; }
@@ -295,20 +295,20 @@ uint64_t bw_breaker_slow_call_ms(const bw_breaker_t *br) {
 bw_breaker_state_t bw_breaker_state(const bw_breaker_t *br) {
   if (br == NULL)
     return BW_BREAKER_CLOSED;
-  return (bw_breaker_state_t)W_STATE(ld64_acq(&br->word));
+  return (bw_breaker_state_t)W_STATE(bw__ld64_acq(&br->word));
 }
 
 uint64_t bw_breaker_retry_after_ms(const bw_breaker_t *br) {
   if (br == NULL)
     return 0;
-  uint64_t w = ld64_acq(&br->word);
+  uint64_t w = bw__ld64_acq(&br->word);
   if (W_STATE(w) == BW_BREAKER_FORCED_OPEN)
     return UINT64_MAX;
   if (W_STATE(w) != BW_BREAKER_OPEN)
     return 0;
   /* relaxed: ordered after the word's acquire load above, and the actor
    * stores it before its release store of the word */
-  uint64_t until = ld64_rlx(&br->open_until_ns), now = bw_now_ns(br->rt);
+  uint64_t until = bw__ld64_rlx(&br->open_until_ns), now = bw_now_ns(br->rt);
   return until > now ? (until - now + 999999u) / 1000000u : 0;
 }
 
@@ -342,29 +342,29 @@ int bw_breaker_metrics(const bw_breaker_t *br, bw_breaker_metrics_t *out) {
   if (br == NULL || out == NULL)
     return BW_EINVAL;
   memset(out, 0, sizeof *out);
-  uint64_t w = ld64_acq(&br->word);
+  uint64_t w = bw__ld64_acq(&br->word);
   out->state = W_STATE(w);
   out->half_open_permits_left = W_STATE(w) == BW_BREAKER_HALF_OPEN ? W_PERMITS(w) : 0;
   /* relaxed: each counter is whole and exact on its own; the set is not
    * a snapshot (as documented), so no ordering between them is needed */
   const br_pub_t *p = &br->pub;
-  out->successful = ld64_rlx(&p->successful);
-  out->failed = ld64_rlx(&p->failed);
-  out->slow = ld64_rlx(&p->slow);
-  out->ignored = ld64_rlx(&p->ignored);
-  out->rejected = ld64_rlx(&p->rejected);
-  out->not_permitted = ld64_rlx(&p->not_permitted);
-  out->timeouts = ld64_rlx(&p->timeouts);
-  out->transitions = ld64_rlx(&p->transitions);
-  out->opens = ld64_rlx(&p->opens);
-  out->window_calls = ld64_rlx(&p->window_calls);
+  out->successful = bw__ld64_rlx(&p->successful);
+  out->failed = bw__ld64_rlx(&p->failed);
+  out->slow = bw__ld64_rlx(&p->slow);
+  out->ignored = bw__ld64_rlx(&p->ignored);
+  out->rejected = bw__ld64_rlx(&p->rejected);
+  out->not_permitted = bw__ld64_rlx(&p->not_permitted);
+  out->timeouts = bw__ld64_rlx(&p->timeouts);
+  out->transitions = bw__ld64_rlx(&p->transitions);
+  out->opens = bw__ld64_rlx(&p->opens);
+  out->window_calls = bw__ld64_rlx(&p->window_calls);
   for (uint32_t i = 0; i < BR_STRIPES; i++) {
-    out->rejected += ld64_rlx(&br->stripes[i].rejected);
-    out->not_permitted += ld64_rlx(&br->stripes[i].not_permitted);
-    out->journal_fallbacks += ld64_rlx(&br->stripes[i].fallbacks);
+    out->rejected += bw__ld64_rlx(&br->stripes[i].rejected);
+    out->not_permitted += bw__ld64_rlx(&br->stripes[i].not_permitted);
+    out->journal_fallbacks += bw__ld64_rlx(&br->stripes[i].fallbacks);
   }
-  int64_t fr = (int64_t)ld64_rlx(&p->failure_rate_milli);
-  int64_t sr = (int64_t)ld64_rlx(&p->slow_rate_milli);
+  int64_t fr = (int64_t)bw__ld64_rlx(&p->failure_rate_milli);
+  int64_t sr = (int64_t)bw__ld64_rlx(&p->slow_rate_milli);
   out->failure_rate = fr < 0 ? -1.0 : (double)fr / 1000.0;
   out->slow_rate = sr < 0 ? -1.0 : (double)sr / 1000.0;
   return 0;

@@ -21,36 +21,23 @@
 #include "bulwark/timer.h"
 #include "patterns/breaker_internal.h"
 #include "patterns/window.h"
+#include "runtime/backoff.h"
 
 /* --- the actor ------------------------------------------------------------------------------ */
 
 static uint64_t now_ms(const br_actor_t *a) { return bw_now_ms(a->br->rt); }
 
-static uint64_t splitmix(uint64_t *s) {
-  uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 /* The wait of the n-th consecutive open: grown, capped, then shortened by
- * up to jitter_pct percent (never lengthened, so the cap holds). */
+ * up to jitter_pct percent (never lengthened, so the cap holds); the
+ * supervisor's restart backoff, from the same pieces (runtime/backoff.h). */
 static uint64_t open_wait_ms(bw_breaker_t *br) {
   const bw_breaker_opts_t *c = &br->cfg;
   uint64_t cap = c->open_max_ms != 0 ? c->open_max_ms : BR_DEFAULT_MAX_OPEN_MS;
   if (cap < c->open_ms)
     cap = c->open_ms;
-  uint64_t wait = c->open_ms;
-  if (c->open_multiplier > 1)
-    for (uint32_t i = 1; i < br->open_count && wait < cap; i++)
-      wait = wait > cap / c->open_multiplier ? cap : wait * c->open_multiplier;
-  if (wait > cap)
-    wait = cap;
-  if (c->jitter_pct > 0) {
-    uint64_t span = wait * c->jitter_pct / 100u;
-    if (span > 0)
-      wait -= splitmix(&br->rng) % (span + 1);
-  }
+  uint32_t n = br->open_count > 0 ? br->open_count - 1 : 0;
+  uint64_t wait = bw__backoff_exp(c->open_ms, c->open_multiplier, n, cap);
+  wait = bw__backoff_jitter_down(wait, c->jitter_pct, &br->rng);
   return wait == 0 ? 1 : wait;
 }
 
@@ -84,10 +71,10 @@ void bw__br_publish_event(br_actor_t *a, uint32_t type, int64_t ea, int64_t eb) 
 static void publish_rejections(br_actor_t *a) {
   bw_breaker_t *br = a->br;
   /* exchange first (a full barrier), then sum: see bw__br_count_reject in breaker_journal.c */
-  (void)xchg32(&br->rej_notice, 0);
+  (void)bw__xchg32(&br->rej_notice, 0);
   uint64_t sum = 0;
   for (uint32_t i = 0; i < BR_STRIPES; i++)
-    sum += ld64_rlx(&br->stripes[i].rejected);
+    sum += bw__ld64_rlx(&br->stripes[i].rejected);
   if (sum > br->rej_published) {
     bw__br_publish_event(a, BW_EV_CALL_REJECTED, (int64_t)(sum - br->rej_published), 0);
     br->rej_published = sum;
@@ -101,15 +88,15 @@ static void publish_rates(br_actor_t *a) {
     return;
   bw__window_totals_t t;
   bw__window_totals(&br->win, now_ms(a), &t);
-  st64_rlx(&br->pub.window_calls, t.calls);
+  bw__st64_rlx(&br->pub.window_calls, t.calls);
   int64_t fr = -1, sr = -1;
   if (t.calls >= br->cfg.minimum_calls && t.calls > 0) {
     fr = (int64_t)(t.failures * 100000u / t.calls);
     if (br->slow_ns != 0)
       sr = (int64_t)(t.slow * 100000u / t.calls);
   }
-  st64_rlx(&br->pub.failure_rate_milli, (uint64_t)fr);
-  st64_rlx(&br->pub.slow_rate_milli, (uint64_t)sr);
+  bw__st64_rlx(&br->pub.failure_rate_milli, (uint64_t)fr);
+  bw__st64_rlx(&br->pub.slow_rate_milli, (uint64_t)sr);
 }
 
 static void arm(br_actor_t *a, uint64_t ms, uint32_t type, uint32_t epoch, bw_timer_t *t) {
@@ -133,7 +120,7 @@ static void transition(br_actor_t *a, int to) {
     br->open_count++;
     uint64_t wait = open_wait_ms(br);
     /* relaxed: published by the release store of the word below */
-    st64_rlx(&br->open_until_ns, bw_now_ns(br->rt) + wait * 1000000ull);
+    bw__st64_rlx(&br->open_until_ns, bw_now_ns(br->rt) + wait * 1000000ull);
     arm(a, wait, BR_MSG_OPEN_DONE, epoch, &a->open_timer);
     bw__br_pub_add(&br->pub.opens, 1);
     break;
@@ -154,7 +141,7 @@ static void transition(br_actor_t *a, int to) {
   a->word = W_MAKE(epoch, to, permits);
   /* release: open_until_ns (and the reset window) before the state that
    * makes callers read them */
-  st64_rel(&br->word, a->word);
+  bw__st64_rel(&br->word, a->word);
   bw__br_pub_add(&br->pub.transitions, 1);
   bw__br_publish_event(a, BW_EV_BREAKER_STATE, from, to);
   publish_rates(a);
@@ -216,10 +203,10 @@ void bw__br_on_outcome(br_actor_t *a, int kind, bool slow, uint32_t epoch, uint6
     /* an ignored call proves nothing: its permit goes back, so the
      * half-open can still reach its success threshold */
     /* CAS: callers take permits from the same word concurrently */
-    uint64_t w = ld64_acq(&br->word);
+    uint64_t w = bw__ld64_acq(&br->word);
     while (W_EPOCH(w) == W_EPOCH(a->word) && W_PERMITS(w) + n <= br->cfg.half_open_permits &&
-           !cas64(&br->word, w, w + n))
-      w = ld64_acq(&br->word);
+           !bw__cas64(&br->word, w, w + n))
+      w = bw__ld64_acq(&br->word);
     return;
   }
   if (kind == BW_BREAKER_FAILURE || (slow && br->slow_ns != 0)) {
@@ -278,14 +265,14 @@ static int br_init(bw_ctx_t *ctx, void *state, void *arg) {
     bw__window_reset(&br->win);
   memset(br->pend, 0, ((size_t)br->pend_mask + 1) * sizeof *br->pend);
   br->npend = 0;
-  a->word = ld64_acq(&br->word);
+  a->word = bw__ld64_acq(&br->word);
   /* release: the handle's state set up above before callers find us */
-  st64_rel(&br->pid, bw_self(ctx));
+  bw__st64_rel(&br->pid, bw_self(ctx));
   int st = W_STATE(a->word);
   if (st == BW_BREAKER_OPEN) {
     /* relaxed: the last actor's writes reach us through its exit and our
      * spawn (the supervisor's messages order them) */
-    uint64_t until = ld64_rlx(&br->open_until_ns), now = bw_now_ns(br->rt);
+    uint64_t until = bw__ld64_rlx(&br->open_until_ns), now = bw_now_ns(br->rt);
     if (until > now)
       arm(a, (until - now + 999999u) / 1000000u, BR_MSG_OPEN_DONE, W_EPOCH(a->word), &a->open_timer);
     else
@@ -295,14 +282,14 @@ static int br_init(bw_ctx_t *ctx, void *state, void *arg) {
      * (new epoch, N permits), without an event: the state is the same */
     uint32_t epoch = W_EPOCH(a->word) + 1;
     a->word = W_MAKE(epoch, BW_BREAKER_HALF_OPEN, br->cfg.half_open_permits);
-    st64_rel(&br->word, a->word);
+    bw__st64_rel(&br->word, a->word);
     if (br->cfg.half_open_max_ms > 0)
       arm(a, br->cfg.half_open_max_ms, BR_MSG_HALF_OPEN_MAX, epoch, &a->ho_timer);
   }
   /* a flush the last incarnation owed (or one asked while none ran): the
    * drain below takes what it would have; exchange before the drain, as
    * on_flush_tick */
-  (void)xchg32(&br->flush_armed, 0);
+  (void)bw__xchg32(&br->flush_armed, 0);
   catch_up(a);
   return 0;
 }
@@ -366,7 +353,7 @@ static int br_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
           bw_send_after(a->br->rt, bw_self(ctx), a->br->flush_ms, BR_MSG_FLUSH_TICK, NULL, 0,
                         &a->flush_timer) != 0) {
         a->flush_timer = 0;
-        (void)xchg32(&a->br->flush_armed, 0);
+        (void)bw__xchg32(&a->br->flush_armed, 0);
         catch_up(a);
       }
       break;
@@ -374,7 +361,7 @@ static int br_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
       if (msg->ref == a->flush_timer)
         a->flush_timer = 0;
       /* exchange (a full barrier) before the drain: see flush_arm in breaker_journal.c */
-      (void)xchg32(&a->br->flush_armed, 0);
+      (void)bw__xchg32(&a->br->flush_armed, 0);
       catch_up(a);
       break;
     case BR_MSG_HALF_OPEN_MAX:
@@ -414,7 +401,7 @@ static void br_terminate(bw_ctx_t *ctx, void *state, const bw_reason_t *reason) 
   }
   /* Callers stop waking a dead pid; a successor publishes its own. A
    * failed CAS means a successor already did. */
-  (void)cas64(&a->br->pid, bw_self(ctx), BW_PID_NONE);
+  (void)bw__cas64(&a->br->pid, bw_self(ctx), BW_PID_NONE);
 }
 
 const bw_behaviour_t bw__br_behaviour = {

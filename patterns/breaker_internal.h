@@ -10,8 +10,9 @@
  *   breaker_actor.c    the actor: the state machine, timers, events
  *   breaker_proxy.c    proxy mode: forwarding requests to the target
  *
- * The atomics shims keep their short names: static inline, private to the
- * breaker's files (they differ from runtime/atomic.h under TSan; see below).
+ * The atomics are runtime/atomic.h's. Its unsuffixed RMWs (faa, cas, xchg)
+ * are full barriers, in ck builds and under TSan alike: the journal's idle
+ * mark and the rejection notice rely on that (see where they are used).
  */
 #ifndef BULWARK_PATTERNS_BREAKER_INTERNAL_H
 #define BULWARK_PATTERNS_BREAKER_INTERNAL_H
@@ -25,80 +26,7 @@
 #include "bulwark/runtime.h"
 #include "bulwark/timer.h"
 #include "patterns/window.h"
-
-/* --- atomics ---------------------------------------------------------------
- * Concurrency Kit's ck_pr, as the runtime uses; under ThreadSanitizer (which
- * cannot see ck's inline assembly) the compiler's __atomic builtins with the
- * same orders. RMWs are full barriers here (ck's on x86-64 are locked
- * instructions; __ATOMIC_SEQ_CST under TSan): the journal's idle-mark and
- * the rejection notice rely on that (see where they are used). */
-#if defined(BW_TSAN) && BW_TSAN
-static inline uint64_t ld64_rlx(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
-static inline uint64_t ld64_acq(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
-static inline void st64_rlx(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
-static inline void st64_rel(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
-static inline bool cas64(uint64_t *p, uint64_t e, uint64_t v) {
-  return __atomic_compare_exchange_n(p, &e, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
-}
-static inline uint64_t faa64(uint64_t *p, uint64_t d) { return __atomic_fetch_add(p, d, __ATOMIC_SEQ_CST); }
-static inline uint64_t xchg64(uint64_t *p, uint64_t v) { return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST); }
-static inline uint32_t ld32_rlx(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
-static inline bool cas32(uint32_t *p, uint32_t e, uint32_t v) {
-  return __atomic_compare_exchange_n(p, &e, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
-}
-static inline uint32_t xchg32(uint32_t *p, uint32_t v) { return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST); }
-static inline uint32_t faa32(uint32_t *p, uint32_t d) { return __atomic_fetch_add(p, d, __ATOMIC_SEQ_CST); }
-#else
-#include <ck_pr.h>
-static inline uint64_t ld64_rlx(const uint64_t *p) { return ck_pr_load_64(p); }
-static inline uint64_t ld64_acq(const uint64_t *p) {
-  uint64_t v = ck_pr_load_64(p);
-  ck_pr_fence_acquire();
-  return v;
-}
-static inline void st64_rlx(uint64_t *p, uint64_t v) { ck_pr_store_64(p, v); }
-static inline void st64_rel(uint64_t *p, uint64_t v) {
-  ck_pr_fence_release();
-  ck_pr_store_64(p, v);
-}
-static inline bool cas64(uint64_t *p, uint64_t e, uint64_t v) {
-  ck_pr_fence_atomic();
-  bool r = ck_pr_cas_64(p, e, v);
-  ck_pr_fence_atomic_load();
-  return r;
-}
-static inline uint64_t faa64(uint64_t *p, uint64_t d) {
-  ck_pr_fence_atomic();
-  uint64_t r = ck_pr_faa_64(p, d);
-  ck_pr_fence_atomic_load();
-  return r;
-}
-static inline uint64_t xchg64(uint64_t *p, uint64_t v) {
-  ck_pr_fence_atomic();
-  uint64_t r = ck_pr_fas_64(p, v);
-  ck_pr_fence_atomic_load();
-  return r;
-}
-static inline uint32_t ld32_rlx(const uint32_t *p) { return ck_pr_load_32(p); }
-static inline bool cas32(uint32_t *p, uint32_t e, uint32_t v) {
-  ck_pr_fence_atomic();
-  bool r = ck_pr_cas_32(p, e, v);
-  ck_pr_fence_atomic_load();
-  return r;
-}
-static inline uint32_t xchg32(uint32_t *p, uint32_t v) {
-  ck_pr_fence_atomic();
-  uint32_t r = ck_pr_fas_32(p, v);
-  ck_pr_fence_atomic_load();
-  return r;
-}
-static inline uint32_t faa32(uint32_t *p, uint32_t d) {
-  ck_pr_fence_atomic();
-  uint32_t r = ck_pr_faa_32(p, d);
-  ck_pr_fence_atomic_load();
-  return r;
-}
-#endif
+#include "runtime/atomic.h"
 
 /* --- the published word ----------------------------------------------------- */
 
@@ -217,7 +145,7 @@ typedef struct br_actor {
 enum { PF_RECORD = 1u, PF_HALF = 2u };
 
 /* Single-writer counter update (the actor): readers see whole values. */
-static inline void bw__br_pub_add(uint64_t *f, uint64_t n) { st64_rlx(f, ld64_rlx(f) + n); }
+static inline void bw__br_pub_add(uint64_t *f, uint64_t n) { bw__st64_rlx(f, bw__ld64_rlx(f) + n); }
 
 /* The outcome kind of a status, by the user's classifier (guard and proxy). */
 static inline int bw__br_classify(const bw_breaker_t *br, int status) {
@@ -233,7 +161,7 @@ static inline int bw__br_classify(const bw_breaker_t *br, int status) {
 static inline int bw__br_admit(bw_breaker_t *br, uint32_t *flags, uint32_t *epoch, bool *half) {
   /* acquire: pairs with the actor's release store of the word, so what it
    * published before (open_until_ns) is visible with the state */
-  uint64_t w = ld64_acq(&br->word);
+  uint64_t w = bw__ld64_acq(&br->word);
   *half = false;
   for (;;) {
     switch (W_STATE(w)) {
@@ -253,12 +181,12 @@ static inline int bw__br_admit(bw_breaker_t *br, uint32_t *flags, uint32_t *epoc
       }
       /* The CAS fails if anything in the word moved (another permit taken,
        * or a transition): at most N permits per epoch. */
-      if (cas64(&br->word, w, w - 1)) {
+      if (bw__cas64(&br->word, w, w - 1)) {
         *flags = PF_RECORD | PF_HALF;
         *epoch = W_EPOCH(w);
         return 0;
       }
-      w = ld64_acq(&br->word);
+      w = bw__ld64_acq(&br->word);
       continue;
     default: /* open, forced open */
       return BW_ECIRCUIT_OPEN;

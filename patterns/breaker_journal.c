@@ -61,7 +61,7 @@ static inline br_stripe_t *my_stripe(bw_breaker_t *br) {
   uint32_t s = tl_stripe_plus1;
   if (s == 0) {
     /* any order would do: only distinct indices matter, once per thread */
-    s = (faa32(&next_stripe, 1) % BR_STRIPES) + 1;
+    s = (bw__faa32(&next_stripe, 1) % BR_STRIPES) + 1;
     tl_stripe_plus1 = s;
   }
   return &br->stripes[s - 1];
@@ -74,12 +74,12 @@ void bw__br_count_reject(bw_breaker_t *br, bool half_open) {
   /* The fetch-add is a full barrier, ordered before the notice load: the
    * actor clears the notice (exchange) before it sums the counts, so either
    * it sees this count or we see the cleared notice and send a new one. */
-  faa64(&s->rejected, 1);
+  bw__faa64(&s->rejected, 1);
   if (half_open)
-    faa64(&s->not_permitted, 1);
-  if (ld32_rlx(&br->rej_notice) != 0 || !bw_event_wanted(br->rt, BW_EV_CALL_REJECTED))
+    bw__faa64(&s->not_permitted, 1);
+  if (bw__ld32_rlx(&br->rej_notice) != 0 || !bw_event_wanted(br->rt, BW_EV_CALL_REJECTED))
     return;
-  if (cas32(&br->rej_notice, 0, 1)) {
+  if (bw__cas32(&br->rej_notice, 0, 1)) {
     /* With no actor (or a dying one) the notice stays set: the next
      * actor's init clears it and publishes the counts. */
     bw_pid_t pid = bw_breaker_pid(br);
@@ -90,7 +90,7 @@ void bw__br_count_reject(bw_breaker_t *br, bool half_open) {
 
 /* Sends a record as a message: the journal stripe was full. */
 static int journal_fallback(bw_breaker_t *br, br_stripe_t *s, uint64_t rec) {
-  faa64(&s->fallbacks, 1);
+  bw__faa64(&s->fallbacks, 1);
   bw_pid_t pid = bw_breaker_pid(br);
   if (pid == BW_PID_NONE)
     return BW_ENOPROC;
@@ -104,7 +104,7 @@ static int journal_fallback(bw_breaker_t *br, br_stripe_t *s, uint64_t rec) {
  * (and takes the record, or waits for it to be written), or we see 0 and
  * arm the next one. One message per idle period, not per report. */
 static void flush_arm(bw_breaker_t *br) {
-  if (ld32_rlx(&br->flush_armed) != 0 || !cas32(&br->flush_armed, 0, 1))
+  if (bw__ld32_rlx(&br->flush_armed) != 0 || !bw__cas32(&br->flush_armed, 0, 1))
     return;
   /* No actor (yet, or restarting): the next one clears the flag and
    * drains at init. */
@@ -119,17 +119,17 @@ static void flush_arm(bw_breaker_t *br) {
 static int journal_put(bw_breaker_t *br, uint64_t key, bool defer) {
   br_stripe_t *s = my_stripe(br);
   /* acquire: the slot states we read next are at least as new as the claim */
-  uint64_t t = ld64_acq(&s->tail);
+  uint64_t t = bw__ld64_acq(&s->tail);
   uint64_t pos = t >> 1;
   if (pos > 0) {
     /* Merge into the newest record if it is published, not yet taken, and
      * has the same outcome and epoch: keeps this stripe's order, and a
      * steady stream of one outcome needs no new slot (nor wake-up). */
     br_slot_t *last = &s->slots[(pos - 1) & br->jmask];
-    if (ld64_acq(&last->seq) == pos) {
-      uint64_t v = ld64_rlx(&last->rec);
+    if (bw__ld64_acq(&last->seq) == pos) {
+      uint64_t v = bw__ld64_rlx(&last->rec);
       if (R_COUNT(v) != 0 && R_COUNT(v) < R_COUNT_MAX &&
-          (v & ~R_COUNT_MAX) == (key | R_TAG(pos - 1)) && cas64(&last->rec, v, v + 1))
+          (v & ~R_COUNT_MAX) == (key | R_TAG(pos - 1)) && bw__cas64(&last->rec, v, v + 1))
         return 0;
     }
   }
@@ -138,24 +138,24 @@ static int journal_put(bw_breaker_t *br, uint64_t key, bool defer) {
     sl = &s->slots[pos & br->jmask];
     /* acquire: pairs with the actor's release of the slot (seq = p + cap),
      * which it stores after it has taken the record */
-    uint64_t seq = ld64_acq(&sl->seq);
+    uint64_t seq = bw__ld64_acq(&sl->seq);
     if (seq == pos) {
       /* claim: a full barrier, and it clears the idle mark (a deferred
        * claim keeps it); if the mark was set, this claim owes the actor
        * its wake-up, or a flush */
-      if (cas64(&s->tail, t, ((pos + 1) << 1) | (defer ? (t & 1u) : 0u)))
+      if (bw__cas64(&s->tail, t, ((pos + 1) << 1) | (defer ? (t & 1u) : 0u)))
         break;
     } else if (seq < pos) {
       /* the slot still holds the record of position pos - cap: full */
       return journal_fallback(br, s, key | R_TAG(pos) | 1u);
     }
-    t = ld64_acq(&s->tail);
+    t = bw__ld64_acq(&s->tail);
     pos = t >> 1;
   }
   /* relaxed: nobody reads the slot before the release below publishes it */
-  st64_rlx(&sl->rec, key | R_TAG(pos) | 1u);
+  bw__st64_rlx(&sl->rec, key | R_TAG(pos) | 1u);
   /* release: the record before the sequence number that publishes it */
-  st64_rel(&sl->seq, pos + 1);
+  bw__st64_rel(&sl->seq, pos + 1);
   if ((t & 1u) && defer) {
     flush_arm(br);
   } else if (t & 1u) {
@@ -212,19 +212,19 @@ void bw__br_drain(br_actor_t *a) {
     for (;;) {
       br_slot_t *sl = &s->slots[head & br->jmask];
       /* acquire: pairs with the producer's release of seq (the record) */
-      if (ld64_acq(&sl->seq) == head + 1) {
+      if (bw__ld64_acq(&sl->seq) == head + 1) {
         /* exchange: closes the record against merges, atomically with
          * reading its final count */
-        uint64_t rec = xchg64(&sl->rec, 0);
+        uint64_t rec = bw__xchg64(&sl->rec, 0);
         /* release: the slot is free for position head + cap only after
          * we took the record */
-        st64_rel(&sl->seq, head + cap);
+        bw__st64_rel(&sl->seq, head + cap);
         head++;
         bw__br_on_record(a, rec);
         continue;
       }
       /* acquire: a claim we see here, we see its slot's state after */
-      uint64_t t = ld64_acq(&s->tail);
+      uint64_t t = bw__ld64_acq(&s->tail);
       if ((t >> 1) != head) {
         /* claimed but not yet written: the producer is between its two
          * steps and will not wake us (we are not idle); look again
@@ -236,7 +236,7 @@ void bw__br_drain(br_actor_t *a) {
        * fails and we look again). Both this CAS and the producer's claim
        * are full barriers on the same word, so exactly one of them sees
        * the other: no wake-up is lost. */
-      if ((t & 1u) || cas64(&s->tail, t, t | 1u))
+      if ((t & 1u) || bw__cas64(&s->tail, t, t | 1u))
         break;
     }
     s->head = head;

@@ -33,22 +33,7 @@
 #include "bulwark/error.h"
 #include "bulwark/retry.h"
 #include "bulwark/runtime.h"
-
-#if defined(BW_TSAN) && BW_TSAN
-/* TSan cannot see ck's inline assembly: the compiler's builtins instead. */
-static inline uint64_t ld64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
-static inline void inc64(uint64_t *p) { (void)__atomic_fetch_add(p, 1, __ATOMIC_RELAXED); }
-static inline bool cas64(uint64_t *p, uint64_t expect, uint64_t v) {
-  return __atomic_compare_exchange_n(p, &expect, v, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
-}
-#else
-#include <ck_pr.h>
-static inline uint64_t ld64(const uint64_t *p) { return ck_pr_load_64(p); }
-static inline void inc64(uint64_t *p) { ck_pr_inc_64(p); }
-static inline bool cas64(uint64_t *p, uint64_t expect, uint64_t v) {
-  return ck_pr_cas_64(p, expect, v);
-}
-#endif
+#include "runtime/atomic.h"
 
 #define BUDGET_MAGIC 0x42554447u /* "BUDG": set by init, so use of an uninitialised budget is caught */
 #define PPM 1000000ull
@@ -98,7 +83,7 @@ static uint64_t live_count(uint64_t w, uint32_t cur) {
  * slice. A count saturates at 2^32-1 (never wraps into the slice number). */
 static void bump(uint64_t *slot, uint32_t cur) {
   for (;;) {
-    uint64_t w = ld64(slot);
+    uint64_t w = bw__ld64_rlx(slot);
     uint64_t n;
     if ((uint32_t)(w >> 32) == cur) {
       if ((w & 0xFFFFFFFFull) == 0xFFFFFFFFull)
@@ -107,7 +92,7 @@ static void bump(uint64_t *slot, uint32_t cur) {
     } else {
       n = ((uint64_t)cur << 32) | 1u;
     }
-    if (cas64(slot, w, n))
+    if (bw__cas64_rlx(slot, w, n))
       return;
   }
 }
@@ -117,7 +102,7 @@ int bw_retry_budget_deposit(bw_retry_budget_t *b) {
     return BW_EINVAL;
   uint64_t now = slice_now(b);
   bump(&b->deposits[now % BW_RETRY_BUDGET_SLICES], (uint32_t)now);
-  inc64(&b->total_deposits);
+  (void)bw__faa64_rlx(&b->total_deposits, 1);
   return 0;
 }
 
@@ -127,8 +112,8 @@ static int64_t balance_ppm(const bw_retry_budget_t *b, uint64_t now, uint64_t *w
   uint32_t cur = (uint32_t)now;
   uint64_t dep = 0, wd = 0;
   for (unsigned i = 0; i < BW_RETRY_BUDGET_SLICES; i++) {
-    dep += live_count(ld64(&b->deposits[i]), cur);
-    uint64_t w = ld64(&b->withdrawals[i]);
+    dep += live_count(bw__ld64_rlx(&b->deposits[i]), cur);
+    uint64_t w = bw__ld64_rlx(&b->withdrawals[i]);
     if (i == now % BW_RETRY_BUDGET_SLICES && wslot_word != NULL)
       *wslot_word = w;
     wd += live_count(w, cur);
@@ -146,15 +131,15 @@ int bw_retry_budget_try_withdraw(bw_retry_budget_t *b) {
   for (;;) {
     uint64_t w = 0;
     if (balance_ppm(b, now, &w) < (int64_t)PPM) {
-      inc64(&b->total_refused);
+      (void)bw__faa64_rlx(&b->total_refused, 1);
       return BW_EBUDGET;
     }
     uint64_t n = (uint32_t)(w >> 32) == cur ? w + 1 : ((uint64_t)cur << 32) | 1u;
     /* The CAS claims the retry only if no other withdrawal of this slice
      * happened since the balance was read: concurrent withdrawers cannot
      * both spend the last retry. A failed CAS re-reads the balance. */
-    if (cas64(slot, w, n)) {
-      inc64(&b->total_withdrawals);
+    if (bw__cas64_rlx(slot, w, n)) {
+      (void)bw__faa64_rlx(&b->total_withdrawals, 1);
       return 0;
     }
   }
@@ -171,9 +156,9 @@ int64_t bw_retry_budget_balance(const bw_retry_budget_t *b) {
 int bw_retry_budget_stats(const bw_retry_budget_t *b, bw_retry_budget_stats_t *out) {
   if (!valid(b) || out == NULL)
     return BW_EINVAL;
-  out->deposits = ld64(&b->total_deposits);
-  out->withdrawals = ld64(&b->total_withdrawals);
-  out->refused = ld64(&b->total_refused);
+  out->deposits = bw__ld64_rlx(&b->total_deposits);
+  out->withdrawals = bw__ld64_rlx(&b->total_withdrawals);
+  out->refused = bw__ld64_rlx(&b->total_refused);
   out->balance = bw_retry_budget_balance(b);
   return 0;
 }

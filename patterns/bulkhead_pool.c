@@ -32,6 +32,7 @@
 #include "bulwark/runtime.h"
 #include "bulwark/timer.h"
 #include "patterns/bulkhead_internal.h"
+#include "runtime/intensity.h"
 
 enum { S_EMPTY = 0, S_IDLE, S_BUSY, S_LENT, S_RETIRING };
 enum { K_MSG = 0, K_FN, K_LEASE };
@@ -89,9 +90,7 @@ typedef struct pool {
   bw_timer_t qtimer; /* the one queue timer, due at or before the head's deadline */
   bool qtimer_armed;
 
-  uint64_t *rst; /* ring of restart times (ns) within the period */
-  uint32_t rst_cap, rst_head, rst_n;
-  uint64_t rst_period_ns;
+  bw__intensity rst; /* worker restart times (ns): intensity over the period */
 
   bw_bulkhead_metrics_t m; /* counters (gauges are filled on demand) */
 } pool_t;
@@ -422,24 +421,12 @@ static void on_retire(pool_t *p, const bw_msg_t *msg) {
   retire(p, n.slot);
 }
 
-/* True if a restart now stays within the intensity; records it. */
+/* Records a restart now; true if it stays within the intensity (as a
+ * supervisor's: runtime/intensity.h). The ring is reserved at init. */
 static bool restart_allowed(pool_t *p) {
-  if (p->rst_cap == 0)
-    return false;
   uint64_t now = bw_now_ns(p->rt);
-  /* forget restarts older than the period */
-  while (p->rst_n > 0) {
-    uint32_t oldest = (p->rst_head + p->rst_cap - p->rst_n) % p->rst_cap;
-    if (now - p->rst[oldest] < p->rst_period_ns)
-      break;
-    p->rst_n--;
-  }
-  if (p->rst_n == p->rst_cap)
-    return false; /* this would be one more than max_restarts in the period */
-  p->rst[p->rst_head] = now;
-  p->rst_head = (p->rst_head + 1) % p->rst_cap;
-  p->rst_n++;
-  return true;
+  (void)bw__intensity_add(&p->rst, now);
+  return !bw__intensity_exceeded(&p->rst, now);
 }
 
 static void on_exit_signal(bw_ctx_t *ctx, pool_t *p, const bw_msg_t *msg) {
@@ -545,11 +532,10 @@ static void pool_free(pool_t *p) {
   free(p->idle_ovf);
   free(p->free_ovf);
   free(p->q);
-  free(p->rst);
+  bw__intensity_free(&p->rst);
   p->slots = NULL;
   p->idle_base = p->idle_ovf = p->free_ovf = NULL;
   p->q = NULL;
-  p->rst = NULL;
 }
 
 /* Stops every live worker (shutdown: their terminate runs). */
@@ -580,8 +566,7 @@ static int pool_init(bw_ctx_t *ctx, void *state, void *arg) {
   if (p->limited && bw_ratelimit_init(&p->rl, p->rt, o->rate, o->rate_period_ms, o->rate_burst) != 0)
     return BW_EINVAL;
   int32_t mr = o->max_restarts == 0 ? 10 : o->max_restarts < 0 ? 0 : o->max_restarts;
-  p->rst_cap = (uint32_t)mr;
-  p->rst_period_ns = (o->restart_period_ms ? o->restart_period_ms : 5000) * 1000000ull;
+  uint64_t period_ns = (o->restart_period_ms ? o->restart_period_ms : 5000) * 1000000ull;
   uint32_t n = p->nbase + p->novf;
   p->wbeh = bw__bulkhead_wrapper_for(p->user);
   p->slots = calloc(n, sizeof *p->slots);
@@ -589,9 +574,9 @@ static int pool_init(bw_ctx_t *ctx, void *state, void *arg) {
   p->idle_ovf = calloc(p->novf ? p->novf : 1, sizeof(uint32_t));
   p->free_ovf = calloc(p->novf ? p->novf : 1, sizeof(uint32_t));
   p->q = calloc(p->qcap ? p->qcap : 1, sizeof(qent_t));
-  p->rst = calloc(p->rst_cap ? p->rst_cap : 1, sizeof(uint64_t));
+  int rrc = bw__intensity_init(&p->rst, (uint32_t)mr, period_ns, true);
   if (p->wbeh == NULL || p->slots == NULL || p->idle_base == NULL || p->idle_ovf == NULL ||
-      p->free_ovf == NULL || p->q == NULL || p->rst == NULL) {
+      p->free_ovf == NULL || p->q == NULL || rrc != 0) {
     pool_free(p);
     return BW_ENOMEM;
   }

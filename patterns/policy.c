@@ -19,6 +19,7 @@
 #include "bulwark/runtime.h"
 #include "patterns/policy_internal.h"
 #include "runtime/atomic.h"
+#include "runtime/grow.h"
 
 const char *bw_policy_cause_name(int cause) {
   static const char *const names[] = {"none",     "breaker",  "ratelimit", "bulkhead",
@@ -176,15 +177,9 @@ int bw_policy_start(bw_policy_t *p, const bw_spawn_opts_t *opts, bw_pid_t *out) 
   if (p == NULL || p->magic != POLICY_MAGIC)
     return BW_EINVAL;
   pthread_mutex_lock(&p->mu);
-  if (p->nstarted == p->cap_started) {
-    uint32_t n = p->cap_started ? 2 * p->cap_started : 4;
-    bw_pid_t *a = realloc(p->started, n * sizeof *a);
-    if (a == NULL) {
-      pthread_mutex_unlock(&p->mu);
-      return BW_ENOMEM;
-    }
-    p->started = a;
-    p->cap_started = n;
+  if (!bw__grow((void **)&p->started, &p->cap_started, p->nstarted, sizeof *p->started, 4)) {
+    pthread_mutex_unlock(&p->mu);
+    return BW_ENOMEM;
   }
   bw_pid_t pid = BW_PID_NONE;
   int rc = bw_spawn(p->rt, &bw_policy_behaviour, p, opts, &pid);
@@ -278,9 +273,18 @@ const int bw__policy_cause_ctr[BW_POLICY_CAUSE__COUNT] = {
 
 /* Whether a failed attempt's status may be retried (both forms). A pid
  * target that is gone stays gone; a named one may be restarted. */
-bool bw__policy_is_retryable(const bw_policy_opts_t *o, int status) {
-  return status != BW_EINVAL && status != BW_ESHUTDOWN &&
-         !(status == BW_ENOPROC && o->target != BW_PID_NONE) &&
-         (o->retryable != NULL ? o->retryable(status, o->retryable_arg)
-                               : bw_retry_default_retryable(status, NULL));
+void bw__policy_retry_ask(const bw_policy_t *p, int status, uint32_t attempts,
+                          bw_retry_backoff_state_t *bo, uint64_t deadline_at_ms,
+                          bw__retry_ask *a) {
+  const bw_policy_opts_t *o = &p->o;
+  *a = (bw__retry_ask){.status = status,
+                       .fixed_pid = o->target != BW_PID_NONE,
+                       .pred = o->retryable,
+                       .pred_arg = o->retryable_arg,
+                       .attempts = attempts,
+                       .max_attempts = o->max_attempts,
+                       .backoff = &o->backoff,
+                       .bo = bo,
+                       .deadline_at_ms = deadline_at_ms,
+                       .budget = p->budget};
 }

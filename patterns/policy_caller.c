@@ -89,22 +89,30 @@ static int t_end(bw_policy_t *p, bw_policy_ticket_t *t, int status, int cause) {
 
 /* An attempt, or a refusal in front of one, failed: a retry after a
  * backoff if everything allows it (the executor's failed()). */
-static int t_failed(bw_policy_t *p, bw_policy_ticket_t *t, int status, int cause, uint64_t now_ms) {
-  const bw_policy_opts_t *o = &p->o;
-  if (!bw__policy_is_retryable(o, status) || t->attempts >= o->max_attempts)
-    return t_end(p, t, status, cause);
+static int t_failed(bw_policy_t *p, bw_policy_ticket_t *t, int status, int cause, uint64_t now_ns) {
+  bw__retry_ask a;
+  bw__policy_retry_ask(p, status, t->attempts, &t->priv_.bo, t->priv_.deadline_at_ms, &a);
+  a.now_ms = now_ns / 1000000u;
   if (t->attempts == 1) {
     /* the backoff sequence starts at the first retry: a request that never
      * retries (the hot path) pays nothing for it. The seed only needs to
      * differ between tickets and requests. */
-    uint64_t seed = (o->seed != 0 ? o->seed : bw_now_ns(p->rt)) ^ (uint64_t)(uintptr_t)t;
-    (void)bw_retry_backoff_start(&o->backoff, bw_retry_rand64(&seed), &t->priv_.bo);
+    uint64_t seed = (p->o.seed != 0 ? p->o.seed : now_ns) ^ (uint64_t)(uintptr_t)t;
+    a.bo_start = true;
+    a.bo_seed = bw_retry_rand64(&seed);
   }
-  uint64_t delay = bw_retry_backoff_next(&o->backoff, &t->priv_.bo);
-  if (t->priv_.deadline_at_ms != 0 && now_ms + delay >= t->priv_.deadline_at_ms)
-    return t_end(p, t, BW_ETIMEDOUT, BW_POLICY_CAUSE_DEADLINE); /* no attempt could start in time */
-  if (p->budget != NULL && bw_retry_budget_try_withdraw(p->budget) != 0)
-    return t_end(p, t, BW_EBUDGET, BW_POLICY_CAUSE_BUDGET);
+  uint64_t delay = 0;
+  int fin = status;
+  switch (bw__retry_decide(&a, &delay, &fin)) { /* the one decision: retry_internal.h */
+  case BW__RETRY_FINAL:
+    return t_end(p, t, status, cause);
+  case BW__RETRY_DEADLINE: /* no attempt could start in time */
+    return t_end(p, t, fin, BW_POLICY_CAUSE_DEADLINE);
+  case BW__RETRY_BUDGET:
+    return t_end(p, t, fin, BW_POLICY_CAUSE_BUDGET);
+  case BW__RETRY_AGAIN:
+    break;
+  }
   bw__policy_count(p, C_RETRIES);
   t->retry_in_ms = delay;
   t->wait_ns = 0;
@@ -114,15 +122,15 @@ static int t_failed(bw_policy_t *p, bw_policy_ticket_t *t, int status, int cause
 
 /* Takes a place among max_concurrent: a CAS loop rather than add-then-undo,
  * so a refused caller never makes a concurrent one see the limit full.
- * The shim's CAS is acq_rel; relaxed would do: the counter guards a number,
- * not data. Retried only when another caller changed it meanwhile. */
+ * Relaxed: the counter guards a number, not data. Retried only when
+ * another caller changed it meanwhile. */
 static bool slot_take(bw_policy_t *p) {
   uint32_t max = p->o.max_concurrent;
   uint32_t v = bw__ld32_rlx(&p->active);
   for (;;) {
     if (v >= max)
       return false;
-    if (bw__cas32(&p->active, v, v + 1))
+    if (bw__cas32_rlx(&p->active, v, v + 1))
       return true;
     v = bw__ld32_rlx(&p->active);
   }
@@ -167,7 +175,7 @@ int bw_policy_enter(bw_policy_t *p, bw_policy_ticket_t *t) {
     bw__policy_count(p, C_ATTEMPTS); /* the first is in C_IC_CALLS */
   if (p->br != NULL) {
     if (bw_breaker_acquire(p->br, &t->priv_.permit) != 0)
-      return t_failed(p, t, BW_ECIRCUIT_OPEN, BW_POLICY_CAUSE_BREAKER, now);
+      return t_failed(p, t, BW_ECIRCUIT_OPEN, BW_POLICY_CAUSE_BREAKER, now_ns);
     t->priv_.permit_held = true;
   }
   if (p->rl != NULL && !waited) {
@@ -183,7 +191,7 @@ int bw_policy_enter(bw_policy_t *p, bw_policy_ticket_t *t) {
                   : bw_ratelimit_acquire(p->rl, wait, &wait_ns);
     if (rrc != 0) {
       t_permit_cancel(p, t);
-      return t_failed(p, t, BW_ERATE_LIMITED, BW_POLICY_CAUSE_RATELIMIT, now);
+      return t_failed(p, t, BW_ERATE_LIMITED, BW_POLICY_CAUSE_RATELIMIT, now_ns);
     }
     if (wait_ns > 0) {
       /* the token is reserved: come back for it, holding nothing else */
@@ -198,7 +206,7 @@ int bw_policy_enter(bw_policy_t *p, bw_policy_ticket_t *t) {
   if (o->max_concurrent != 0) {
     if (!slot_take(p)) {
       t_permit_cancel(p, t);
-      return t_failed(p, t, BW_EBULKHEAD_FULL, BW_POLICY_CAUSE_BULKHEAD, now);
+      return t_failed(p, t, BW_EBULKHEAD_FULL, BW_POLICY_CAUSE_BULKHEAD, now_ns);
     }
     t->priv_.slot_held = true;
   }
@@ -229,8 +237,8 @@ int bw_policy_exit(bw_policy_t *p, bw_policy_ticket_t *t, int status, uint64_t *
   }
   if (t->priv_.slot_held) {
     t->priv_.slot_held = false;
-    /* the shim's add is acq_rel; relaxed would do (see slot_take) */
-    (void)bw__faa32(&p->active, UINT32_MAX); /* - 1 */
+    /* relaxed, as slot_take's CAS */
+    (void)bw__faa32_rlx(&p->active, UINT32_MAX); /* - 1 */
   }
   t->priv_.state = T_WAIT;
   int rc;
@@ -240,7 +248,7 @@ int bw_policy_exit(bw_policy_t *p, bw_policy_ticket_t *t, int status, uint64_t *
     rc = t_end(p, t, BW_ETIMEDOUT, BW_POLICY_CAUSE_DEADLINE);
   else
     rc = t_failed(p, t, status,
-                  status == BW_ETIMEDOUT ? BW_POLICY_CAUSE_TIMEOUT : BW_POLICY_CAUSE_FAILURE, now);
+                  status == BW_ETIMEDOUT ? BW_POLICY_CAUSE_TIMEOUT : BW_POLICY_CAUSE_FAILURE, now_ns);
   if (retry_in_ms != NULL)
     *retry_in_ms = rc == BW_POLICY_RETRY ? t->retry_in_ms : 0;
   return rc;

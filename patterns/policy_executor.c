@@ -23,7 +23,7 @@
  * recognised and ignored. The overall deadline needs no timer: every wait
  * and attempt is cut to end by it.
  *
- * Memory: the slots, their free stack and the ref map (refmap.h) are
+ * Memory: the slots, their free stack and the ref map (runtime/reftab.h) are
  * allocated in init, freed in terminate: nothing per request.
  *
  * The policy's handle and what both forms share are in policy.c, the
@@ -40,8 +40,8 @@
 #include "bulwark/runtime.h"
 #include "bulwark/timer.h"
 #include "patterns/policy_internal.h"
-#include "patterns/refmap.h"
 #include "runtime/atomic.h"
+#include "runtime/reftab.h"
 
 enum { M_TICK = BW_MSG_POLICY_BASE + 0x80u };
 #define POLICY_RANGE_END (BW_MSG_POLICY_BASE + 0x100u)
@@ -84,7 +84,7 @@ typedef struct exec {
   slot_t *slots;
   uint32_t *free_stack;
   uint32_t nfree;
-  bw__refmap_t map;
+  bw__reftab map; /* request ref -> slot, reserved in init */
   /* the policy-held bulkhead */
   uint32_t active, nqueued, q_head, q_tail;
   bool pumping;
@@ -241,25 +241,29 @@ static void end(bw_ctx_t *ctx, exec_t *x, uint32_t si, int status, int cause, co
   }
   s->ref = ref;
   s->state = S_FALLBACK;
-  bw__refmap_put(&x->map, ref, si);
+  (void)bw__reftab_put(&x->map, ref, o->fallback_pid, si); /* reserved: cannot fail */
 }
 
 /* An attempt failed: retry after a backoff if everything allows it. */
 static void failed(bw_ctx_t *ctx, exec_t *x, uint32_t si, int status, int cause, const bw_msg_t *rep) {
   slot_t *s = &x->slots[si];
-  const bw_policy_opts_t *o = x->o;
-  if (!bw__policy_is_retryable(o, status) || s->attempts >= o->max_attempts) {
+  bw__retry_ask a;
+  bw__policy_retry_ask(x->p, status, s->attempts, &s->bo, s->deadline_at, &a);
+  a.now_ms = s->deadline_at != 0 ? bw_now_ms(x->rt) : 0;
+  uint64_t delay = 0;
+  int fin = status;
+  switch (bw__retry_decide(&a, &delay, &fin)) { /* the one decision: retry_internal.h */
+  case BW__RETRY_FINAL:
     end(ctx, x, si, status, cause, rep);
     return;
-  }
-  uint64_t delay = bw_retry_backoff_next(&o->backoff, &s->bo);
-  if (s->deadline_at != 0 && bw_now_ms(x->rt) + delay >= s->deadline_at) {
-    end(ctx, x, si, BW_ETIMEDOUT, BW_POLICY_CAUSE_DEADLINE, NULL); /* no attempt could start in time */
+  case BW__RETRY_DEADLINE: /* no attempt could start in time */
+    end(ctx, x, si, fin, BW_POLICY_CAUSE_DEADLINE, NULL);
     return;
-  }
-  if (x->p->budget != NULL && bw_retry_budget_try_withdraw(x->p->budget) != 0) {
-    end(ctx, x, si, BW_EBUDGET, BW_POLICY_CAUSE_BUDGET, NULL);
+  case BW__RETRY_BUDGET:
+    end(ctx, x, si, fin, BW_POLICY_CAUSE_BUDGET, NULL);
     return;
+  case BW__RETRY_AGAIN:
+    break;
   }
   s->state = S_BACKOFF;
   if (arm(x, si, delay) != 0) {
@@ -313,7 +317,7 @@ static void send_attempt(bw_ctx_t *ctx, exec_t *x, uint32_t si) {
   }
   s->ref = ref;
   s->state = S_CALL;
-  bw__refmap_put(&x->map, ref, si);
+  (void)bw__reftab_put(&x->map, ref, to, si); /* reserved: cannot fail */
 }
 
 /* The bulkhead: a place among max_concurrent, or in the queue. */
@@ -438,9 +442,10 @@ static int exec_init(bw_ctx_t *ctx, void *state, void *arg) {
   uint32_t cap = p->o.capacity;
   x->slots = calloc(cap, sizeof *x->slots);
   x->free_stack = calloc(cap, sizeof *x->free_stack);
-  if (x->slots == NULL || x->free_stack == NULL || bw__refmap_init(&x->map, cap) != 0) {
+  if (x->slots == NULL || x->free_stack == NULL || !bw__reftab_reserve(&x->map, cap)) {
     free(x->slots);
     free(x->free_stack);
+    bw__reftab_free(&x->map);
     x->slots = NULL;
     return BW_ENOMEM;
   }
@@ -449,7 +454,7 @@ static int exec_init(bw_ctx_t *ctx, void *state, void *arg) {
     if (rc != 0 && rc != BW_EALREADY) {
       free(x->slots);
       free(x->free_stack);
-      bw__refmap_free(&x->map);
+      bw__reftab_free(&x->map);
       x->slots = NULL;
       return rc;
     }
@@ -462,8 +467,9 @@ static int exec_init(bw_ctx_t *ctx, void *state, void *arg) {
   for (uint32_t i = 0; i < cap; i++)
     x->free_stack[i] = cap - 1 - i;
   x->nfree = cap;
-  /* each executor its own jitter sequence; only distinctness matters */
-  uint64_t inc = bw__faa64(&p->incarnations, 1);
+  /* each executor its own jitter sequence; relaxed: only distinctness
+   * matters (as retry.c's) */
+  uint64_t inc = bw__faa64_rlx(&p->incarnations, 1);
   uint64_t seed = p->o.seed != 0 ? p->o.seed : (bw_now_ns(x->rt) ^ x->self);
   x->rng = seed + inc * 0xD1B54A32D192ED03ull;
   return 0;
@@ -533,13 +539,13 @@ static void on_answer(bw_ctx_t *ctx, exec_t *x, uint32_t si, const bw_msg_t *rep
 static int exec_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
   exec_t *x = state;
   if (msg->flags & BW_MSGF_REPLY) {
-    uint32_t si = bw__refmap_take(&x->map, msg->ref);
+    uint32_t si = bw__reftab_take_slot(&x->map, msg->ref);
     if (si != UINT32_MAX)
       on_answer(ctx, x, si, msg);
     return BW_CONTINUE;
   }
   if (msg->type == BW_MSG_REQUEST_TIMEOUT) {
-    uint32_t si = bw__refmap_take(&x->map, msg->ref);
+    uint32_t si = bw__reftab_take_slot(&x->map, msg->ref);
     if (si != UINT32_MAX)
       on_answer(ctx, x, si, NULL);
     return BW_CONTINUE;
@@ -570,7 +576,7 @@ static void exec_terminate(bw_ctx_t *ctx, void *state, const bw_reason_t *reason
   }
   free(x->slots);
   free(x->free_stack);
-  bw__refmap_free(&x->map);
+  bw__reftab_free(&x->map);
   x->slots = NULL;
 }
 

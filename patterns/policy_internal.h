@@ -16,12 +16,13 @@
 
 #include "bulwark/policy.h"
 #include "bulwark/registry.h"
+#include "patterns/retry_internal.h"
 #include "runtime/atomic.h"
 
 #define POLICY_MAGIC 0x504F4C59u /* "POLY" */
 
-/* Counters of bw_policy_t.ctr: relaxed adds (bw__faa64 is acq_rel, which is
- * stronger than needed; the counters publish nothing else). Several
+/* Counters of bw_policy_t.ctr: relaxed adds (bw__faa64_rlx; the counters
+ * publish nothing else). Several
  * executors may share a policy. The in-caller form's hot path counts one
  * add at enter and one at exit: C_IC_CALLS stands for a call and its first
  * attempt (which every new in-caller request makes: its deadline cannot
@@ -63,15 +64,19 @@ struct bw_policy {
 };
 
 static inline void bw__policy_count(bw_policy_t *p, int c) {
-  /* relaxed would do: see the enum; the shim's add is what there is */
-  (void)bw__faa64(&p->ctr[c], 1);
+  /* relaxed: see the enum */
+  (void)bw__faa64_rlx(&p->ctr[c], 1);
 }
 
 /* The counter of each cause of a failed request (policy.c; both forms). */
 extern const int bw__policy_cause_ctr[BW_POLICY_CAUSE__COUNT];
 
-/* Whether a failed attempt's status may be retried (both forms). A pid
- * target that is gone stays gone; a named one may be restarted. */
-bool bw__policy_is_retryable(const bw_policy_opts_t *o, int status);
+/* The retry decision's question for a failed attempt of p (both forms; the
+ * decision is patterns/retry_internal.h's, shared with retry.c). A pid
+ * target that is gone stays gone; a named one may be restarted. now_ms is
+ * left 0 for the caller to fill. */
+void bw__policy_retry_ask(const bw_policy_t *p, int status, uint32_t attempts,
+                          bw_retry_backoff_state_t *bo, uint64_t deadline_at_ms,
+                          bw__retry_ask *a);
 
 #endif

@@ -19,35 +19,14 @@
 #include "bulwark/error.h"
 #include "bulwark/ratelimit.h"
 #include "bulwark/runtime.h"
+#include "runtime/atomic.h"
 
 /*
- * Atomics. Normal builds use Concurrency Kit's ck_pr, as the runtime does;
- * ThreadSanitizer cannot see ck's inline assembly, so under BW_TSAN the same
- * operations are the compiler's builtins (the switch runtime/atomic.h makes;
- * patterns/ may not include the runtime's internal headers).
- *
- * Every access to tat and the counters is relaxed: no other memory is
- * published through them. A token is a number, not a pointer to data, so
- * all that matters is that each read-modify-write of tat is atomic, and a
- * CAS is (in any order). The counters are statistics.
+ * Atomics (runtime/atomic.h's). Every access to tat and the counters is
+ * relaxed: no other memory is published through them. A token is a number,
+ * not a pointer to data, so all that matters is that each read-modify-write
+ * of tat is atomic, and a CAS is (in any order). The counters are statistics.
  */
-#if defined(BW_TSAN) && BW_TSAN
-static inline uint64_t ld64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
-static inline uint64_t cas64_value(uint64_t *p, uint64_t expect, uint64_t v) {
-  __atomic_compare_exchange_n(p, &expect, v, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
-  return expect; /* the value seen: equal to the old expect on success */
-}
-static inline void inc64(uint64_t *p) { (void)__atomic_fetch_add(p, 1, __ATOMIC_RELAXED); }
-#else
-#include <ck_pr.h>
-static inline uint64_t ld64(const uint64_t *p) { return ck_pr_load_64(p); }
-static inline uint64_t cas64_value(uint64_t *p, uint64_t expect, uint64_t v) {
-  uint64_t seen;
-  ck_pr_cas_64_value(p, expect, v, &seen);
-  return seen;
-}
-static inline void inc64(uint64_t *p) { ck_pr_inc_64(p); }
-#endif
 
 #define NS_PER_MS 1000000ull
 /* tolerance + timeout stay below 2^63, so max(tat, now) + interval and the
@@ -86,20 +65,20 @@ int bw_ratelimit_init(bw_ratelimit_t *rl, const bw_runtime_t *rt, uint64_t rate,
  * with *wait_ns = how long until it may be used, or BW_ERATE_LIMITED with
  * *wait_ns = how long until one could be taken without slack. */
 static int take(bw_ratelimit_t *rl, uint64_t now, uint64_t slack_ns, uint64_t *wait_ns) {
-  uint64_t tat = ld64(&rl->tat);
+  uint64_t tat = bw__ld64_rlx(&rl->tat);
   for (;;) {
     uint64_t base = tat > now ? tat : now;
     uint64_t next = base + rl->interval_ns;
     /* the token is usable once next - now <= tolerance */
     uint64_t wait = next - now > rl->tolerance_ns ? next - now - rl->tolerance_ns : 0;
     if (wait > slack_ns) {
-      inc64(&rl->limited);
+      (void)bw__faa64_rlx(&rl->limited, 1);
       *wait_ns = wait;
       return BW_ERATE_LIMITED;
     }
-    uint64_t seen = cas64_value(&rl->tat, tat, next);
+    uint64_t seen = bw__cas64_val_rlx(&rl->tat, tat, next);
     if (seen == tat) {
-      inc64(&rl->acquired);
+      (void)bw__faa64_rlx(&rl->acquired, 1);
       *wait_ns = wait;
       return 0;
     }
@@ -134,7 +113,7 @@ uint32_t bw_ratelimit_available(const bw_ratelimit_t *rl) {
   if (rl == NULL || rl->rt == NULL || rl->interval_ns == 0)
     return 0;
   uint64_t now = bw_now_ns(rl->rt);
-  uint64_t tat = ld64(&rl->tat);
+  uint64_t tat = bw__ld64_rlx(&rl->tat);
   uint64_t ahead = tat > now ? tat - now : 0; /* the debt */
   if (ahead >= rl->tolerance_ns)
     return 0;
@@ -148,7 +127,7 @@ int bw_ratelimit_stats(const bw_ratelimit_t *rl, bw_ratelimit_stats_t *out) {
   out->period_ms = rl->period_ms;
   out->burst = rl->burst;
   out->available = bw_ratelimit_available(rl);
-  out->acquired = ld64(&rl->acquired);
-  out->limited = ld64(&rl->limited);
+  out->acquired = bw__ld64_rlx(&rl->acquired);
+  out->limited = bw__ld64_rlx(&rl->limited);
   return 0;
 }

@@ -33,17 +33,9 @@
 #include "bulwark/retry.h"
 #include "bulwark/runtime.h"
 #include "bulwark/timer.h"
-#include "patterns/refmap.h"
-
-#if defined(BW_TSAN) && BW_TSAN
-/* TSan cannot see ck's inline assembly: the compiler's builtins instead. */
-static inline uint64_t ld64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
-static inline void add64(uint64_t *p, uint64_t d) { (void)__atomic_fetch_add(p, d, __ATOMIC_RELAXED); }
-#else
-#include <ck_pr.h>
-static inline uint64_t ld64(const uint64_t *p) { return ck_pr_load_64(p); }
-static inline void add64(uint64_t *p, uint64_t d) { ck_pr_add_64(p, d); }
-#endif
+#include "patterns/retry_internal.h"
+#include "runtime/atomic.h"
+#include "runtime/reftab.h"
 
 #define RETRY_MAGIC 0x52545259u /* "RTRY": set by bw_retry_init */
 
@@ -94,10 +86,10 @@ typedef struct exec {
   uint32_t *free_stack;
   uint32_t nfree;
   /* open addressing, linear probing: ref -> slot index; ref 0 = empty */
-  bw__refmap_t map; /* attempt ref -> slot (patterns/refmap.h) */
+  bw__reftab map; /* attempt ref -> slot (runtime/reftab.h), reserved in init */
 } exec_t;
 
-static void count(exec_t *x, int c) { add64(&x->pol->ctr[c], 1); }
+static void count(exec_t *x, int c) { (void)bw__faa64_rlx(&x->pol->ctr[c], 1); }
 
 /* --- Options and policy ----------------------------------------------------- */
 
@@ -151,17 +143,17 @@ int bw_retry_metrics(const bw_retry_t *r, bw_retry_metrics_t *out) {
   if (r == NULL || out == NULL || r->magic != RETRY_MAGIC)
     return BW_EINVAL;
   memset(out, 0, sizeof *out);
-  out->calls = ld64(&r->ctr[C_CALLS]);
-  out->rejected = ld64(&r->ctr[C_REJECTED]);
-  out->attempts = ld64(&r->ctr[C_ATTEMPTS]);
-  out->retries = ld64(&r->ctr[C_RETRIES]);
-  out->successes = ld64(&r->ctr[C_SUCCESSES]);
-  out->successes_after_retry = ld64(&r->ctr[C_SUCC_RETRY]);
-  out->failures = ld64(&r->ctr[C_FAILURES]);
-  out->budget_exhausted = ld64(&r->ctr[C_BUDGET]);
-  out->timeouts = ld64(&r->ctr[C_TIMEOUTS]);
-  out->deadlines = ld64(&r->ctr[C_DEADLINES]);
-  out->abandoned = ld64(&r->ctr[C_ABANDONED]);
+  out->calls = bw__ld64_rlx(&r->ctr[C_CALLS]);
+  out->rejected = bw__ld64_rlx(&r->ctr[C_REJECTED]);
+  out->attempts = bw__ld64_rlx(&r->ctr[C_ATTEMPTS]);
+  out->retries = bw__ld64_rlx(&r->ctr[C_RETRIES]);
+  out->successes = bw__ld64_rlx(&r->ctr[C_SUCCESSES]);
+  out->successes_after_retry = bw__ld64_rlx(&r->ctr[C_SUCC_RETRY]);
+  out->failures = bw__ld64_rlx(&r->ctr[C_FAILURES]);
+  out->budget_exhausted = bw__ld64_rlx(&r->ctr[C_BUDGET]);
+  out->timeouts = bw__ld64_rlx(&r->ctr[C_TIMEOUTS]);
+  out->deadlines = bw__ld64_rlx(&r->ctr[C_DEADLINES]);
+  out->abandoned = bw__ld64_rlx(&r->ctr[C_ABANDONED]);
   uint64_t done = out->successes + out->failures + out->abandoned;
   out->in_flight = out->calls > done ? out->calls - done : 0;
   return 0;
@@ -195,7 +187,7 @@ int bw_retry_call_pack(void *buf, bw_pid_t target, uint32_t type, const void *da
 static void finish(bw_ctx_t *ctx, exec_t *x, uint32_t si, int status, const bw_msg_t *rep) {
   slot_t *s = &x->slots[si];
   if (s->attempt_ref != 0) {
-    bw__refmap_take(&x->map, s->attempt_ref);
+    (void)bw__reftab_take(&x->map, s->attempt_ref, NULL);
     s->attempt_ref = 0;
   }
   if (s->backoff != 0) {
@@ -270,33 +262,41 @@ static void attempt(bw_ctx_t *ctx, exec_t *x, uint32_t si) {
     return;
   }
   s->attempt_ref = ref;
-  bw__refmap_put(&x->map, ref, si);
+  (void)bw__reftab_put(&x->map, ref, to, si); /* reserved: cannot fail */
 }
 
 /* An attempt failed with status: retry after a backoff if everything
- * allows it, else end the request. */
+ * allows it, else end the request (the one decision: retry_internal.h). */
 static void failed(bw_ctx_t *ctx, exec_t *x, uint32_t si, int status, const bw_msg_t *rep) {
   slot_t *s = &x->slots[si];
   const bw_retry_opts_t *o = x->o;
-  bool retryable = status != BW_EINVAL && status != BW_ESHUTDOWN &&
-                   !(status == BW_ENOPROC && s->fixed_pid) &&
-                   (o->retryable != NULL ? o->retryable(status, o->retryable_arg)
-                                         : bw_retry_default_retryable(status, NULL));
-  if (!retryable || s->attempts >= o->max_attempts) {
+  bw__retry_ask a = {.status = status,
+                     .fixed_pid = s->fixed_pid,
+                     .pred = o->retryable,
+                     .pred_arg = o->retryable_arg,
+                     .attempts = s->attempts,
+                     .max_attempts = o->max_attempts,
+                     .backoff = &o->backoff,
+                     .bo = &s->bo,
+                     .now_ms = s->deadline_at != 0 ? bw_now_ms(x->rt) : 0,
+                     .deadline_at_ms = s->deadline_at,
+                     .budget = o->budget};
+  uint64_t delay = 0;
+  int end = status;
+  switch (bw__retry_decide(&a, &delay, &end)) {
+  case BW__RETRY_FINAL:
     finish(ctx, x, si, status, rep);
     return;
-  }
-  uint64_t delay = bw_retry_backoff_next(&o->backoff, &s->bo);
-  if (s->deadline_at != 0 && bw_now_ms(x->rt) + delay >= s->deadline_at) {
-    /* no attempt could start before the deadline: say so now */
+  case BW__RETRY_DEADLINE: /* no attempt could start before the deadline: say so now */
     count(x, C_DEADLINES);
-    finish(ctx, x, si, BW_ETIMEDOUT, NULL);
+    finish(ctx, x, si, end, NULL);
     return;
-  }
-  if (o->budget != NULL && bw_retry_budget_try_withdraw(o->budget) != 0) {
+  case BW__RETRY_BUDGET:
     count(x, C_BUDGET);
-    finish(ctx, x, si, status, rep);
+    finish(ctx, x, si, end, NULL);
     return;
+  case BW__RETRY_AGAIN:
+    break;
   }
   tick_t t = {.slot = si, .gen = s->gen};
   int rc;
@@ -381,9 +381,10 @@ static int exec_init(bw_ctx_t *ctx, void *state, void *arg) {
   uint32_t cap = pol->opts.capacity;
   x->slots = calloc(cap, sizeof *x->slots);
   x->free_stack = calloc(cap, sizeof *x->free_stack);
-  if (x->slots == NULL || x->free_stack == NULL || bw__refmap_init(&x->map, cap) != 0) {
+  if (x->slots == NULL || x->free_stack == NULL || !bw__reftab_reserve(&x->map, cap)) {
     free(x->slots);
     free(x->free_stack);
+    bw__reftab_free(&x->map);
     return BW_ENOMEM;
   }
   x->pol = pol;
@@ -395,12 +396,7 @@ static int exec_init(bw_ctx_t *ctx, void *state, void *arg) {
   x->nfree = cap;
   /* each incarnation (restart, or another executor of the policy) its own
    * sequence; relaxed: only distinctness matters */
-  uint64_t inc = 0;
-#if defined(BW_TSAN) && BW_TSAN
-  inc = __atomic_fetch_add(&pol->incarnations, 1, __ATOMIC_RELAXED);
-#else
-  inc = ck_pr_faa_64(&pol->incarnations, 1);
-#endif
+  uint64_t inc = bw__faa64_rlx(&pol->incarnations, 1);
   uint64_t seed = pol->opts.seed != 0 ? pol->opts.seed : (bw_now_ns(x->rt) ^ x->self);
   x->rng = seed + inc * 0xD1B54A32D192ED03ull;
   return 0;
@@ -409,7 +405,7 @@ static int exec_init(bw_ctx_t *ctx, void *state, void *arg) {
 static int exec_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
   exec_t *x = state;
   if (msg->flags & BW_MSGF_REPLY) {
-    uint32_t si = bw__refmap_take(&x->map, msg->ref);
+    uint32_t si = bw__reftab_take_slot(&x->map, msg->ref);
     if (si == UINT32_MAX)
       return BW_CONTINUE; /* not an attempt of ours (any more) */
     x->slots[si].attempt_ref = 0;
@@ -420,7 +416,7 @@ static int exec_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
     return BW_CONTINUE;
   }
   if (msg->type == BW_MSG_REQUEST_TIMEOUT) {
-    uint32_t si = bw__refmap_take(&x->map, msg->ref);
+    uint32_t si = bw__reftab_take_slot(&x->map, msg->ref);
     if (si == UINT32_MAX)
       return BW_CONTINUE;
     x->slots[si].attempt_ref = 0;
@@ -465,7 +461,7 @@ static void exec_terminate(bw_ctx_t *ctx, void *state, const bw_reason_t *reason
   }
   free(x->slots);
   free(x->free_stack);
-  bw__refmap_free(&x->map);
+  bw__reftab_free(&x->map);
   x->slots = NULL;
 }
 

@@ -26,7 +26,7 @@ void bw__dead_letter(bw__runtime *rt, bw__msg *m, int reason) {
   bw__faa64(&rt->dead[reason], 1);
   if (internal)
     bw__faa64(&rt->dead_internal, 1);
-  if (!(m->pub.flags & BW__MF_NO_NOTIFY) && bw__ld32_rlx(&rt->ndl_subs) != 0) {
+  if (!(m->pub.flags & BW__MF_NO_NOTIFY) && bw__subs_wants(&rt->dl_subs, BW__SUBS_ALL)) {
     bw_dead_letter_t dl = {.reason = reason,
                            .type = m->pub.type,
                            .to = m->to,
@@ -34,19 +34,17 @@ void bw__dead_letter(bw__runtime *rt, bw__msg *m, int reason) {
                            .len = m->pub.len,
                            .flags = m->pub.flags & (BW_MSGF_REQUEST | BW_MSGF_REPLY | BW_MSGF_MOVED),
                            .internal = internal ? 1u : 0u};
-    bw_pid_t subs[16];
-    uint32_t n;
-    pthread_rwlock_rdlock(&rt->dl_lock);
-    n = rt->ndl_subs;
-    memcpy(subs, rt->dl_subs, n * sizeof(bw_pid_t));
-    pthread_rwlock_unlock(&rt->dl_lock);
-    for (uint32_t i = 0; i < n; i++) {
-      bw__msg *note = bw__msg_new(rt, subs[i], BW__K_USER, BW_MSG_DEAD_LETTER, &dl, sizeof(dl));
+    for (uint32_t i = 0; i < rt->dl_subs.cap; i++) {
+      bw_pid_t sub = bw__subs_at(&rt->dl_subs, i, NULL);
+      if (sub == BW_PID_NONE)
+        continue;
+      bw__msg *note = bw__msg_new(rt, sub, BW__K_USER, BW_MSG_DEAD_LETTER, &dl, sizeof(dl));
       if (note == NULL)
         continue;
       note->pub.from = BW_PID_NONE;
       note->pub.flags = BW__MF_NO_NOTIFY;
-      bw__deliver(rt, note, false);
+      if (bw__deliver(rt, note, false) == BW_ENOPROC)
+        bw__subs_drop(&rt->dl_subs, i, sub); /* a dead subscriber: runtime/subs.h */
     }
   }
   if (!(m->pub.flags & BW__MF_NO_NOTIFY) && bw_event_wanted(rt, BW_EV_DEAD_LETTER)) {
@@ -66,37 +64,14 @@ int bw_dead_letter_subscribe(bw_runtime_t *rt, bw_pid_t pid) {
     return BW_ESHUTDOWN;
   if (!bw_is_alive(rt, pid))
     return BW_ENOPROC;
-  int rc = 0;
-  pthread_rwlock_wrlock(&rt->dl_lock);
-  for (uint32_t i = 0; i < rt->ndl_subs; i++)
-    if (rt->dl_subs[i] == pid)
-      goto out;
-  if (rt->ndl_subs == 16) {
-    rc = BW_ELIMIT;
-    goto out;
-  }
-  rt->dl_subs[rt->ndl_subs] = pid;
-  bw__st32_rel(&rt->ndl_subs, rt->ndl_subs + 1);
-out:
-  pthread_rwlock_unlock(&rt->dl_lock);
-  return rc;
+  return bw__subs_add(&rt->dl_subs, pid, BW__SUBS_ALL);
 }
 
 int bw_dead_letter_unsubscribe(bw_runtime_t *rt, bw_pid_t pid) {
   if (rt == NULL || pid == BW_PID_NONE)
     return BW_EINVAL;
-  int rc = BW_ENOTFOUND;
-  pthread_rwlock_wrlock(&rt->dl_lock);
-  for (uint32_t i = 0; i < rt->ndl_subs; i++) {
-    if (rt->dl_subs[i] == pid) {
-      rt->dl_subs[i] = rt->dl_subs[rt->ndl_subs - 1];
-      bw__st32_rel(&rt->ndl_subs, rt->ndl_subs - 1);
-      rc = 0;
-      break;
-    }
-  }
-  pthread_rwlock_unlock(&rt->dl_lock);
-  return rc;
+  return bw__subs_remove(&rt->dl_subs, pid);
 }
 
-void bw__dead_letter_destroy(bw__runtime *rt) { pthread_rwlock_destroy(&rt->dl_lock); }
+void bw__dead_letter_init(bw__runtime *rt) { bw__subs_init(&rt->dl_subs, 16); }
+void bw__dead_letter_destroy(bw__runtime *rt) { bw__subs_destroy(&rt->dl_subs); }

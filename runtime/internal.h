@@ -13,6 +13,8 @@
 
 #include "bulwark/bulwark.h"
 #include "runtime/atomic.h"
+#include "runtime/reftab.h"
+#include "runtime/subs.h"
 
 #define BW__CACHELINE 64
 
@@ -192,25 +194,7 @@ enum {
   BW__CF_NEVER_MUTED = 1u << 6, /* never muted by back-pressure (supervisors, patterns) */
 };
 
-/* An entry keyed by a ref: a monitor (ref, pid) or an outstanding request
- * (ref, its target, its deadline timer). */
-typedef struct bw__refent {
-  uint64_t ref;     /* 0 = free slot */
-  bw_pid_t pid;     /* the other actor */
-  bw_timer_t timer; /* requests: deadline timer, 0 if none */
-} bw__refent;
-
-/* A hash of ref-keyed entries (runtime/reftab.c): open addressing, linear
- * probing, backward-shift deletion, load under a half. Lookups and removals
- * are O(1) however many monitors or requests an actor has. */
-typedef struct bw__reftab {
-  bw__refent *e;
-  uint32_t n, cap; /* cap: 0 or a power of two */
-} bw__reftab;
-
-bool bw__reftab_put(bw__reftab *t, uint64_t ref, bw_pid_t pid, bw_timer_t timer);
-bool bw__reftab_take(bw__reftab *t, uint64_t ref, bw__refent *out);
-void bw__reftab_free(bw__reftab *t);
+/* Monitors and requests are kept in ref maps (runtime/reftab.h). */
 
 /* Per-actor state that idle actors rarely need; allocated on first use. */
 typedef struct bw__actor_ext {
@@ -549,16 +533,9 @@ struct bw_runtime {
   bw__registry_ent *reg;
   uint32_t nreg, capreg;
 
-  /* dead-letter subscribers */
-  pthread_rwlock_t dl_lock;
-  bw_pid_t dl_subs[16];
-  uint32_t ndl_subs;
-
-  /* telemetry event subscribers: slots written under ev_mx, read lock-free */
-  pthread_mutex_t ev_mx;
-  bw_pid_t ev_pid[32];   /* atomic */
-  uint64_t ev_mask[32];  /* atomic */
-  uint64_t ev_any;       /* atomic: union of the masks */
+  /* dead-letter and telemetry event subscribers (runtime/subs.h) */
+  bw__subs dl_subs; /* 16 places */
+  bw__subs ev_subs; /* 32 places */
 
   bw__timers timers;
   uint64_t next_ref; /* atomic: monitor and request refs */
@@ -615,7 +592,18 @@ typedef struct bw__remote_ops {
   void (*destroy)(struct bw_runtime *rt, void *ud); /* at bw_runtime_destroy */
   /* whether a moved (pointer) payload of this type can cross: a serializer */
   bool (*can_move)(struct bw_runtime *rt, uint32_t type, void *ud);
+  /* a supervisor's remote child: see bw__remote_spawn */
+  int (*spawn)(bw_ctx_t *ctx, const bw_remote_child_t *rc, uint64_t *ref, void *ud);
 } bw__remote_ops;
+/* For a supervisor (in its handler), through the node layer's hook: asks
+ * the first connected node of rc->nodes to start the child, linked to the
+ * calling actor; *ref is the request's. The answer is a reply from the
+ * child's pid (status 0) after the child's LINK, or a reply with an error
+ * status; or a BW_MSG_REQUEST_TIMEOUT. Returns 0, BW_ENOTSUP (no node
+ * started on this runtime, or none built), BW_ENOCONN (none of rc->nodes
+ * connected), BW_EINVAL, or bw_request's codes. This is how supervisor/
+ * reaches other nodes without including node/. */
+int bw__remote_spawn(bw_ctx_t *ctx, const bw_remote_child_t *rc, uint64_t *ref);
 /* A moved payload to pid may go: local, or the node layer can serialize
  * its type. */
 bool bw__move_ok(struct bw_runtime *rt, bw_pid_t pid, uint32_t type);
@@ -731,6 +719,7 @@ int bw__rtimeout_check(bw__actor *a);
 
 /* dead letters */
 void bw__dead_letter(bw__runtime *rt, bw__msg *m, int reason);
+void bw__dead_letter_init(bw__runtime *rt);
 void bw__dead_letter_destroy(bw__runtime *rt);
 
 /* events */

@@ -45,8 +45,8 @@ void bw__jw_str(bw__jw_t *w, const char *s) {
   const unsigned char *p = (const unsigned char *)(s != NULL ? s : "");
   while (*p != '\0') {
     unsigned c = *p;
-    if (c == '"' || c == '\\') {
-      char e[2] = {'\\', (char)c};
+    if (c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t') {
+      char e[2] = {'\\', c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : (char)c};
       bw__jw_raw(w, e, 2);
       p++;
     } else if (c < 0x20) {

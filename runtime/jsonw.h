@@ -1,13 +1,15 @@
 /*
- * bulwark internal: a JSON writer into a caller's buffer, for the health
- * monitor's snapshot and the tree walk (and anything else that renders
- * JSON). Like snprintf, it never writes past cap but counts every byte, so
+ * bulwark internal: a JSON writer into a caller's buffer, the one copy for
+ * the health monitor's snapshot, the tree walk and the metrics' JSON
+ * exposition (observe/expo.c, which escapes its strings with bw__jw_str). Like snprintf, it never writes past cap but counts every byte, so
  * the caller learns the length it needs (len > cap: too small). Strings are
- * escaped, and bytes that are not valid UTF-8 become U+FFFD, so the output
- * is valid JSON whatever bytes a name holds.
+ * escaped (quote, backslash, and newline, return and tab with JSON's short
+ * forms, as the metrics' copy did; other controls as \u00XX), and bytes that
+ * are not valid UTF-8 become U+FFFD, as this copy did, so the output is
+ * valid JSON whatever bytes a name holds.
  */
-#ifndef BW_PATTERNS_JSONW_H
-#define BW_PATTERNS_JSONW_H
+#ifndef BW_RUNTIME_JSONW_H
+#define BW_RUNTIME_JSONW_H
 
 #include <stddef.h>
 

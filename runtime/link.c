@@ -15,23 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/grow.h"
 #include "runtime/internal.h"
 #include "runtime/mailbox.h"
 
 static bw__msg *exit_msg(bw__runtime *rt, bw_pid_t to, bw_pid_t from, const bw_reason_t *r,
                          bool link_exit);
-
-static bool grow(void **arr, uint32_t *cap, uint32_t n, size_t elem) {
-  if (n < *cap)
-    return true;
-  uint32_t nc = *cap ? *cap * 2 : 4;
-  void *p = realloc(*arr, nc * elem);
-  if (p == NULL)
-    return false;
-  *arr = p;
-  *cap = nc;
-  return true;
-}
 
 static bool links_has(bw__actor_ext *e, bw_pid_t pid) {
   for (uint32_t i = 0; i < e->nlinks; i++)
@@ -46,7 +35,7 @@ static bool links_add(bw__actor *a, bw_pid_t pid) {
     return false;
   if (links_has(e, pid))
     return true;
-  if (!grow((void **)&e->links, &e->caplinks, e->nlinks, sizeof(bw_pid_t)))
+  if (!bw__grow((void **)&e->links, &e->caplinks, e->nlinks, sizeof(bw_pid_t), 4))
     return false;
   e->links[e->nlinks++] = pid;
   return true;

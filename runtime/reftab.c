@@ -1,6 +1,6 @@
 /*
- * bulwark: a hash of ref-keyed entries, for an actor's monitors and its
- * outstanding requests.
+ * bulwark: a hash of ref-keyed entries (runtime/reftab.h), for an actor's
+ * monitors and its outstanding requests, and an executor's attempts.
  *
  * Refs come from one counter, so they are distinct and never 0 (0 marks a
  * free slot). Open addressing with linear probing keeps an entry in one
@@ -11,7 +11,7 @@
  */
 #include <stdlib.h>
 
-#include "runtime/internal.h"
+#include "runtime/reftab.h"
 
 static uint32_t slot_of(uint64_t ref, uint32_t mask) {
   ref ^= ref >> 33;
@@ -28,20 +28,35 @@ static void place(bw__refent *tab, uint32_t cap, const bw__refent *e) {
   tab[i] = *e;
 }
 
-bool bw__reftab_put(bw__reftab *t, uint64_t ref, bw_pid_t pid, bw_timer_t timer) {
+/* Moves the entries into a table of nc cells (a power of two). */
+static bool resize(bw__reftab *t, uint32_t nc) {
+  bw__refent *ne = calloc(nc, sizeof(*ne));
+  if (ne == NULL)
+    return false;
+  for (uint32_t i = 0; i < t->cap; i++)
+    if (t->e[i].ref != 0)
+      place(ne, nc, &t->e[i]);
+  free(t->e);
+  t->e = ne;
+  t->cap = nc;
+  return true;
+}
+
+bool bw__reftab_reserve(bw__reftab *t, uint32_t n) {
+  if (n > UINT32_MAX / 4)
+    return false;
+  uint32_t nc = 8;
+  while (nc < 2 * n)
+    nc <<= 1;
+  return nc <= t->cap || resize(t, nc);
+}
+
+bool bw__reftab_put(bw__reftab *t, uint64_t ref, bw_pid_t pid, uint64_t val) {
   if ((t->n + 1) * 2 > t->cap) {
-    uint32_t nc = t->cap ? t->cap * 2 : 8;
-    bw__refent *ne = calloc(nc, sizeof(*ne));
-    if (ne == NULL)
+    if (t->cap > UINT32_MAX / 2 || !resize(t, t->cap ? t->cap * 2 : 8))
       return false;
-    for (uint32_t i = 0; i < t->cap; i++)
-      if (t->e[i].ref != 0)
-        place(ne, nc, &t->e[i]);
-    free(t->e);
-    t->e = ne;
-    t->cap = nc;
   }
-  bw__refent e = {.ref = ref, .pid = pid, .timer = timer};
+  bw__refent e = {.ref = ref, .pid = pid, .slot = val};
   place(t->e, t->cap, &e);
   t->n++;
   return true;

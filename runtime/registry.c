@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/grow.h"
 #include "runtime/internal.h"
 
 static int find(const bw__runtime *rt, const char *name) {
@@ -36,15 +37,9 @@ int bw__registry_add(bw__runtime *rt, const char *name, bw_pid_t pid) {
     pthread_rwlock_unlock(&rt->reg_lock);
     return 0;
   }
-  if (rt->nreg == rt->capreg) {
-    uint32_t nc = rt->capreg ? rt->capreg * 2 : 16;
-    bw__registry_ent *n = realloc(rt->reg, nc * sizeof(*n));
-    if (n == NULL) {
-      pthread_rwlock_unlock(&rt->reg_lock);
-      return BW_ENOMEM;
-    }
-    rt->reg = n;
-    rt->capreg = nc;
+  if (!bw__grow((void **)&rt->reg, &rt->capreg, rt->nreg, sizeof(*rt->reg), 16)) {
+    pthread_rwlock_unlock(&rt->reg_lock);
+    return BW_ENOMEM;
   }
   char *copy = strdup(name);
   if (copy == NULL) {

@@ -65,7 +65,7 @@ int bw_runtime_create(const bw_runtime_opts_t *opts, bw_runtime_t **out) {
   pthread_mutex_init(&rt->life_mx, NULL);
   pthread_cond_init(&rt->life_cv, NULL);
   pthread_rwlock_init(&rt->reg_lock, NULL);
-  pthread_rwlock_init(&rt->dl_lock, NULL);
+  bw__dead_letter_init(rt);
   bw__event_init(rt);
   int rc = bw__timers_init(rt);
   if (rc == 0)

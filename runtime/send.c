@@ -186,6 +186,17 @@ bool bw__move_ok(bw__runtime *rt, bw_pid_t pid, uint32_t type) {
   return ops != NULL && ops->can_move != NULL && ops->can_move(rt, type, rt->remote_ud);
 }
 
+int bw__remote_spawn(bw_ctx_t *ctx, const bw_remote_child_t *rc, uint64_t *ref) {
+  bw__runtime *rt = bw_ctx_runtime(ctx);
+  if (rt == NULL)
+    return BW_ENOTACTOR;
+  /* acquire: see deliver_remote */
+  const bw__remote_ops *ops = BW__LD_ACQ(&rt->remote_ops);
+  if (ops == NULL || ops->spawn == NULL)
+    return BW_ENOTSUP;
+  return ops->spawn(ctx, rc, ref, rt->remote_ud);
+}
+
 int bw__remote_install(bw__runtime *rt, const bw__remote_ops *ops, void *ud) {
   if (rt->node_id == 0)
     return BW_EINVAL;

@@ -22,18 +22,6 @@ void bw__sup_reason_set(bw_reason_t *r, int kind, int code, const char *text) {
     snprintf(r->text, sizeof(r->text), "%.*s", (int)sizeof(r->text) - 1, text);
 }
 
-bool bw__sup_grow(void **p, uint32_t *cap, uint32_t n, size_t elem) {
-  if (n < *cap)
-    return true;
-  uint32_t nc = *cap ? *cap * 2 : 8;
-  void *q = realloc(*p, nc * elem);
-  if (q == NULL)
-    return false;
-  *p = q;
-  *cap = nc;
-  return true;
-}
-
 int64_t bw__sup_shutdown_of(const child_t *c) {
   int64_t v = c->spec->shutdown_ms;
   if (v == BW_SHUTDOWN_DEFAULT)
@@ -60,7 +48,7 @@ int bw__sup_find_id(const sup_t *s, const char *id) {
 }
 
 int bw__sup_add_child(sup_t *s, const bw_child_spec_t *spec, void *arg, bool dynamic) {
-  if (!bw__sup_grow((void **)&s->ch, &s->cap, s->n, sizeof(child_t)))
+  if (!bw__grow((void **)&s->ch, &s->cap, s->n, sizeof(child_t), 8))
     return -1;
   child_t *c = &s->ch[s->n];
   memset(c, 0, sizeof(*c));
@@ -82,7 +70,7 @@ bool bw__sup_ignore_take(sup_t *s, bw_pid_t pid) {
 }
 
 void bw__sup_ignore_add(sup_t *s, bw_pid_t pid) {
-  if (bw__sup_grow((void **)&s->ignore, &s->capignore, s->nignore, sizeof(bw_pid_t)))
+  if (bw__grow((void **)&s->ignore, &s->capignore, s->nignore, sizeof(bw_pid_t), 8))
     s->ignore[s->nignore++] = pid;
 }
 
@@ -90,7 +78,7 @@ void bw__sup_ignore_add(sup_t *s, bw_pid_t pid) {
 
 /* Makes room for a job at pos and returns it zeroed (NULL: no memory). */
 job_t *bw__sup_job_insert(sup_t *s, uint32_t pos, int kind) {
-  if (!bw__sup_grow((void **)&s->jobs, &s->capjobs, s->njobs, sizeof(job_t)))
+  if (!bw__grow((void **)&s->jobs, &s->capjobs, s->njobs, sizeof(job_t), 8))
     return NULL;
   if (pos > s->njobs)
     pos = s->njobs;

@@ -9,24 +9,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/backoff.h"
 #include "supervisor/sup_impl.h"
 #include "supervisor/sup_internal.h"
 
 /* --- intensity and backoff ------------------------------------------------------ */
 
-/* Records a restart; false when that makes more than `intensity` restarts in
- * the period (OTP: keep restarts at or after now - period, then count). */
+/* Records a restart; false when that makes more than `intensity` restarts
+ * within the period (runtime/intensity.h: a restart counts for exactly
+ * period ms). Out of memory, the restart is not recorded, as before. */
 bool bw__sup_add_restart(bw_ctx_t *ctx, sup_t *s) {
   uint64_t now = bw_now_ms(bw__sup_rt_of(ctx));
-  uint64_t threshold = now > s->period_ms ? now - s->period_ms : 0;
-  uint32_t keep = 0;
-  for (uint32_t i = 0; i < s->nrst; i++)
-    if (s->rst[i] >= threshold)
-      s->rst[keep++] = s->rst[i];
-  s->nrst = keep;
-  if (bw__sup_grow((void **)&s->rst, &s->caprst, s->nrst, sizeof(uint64_t)))
-    s->rst[s->nrst++] = now;
-  return (int64_t)s->nrst <= (int64_t)s->intensity;
+  (void)bw__intensity_add(&s->rst, now);
+  return !bw__intensity_exceeded(&s->rst, now);
 }
 
 uint64_t bw__sup_backoff_delay(bw_ctx_t *ctx, sup_t *s, child_t *c) {
@@ -38,18 +33,9 @@ uint64_t bw__sup_backoff_delay(bw_ctx_t *ctx, sup_t *s, child_t *c) {
     c->backoff_n = 0; /* it stayed up a whole period: start over */
   uint64_t max = b->max_ms ? b->max_ms : 30000;
   uint64_t mult = b->multiplier ? b->multiplier : 2;
-  uint64_t d = b->initial_ms;
-  for (uint32_t i = 0; i < c->backoff_n && d < max; i++)
-    d *= mult;
-  if (d > max)
-    d = max;
+  uint64_t d = bw__backoff_exp(b->initial_ms, mult, c->backoff_n, max);
   c->backoff_n++;
-  if (b->jitter_pct > 0) {
-    s->rng = s->rng * 6364136223846793005ull + 1442695040888963407ull;
-    uint64_t span = d * b->jitter_pct / 100;
-    d -= (s->rng >> 33) % (span + 1);
-  }
-  return d;
+  return bw__backoff_jitter_down(d, b->jitter_pct, &s->rng); /* runtime/backoff.h */
 }
 
 /* --- restarts waiting out a backoff --------------------------------------------- */
@@ -158,7 +144,8 @@ void bw__sup_escalate(bw_ctx_t *ctx, sup_t *s) {
   s->exiting = true;
   bw_reason_t r;
   bw__sup_reason_set(&r, BW_REASON_CRASH, BW_ELIMIT, text);
-  bw__sup_event(ctx, s, BW_EV_SUP_ESCALATED, NULL, bw_self(ctx), &r, s->nrst,
+  bw__sup_event(ctx, s, BW_EV_SUP_ESCALATED, NULL, bw_self(ctx), &r,
+                bw__intensity_count(&s->rst, bw_now_ms(bw__sup_rt_of(ctx))),
                 (int64_t)s->period_ms);
 }
 

@@ -1,14 +1,14 @@
 /*
  * bulwark: the supervisor's start jobs: spawning children in order (local,
  * nested supervisors that answer when their tree is up, remote children
- * through the node layer), rolling back in reverse on a failure, and
- * restarts that fail.
+ * through the runtime's remote-operations hook, which a started node
+ * installs), rolling back in reverse on a failure, and restarts that fail.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/node_internal.h"
+#include "runtime/internal.h"
 #include "supervisor/sup_impl.h"
 #include "supervisor/sup_internal.h"
 
@@ -148,9 +148,11 @@ int bw__sup_step_start(bw_ctx_t *ctx, sup_t *s, job_t *j) {
       /* on another node: ask it, and wait for its answer as for a nested
        * supervisor's (the pid comes with the answer) */
       uint64_t ref = 0;
-      int rc = bw__node_remote_spawn(ctx, c->spec->remote, &ref);
+      int rc = bw__remote_spawn(ctx, c->spec->remote, &ref);
       if (rc != 0) {
-        bw__sup_reason_set(&why, BW_REASON_NOCONNECTION, rc, "no connected node to start it on");
+        bw__sup_reason_set(&why, BW_REASON_NOCONNECTION, rc,
+                           rc == BW_ENOTSUP ? "no node started on this runtime"
+                                            : "no connected node to start it on");
         return bw__sup_start_failed(ctx, s, i, rc, &why, NULL);
       }
       c->pid = BW_PID_NONE;

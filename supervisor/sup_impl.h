@@ -14,6 +14,8 @@
 #include <stdint.h>
 
 #include "bulwark/bulwark.h"
+#include "runtime/grow.h"
+#include "runtime/intensity.h"
 
 enum { J_START, J_STOP, J_EXIT, J_API, J_YIELD };
 enum { MODE_INITIAL, MODE_RESTART, MODE_API };
@@ -65,8 +67,7 @@ typedef struct sup {
   uint64_t period_ms;
   child_t *ch;
   uint32_t n, cap;
-  uint64_t *rst; /* restart times (ms) in the period */
-  uint32_t nrst, caprst;
+  bw__intensity rst; /* restart times (ms): intensity over the period */
   job_t *jobs;
   uint32_t njobs, capjobs;
   bw_pid_t *ignore; /* abandoned children whose exit is expected */
@@ -84,7 +85,6 @@ typedef struct sup_arg {
 /* children.c */
 bw_runtime_t *bw__sup_rt_of(bw_ctx_t *ctx);
 void bw__sup_reason_set(bw_reason_t *r, int kind, int code, const char *text);
-bool bw__sup_grow(void **p, uint32_t *cap, uint32_t n, size_t elem);
 int64_t bw__sup_shutdown_of(const child_t *c);
 const char *bw__sup_child_id(const child_t *c);
 int bw__sup_find_pid(const sup_t *s, bw_pid_t pid);

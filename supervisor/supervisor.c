@@ -154,6 +154,8 @@ static int sup_init(bw_ctx_t *ctx, void *state, void *arg) {
                  : s->spec->intensity == BW_INTENSITY_NONE ? 0
                                                            : s->spec->intensity;
   s->period_ms = s->spec->period_ms ? s->spec->period_ms : 5000;
+  /* grown on demand: intensity may be up to a million */
+  (void)bw__intensity_init(&s->rst, (uint32_t)s->intensity, s->period_ms, false);
   s->rng = bw_self(ctx) ^ 0x9E3779B97F4A7C15ull;
   bw_trap_exit(ctx, true);
   for (size_t i = 0; i < s->spec->nchildren; i++) {
@@ -341,7 +343,7 @@ static void sup_cleanup(void *state) {
   s->njobs = 0;
   free(s->jobs);
   free(s->ch);
-  free(s->rst);
+  bw__intensity_free(&s->rst);
   free(s->ignore);
 }
 

@@ -32,7 +32,10 @@ typedef struct bw_dead_letter {
  * internal ones included, marked (internal = 1; the ranges are in
  * bulwark/message.h). BW_EV_DEAD_LETTER events carry the type in b: test it
  * with bw_msg_type_is_internal. At most 16
- * subscribers. Returns 0, BW_EINVAL, BW_ENOPROC, BW_ELIMIT, BW_ESHUTDOWN. */
+ * subscribers; a subscriber found dead when a dead letter is offered to it
+ * is dropped (as by the event bus, the health monitor and the metrics
+ * reporter). Subscribing again is not an error. Returns 0, BW_EINVAL,
+ * BW_ENOPROC, BW_ELIMIT, BW_ESHUTDOWN. */
 int bw_dead_letter_subscribe(bw_runtime_t *rt, bw_pid_t pid);
 
 /* Returns 0, BW_EINVAL, BW_ENOTFOUND. */

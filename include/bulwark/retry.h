@@ -20,7 +20,8 @@
  *   per-attempt timeout, retries failures the predicate calls retryable after
  *   a backoff delay (a timer, never a sleep), within an optional overall
  *   deadline and the budget, and answers the requester with the target's
- *   final reply or the last error.
+ *   final reply, the last error, or the error of what stopped the retries
+ *   (BW_ETIMEDOUT for the deadline, BW_EBUDGET for the budget).
  *
  *   static bw_retry_t policy;          // must outlive every executor using it
  *   bw_retry_opts_t o;
@@ -271,8 +272,12 @@ int bw_retry_init(bw_retry_t *r, const bw_retry_opts_t *o);
  * - The overall deadline ends a request with BW_ETIMEDOUT when it passes, or
  *   as soon as the next backoff would end past it (no attempt can start in
  *   time, so nobody waits for nothing).
- * - When the budget refuses a retry, the request ends with its last error
- *   and budget_exhausted counts it.
+ * - When the budget refuses a retry, the request ends with BW_EBUDGET and
+ *   budget_exhausted counts it, as a policy's request does (bulwark/policy.h:
+ *   one decision for both). It used to end with its last error; the
+ *   budget's own code says why it ended, and is final for
+ *   bw_retry_default_retryable, so an outer retry layer does not multiply
+ *   the load the budget is cutting.
  * - If the executor exits, requests in flight are answered BW_ENOPROC by the
  *   runtime (their requesters monitor it) and counted as abandoned.
  * Messages without BW_MSGF_REQUEST are ignored.

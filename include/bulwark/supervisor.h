@@ -82,7 +82,10 @@ typedef struct bw_sup_spec bw_sup_spec_t;
  * (the loss is an exit with reason noconnection, and the restart strategy
  * applies as for any exit). Starting it is a step of the supervisor's job
  * queue, like a nested supervisor's start: a request to that node, answered
- * within timeout_ms (0 = 5000), never a blocked scheduler thread.
+ * within timeout_ms (0 = 5000), never a blocked scheduler thread. The start
+ * fails with BW_ENOTSUP when no node was started on the supervisor's
+ * runtime (bw_node_start), and with BW_ENOCONN when none of nodes is
+ * connected.
  */
 typedef struct bw_remote_child {
   const char *behaviour;                      /* exported name (required, < 64 bytes) */
@@ -137,7 +140,10 @@ typedef struct bw_backoff {
 struct bw_sup_spec {
   const char *name;                 /* for errors and events; registered for the root only */
   bw_strategy_t strategy;
-  int32_t intensity;                /* max restarts per period; 0 = 1 (OTP's default); BW_INTENSITY_NONE = 0 */
+  /* max restarts per period; 0 = 1 (OTP's default); BW_INTENSITY_NONE = 0.
+   * A restart counts for period_ms after it happened: one exactly
+   * period_ms old no longer does. */
+  int32_t intensity;
   uint64_t period_ms;               /* 0 = 5000 (OTP's default) */
   bw_backoff_t backoff;
   const bw_child_spec_t *children;  /* simple_one_for_one: exactly one, the template */

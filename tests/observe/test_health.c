@@ -207,7 +207,7 @@ static void test_actor_component(void **state) {
   assert_true(comp_reason_is(h, "db", "db \"down\"\n"));
   get_json(h, &st);
   assert_int_equal(st, BW_HEALTH_UNHEALTHY);
-  assert_non_null(strstr(json, "\"reason\":\"db \\\"down\\\"\\u000a\""));
+  assert_non_null(strstr(json, "\"reason\":\"db \\\"down\\\"\\n\""));
 
   /* an error status: unhealthy with its text */
   set_mode(ANSWER_ERROR);

@@ -975,6 +975,22 @@ static void test_json(void **state) {
                                "\"value\":null}]}]}"));
   free(text);
 
+  /* bytes that are not UTF-8 (a label value cut mid-sequence) become
+   * U+FFFD: the runtime's one JSON writer (runtime/jsonw.h), whose repair
+   * the metrics' own escaping lacked; the output stays JSON */
+  static const char *const k[] = {"k"};
+  bw_metric_family_t *f;
+  assert_int_equal(bw_metrics_family(m, BW_METRIC_COUNTER, "app_bytes_total", "x", k, 1, &f), 0);
+  const char *bad[] = {"caf\xc3"};
+  bw_counter_t *c;
+  assert_int_equal(bw_metrics_counter(f, bad, &c), 0);
+  assert_int_equal(bw_metrics_collect(m, 0), 0); /* a snapshot with it */
+  assert_int_equal(bw_metrics_render_alloc(m, BW_METRICS_JSON, &text, &len), 0);
+  if (!bwt_json_valid(text))
+    fail_msg("not JSON: %s", text);
+  assert_non_null(strstr(text, "{\"labels\":{\"k\":\"caf\\ufffd\"},\"value\":0}"));
+  free(text);
+
   /* the validator is strict enough to mean something */
   assert_true(bwt_json_valid("{\"a\":[1,2.5e-3,-0,true,null,\"x\\u0041\"]}"));
   assert_false(bwt_json_valid("{\"a\":[1,]}"));

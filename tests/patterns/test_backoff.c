@@ -4,15 +4,18 @@
  * over many draws, capping, determinism per seed, option validation; the
  * budget's bound under a storm (retries <= ratio * calls + floor), its
  * refill as the window moves (manual clock), exact withdrawals from
- * several threads, and its validation.
+ * several threads, and its validation; the one retry decision
+ * (patterns/retry_internal.h) step by step.
  */
 #include "support.h"
 
 #include <math.h>
 
 #include "bulwark/retry.h"
+#include "patterns/retry_internal.h"
 
 #define DRAWS 20000
+#define USER_ERR_CODE (-1000) /* a user failure: not retried by default */
 
 static bw_retry_backoff_t bo(int kind, uint64_t initial, uint64_t max, double mult) {
   bw_retry_backoff_t b = {.kind = kind, .initial_ms = initial, .max_ms = max, .multiplier = mult};
@@ -385,6 +388,78 @@ static void test_budget_threads_exact(void **state) {
   bw_runtime_destroy(rt);
 }
 
+static bool never(int status, void *arg) {
+  (void)status;
+  (void)arg;
+  return false;
+}
+
+/* The decision's order and answers: the hard rules and the predicate, then
+ * attempts, then the deadline (a delay is drawn only past those), then the
+ * budget (BW_EBUDGET), else a retry after the drawn delay. */
+static void test_retry_decision(void **state) {
+  (void)state;
+  bw_retry_backoff_t b = bo(BW_RETRY_BACKOFF_FIXED, 100, 100, 0.0);
+  bw_retry_backoff_state_t st;
+  assert_int_equal(bw_retry_backoff_start(&b, 1, &st), 0);
+  bw__retry_ask a = {.status = BW_ETIMEDOUT, .attempts = 1, .max_attempts = 3, .backoff = &b,
+                     .bo = &st, .now_ms = 1000};
+  uint64_t delay = 0;
+  int end = 0;
+  assert_int_equal(bw__retry_decide(&a, &delay, &end), BW__RETRY_AGAIN);
+  assert_int_equal(delay, 100);
+  assert_int_equal(end, BW_ETIMEDOUT);
+  assert_int_equal(st.retries, 1);
+  /* final: never retried codes, a dead fixed pid, the predicate, attempts;
+   * no delay is drawn for them */
+  const int finals[] = {BW_EINVAL, BW_ESHUTDOWN, USER_ERR_CODE};
+  for (size_t i = 0; i < sizeof finals / sizeof finals[0]; i++) {
+    a.status = finals[i];
+    assert_int_equal(bw__retry_decide(&a, &delay, &end), BW__RETRY_FINAL);
+    assert_int_equal(end, finals[i]);
+  }
+  a.status = BW_ENOPROC;
+  a.fixed_pid = true;
+  assert_int_equal(bw__retry_decide(&a, &delay, &end), BW__RETRY_FINAL);
+  a.fixed_pid = false;
+  assert_int_equal(bw__retry_decide(&a, &delay, &end), BW__RETRY_AGAIN); /* a name: retried */
+  a.pred = never;
+  assert_int_equal(bw__retry_decide(&a, &delay, &end), BW__RETRY_FINAL);
+  a.pred = NULL;
+  a.attempts = 3;
+  assert_int_equal(bw__retry_decide(&a, &delay, &end), BW__RETRY_FINAL);
+  assert_int_equal(st.retries, 2);
+  /* the deadline: the next delay would end at it */
+  a.attempts = 1;
+  a.deadline_at_ms = 1100;
+  assert_int_equal(bw__retry_decide(&a, &delay, &end), BW__RETRY_DEADLINE);
+  assert_int_equal(end, BW_ETIMEDOUT);
+  a.deadline_at_ms = 1101;
+  assert_int_equal(bw__retry_decide(&a, &delay, &end), BW__RETRY_AGAIN);
+  /* the budget: refused is BW_EBUDGET, whatever the status */
+  bw_runtime_t *rt = bwt_runtime(1, true);
+  bw_retry_budget_t budget;
+  bw_retry_budget_opts_t o;
+  bw_retry_budget_opts_init(&o);
+  o.ratio = 0.0;
+  o.min_retries_per_sec = 0;
+  assert_int_equal(bw_retry_budget_init(&budget, rt, &o), 0);
+  a.budget = &budget;
+  assert_int_equal(bw__retry_decide(&a, &delay, &end), BW__RETRY_BUDGET);
+  assert_int_equal(end, BW_EBUDGET);
+  /* a lazily started sequence is started before the draw */
+  a.budget = NULL;
+  bw_retry_backoff_state_t fresh;
+  memset(&fresh, 0xff, sizeof fresh);
+  a.bo = &fresh;
+  a.bo_start = true;
+  a.bo_seed = 7;
+  assert_int_equal(bw__retry_decide(&a, &delay, &end), BW__RETRY_AGAIN);
+  assert_int_equal(delay, 100);
+  assert_int_equal(fresh.retries, 1);
+  bw_runtime_destroy(rt);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_fixed_exact),
@@ -398,6 +473,7 @@ int main(void) {
       cmocka_unit_test(test_budget_storm_bound),
       cmocka_unit_test(test_budget_refills_as_window_moves),
       cmocka_unit_test(test_budget_threads_exact),
+      cmocka_unit_test(test_retry_decision),
   };
   return BWT_RUN_SUITE(tests);
 }

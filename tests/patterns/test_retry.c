@@ -19,6 +19,7 @@
  */
 #include "support.h"
 
+#include "bulwark/policy.h"
 #include "bulwark/retry.h"
 
 enum {
@@ -83,6 +84,13 @@ static uint64_t get_log_t(int i) {
   uint64_t t = log_t[i];
   bwt_unlock(&sync_);
   return t;
+}
+
+static unsigned get_seen(uint32_t id) {
+  bwt_lock(&sync_);
+  unsigned n = seen[id % MAXIDS];
+  bwt_unlock(&sync_);
+  return n;
 }
 
 static int get_status(uint32_t id) {
@@ -651,6 +659,95 @@ static void test_many_in_flight(void **state) {
   teardown(rt);
 }
 
+/*
+ * One retry decision (patterns/retry_internal.h) for the retry executor, a
+ * policy's executor and its in-caller form: after a retryable failure the
+ * three end a request the same way, with the same status and attempts:
+ * no attempt left (the last error), the budget refusing (BW_EBUDGET: the
+ * retry executor answered the last error before), the next backoff past
+ * the deadline (BW_ETIMEDOUT).
+ */
+typedef struct agree_case {
+  const char *what;
+  uint32_t max_attempts;
+  bool budget;
+  uint64_t deadline_ms;
+  int expect;
+} agree_case_t;
+
+static int agree_retry(bw_runtime_t *rt, bw_pid_t target, const agree_case_t *c,
+                       bw_retry_budget_t *budget, uint32_t id) {
+  static bw_retry_t pol;
+  bw_retry_opts_t o = base_opts(target);
+  o.retryable = retry_all;
+  o.max_attempts = c->max_attempts;
+  o.backoff = (bw_retry_backoff_t){.kind = BW_RETRY_BACKOFF_FIXED, .initial_ms = 100, .max_ms = 100};
+  o.deadline_ms = c->deadline_ms;
+  o.budget = c->budget ? budget : NULL;
+  assert_int_equal(bw_retry_init(&pol, &o), 0);
+  bw_pid_t exec = spawn_exec(rt, &pol);
+  bw_reply_t r;
+  return bw_call(rt, exec, T_WORK, &id, sizeof id, 0, &r);
+}
+
+static bw_policy_t *agree_policy(bw_runtime_t *rt, bw_pid_t target, const agree_case_t *c,
+                                 bw_retry_budget_t *budget) {
+  bw_policy_opts_t o;
+  bw_policy_opts_init(&o);
+  o.target = target;
+  o.seed = 1234;
+  o.retryable = retry_all;
+  o.max_attempts = c->max_attempts;
+  o.backoff = (bw_retry_backoff_t){.kind = BW_RETRY_BACKOFF_FIXED, .initial_ms = 100, .max_ms = 100};
+  o.deadline_ms = c->deadline_ms;
+  o.shared_budget = c->budget ? budget : NULL;
+  bw_policy_t *p = NULL;
+  assert_int_equal(bw_policy_new(rt, &o, &p), 0);
+  return p;
+}
+
+static void test_decision_agrees_with_policy(void **state) {
+  (void)state;
+  static const agree_case_t cases[] = {
+      {"no attempt left", 1, false, 0, USER_ERR},
+      {"budget refuses", 3, true, 0, BW_EBUDGET},
+      {"backoff past the deadline", 3, false, 50, BW_ETIMEDOUT},
+  };
+  const int acts[] = {USER_ERR};
+  reset(acts, 1);
+  bw_runtime_t *rt = bwt_runtime(2, true);
+  bw_pid_t target = spawn(rt, &target_b, NULL);
+  static bw_retry_budget_t budget;
+  bw_retry_budget_opts_t bo;
+  bw_retry_budget_opts_init(&bo);
+  bo.ratio = 0.0;
+  bo.min_retries_per_sec = 0; /* no retry ever */
+  assert_int_equal(bw_retry_budget_init(&budget, rt, &bo), 0);
+  uint32_t id = 0;
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const agree_case_t *c = &cases[i];
+    print_message("case: %s\n", c->what);
+    /* the retry executor */
+    assert_int_equal(agree_retry(rt, target, c, &budget, id), c->expect);
+    assert_int_equal(get_seen(id++), 1);
+    /* the policy's executor */
+    bw_policy_t *p = agree_policy(rt, target, c, &budget);
+    bw_pid_t exec;
+    assert_int_equal(bw_policy_start(p, NULL, &exec), 0);
+    bw_reply_t r;
+    assert_int_equal(bw_call(rt, exec, T_WORK, &id, sizeof id, 0, &r), c->expect);
+    assert_int_equal(get_seen(id++), 1);
+    /* the in-caller form: the attempt's failure reported by the caller */
+    bw_policy_ticket_t t;
+    bw_policy_ticket_init(&t);
+    assert_int_equal(bw_policy_enter(p, &t), 0);
+    assert_int_equal(bw_policy_exit(p, &t, USER_ERR, NULL), c->expect);
+    assert_int_equal(t.attempts, 1);
+    assert_int_equal(bw_policy_destroy(p), 0);
+  }
+  teardown(rt);
+}
+
 static void test_budget_cuts_retry_storm(void **state) {
   (void)state;
   const int acts[] = {USER_ERR};
@@ -699,8 +796,15 @@ static void test_budget_cuts_retry_storm(void **state) {
   assert_int_equal(bw_retry_budget_stats(&budget, &bs), 0);
   assert_int_equal(bs.deposits, calls);
   assert_int_equal(bs.withdrawals, retries);
-  for (uint32_t id = 0; id < calls; id++)
-    assert_int_equal(get_status(id), USER_ERR); /* the last error, as is */
+  /* a request the budget cut ends with BW_EBUDGET (the one retry decision,
+   * as a policy's); one that used its attempts, with the last error */
+  uint64_t cut = 0;
+  for (uint32_t id = 0; id < calls; id++) {
+    int st = get_status(id);
+    assert_true(st == BW_EBUDGET || st == USER_ERR);
+    cut += st == BW_EBUDGET;
+  }
+  assert_int_equal(cut, m1.budget_exhausted + m2.budget_exhausted);
   teardown(rt);
 }
 
@@ -881,6 +985,7 @@ int main(void) {
       cmocka_unit_test(test_table_full),
       cmocka_unit_test(test_many_in_flight),
       cmocka_unit_test(test_budget_cuts_retry_storm),
+      cmocka_unit_test(test_decision_agrees_with_policy),
       cmocka_unit_test(test_target_named_per_request),
       cmocka_unit_test(test_bad_options),
       cmocka_unit_test(test_supervised_restart),

@@ -238,6 +238,32 @@ static void test_subscribe_limits_and_errors(void **state) {
   bw_runtime_destroy(rt);
 }
 
+/* A subscriber found dead when a dead letter is offered to it is dropped
+ * (runtime/subs.h, the rule of every subscriber list): its place is free
+ * for another, and unsubscribing it says it is not there. Before, a dead
+ * subscriber held its place until unsubscribed. */
+static void test_dead_subscriber_dropped(void **state) {
+  (void)state;
+  reset();
+  bw_runtime_t *rt = bwt_runtime(2, false);
+  bw_pid_t d = dead_pid(rt);
+  bw_pid_t subs[NSUB];
+  for (int i = 0; i < NSUB; i++)
+    subs[i] = spawn_sub(rt, i);
+  for (int i = 0; i < 16; i++)
+    assert_int_equal(bw_dead_letter_subscribe(rt, subs[i]), 0);
+  assert_int_equal(bw_send(rt, subs[0], T_STOP, NULL, 0), 0);
+  BWT_AWAIT_DEAD(rt, subs[0]);
+  assert_int_equal(bw_dead_letter_subscribe(rt, subs[16]), BW_ELIMIT); /* still held */
+  /* the dead letter is offered to every subscriber in this call: the
+   * offer to subs[0] finds it dead */
+  assert_int_equal(bw_send(rt, d, 5, NULL, 0), BW_ENOPROC);
+  assert_int_equal(bw_dead_letter_unsubscribe(rt, subs[0]), BW_ENOTFOUND);
+  assert_int_equal(bw_dead_letter_subscribe(rt, subs[16]), 0);
+  BWT_AWAIT(&sync_, nev == 15);
+  bw_runtime_destroy(rt);
+}
+
 static void test_undeliverable_notification_not_notified(void **state) {
   (void)state;
   reset();
@@ -412,6 +438,7 @@ int main(void) {
       cmocka_unit_test(test_subscriber_gets_full),
       cmocka_unit_test(test_unsubscribe),
       cmocka_unit_test(test_subscribe_limits_and_errors),
+      cmocka_unit_test(test_dead_subscriber_dropped),
       cmocka_unit_test(test_undeliverable_notification_not_notified),
       cmocka_unit_test(test_type_ranges),
       cmocka_unit_test(test_internal_marked),

@@ -448,6 +448,35 @@ static void test_failed_restarts_count(void **state) {
   bw_runtime_destroy(rt);
 }
 
+/* The intensity window on the manual clock: a restart counts for exactly
+ * period_ms (runtime/intensity.h). With intensity 1 and a 1000 ms period,
+ * a restart 1000 ms after the first is the only one in its window (OTP,
+ * and this supervisor before the toolkit, counted both); a third 999 ms
+ * after that is the second within 1000 ms, one too many. */
+static void test_intensity_window_boundary(void **state) {
+  (void)state;
+  bw_runtime_t *rt = rt_new();
+  static const bw_child_spec_t kids[] = {KID("w", BW_PERMANENT)};
+  bw_sup_spec_t spec = {.strategy = BW_ONE_FOR_ONE, .intensity = 1, .period_ms = 1000,
+                        .children = kids, .nchildren = 1};
+  bw_pid_t sup;
+  assert_int_equal(bw_supervisor_start(rt, &spec, &sup, NULL), 0);
+  assert_int_equal(bw_spawn(rt, &watcher, &sup, NULL, NULL), 0);
+  log_take(1);
+  crash(rt, sup, "w"); /* t = 0: restart 1 */
+  assert_string_equal(log_take(2), "-w +w");
+  settle(rt, sup);
+  assert_int_equal(bw_clock_advance(rt, 1000), 0);
+  crash(rt, sup, "w"); /* t = 1000: the first has just left the window */
+  assert_string_equal(log_take(2), "-w +w");
+  settle(rt, sup);
+  assert_int_equal(bw_clock_advance(rt, 999), 0);
+  crash(rt, sup, "w"); /* t = 1999: two within 1000 ms */
+  assert_string_equal(log_take(2), "-w Down");
+  assert_int_equal(watched_reason.code, BW_ELIMIT);
+  bw_runtime_destroy(rt);
+}
+
 /* While restarts keep failing, the supervisor still hears a stop. */
 static void test_stop_while_restarts_fail(void **state) {
   (void)state;
@@ -583,6 +612,27 @@ static void test_nested_start_failure_names_path(void **state) {
   assert_int_equal(bw_supervisor_start(rt, &spec, &sup, &err), BW_EINVAL);
   assert_string_equal(err.child, "in/boom");
   assert_string_equal(log_take(5), "+a +i1 !boom -i1 -a");
+  bw_runtime_destroy(rt);
+}
+
+/* A remote child on a runtime where no node was started: the supervisor
+ * reaches nodes only through the runtime's hook, which nothing installed,
+ * so the start fails with BW_ENOTSUP and says why; the children before it
+ * are rolled back. */
+static void test_remote_child_without_node(void **state) {
+  (void)state;
+  bw_runtime_t *rt = rt_new();
+  static const bw_remote_child_t far = {.behaviour = "rworker", .nodes = {"beta"}};
+  static const bw_child_spec_t kids[] = {KID("a", BW_PERMANENT), {.id = "far", .remote = &far}};
+  bw_sup_spec_t spec = {.strategy = BW_ONE_FOR_ONE, .children = kids, .nchildren = 2};
+  bw_sup_error_t err;
+  bw_pid_t sup;
+  assert_int_equal(bw_supervisor_start(rt, &spec, &sup, &err), BW_ENOTSUP);
+  assert_string_equal(err.child, "far");
+  assert_int_equal(err.code, BW_ENOTSUP);
+  assert_int_equal(err.reason.kind, BW_REASON_NOCONNECTION);
+  assert_non_null(strstr(err.message, "no node started on this runtime"));
+  assert_string_equal(log_take(2), "+a -a");
   bw_runtime_destroy(rt);
 }
 
@@ -1468,12 +1518,14 @@ int main(void) {
       cmocka_unit_test(test_restart_types_each_strategy),
       cmocka_unit_test(test_intensity_escalates_from_depth_3),
       cmocka_unit_test(test_failed_restarts_count),
+      cmocka_unit_test(test_intensity_window_boundary),
       cmocka_unit_test(test_stop_while_restarts_fail),
       cmocka_unit_test(test_shutdown_timeout_kills),
       cmocka_unit_test(test_stop_whole_tree_deepest_first),
       cmocka_unit_test(test_runtime_stop_is_ordered),
       cmocka_unit_test(test_start_failure_rolls_back),
       cmocka_unit_test(test_nested_start_failure_names_path),
+      cmocka_unit_test(test_remote_child_without_node),
       cmocka_unit_test(test_simple_one_for_one),
       cmocka_unit_test(test_backoff_delays_restart),
       cmocka_unit_test(test_backoff_jitter_bounds),
