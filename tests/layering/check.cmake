@@ -1,0 +1,102 @@
+# tests/layering/check.cmake, run by ctest (see CMakeLists.txt beside it).
+#
+#   cmake -DFLAGS_FILE=<folder>.flags.cmake -DWORK=<dir> -P check.cmake
+#     compiles one probe per header of BW_PROBES with the folder's flags; a
+#     header whose folder is in BW_VISIBLE (or is bulwark/) must compile, any
+#     other must fail because the file is not found.
+#   cmake -DSCAN_ROOT=<source> -DSCAN_DIRS=a,b,... -P check.cmake
+#     fails if a source under those folders includes a path with "..", or an
+#     absolute one: the only includes the layers' include paths can govern
+#     are those named from a root.
+cmake_minimum_required(VERSION 3.18)
+
+if(DEFINED SCAN_ROOT)
+  string(REPLACE "," ";" _dirs "${SCAN_DIRS}")
+  set(_bad)
+  set(_n 0)
+  foreach(d IN LISTS _dirs)
+    file(GLOB_RECURSE _files ${SCAN_ROOT}/${d}/*.c ${SCAN_ROOT}/${d}/*.h)
+    foreach(f IN LISTS _files)
+      math(EXPR _n "${_n} + 1")
+      file(STRINGS ${f} _lines REGEX "^[ \t]*#[ \t]*include[ \t]*[<\"]")
+      foreach(l IN LISTS _lines)
+        if(l MATCHES "include[ \t]*[<\"]([^>\"]*)[>\"]")
+          set(_path "${CMAKE_MATCH_1}")
+          if(_path MATCHES "(^|/)\\.\\.(/|$)" OR _path MATCHES "^/")
+            file(RELATIVE_PATH _rel ${SCAN_ROOT} ${f})
+            list(APPEND _bad "${_rel}: ${l}")
+          endif()
+        endif()
+      endforeach()
+    endforeach()
+  endforeach()
+  if(_bad)
+    string(REPLACE ";" "\n  " _bad "${_bad}")
+    message(FATAL_ERROR "includes that walk around the layers' include paths:\n  ${_bad}")
+  endif()
+  message(STATUS "layering: ${_n} files under ${SCAN_DIRS}, no relative or absolute includes")
+  return()
+endif()
+
+include(${FLAGS_FILE})
+separate_arguments(_base UNIX_COMMAND "${BW_FLAGS}")
+set(_args ${BW_STD} ${_base} ${BW_OPTIONS})
+foreach(d IN LISTS BW_DEFINES)
+  list(APPEND _args "-D${d}")
+endforeach()
+# CMake leaves the compiler's own directories (/usr/include) off the command
+# line; so does this (an -I/usr/include would break glibc's #include_next).
+foreach(i IN LISTS BW_INCLUDES)
+  if(NOT i STREQUAL "" AND NOT i IN_LIST BW_IMPLICIT)
+    list(APPEND _args "-I${i}")
+  endif()
+endforeach()
+
+file(REMOVE_RECURSE ${WORK})
+file(MAKE_DIRECTORY ${WORK})
+set(_fail)
+set(_i 0)
+foreach(h IN LISTS BW_PROBES)
+  math(EXPR _i "${_i} + 1")
+  string(REGEX REPLACE "/.*" "" _folder "${h}")
+  if(_folder STREQUAL "bulwark" OR _folder IN_LIST BW_VISIBLE)
+    set(_want visible)
+  else()
+    set(_want hidden)
+  endif()
+  set(_src ${WORK}/probe${_i}.c)
+  # the umbrella first: the probe asks whether the header is visible, not
+  # whether it compiles on its own (patterns/breaker_internal.h does not)
+  file(WRITE ${_src} "#include \"bulwark/bulwark.h\"\n#include \"${h}\"\n"
+                     "int bw_probe(void);\nint bw_probe(void) { return 0; }\n")
+  execute_process(COMMAND ${BW_CC} ${_args} -fsyntax-only ${_src}
+    RESULT_VARIABLE _rc OUTPUT_VARIABLE _out ERROR_VARIABLE _err)
+  if(_want STREQUAL visible)
+    if(_rc EQUAL 0)
+      if(_folder IN_LIST BW_EXCEPTIONS)
+        message(STATUS "allowed    ${h}: compiles (a temporary exception, BW_LAYER_EXCEPTIONS)")
+      else()
+        message(STATUS "allowed    ${h}: compiles")
+      endif()
+    else()
+      list(APPEND _fail "${h} should compile here and does not:\n${_err}")
+      message(STATUS "allowed    ${h}: FAILS")
+    endif()
+  else()
+    string(REGEX REPLACE "([.+])" "\\\\\\1" _hre "${h}")
+    if(_rc EQUAL 0)
+      list(APPEND _fail "${h} is forbidden here and compiles")
+      message(STATUS "forbidden  ${h}: COMPILES")
+    elseif(_err MATCHES "${_hre}[^\n]*(No such file|not found)")
+      message(STATUS "forbidden  ${h}: not found, as it must be")
+    else()
+      list(APPEND _fail "${h} is forbidden here and fails, but not for want of the file:\n${_err}")
+      message(STATUS "forbidden  ${h}: fails for another reason")
+    endif()
+  endif()
+endforeach()
+
+if(_fail)
+  string(REPLACE ";" "\n" _fail "${_fail}")
+  message(FATAL_ERROR "layering (${FLAGS_FILE}):\n${_fail}\ncompiled with: ${BW_CC} ${_args}")
+endif()
