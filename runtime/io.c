@@ -167,10 +167,12 @@ int bw__io_poll(bw__runtime *rt, struct epoll_event *evs, int cap, int timeout_m
   int k = 0;
   for (int i = 0; i < n; i++) {
     if (evs[i].data.u64 == 0) {
+      /* the kick. Only the blocking wait (the leader's) drains it: a busy
+       * worker's look must not swallow a kick meant for the leader (at
+       * stop it would never return). A kick after this read makes the
+       * next wait return at once, which is only a spurious look. */
       uint64_t v;
-      /* the kick: drain it (non-blocking; a kick after this read makes the
-       * next wait return at once, which is only a spurious look) */
-      while (read(io->evfd, &v, sizeof v) < 0 && errno == EINTR)
+      while (timeout_ms != 0 && read(io->evfd, &v, sizeof v) < 0 && errno == EINTR)
         ;
       continue;
     }

@@ -311,7 +311,7 @@ static int lead_io(bw__runtime *rt, bw__worker *w, struct epoll_event *evs) {
   pthread_mutex_lock(&rt->park_mx);
   BW__ST_RLX(&rt->io_leader, NULL);
   /* relaxed: progress for parked workers' stall check, a counter only */
-  bw__faa32(&rt->io_polls, 1);
+  bw__faa32_rlx(&rt->io_polls, 1);
   /* the others may be parked without a deadline (the runtime was idle):
    * one of them watches for a stall while w runs (park_wait) */
   for (unsigned i = 0, k = bw__nworkers(rt); i < k; i++) {
@@ -438,7 +438,7 @@ static bw__actor *poll_io(bw__runtime *rt, bw__worker *w) {
   struct epoll_event evs[IO_BATCH];
   int n = bw__io_poll(rt, evs, IO_BATCH, 0);
   /* relaxed: progress for a parked worker's stall check (park_wait) */
-  bw__faa32(&rt->io_polls, 1);
+  bw__faa32_rlx(&rt->io_polls, 1);
   if (n == 0)
     return NULL;
   bw__io_fire(rt, evs, n);
