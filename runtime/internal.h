@@ -397,6 +397,9 @@ typedef struct bw__worker {
   uint64_t idle_ns;    /* atomic */
   uint64_t park_since; /* atomic */
   uint32_t handoff;    /* atomic: its turn is long, a lone queued actor may be stolen */
+  /* adaptive spin (scheduler.c, next_actor): spins to skip before parking,
+   * and the skip to use after the next wasted spin; owner only */
+  uint32_t spin_skip, spin_backoff;
 } bw__worker;
 
 #define BW__RQ_SIZE 4096u

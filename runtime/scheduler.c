@@ -445,6 +445,35 @@ static bw__actor *poll_io(bw__runtime *rt, bw__worker *w) {
   return rq_pop(w);
 }
 
+/*
+ * Adaptive spin, for a runtime with descriptors whose other workers are all
+ * parked: then what this worker spins for is mostly readiness, an answer
+ * from another process. If that process needs the core the spin is taking
+ * (a loaded machine), the spin only delays the answer. So a spin that found
+ * nothing makes the next 1, 2, 4, ... up to 64 such spins be skipped (the
+ * worker parks at once, as the I/O leader), and one that found work resets
+ * it: on a quiet machine answers come within the spin and it keeps
+ * spinning; on a loaded one it mostly sleeps, as a plain event loop does.
+ */
+static bool io_alone(bw__runtime *rt) {
+  /* relaxed: a hint; park decides under its lock */
+  return bw__io_on(rt) && bw__ld32_rlx(&rt->nparked) + 1 >= bw__nworkers(rt);
+}
+
+static bool skip_spin(bw__runtime *rt, bw__worker *w) {
+  if (w->spin_skip == 0 || !io_alone(rt))
+    return false;
+  w->spin_skip--;
+  return true;
+}
+
+static void spin_wasted(bw__runtime *rt, bw__worker *w) {
+  if (!io_alone(rt))
+    return;
+  w->spin_backoff = w->spin_backoff ? (w->spin_backoff < 64 ? w->spin_backoff * 2 : 64) : 1;
+  w->spin_skip = w->spin_backoff;
+}
+
 static bw__actor *next_actor(bw__runtime *rt, bw__worker *w) {
   bw__actor *a;
   /* now and then look at the injection queue first, so outside work is
@@ -464,6 +493,13 @@ static bw__actor *next_actor(bw__runtime *rt, bw__worker *w) {
      * actor wrote); taking it here saves a wake-up of the leader */
     if ((a = poll_io(rt, w)) != NULL)
       return a;
+    if (skip_spin(rt, w)) {
+      if (!park(rt, w))
+        return NULL;
+      if ((a = rq_pop(w)) != NULL)
+        return a; /* what it saw as the leader is on its own queue */
+      continue;
+    }
     bw__faa32(&rt->nsearching, 1);
     for (int i = 0; i < SPIN_ROUNDS; i++) {
       /* the descriptors too, every 8th round (a system call each): an
@@ -472,6 +508,7 @@ static bw__actor *next_actor(bw__runtime *rt, bw__worker *w) {
       if ((a = steal(rt, w)) != NULL || (a = inject_pop(rt)) != NULL ||
           (a = rq_pop(w)) != NULL || ((i & 7) == 7 && (a = poll_io(rt, w)) != NULL)) {
         bw__faa32(&rt->nsearching, (uint32_t)-1);
+        w->spin_backoff = 0; /* the spin paid */
         /* we took work that may have more behind it: let a parked peer look */
         if (any_work(rt, w))
           wake_one(rt);
@@ -481,6 +518,7 @@ static bw__actor *next_actor(bw__runtime *rt, bw__worker *w) {
         bw__cpu_relax();
     }
     bw__faa32(&rt->nsearching, (uint32_t)-1);
+    spin_wasted(rt, w);
     if (!park(rt, w))
       return NULL;
   }
