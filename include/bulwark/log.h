@@ -189,7 +189,7 @@ int bw_log_format_parse(const char *name);
 
 /* Writes pid as the logger does, "<node.slot.generation>" ("<none>" for
  * BW_PID_NONE), NUL-terminated and cut to fit cap, as snprintf. Returns
- * the length it needs, without the NUL (at most 26). */
+ * the length it needs, without the NUL (at most 22). */
 int bw_pid_format(bw_pid_t pid, char *buf, size_t cap);
 
 #ifdef __cplusplus
