@@ -147,7 +147,7 @@ int bw_log_set_level(bw_runtime_t *rt, int level) {
 }
 
 int bw_log_get_level(const bw_runtime_t *rt) {
-  return rt == NULL ? BW_EINVAL : (int)bw__ld32_rlx(&rt->log.level);
+  return rt == NULL ? BW_EINVAL : (int)bw__ld32_rlx(&rt->log.level); /* relaxed: as above */
 }
 
 int bw_log_set_format(bw_runtime_t *rt, int format) {
@@ -354,25 +354,31 @@ static void write_stderr(const char *line, size_t len) {
   }
 }
 
-static void deliver(bw__runtime *rt, const bw_log_record_t *rec) {
-  bw__log *lg = &rt->log;
-  if (in_sink != 0) {
-    write_stderr(rec->line, rec->len);
-    return;
-  }
-  uint32_t i;
+/* Counts the caller in the slot in force and returns it. */
+static uint32_t slot_enter(bw__log *lg) {
   for (;;) {
-    i = bw__ld32_rlx(&lg->cur) & 1u; /* relaxed: only a guess, checked below */
-    bw__faa32(&lg->inflight[i], 1);
+    uint32_t i = bw__ld32_rlx(&lg->cur) & 1u; /* relaxed: only a guess, checked below */
+    bw__faa32(&lg->inflight[i], 1);           /* seq_cst RMW: see the fence */
     /* seq_cst fence: the count above is visible before cur is read again,
      * against bw_log_set_sink's switch-then-wait (a Dekker pair); the
      * acquire load pairs with the switch's release, so the slot's fn and
      * arg, written before it, are seen */
     bw__fence_seq_cst();
     if (bw__ld32_acq(&lg->cur) == i)
-      break;
-    bw__faa32(&lg->inflight[i], (uint32_t)-1); /* switched meanwhile: the other slot */
+      return i;
+    /* switched meanwhile: uncount (it read nothing of slot i) and take the
+     * other; seq_cst RMW like every change of the count */
+    bw__faa32(&lg->inflight[i], (uint32_t)-1);
   }
+}
+
+static void deliver(bw__runtime *rt, const bw_log_record_t *rec) {
+  bw__log *lg = &rt->log;
+  if (in_sink != 0) {
+    write_stderr(rec->line, rec->len);
+    return;
+  }
+  uint32_t i = slot_enter(lg);
   bw__log_sink s = lg->sinks[i];
   if (s.fn == NULL) {
     write_stderr(rec->line, rec->len);
@@ -398,6 +404,7 @@ int bw_log_set_sink(bw_runtime_t *rt, bw_log_sink_fn fn, void *arg) {
     return BW_EWOULDBLOCK;
   bw__log *lg = &rt->log;
   pthread_mutex_lock(&lg->set_mx);
+  /* relaxed: only setters change cur, and set_mx orders them */
   uint32_t old = bw__ld32_rlx(&lg->cur) & 1u, next = old ^ 1u;
   /* no reader uses slot next: the last switch away from it waited for its
    * readers, and any that count themselves there now see cur = old and

@@ -172,7 +172,8 @@ int bw_log_get_level(const bw_runtime_t *rt);
  * to stderr. fn runs on the thread that logs (a worker, a dedicated
  * thread, a thread of yours), possibly on several at once, outside any
  * runtime lock; it may call the API (bw_send, ...), and a line it logs
- * itself goes to stderr, not back to it. When this returns, the previous
+ * itself goes to stderr, not back to it. It must return (no longjmp out of
+ * it): the setter waits for it. When this returns, the previous
  * sink is not running and will not be called again: its arg may be freed.
  * Returns 0, BW_EINVAL (NULL rt), BW_EWOULDBLOCK (called from inside a sink,
  * which would wait for itself).
