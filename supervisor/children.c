@@ -1,7 +1,8 @@
 /*
  * bulwark: the supervisor's bookkeeping: its table of children (find, add,
  * the pids whose exit is expected), its job queue, and its telemetry
- * events (each also a report to the logger: report.c). The behaviour that uses them is supervisor.c.
+ * events (each also a report to the logger: report.c). The behaviour that
+ * uses them is supervisor.c.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -89,7 +89,8 @@ static inline const bwt_log_rec *bwt_log_find(const char *msg, bw_pid_t pid) {
   pthread_mutex_lock(&bwt_log_g.mx);
   const bwt_log_rec *found = NULL;
   for (unsigned i = 0; i < bwt_log_g.count && i < BWT_LOG_KEEP && found == NULL; i++)
-    if (strcmp(bwt_log_g.recs[i].msg, msg) == 0 && (pid == BW_PID_NONE || bwt_log_g.recs[i].pid == pid))
+    if (strcmp(bwt_log_g.recs[i].msg, msg) == 0 &&
+        (pid == BW_PID_NONE || bwt_log_g.recs[i].pid == pid))
       found = &bwt_log_g.recs[i];
   pthread_mutex_unlock(&bwt_log_g.mx);
   return found;

@@ -104,7 +104,7 @@ typedef struct bw_log_record {
   unsigned long long time_ns;   /* wall clock (CLOCK_REALTIME), ns since 1970 */
   bw_pid_t pid;                 /* the actor the line is about; BW_PID_NONE if none */
   const char *actor;            /* its name (behaviour name, or child id); "" if none */
-  const char *path;             /* its place in a tree ("root/service/replica-0"); "" if not known */
+  const char *path;             /* its place in a tree ("root/service/w"); "" if not known */
   const char *msg;              /* the formatted message */
   const bw_log_field_t *fields; /* the structured fields */
   size_t nfields;
