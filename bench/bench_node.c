@@ -46,6 +46,7 @@ static int node_pair(bench_run_t *r, bench_nats_t *srv, bw_runtime_t **a, bw_run
     bw_runtime_opts_init(&o);
     o.workers = r->workers;
     o.node_id = (unsigned)i + 1;
+    o.log_level = BW_LOG_OFF; /* silent, as bench_runtime_create's */
     int rc = bw_runtime_create(&o, &rts[i]);
     if (rc != 0)
       return bench_fail(r, "bw_runtime_create: %s", bw_strerror(rc));

@@ -49,6 +49,10 @@ int bench_runtime_create(bench_run_t *r, bw_runtime_t **out)
   bw_runtime_opts_init(&opts);
   opts.workers = r->workers;
   opts.manual_clock = false; /* figures come from the real clock only */
+  /* the restart benchmarks crash thousands of children a second: a report
+   * each would cost a write(2) per crash inside the figure, and fill the
+   * tables' terminal with lines; benchmarks measure the runtime silent */
+  opts.log_level = BW_LOG_OFF;
   int rc = bw_runtime_create(&opts, out);
   if (rc != 0)
     return bench_fail(r, "bw_runtime_create: %s", bw_strerror(rc));

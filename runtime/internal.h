@@ -13,6 +13,7 @@
 
 #include "bulwark/bulwark.h"
 #include "runtime/atomic.h"
+#include "runtime/log.h"
 #include "runtime/reftab.h"
 #include "runtime/subs.h"
 
@@ -539,6 +540,9 @@ struct bw_runtime {
   /* dead-letter and telemetry event subscribers (runtime/subs.h) */
   bw__subs dl_subs; /* 16 places */
   bw__subs ev_subs; /* 32 places */
+
+  /* the logger (runtime/log.c): level, format, sink */
+  bw__log log;
 
   bw__timers timers;
   uint64_t next_ref; /* atomic: monitor and request refs */

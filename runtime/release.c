@@ -73,8 +73,10 @@ void bw__actor_release(bw__actor *a, const bw_reason_t *r) {
   /* the counters too: once anyone hears of the exit, stats show it */
   if (a->flags & BW__AF_INITED) {
     bw__faa64(&rt->exited, 1);
-    if (r->kind == BW_REASON_CRASH)
+    if (r->kind == BW_REASON_CRASH) {
       bw__faa64(&rt->crashed, 1);
+      bw__log_lone_crash(a, r); /* before anyone hears: log.c */
+    }
   }
   bw__live_dec(rt, (a->cflags & BW__CF_ROOT) != 0);
   if (a->cflags & BW__CF_WATCHED)

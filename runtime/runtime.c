@@ -37,7 +37,7 @@ int bw_runtime_create(const bw_runtime_opts_t *opts, bw_runtime_t **out) {
     opts = &d;
   }
   if (out == NULL || opts->workers > 256 || opts->batch > 1000000 || opts->node_id > 255 ||
-      opts->max_timers > BW_TIMERS_MAX)
+      opts->max_timers > BW_TIMERS_MAX || !bw__log_opts_valid(opts))
     return BW_EINVAL;
   *out = NULL;
   bw__runtime *rt = aligned_alloc(BW__CACHELINE, (sizeof(*rt) + BW__CACHELINE - 1) &
@@ -59,6 +59,7 @@ int bw_runtime_create(const bw_runtime_opts_t *opts, bw_runtime_t **out) {
   rt->node_id = opts->node_id;
   rt->stop_grace_ms = opts->stop_grace_ms ? opts->stop_grace_ms : 5000;
   rt->timers.max = opts->max_timers; /* 0: bw__timers_init's default */
+  bw__log_init(rt, opts); /* before anything that could log */
   bw__clock_init(rt);
   pthread_mutex_init(&rt->pool_mx, NULL);
   pthread_mutex_init(&rt->park_mx, NULL);
@@ -79,10 +80,12 @@ int bw_runtime_create(const bw_runtime_opts_t *opts, bw_runtime_t **out) {
     bw__dead_letter_destroy(rt);
     bw__event_destroy(rt);
     bw__pool_destroy(rt);
+    bw__log_destroy(rt);
     free(rt);
     return rc;
   }
   bw__pid_init(rt); /* the runtime tag its pids carry (pid.c) */
+  bw__log_env_check(rt);
   *out = rt;
   return 0;
 }
@@ -217,6 +220,7 @@ void bw_runtime_destroy(bw_runtime_t *rt) {
   bw__event_destroy(rt);
   bw__pid_destroy(rt);
   bw__pool_destroy(rt);
+  bw__log_destroy(rt);
   free(rt->zombies);
   pthread_mutex_destroy(&rt->pool_mx);
   pthread_mutex_destroy(&rt->park_mx);

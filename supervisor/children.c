@@ -1,7 +1,8 @@
 /*
  * bulwark: the supervisor's bookkeeping: its table of children (find, add,
  * the pids whose exit is expected), its job queue, and its telemetry
- * events. The behaviour that uses them is supervisor.c.
+ * events (each also a report to the logger: report.c). The behaviour that
+ * uses them is supervisor.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,6 +137,7 @@ bw_timer_t bw__sup_self_timer(bw_ctx_t *ctx, uint64_t ms) {
 void bw__sup_event(bw_ctx_t *ctx, sup_t *s, int type, const child_t *c, bw_pid_t subject,
                       const bw_reason_t *r, int64_t a, int64_t b) {
   bw_runtime_t *rt = bw__sup_rt_of(ctx);
+  bw__sup_report(ctx, s, type, c, subject, r, a, b); /* the logger's (report.c) */
   if (!bw_event_wanted(rt, type))
     return;
   bw_event_t ev = {.type = (uint32_t)type, .source = bw_self(ctx), .subject = subject, .a = a,

@@ -29,7 +29,7 @@ static void fill_error(bw_sup_error_t *e, const child_t *c, int code, const bw_r
            bw_strerror(code), (r && r->text[0]) ? ": " : "", r ? r->text : "");
 }
 
-static int spawn_child(bw_ctx_t *ctx, child_t *c, bw_reason_t *why) {
+static int spawn_child(bw_ctx_t *ctx, sup_t *s, child_t *c, bw_reason_t *why) {
   bw_spawn_opts_t o;
   bw_spawn_opts_init(&o);
   o.link = true;
@@ -40,6 +40,8 @@ static int spawn_child(bw_ctx_t *ctx, child_t *c, bw_reason_t *why) {
   if (c->spec->supervisor != NULL) {
     sa.spec = c->spec->supervisor;
     sa.parent = bw_self(ctx);
+    sa.parent_path = s->path; /* its reports name it by its place in the tree */
+    sa.id = c->spec->id;
     b = &bw__supervisor_behaviour;
     arg = &sa;
     o.trap_exit = true;
@@ -159,7 +161,7 @@ int bw__sup_step_start(bw_ctx_t *ctx, sup_t *s, job_t *j) {
       j->wait_ref = ref;
       return STEP_WAIT;
     }
-    int rc = spawn_child(ctx, c, &why);
+    int rc = spawn_child(ctx, s, c, &why);
     if (rc != 0)
       return bw__sup_start_failed(ctx, s, i, rc, &why, NULL);
     if (c->spec->supervisor != NULL) {

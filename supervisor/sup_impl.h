@@ -5,6 +5,7 @@
  *   start.c       start jobs (and rollback);
  *   stop.c        stop jobs (shutdown, timeout, kill);
  *   restart.c     intensity, backoff, restart decisions;
+ *   report.c      reports to the runtime's logger, the supervisor's path;
  *   api_jobs.c    the run-time API's requests, as jobs.
  */
 #ifndef BW_SUPERVISOR_IMPL_H
@@ -60,6 +61,9 @@ typedef struct job {
   uint8_t payload[BW_SUP_ID_MAX];
 } job_t;
 
+/* A supervisor's path in its tree ("root/service"), for its reports. */
+#define BW__SUP_PATH_MAX 192u
+
 typedef struct sup {
   const bw_sup_spec_t *spec;
   bw_pid_t parent;
@@ -75,11 +79,15 @@ typedef struct sup {
   bool exiting;
   uint64_t rng;
   uint64_t yield_seq;
+  char path[BW__SUP_PATH_MAX]; /* the parent's path / the child id; a root: its name */
 } sup_t;
 
 typedef struct sup_arg {
   const bw_sup_spec_t *spec;
   bw_pid_t parent;
+  /* a nested supervisor: its parent's path and its child id (NULL: a root) */
+  const char *parent_path;
+  const char *id;
 } sup_arg_t;
 
 /* children.c */
@@ -125,6 +133,11 @@ bool bw__sup_stop_list_add(job_t *j, bw_pid_t pid);
 void bw__sup_stop_list_build(sup_t *s, job_t *j, uint32_t from, int except);
 int bw__sup_step_stop(bw_ctx_t *ctx, sup_t *s, job_t *j);
 bool bw__sup_stop_job_saw_exit(bw_ctx_t *ctx, sup_t *s, bw_pid_t pid, int i);
+
+/* report.c */
+void bw__sup_path_init(sup_t *s, const sup_arg_t *a);
+void bw__sup_report(bw_ctx_t *ctx, sup_t *s, int type, const child_t *c, bw_pid_t subject,
+                    const bw_reason_t *r, int64_t a, int64_t b);
 
 /* api_jobs.c */
 int bw__sup_step_api(bw_ctx_t *ctx, sup_t *s, job_t *j);

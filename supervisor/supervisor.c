@@ -150,6 +150,7 @@ static int sup_init(bw_ctx_t *ctx, void *state, void *arg) {
   const sup_arg_t *a = arg;
   s->spec = a->spec;
   s->parent = a->parent;
+  bw__sup_path_init(s, a);
   s->intensity = s->spec->intensity == 0                   ? 1
                  : s->spec->intensity == BW_INTENSITY_NONE ? 0
                                                            : s->spec->intensity;

@@ -18,6 +18,7 @@
 #include "bulwark/registry.h"
 #include "bulwark/dead_letter.h"
 #include "bulwark/event.h"
+#include "bulwark/log.h"
 #include "bulwark/io.h"
 #include "bulwark/supervisor.h"
 #include "bulwark/ratelimit.h"

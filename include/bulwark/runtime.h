@@ -31,6 +31,14 @@ typedef struct bw_runtime_opts {
    * what counts); beyond it arming one returns BW_ELIMIT. 0 = 1,048,576
    * (BW_TIMERS_DEFAULT_MAX, about 130 MB); at most BW_TIMERS_MAX. */
   uint32_t max_timers;
+  /* The logger (bulwark/log.h): lines below this level are dropped.
+   * 0 (BW_LOG_DEFAULT) = the environment's BW_LOG_LEVEL, else
+   * BW_LOG_NOTICE (crash, restart and escalation reports show);
+   * BW_LOG_OFF = nothing. A value here wins over the environment. */
+  int log_level;
+  /* BW_LOG_TEXT or BW_LOG_JSON (JSON lines); 0 = the environment's
+   * BW_LOG_FORMAT, else text. */
+  int log_format;
 } bw_runtime_opts_t;
 
 /* Fills opts with the defaults. */
@@ -38,8 +46,8 @@ void bw_runtime_opts_init(bw_runtime_opts_t *opts);
 
 /*
  * Creates a runtime and starts its threads. opts may be NULL (defaults).
- * Returns 0, BW_EINVAL (NULL out, workers > 256, max_timers > BW_TIMERS_MAX),
- * BW_ENOMEM, BW_ETHREAD.
+ * Returns 0, BW_EINVAL (NULL out, workers > 256, max_timers > BW_TIMERS_MAX,
+ * log_level or log_format out of range), BW_ENOMEM, BW_ETHREAD.
  */
 int bw_runtime_create(const bw_runtime_opts_t *opts, bw_runtime_t **out);
 

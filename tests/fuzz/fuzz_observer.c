@@ -396,6 +396,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (g_rt == NULL) {
     bw_runtime_opts_t o;
     bw_runtime_opts_init(&o);
+    o.log_level = BW_LOG_OFF; /* inputs crash actors by the thousand: no reports */
     o.workers = 2;
     o.manual_clock = true;
     CHECK(bw_runtime_create(&o, &g_rt) == 0);

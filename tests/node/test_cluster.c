@@ -87,6 +87,7 @@ typedef struct cluster {
 static void cluster_up(cluster_t *c) {
   bw_runtime_opts_t o;
   bw_runtime_opts_init(&o);
+  bwt_quiet_log(&o);
   o.workers = 2;
   o.manual_clock = true;
   o.node_id = 1;

@@ -88,6 +88,7 @@ static const bw_behaviour_t plain_b = {.name = "plain", .handle = plain_handle};
 static bw_runtime_t *node_rt(unsigned id, bool manual) {
   bw_runtime_opts_t o;
   bw_runtime_opts_init(&o);
+  bwt_quiet_log(&o);
   o.workers = 2;
   o.manual_clock = manual;
   o.node_id = id;

@@ -14,7 +14,10 @@
  * - the policy pipeline's in-caller fast path (bw_policy_enter /
  *   bw_policy_exit) with a breaker, a rate limiter and a retry budget, on
  *   its success path: from an actor whose attempts are real requests, and
- *   from a plain thread with no message at all.
+ *   from a plain thread with no message at all;
+ * - a log line (bw_log_kv with fields to escape), text and JSON to a sink,
+ *   and text to stderr, from an actor and from a plain thread (a tenth as
+ *   many lines: a line costs more than a message).
  * The runtime has two workers and the real clock, so blocks are freed on
  * other threads than the ones that took them (the pool's remote lists), and
  * the breaker's flush timer fires during the run.
@@ -38,8 +41,10 @@
 #include "support.h"
 
 #include <execinfo.h>
+#include <fcntl.h>
 #include <semaphore.h>
 #include <stdatomic.h>
+#include <unistd.h>
 
 #include "bulwark/policy.h"
 
@@ -452,12 +457,12 @@ static unsigned long run_round(bw_runtime_t *rt, bw_pid_t driver, uint64_t round
  * Warm-up rounds of a tenth of the work until one makes no allocation (the
  * pools and tables have reached their working size; a worker thread that
  * has not yet carved a chunk of a size does it once), then the measured
- * round. msgs_per_round: messages one round trip sends, to turn MESSAGES
+ * round of `rounds` (units of the work: what it reports). measure_steady:
+ * msgs_per_round is the messages one round trip sends, to turn MESSAGES
  * into round trips.
  */
-static void measure_steady(const char *what, bw_runtime_t *rt, bw_pid_t driver,
-                           unsigned msgs_per_round) {
-  uint64_t rounds = bwt_scaled(MESSAGES) / msgs_per_round;
+static void measure_rounds(const char *what, bw_runtime_t *rt, bw_pid_t driver, uint64_t rounds,
+                           uint64_t units, const char *unit) {
   uint64_t warm = rounds / 10 > 1000 ? rounds / 10 : 1000;
   unsigned long n = 1;
   int tries = 0;
@@ -471,8 +476,14 @@ static void measure_steady(const char *what, bw_runtime_t *rt, bw_pid_t driver,
     print_sites(what, n);
   assert_int_equal(atomic_load(&failures), 0);
   assert_int_equal(n, 0);
-  print_message("%s: %llu messages, 0 allocations (%d warm-up round(s))\n", what,
-                (unsigned long long)(rounds * msgs_per_round), tries);
+  print_message("%s: %llu %s, 0 allocations (%d warm-up round(s))\n", what,
+                (unsigned long long)units, unit, tries);
+}
+
+static void measure_steady(const char *what, bw_runtime_t *rt, bw_pid_t driver,
+                           unsigned msgs_per_round) {
+  uint64_t rounds = bwt_scaled(MESSAGES) / msgs_per_round;
+  measure_rounds(what, rt, driver, rounds, rounds * msgs_per_round, "messages");
 }
 
 /*
@@ -668,6 +679,91 @@ static void test_policy_fast_path(void **state) {
   teardown(rt);
 }
 
+/* --- logging ----------------------------------------------------------------- */
+
+/* A line per loop, with fields to escape, from an actor (bulwark/log.h). */
+static atomic_ulong log_lines;
+
+static void count_sink(const bw_log_record_t *r, void *arg) {
+  (void)arg;
+  if (r->len > 0 && r->line[r->len - 1] == '\n')
+    atomic_fetch_add(&log_lines, 1);
+}
+
+static void log_some(bw_runtime_t *rt, uint64_t n, bool *bad) {
+  for (uint64_t i = 0; i < n; i++) {
+    bw_log_field_t f[] = {BW_LOG_STR("peer", "db-1"), BW_LOG_NUM("seq", (long long)i),
+                          BW_LOG_STR("note", "a \"quoted\"\nvalue")};
+    if (bw_log_kv(rt, BW_LOG_WARNING, f, 3, "round %llu of %llu", (unsigned long long)i,
+                  (unsigned long long)n) != 1)
+      *bad = true;
+  }
+}
+
+static int log_driver(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
+  (void)state;
+  bool bad = msg->type != T_START;
+  if (!bad)
+    log_some(bw_ctx_runtime(ctx), start_rounds(msg), &bad);
+  if (bad)
+    fail_note();
+  sem_post(&done);
+  return BW_CONTINUE;
+}
+
+static const bw_behaviour_t log_driver_b = {.name = "log_driver", .state_size = 0, .init = NULL, .handle = log_driver};
+
+/* log lines per measured window: a tenth of MESSAGES, as a line costs
+ * about 2 us (a message, 0.1) */
+#define LOG_LINES (MESSAGES / 10)
+
+/* "No allocation per log call": text and JSON to a sink, text to stderr
+ * (here /dev/null), from an actor and from a plain thread. */
+static void test_logging(void **state) {
+  (void)state;
+  if (skip_if_unreliable())
+    skip();
+  bw_runtime_t *rt = setup();
+  assert_int_equal(bw_log_set_level(rt, BW_LOG_INFO), 0); /* setup's runtime is quiet */
+  assert_int_equal(bw_log_set_sink(rt, count_sink, NULL), 0);
+  bw_pid_t drv = spawn(rt, &log_driver_b, NULL);
+  uint64_t lines = bwt_scaled(LOG_LINES);
+  measure_rounds("bw_log, text, to a sink", rt, drv, lines, lines, "lines");
+  assert_int_equal(bw_log_set_format(rt, BW_LOG_JSON), 0);
+  measure_rounds("bw_log, JSON, to a sink", rt, drv, lines, lines, "lines");
+  assert_true(atomic_load(&log_lines) >= 2 * lines);
+
+  /* to stderr: one write(2) a line, nothing else */
+  assert_int_equal(bw_log_set_format(rt, BW_LOG_TEXT), 0);
+  assert_int_equal(bw_log_set_sink(rt, NULL, NULL), 0);
+  fflush(stderr);
+  int saved = dup(STDERR_FILENO), null = open("/dev/null", O_WRONLY);
+  assert_true(saved >= 0 && null >= 0);
+  assert_true(dup2(null, STDERR_FILENO) >= 0);
+  run_round(rt, drv, 1000, false);
+  unsigned long n = run_round(rt, drv, lines, true);
+  /* and from this thread, which is no actor of the runtime */
+  bool bad = false;
+  log_some(rt, 1000, &bad);
+  window_open();
+  log_some(rt, lines, &bad);
+  unsigned long m = window_close();
+  dup2(saved, STDERR_FILENO);
+  close(saved);
+  close(null);
+  if (n != 0)
+    print_sites("bw_log to stderr, from an actor", n);
+  if (m != 0)
+    print_sites("bw_log to stderr, from a thread", m);
+  assert_false(bad);
+  assert_int_equal(atomic_load(&failures), 0);
+  assert_int_equal(n, 0);
+  assert_int_equal(m, 0);
+  print_message("bw_log to stderr: %llu lines from an actor, as many from a thread, 0 allocations\n",
+                (unsigned long long)lines);
+  teardown(rt);
+}
+
 int main(void) {
   /* load what backtrace() needs now, outside any window */
   void *frames[2];
@@ -678,6 +774,7 @@ int main(void) {
       cmocka_unit_test(test_send_one_way),
       cmocka_unit_test(test_request_reply),
       cmocka_unit_test(test_policy_fast_path),
+      cmocka_unit_test(test_logging),
   };
   return BWT_RUN_SUITE(tests);
 }

@@ -403,6 +403,7 @@ static void test_pid_destroyed_runtime(void **state) {
   for (unsigned node = 0; node <= 3; node += 3) {
     bw_runtime_opts_t o;
     bw_runtime_opts_init(&o);
+    bwt_quiet_log(&o);
     o.workers = 1;
     o.node_id = node;
     bw_runtime_t *r1 = NULL, *r2 = NULL;

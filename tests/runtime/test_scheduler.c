@@ -157,6 +157,7 @@ static void test_call_from_actors(void **state) {
 static void fair_with(unsigned workers, unsigned batch) {
   bw_runtime_opts_t o;
   bw_runtime_opts_init(&o);
+  bwt_quiet_log(&o);
   o.workers = workers;
   o.batch = batch;
   bw_runtime_t *rt = NULL;

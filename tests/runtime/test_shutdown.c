@@ -404,6 +404,7 @@ static void test_destroy_without_memory(void **state) {
   reset();
   bw_runtime_opts_t o;
   bw_runtime_opts_init(&o);
+  bwt_quiet_log(&o);
   o.workers = 2;
   o.manual_clock = true;
   o.stop_grace_ms = 60000; /* a root that is never told would hold it up */
@@ -450,6 +451,7 @@ static void test_destroy_from_handler_aborts(void **state) {
     alarm(20);
     bw_runtime_opts_t o;
     bw_runtime_opts_init(&o);
+    bwt_quiet_log(&o);
     o.workers = 1;
     bw_runtime_t *rt = NULL;
     if (bw_runtime_create(&o, &rt) != 0)

@@ -479,6 +479,7 @@ static void test_call_times_out_on_manual_clock(void **state) {
 static bw_runtime_t *capped_runtime(uint32_t max_timers) {
   bw_runtime_opts_t o;
   bw_runtime_opts_init(&o);
+  bwt_quiet_log(&o);
   o.workers = 2;
   o.manual_clock = true;
   o.max_timers = max_timers;

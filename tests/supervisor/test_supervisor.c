@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -137,6 +138,7 @@ static const bw_behaviour_t failing = {.name = "failing",
 static bw_runtime_t *rt_new(void) {
   bw_runtime_opts_t o;
   bw_runtime_opts_init(&o);
+  o.log_level = getenv("BW_LOG_LEVEL") ? BW_LOG_DEFAULT : BW_LOG_OFF; /* as support.h: quiet */
   o.manual_clock = true;
   bw_runtime_t *rt = NULL;
   assert_int_equal(bw_runtime_create(&o, &rt), 0);
@@ -1401,6 +1403,7 @@ static void test_watchdog_replaces_hung_child(void **state) {
   (void)state;
   bw_runtime_opts_t o;
   bw_runtime_opts_init(&o);
+  o.log_level = getenv("BW_LOG_LEVEL") ? BW_LOG_DEFAULT : BW_LOG_OFF; /* as support.h: quiet */
   o.manual_clock = true;
   o.workers = 1; /* the hung handler holds the only scheduler thread */
   bw_runtime_t *rt = NULL;
