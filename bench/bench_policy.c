@@ -345,7 +345,7 @@ static int pipeline_run(bench_run_t *r) {
     rc = bw_policy_new(rt, &o, &sh.p);
   }
   if (rc == 0) /* the in-caller form needs the breaker's actor running too */
-    rc = bw_breaker_start(bw_policy_breaker(sh.p));
+    rc = bw_breaker_start(bw_policy_breaker(sh.p), NULL);
   if (rc == 0)
     rc = bw_spawn(rt, &fp_b, &sh, NULL, &client);
   if (rc != 0) {

@@ -54,8 +54,8 @@ static void collect_runtime_locked(bw_metrics_t *m) {
 }
 
 static void collect_breaker(met_src_t *s) {
-  bw_breaker_metrics_t bm;
-  if (bw_breaker_metrics(s->ptr, &bm) != 0)
+  bw_breaker_stats_t bm;
+  if (bw_breaker_stats(s->ptr, &bm) != 0)
     return;
   /* series order: state, calls{successful, failed, ignored, rejected},
    * slow, timeouts, failure_rate, slow_rate (breaker_defs) */

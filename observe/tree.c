@@ -192,8 +192,8 @@ static void decorate(walk_t *k, bw_pid_t pid, const char *id) {
       continue;
     if (d->kind == D_BREAKER && pid != BW_PID_NONE &&
         bw_breaker_pid((const bw_breaker_t *)d->handle) == pid) {
-      bw_breaker_metrics_t m;
-      bw_breaker_metrics((const bw_breaker_t *)d->handle, &m);
+      bw_breaker_stats_t m;
+      bw_breaker_stats((const bw_breaker_t *)d->handle, &m);
       bw__jw_lit(w, ",\"breaker\":{\"name\":");
       bw__jw_str(w, bw_breaker_name((const bw_breaker_t *)d->handle));
       bw__jw_lit(w, ",\"state\":");

@@ -450,7 +450,7 @@ static int exec_init(bw_ctx_t *ctx, void *state, void *arg) {
     return BW_ENOMEM;
   }
   if (p->own_br != NULL) {
-    int rc = bw_breaker_start(p->own_br); /* one actor for all executors */
+    int rc = bw_breaker_start(p->own_br, NULL); /* one actor for all executors */
     if (rc != 0 && rc != BW_EALREADY) {
       free(x->slots);
       free(x->free_stack);

@@ -236,7 +236,7 @@ int bw_resilience_breaker(bw_resilience_t *reg, const char *name, const bw_break
   } else if ((e = find(reg, name, h)) != NULL) {
     if (e->kind != BW_RESILIENCE_BREAKER)
       rc = BW_EINVAL;
-    else if ((rc = bw_breaker_start(e->br)) == BW_EALREADY) /* revive a dead actor */
+    else if ((rc = bw_breaker_start(e->br, NULL)) == BW_EALREADY) /* revive a dead actor */
       rc = 0;
   } else if (reg->count == reg->cap) {
     rc = BW_ELIMIT;
@@ -249,7 +249,11 @@ int bw_resilience_breaker(bw_resilience_t *reg, const char *name, const bw_break
       bw_breaker_opts_init(&bo);
     snprintf(e->name, sizeof e->name, "%s", name);
     bo.name = e->name;
-    rc = bw_breaker_create(reg->rt, &bo, &e->br);
+    rc = bw_breaker_new(reg->rt, &bo, &e->br);
+    if (rc == 0 && (rc = bw_breaker_start(e->br, NULL)) != 0) {
+      (void)bw_breaker_destroy(e->br); /* its actor never ran: frees only */
+      e->br = NULL;
+    }
     if (rc == 0) {
       e->kind = BW_RESILIENCE_BREAKER;
       e->hash = h;

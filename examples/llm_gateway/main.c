@@ -293,8 +293,8 @@ int main(int argc, char **argv) {
 
   /* --- Read what the parts say, while they run. ------------------------- */
   (void)bw_breaker_flush(p.br, 5000);
-  bw_breaker_metrics_t bm;
-  (void)bw_breaker_metrics(p.br, &bm);
+  bw_breaker_stats_t bm;
+  (void)bw_breaker_stats(p.br, &bm);
   bw_policy_metrics_t pm;
   (void)bw_policy_metrics(p.pol, &pm);
   bw_http_stats_t hs;

@@ -718,7 +718,7 @@ int main(int argc, char **argv) {
   bool crash_injected = false, outage_injected = false;
   uint32_t rs[CH__COUNT] = {0};
   uint64_t next_status = 1000, t = 0;
-  bw_breaker_metrics_t bm = {0};
+  bw_breaker_stats_t bm = {0};
   for (;;) {
     sleep_ms(10);
     t = bw_now_ms(rt) - t0;
@@ -737,7 +737,7 @@ int main(int argc, char **argv) {
       next_status += 1000;
     }
     (void)child_restarts(rt, root, rs);
-    (void)bw_breaker_metrics(g_app.breaker, &bm);
+    (void)bw_breaker_stats(g_app.breaker, &bm);
     bool effects = rs[CH_AGGREGATOR] >= 1 && outage_injected &&
                    atomic_load(&g_sink_fail_next) == 0 && bm.opens >= 1 &&
                    bw_breaker_state(g_app.breaker) == BW_BREAKER_CLOSED;
@@ -761,7 +761,7 @@ int main(int argc, char **argv) {
   /* --- Read what the tree says, then stop. ----------------------------- */
   EXPECT(child_restarts(rt, root, rs));
   (void)bw_breaker_flush(g_app.breaker, 5000);
-  (void)bw_breaker_metrics(g_app.breaker, &bm);
+  (void)bw_breaker_stats(g_app.breaker, &bm);
   EXPECT(bw_runtime_stop(rt) == 0);
   EXPECT(bw_breaker_destroy(g_app.breaker) == 0); /* its actor is gone with the tree */
 

@@ -209,7 +209,7 @@ typedef struct bw_retry bw_retry_t;
 typedef struct bw_http bw_http_t;
 
 /*
- * Adds a breaker (read with bw_breaker_metrics, labelled with its name):
+ * Adds a breaker (read with bw_breaker_stats, labelled with its name):
  * bulwark_breaker_state{breaker}, bulwark_breaker_calls_total{breaker,result}
  * (result: successful, failed, ignored, rejected),
  * bulwark_breaker_slow_calls_total, bulwark_breaker_timeouts_total,

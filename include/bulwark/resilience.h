@@ -71,7 +71,8 @@ bw_pid_t bw_resilience_pid(const bw_resilience_t *reg);
  * created with opts (NULL = breaker.h's defaults; opts->name is replaced by
  * name) and its actor started. Returns 0 with *out; BW_EINVAL (NULL, bad
  * name or opts, the name is a pool's); BW_ELIMIT (table full);
- * BW_ESHUTDOWN (the registry is stopping); bw_breaker_create's codes.
+ * BW_ESHUTDOWN (the registry is stopping); bw_breaker_new's and
+ * bw_breaker_start's codes.
  */
 int bw_resilience_breaker(bw_resilience_t *reg, const char *name, const bw_breaker_opts_t *opts,
                           bw_breaker_t **out);

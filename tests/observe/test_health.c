@@ -327,7 +327,8 @@ static void test_breaker_signals(void **state) {
   bo.window = BW_BREAKER_WINDOW_NONE;
   bo.failure_threshold = 1;
   bw_breaker_t *br = NULL;
-  assert_int_equal(bw_breaker_create(rt, &bo, &br), 0);
+  assert_int_equal(bw_breaker_new(rt, &bo, &br), 0);
+  assert_int_equal(bw_breaker_start(br, NULL), 0);
   bw_health_opts_t o = quiet_opts();
   bw_health_t *h = NULL;
   assert_int_equal(bw_health_new(rt, &o, &h), 0);
@@ -408,7 +409,8 @@ static void test_breaker_idle_half_open(void **state) {
   bo.success_threshold = 1;
   bo.half_open_permits = 1;
   bw_breaker_t *br = NULL;
-  assert_int_equal(bw_breaker_create(rt, &bo, &br), 0);
+  assert_int_equal(bw_breaker_new(rt, &bo, &br), 0);
+  assert_int_equal(bw_breaker_start(br, NULL), 0);
   bw_health_opts_t o = quiet_opts();
   bw_health_t *h = NULL;
   assert_int_equal(bw_health_new(rt, &o, &h), 0);

@@ -632,7 +632,8 @@ static void test_breaker_and_bulkhead_metrics(void **state) {
   bw_breaker_opts_init(&bo);
   bo.name = "db";
   bw_breaker_t *br;
-  assert_int_equal(bw_breaker_create(rt, &bo, &br), 0);
+  assert_int_equal(bw_breaker_new(rt, &bo, &br), 0);
+  assert_int_equal(bw_breaker_start(br, NULL), 0);
   for (int i = 0; i < 5; i++) {
     bw_breaker_permit_t p;
     assert_int_equal(bw_breaker_acquire(br, &p), 0);

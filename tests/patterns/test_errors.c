@@ -97,6 +97,14 @@ static const char *long_name(size_t n) {
 /* breaker.h                                                                    */
 /* ============================================================================ */
 
+/* A breaker with defaults and its actor running (bw_breaker_new + start). */
+static bw_breaker_t *breaker_up(bw_runtime_t *rt) {
+  bw_breaker_t *br = NULL;
+  assert_int_equal(bw_breaker_new(rt, NULL, &br), 0);
+  assert_int_equal(bw_breaker_start(br, NULL), 0);
+  return br;
+}
+
 static int br_opts_rc(void (*edit)(bw_breaker_opts_t *)) {
   bw_breaker_opts_t o;
   bw_breaker_opts_init(&o);
@@ -117,6 +125,11 @@ static void br_nothing(bw_breaker_opts_t *o) { (void)o; }
 static int p_breaker_flush(bw_ctx_t *ctx, void *arg) {
   (void)ctx;
   return bw_breaker_flush(arg, 0);
+}
+
+static int p_breaker_stop(bw_ctx_t *ctx, void *arg) {
+  (void)ctx;
+  return bw_breaker_stop(arg);
 }
 
 static int p_breaker_destroy(bw_ctx_t *ctx, void *arg) {
@@ -168,7 +181,7 @@ static void test_breaker_errors(void **state) {
   bad.open_ms = 0;
   bw_child_spec_t cs;
   bw_breaker_permit_t pm;
-  bw_breaker_metrics_t m;
+  bw_breaker_stats_t m;
   bw_runtime_t *rt = bwt_runtime(2, true);
   bw_pid_t probe = spawn_probe(rt);
 
@@ -177,11 +190,8 @@ static void test_breaker_errors(void **state) {
   assert_int_equal(bw_breaker_new(rt, NULL, NULL), BW_EINVAL);
   assert_int_equal(bw_breaker_new(rt, &bad, &br), BW_EINVAL);
   assert_null(br);
-  assert_int_equal(bw_breaker_create(rt, NULL, NULL), BW_EINVAL);
-  assert_int_equal(bw_breaker_create(NULL, NULL, &br), BW_EINVAL);
-  assert_int_equal(bw_breaker_create(rt, &bad, &br), BW_EINVAL);
-  assert_null(br);
-  assert_int_equal(bw_breaker_start(NULL), BW_EINVAL);
+  assert_int_equal(bw_breaker_start(NULL, NULL), BW_EINVAL);
+  assert_int_equal(bw_breaker_stop(NULL), BW_EINVAL);
   assert_int_equal(bw_breaker_child_spec(NULL, "b", &cs), BW_EINVAL);
   assert_int_equal(bw_breaker_destroy(NULL), 0);
 
@@ -206,11 +216,12 @@ static void test_breaker_errors(void **state) {
     rc = bw_breaker_report(br, &pm, i % 2 == 0 ? 0 : -1);
   }
   assert_int_equal(rc, BW_ENOPROC);
+  assert_int_equal(bw_breaker_stop(br), 0); /* no actor: nothing to stop */
   assert_int_equal(bw_breaker_destroy(br), 0);
 
   /* with an actor */
-  assert_int_equal(bw_breaker_create(rt, NULL, &br), 0);
-  assert_int_equal(bw_breaker_start(br), BW_EALREADY);
+  br = breaker_up(rt);
+  assert_int_equal(bw_breaker_start(br, NULL), BW_EALREADY);
   assert_int_equal(bw_breaker_acquire(NULL, &pm), BW_EINVAL);
   assert_int_equal(bw_breaker_acquire(br, NULL), BW_EINVAL);
   assert_int_equal(bw_breaker_report(NULL, &pm, 0), BW_EINVAL);
@@ -222,8 +233,8 @@ static void test_breaker_errors(void **state) {
   assert_int_equal(bw_breaker_disable(NULL), BW_EINVAL);
   assert_int_equal(bw_breaker_metrics_only(NULL), BW_EINVAL);
   assert_int_equal(bw_breaker_flush(NULL, 0), BW_EINVAL);
-  assert_int_equal(bw_breaker_metrics(NULL, &m), BW_EINVAL);
-  assert_int_equal(bw_breaker_metrics(br, NULL), BW_EINVAL);
+  assert_int_equal(bw_breaker_stats(NULL, &m), BW_EINVAL);
+  assert_int_equal(bw_breaker_stats(br, NULL), BW_EINVAL);
   /* the non-code answers for NULL */
   assert_int_equal(bw_breaker_pid(NULL), BW_PID_NONE);
   assert_string_equal(bw_breaker_name(NULL), "");
@@ -237,6 +248,7 @@ static void test_breaker_errors(void **state) {
   assert_int_equal(bw_breaker_retry_after_ms(br), UINT64_MAX);
   /* blocking calls on a scheduler thread */
   assert_int_equal(in_actor(rt, probe, p_breaker_flush, br), BW_EWOULDBLOCK);
+  assert_int_equal(in_actor(rt, probe, p_breaker_stop, br), BW_EWOULDBLOCK);
   assert_int_equal(in_actor(rt, probe, p_breaker_destroy, br), BW_EWOULDBLOCK);
   assert_int_equal(bw_breaker_destroy(br), 0);
 
@@ -248,22 +260,21 @@ static void test_breaker_errors(void **state) {
                                      .intensity = 3, .children = kids, .nchildren = 1};
   bw_pid_t sup;
   assert_int_equal(bw_supervisor_start(rt, &spec, &sup, NULL), 0);
+  assert_int_equal(bw_breaker_stop(br), BW_ERUNNING);
   assert_int_equal(bw_breaker_destroy(br), BW_ERUNNING);
-  assert_int_equal(bw_breaker_start(br), BW_EALREADY);
+  assert_int_equal(bw_breaker_start(br, NULL), BW_EALREADY);
   assert_int_equal(bw_sup_stop(rt, sup), 0);
 
   /* after the runtime stopped: no actor runs, none can be started */
   bw_breaker_t *br2 = NULL;
-  assert_int_equal(bw_breaker_create(rt, NULL, &br2), 0);
+  br2 = breaker_up(rt);
   assert_int_equal(bw_runtime_stop(rt), 0);
-  assert_int_equal(bw_breaker_start(br), BW_ESHUTDOWN);
+  assert_int_equal(bw_breaker_start(br, NULL), BW_ESHUTDOWN);
   assert_int_equal(bw_breaker_reset(br2), BW_ENOPROC);
   assert_int_equal(bw_breaker_flush(br2, 0), BW_ENOPROC);
   assert_int_equal(bw_breaker_acquire(br2, &pm), 0); /* the published state: closed */
-  assert_int_equal(bw_breaker_metrics(br2, &m), 0);
-  bw_breaker_t *br3 = NULL;
-  assert_int_equal(bw_breaker_create(rt, NULL, &br3), BW_ESHUTDOWN);
-  assert_null(br3);
+  assert_int_equal(bw_breaker_stats(br2, &m), 0);
+  assert_int_equal(bw_breaker_stop(br2), 0); /* its actor is gone already */
   assert_int_equal(bw_breaker_destroy(br), 0);
   assert_int_equal(bw_breaker_destroy(br2), 0);
   bw_runtime_destroy(rt);
@@ -282,7 +293,7 @@ static void test_breaker_destroy_on_scheduler_keeps_actor(void **state) {
   bw_runtime_t *rt = bwt_runtime(2, true);
   bw_pid_t probe = spawn_probe(rt);
   bw_breaker_t *br = NULL;
-  assert_int_equal(bw_breaker_create(rt, NULL, &br), 0);
+  br = breaker_up(rt);
   bw_pid_t pid = bw_breaker_pid(br);
   assert_int_equal(in_actor(rt, probe, p_breaker_destroy_rt, br), BW_EWOULDBLOCK);
   assert_true(bw_is_alive(rt, pid));
@@ -859,7 +870,7 @@ static void test_policy_errors(void **state) {
   bw_policy_ticket_init(&t2);
   bw_policy_ticket_init(NULL); /* a no-op */
   bw_breaker_t *br = NULL;
-  assert_int_equal(bw_breaker_create(rt, NULL, &br), 0);
+  br = breaker_up(rt);
   bw_policy_opts_init(&o);
   o.target = 777;
   o.shared_breaker = br;
@@ -1308,7 +1319,7 @@ static void test_metrics_errors(void **state) {
   /* families full: 3 of 7 taken; a breaker source needs 6 more */
   assert_int_equal(bw_metrics_family(m, BW_METRIC_GAUGE, "g2", NULL, NULL, 0, &f), 0);
   bw_breaker_t *br = NULL;
-  assert_int_equal(bw_breaker_create(rt, NULL, &br), 0);
+  br = breaker_up(rt);
   assert_int_equal(bw_metrics_add_breaker(m, br), BW_ELIMIT);
   /* (max_series 2 < the four results of bulwark_breaker_calls_total) */
   /* max_families: more families are refused once 7 exist */
@@ -1587,7 +1598,7 @@ static void test_health_errors(void **state) {
 
   /* components */
   bw_breaker_t *br = NULL;
-  assert_int_equal(bw_breaker_create(rt, NULL, &br), 0);
+  br = breaker_up(rt);
   bw_health_component_t c;
   bw_health_component_init(NULL, BW_HEALTH_KIND_ACTOR, "x"); /* a no-op */
   bw_health_component_init(&c, BW_HEALTH_KIND_ACTOR, "a");

@@ -784,8 +784,8 @@ static void test_dns_failure(void **st) {
   bw_policy_t *p;
   env_t e = env_policy(&p, 3);
   bw_breaker_t *br = bw_policy_breaker(p);
-  bw_breaker_metrics_t before, after;
-  assert_int_equal(bw_breaker_metrics(br, &before), 0);
+  bw_breaker_stats_t before, after;
+  assert_int_equal(bw_breaker_stats(br, &before), 0);
   bw_http_resp_t *r = (bw_http_resp_t *)1;
   int rc = bw_http_call(e.rt, e.pid, bw_http_req_new("GET", u), 5000, &r);
   if (rc != BW_EDNS)
@@ -796,7 +796,7 @@ static void test_dns_failure(void **st) {
   assert_int_equal(bw_http_classify(BW_EDNS, NULL), BW_BREAKER_FAILURE);
   assert_false(bw_http_retryable(BW_EDNS, NULL));
   assert_int_equal(bw_breaker_flush(br, 5000), 0);
-  assert_int_equal(bw_breaker_metrics(br, &after), 0);
+  assert_int_equal(bw_breaker_stats(br, &after), 0);
   assert_int_equal(after.failed - before.failed, 1);
   bw_http_stats_t s;
   assert_int_equal(bw_http_stats(e.h, &s), 0);

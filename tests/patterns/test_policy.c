@@ -340,8 +340,8 @@ static void test_retry_reenters_breaker(void **state) {
   assert_int_equal(m.retries, 2);
   assert_int_equal(m.rejected_breaker, 1);
   assert_int_equal(m.failures, 1);
-  bw_breaker_metrics_t bm;
-  assert_int_equal(bw_breaker_metrics(br, &bm), 0);
+  bw_breaker_stats_t bm;
+  assert_int_equal(bw_breaker_stats(br, &bm), 0);
   assert_int_equal(bm.failed, 2);
   assert_true(bm.rejected >= 1);
   fx_done(&f);
@@ -780,7 +780,7 @@ static void test_fast_success(void **state) {
   o.queue_timeout_ms = 0;
   o.fallback = fb_fn;
   bw_policy_t *p = fast_new(rt, &o);
-  assert_int_equal(bw_breaker_start(bw_policy_breaker(p)), 0);
+  assert_int_equal(bw_breaker_start(bw_policy_breaker(p), NULL), 0);
   bw_policy_ticket_t t;
   for (int i = 0; i < 3; i++) { /* one ticket, reused request after request */
     if (i == 0)
@@ -823,7 +823,7 @@ static void test_fast_stage_order(void **state) {
   o.max_concurrent = 1;
   bw_policy_t *p = fast_new(rt, &o);
   bw_breaker_t *br = bw_policy_breaker(p);
-  assert_int_equal(bw_breaker_start(br), 0);
+  assert_int_equal(bw_breaker_start(br, NULL), 0);
 
   /* breaker open: refused, the limiter untouched */
   assert_int_equal(bw_breaker_force_open(br), 0);
@@ -853,8 +853,8 @@ static void test_fast_stage_order(void **state) {
   assert_int_equal(bw_policy_enter(p, &b), 0);
   assert_int_equal(bw_policy_exit(p, &b, 0, NULL), 0);
   assert_int_equal(bw_breaker_flush(br, 0), 0);
-  bw_breaker_metrics_t bm;
-  assert_int_equal(bw_breaker_metrics(br, &bm), 0);
+  bw_breaker_stats_t bm;
+  assert_int_equal(bw_breaker_stats(br, &bm), 0);
   assert_int_equal(bw_breaker_state(br), BW_BREAKER_CLOSED);
 
   bw_policy_metrics_t m = fast_metrics(p);
@@ -980,7 +980,7 @@ static void test_fast_breaker_opens(void **state) {
   o.fallback = fb_fn;
   bw_policy_t *p = fast_new(rt, &o);
   bw_breaker_t *br = bw_policy_breaker(p);
-  assert_int_equal(bw_breaker_start(br), 0);
+  assert_int_equal(bw_breaker_start(br, NULL), 0);
   bw_policy_ticket_t t;
   bw_policy_ticket_init(&t);
   for (int i = 0; i < 2; i++) {
@@ -1352,7 +1352,7 @@ static void test_fast_breaker_batched(void **state) {
   o.breaker_opts.report_flush_ms = 60000; /* the timer never fires here */
   bw_policy_t *p = fast_new(rt, &o);
   bw_breaker_t *br = bw_policy_breaker(p);
-  assert_int_equal(bw_breaker_start(br), 0);
+  assert_int_equal(bw_breaker_start(br, NULL), 0);
   assert_int_equal(bw_breaker_flush(br, 0), 0);
   static const int seq[] = {0, 0, USER_ERR, USER_ERR, 0, USER_ERR, USER_ERR};
   bw_policy_ticket_t t;
@@ -1367,8 +1367,8 @@ static void test_fast_breaker_batched(void **state) {
   assert_int_equal(bw_policy_exit(p, &t, USER_ERR, NULL), USER_ERR);
   /* the third in a row wakes the actor by itself */
   BWT_POLL(bw_breaker_state(br) == BW_BREAKER_OPEN);
-  bw_breaker_metrics_t bm;
-  assert_int_equal(bw_breaker_metrics(br, &bm), 0);
+  bw_breaker_stats_t bm;
+  assert_int_equal(bw_breaker_stats(br, &bm), 0);
   assert_int_equal(bm.successful, 3);
   assert_int_equal(bm.failed, 5);
   assert_int_equal(bw_policy_enter(p, &t), BW_ECIRCUIT_OPEN);
@@ -1387,14 +1387,14 @@ static void test_fast_breaker_batched(void **state) {
   p = fast_new(rt, &o);
   br = bw_policy_breaker(p);
   assert_int_equal(bw_breaker_slow_call_ms(br), 100);
-  assert_int_equal(bw_breaker_start(br), 0);
+  assert_int_equal(bw_breaker_start(br, NULL), 0);
   for (int i = 0; i < 2; i++) {
     assert_int_equal(bw_policy_enter(p, &t), 0);
     assert_int_equal(bw_clock_advance(rt, 101), 0);
     assert_int_equal(bw_policy_exit(p, &t, 0, NULL), 0);
   }
   assert_int_equal(bw_breaker_flush(br, 0), 0);
-  assert_int_equal(bw_breaker_metrics(br, &bm), 0);
+  assert_int_equal(bw_breaker_stats(br, &bm), 0);
   assert_int_equal(bm.slow, 2);
   assert_int_equal(bw_breaker_state(br), BW_BREAKER_OPEN);
   assert_int_equal(bw_policy_destroy(p), 0);

@@ -999,8 +999,8 @@ static void test_chaos_soak(void **state) {
   /* the pool's books, now that nothing is in flight */
   bw_bulkhead_metrics_t pm;
   assert_int_equal(bw_bulkhead_metrics(rt, whereis_or_none("chaos-pool"), &pm), 0);
-  bw_breaker_metrics_t bm;
-  assert_int_equal(bw_breaker_metrics(br, &bm), 0);
+  bw_breaker_stats_t bm;
+  assert_int_equal(bw_breaker_stats(br, &bm), 0);
   bw_runtime_stats_t mid = bwt_stats(rt);
 
   /* --- the figures --- */

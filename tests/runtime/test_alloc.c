@@ -624,7 +624,7 @@ static bw_policy_t *fast_policy(bw_runtime_t *rt, bw_pid_t target) {
   o.attempt_timeout_ms = DEADLINE_MS; /* a deadline per attempt, as in use */
   bw_policy_t *p = NULL;
   assert_int_equal(bw_policy_new(rt, &o, &p), 0);
-  assert_int_equal(bw_breaker_start(bw_policy_breaker(p)), 0);
+  assert_int_equal(bw_breaker_start(bw_policy_breaker(p), NULL), 0);
   return p;
 }
 
