@@ -4,9 +4,9 @@
  * The table is append-only: an entry is written in full under the mutex,
  * then published by a release store of the count, so readers (lookups,
  * iteration, health) load the count with acquire and read entries below it
- * without a lock. Entries are never removed while the registry lives; the
- * only field that changes after publication is a pool's pid (a revived
- * pool), an atomic 64-bit word. Lookups are O(n) over a short table with a
+ * without a lock. Entries are never removed while the registry lives, and
+ * no field changes after publication (a revived breaker or pool is a new
+ * actor on the same handle). Lookups are O(n) over a short table with a
  * hash compared first; a registry holds tens of entries, not thousands, and
  * a hash index would cost a second structure to publish safely.
  *
@@ -35,8 +35,7 @@ typedef struct entry {
   uint32_t hash;
   char name[BW_RESILIENCE_NAME_MAX + 1];
   bw_breaker_t *br;
-  uint64_t pool; /* bw_pid_t; atomic: a revived pool gets a new pid */
-  bw_bulkhead_opts_t pool_opts; /* kept to revive the pool; .name -> name */
+  bw_bulkhead_t *pool;
 } entry_t;
 
 struct bw_resilience {
@@ -85,9 +84,11 @@ static void publish(bw_resilience_t *reg) {
 }
 
 static void free_all(bw_resilience_t *reg) {
-  for (uint32_t i = 0; i < reg->count; i++)
-    if (reg->entries[i].br != NULL)
-      (void)bw_breaker_destroy(reg->entries[i].br); /* its actor is gone: frees only */
+  for (uint32_t i = 0; i < reg->count; i++) {
+    /* their actors are gone: these only free */
+    (void)bw_breaker_destroy(reg->entries[i].br);
+    (void)bw_bulkhead_destroy(reg->entries[i].pool);
+  }
   reg->magic = 0;
   pthread_mutex_destroy(&reg->mu);
   free(reg->entries);
@@ -118,7 +119,7 @@ static bool close_all(bw_ctx_t *ctx, keeper_t *k) {
   pthread_mutex_unlock(&reg->mu);
   for (uint32_t i = 0; i < n; i++) {
     entry_t *e = &reg->entries[i];
-    bw_pid_t pid = e->br != NULL ? bw_breaker_pid(e->br) : bw__ld64_acq(&e->pool);
+    bw_pid_t pid = e->br != NULL ? bw_breaker_pid(e->br) : bw_bulkhead_pid(e->pool);
     uint64_t ref;
     /* a pid that is already dead gives a DOWN (noproc) at once: counted */
     if (pid != BW_PID_NONE && bw_monitor(ctx, pid, &ref) == 0) {
@@ -268,58 +269,59 @@ int bw_resilience_breaker(bw_resilience_t *reg, const char *name, const bw_break
   return rc;
 }
 
+/* A new pool entry (under the mutex, room checked): its handle made and its
+ * actor started, then published. */
+static int pool_create(bw_resilience_t *reg, const char *name, uint32_t h,
+                       const bw_bulkhead_opts_t *opts, entry_t **out) {
+  entry_t *e = &reg->entries[reg->count];
+  bw_bulkhead_opts_t o = *opts;
+  snprintf(e->name, sizeof e->name, "%s", name);
+  o.name = e->name;
+  int rc = bw_bulkhead_new(reg->rt, &o, &e->pool);
+  if (rc == 0 && (rc = bw_bulkhead_start(e->pool, NULL)) != 0)
+    (void)bw_bulkhead_destroy(e->pool); /* its actor never ran: frees only */
+  if (rc != 0) {
+    memset(e, 0, sizeof *e);
+    return rc;
+  }
+  e->kind = BW_RESILIENCE_POOL;
+  e->hash = h;
+  publish(reg);
+  *out = e;
+  return 0;
+}
+
 int bw_resilience_pool(bw_resilience_t *reg, const char *name, const bw_bulkhead_opts_t *opts,
-                       bw_pid_t *out) {
+                       bw_bulkhead_t **out) {
   if (reg == NULL || reg->magic != RES_MAGIC || out == NULL || !name_ok(name))
     return BW_EINVAL;
   uint32_t h = hash_name(name);
   entry_t *e = find(reg, name, h);
   if (e != NULL && e->kind != BW_RESILIENCE_POOL)
     return BW_EINVAL;
-  if (e != NULL) {
-    /* acquire: pairs with the release store of a revived pool's pid */
-    bw_pid_t pid = bw__ld64_acq(&e->pool);
-    if (bw_is_alive(reg->rt, pid)) {
-      *out = pid;
-      return 0;
-    }
+  if (e != NULL && bw_is_alive(reg->rt, bw_bulkhead_pid(e->pool))) {
+    *out = e->pool; /* the fast path: one scan, one load */
+    return 0;
   }
   int rc = 0;
-  bw_pid_t pid = BW_PID_NONE;
   pthread_mutex_lock(&reg->mu);
   if (reg->closing) {
     rc = BW_ESHUTDOWN;
   } else if ((e = find(reg, name, h)) != NULL) {
-    if (e->kind != BW_RESILIENCE_POOL) {
+    if (e->kind != BW_RESILIENCE_POOL)
       rc = BW_EINVAL;
-    } else {
-      pid = bw__ld64_rlx(&e->pool);
-      if (!bw_is_alive(reg->rt, pid) &&
-          (rc = bw_bulkhead_start(reg->rt, &e->pool_opts, &pid)) == 0)
-        bw__st64_rel(&e->pool, pid); /* release: see the load above */
-    }
+    else if ((rc = bw_bulkhead_start(e->pool, NULL)) == BW_EALREADY) /* revive a dead pool */
+      rc = 0;
   } else if (opts == NULL) {
     rc = BW_EINVAL;
   } else if (reg->count == reg->cap) {
     rc = BW_ELIMIT;
   } else {
-    e = &reg->entries[reg->count];
-    snprintf(e->name, sizeof e->name, "%s", name);
-    e->pool_opts = *opts;
-    e->pool_opts.name = e->name;
-    rc = bw_bulkhead_start(reg->rt, &e->pool_opts, &pid);
-    if (rc == 0) {
-      e->kind = BW_RESILIENCE_POOL;
-      e->hash = h;
-      e->pool = pid; /* published with the entry */
-      publish(reg);
-    } else {
-      memset(e, 0, sizeof *e);
-    }
+    rc = pool_create(reg, name, h, opts, &e);
   }
-  pthread_mutex_unlock(&reg->mu);
   if (rc == 0)
-    *out = pid;
+    *out = e->pool;
+  pthread_mutex_unlock(&reg->mu);
   return rc;
 }
 
@@ -333,13 +335,13 @@ int bw_resilience_find_breaker(const bw_resilience_t *reg, const char *name, bw_
   return 0;
 }
 
-int bw_resilience_find_pool(const bw_resilience_t *reg, const char *name, bw_pid_t *out) {
+int bw_resilience_find_pool(const bw_resilience_t *reg, const char *name, bw_bulkhead_t **out) {
   if (reg == NULL || reg->magic != RES_MAGIC || out == NULL || !name_ok(name))
     return BW_EINVAL;
   const entry_t *e = find(reg, name, hash_name(name));
   if (e == NULL || e->kind != BW_RESILIENCE_POOL)
     return BW_ENOTFOUND;
-  *out = bw__ld64_acq(&e->pool);
+  *out = e->pool;
   return 0;
 }
 
@@ -354,8 +356,7 @@ int bw_resilience_foreach(const bw_resilience_t *reg,
   for (uint32_t i = 0; i < n; i++) {
     const entry_t *e = &reg->entries[i];
     bw_resilience_entry_t v = {.kind = (int)e->kind, .name = e->name, .breaker = e->br,
-                               .pool = e->kind == BW_RESILIENCE_POOL ? bw__ld64_acq(&e->pool)
-                                                                     : BW_PID_NONE};
+                               .pool = e->pool};
     calls++;
     if (fn(&v, arg) != 0)
       break;
@@ -389,13 +390,12 @@ int bw_resilience_health(bw_resilience_t *reg, bw_resilience_health_t *out) {
       continue;
     }
     out->pools++;
-    bw_pid_t pid = bw__ld64_acq(&e->pool);
-    if (!bw_is_alive(reg->rt, pid)) {
+    if (!bw_is_alive(reg->rt, bw_bulkhead_pid(e->pool))) {
       out->pools_down++;
       continue;
     }
-    bw_bulkhead_metrics_t m;
-    if (bw_bulkhead_metrics(reg->rt, pid, &m) != 0) {
+    bw_bulkhead_stats_t m;
+    if (bw_bulkhead_stats(e->pool, &m) != 0) {
       out->pools_unknown++;
       continue;
     }

@@ -27,7 +27,7 @@
  * (bw_runtime_stats), restarts (from supervisor events), the mailbox depth
  * of actors added by name, every breaker, bulkhead pool and retry policy
  * added with bw_metrics_add_*. A pool answers asynchronously
- * (bw_bulkhead_metrics_request): the snapshot of a period is published when
+ * (bw_bulkhead_stats_request): the snapshot of a period is published when
  * every pool has answered or its request timed out (one period).
  *
  * Metric names follow Prometheus: [a-zA-Z_:][a-zA-Z0-9_:]*, label names

@@ -5,7 +5,7 @@
  *   bw_resilience_create(rt, NULL, &reg);           // from main, before use
  *   bw_breaker_t *br;
  *   bw_resilience_breaker(reg, "payments", NULL, &br); // get or create
- *   bw_pid_t pool;
+ *   bw_bulkhead_t *pool;
  *   bw_resilience_pool(reg, "db", &pool_opts, &pool);
  *
  * Get-or-create by name from any thread or actor: a name seen before
@@ -78,17 +78,19 @@ int bw_resilience_breaker(bw_resilience_t *reg, const char *name, const bw_break
                           bw_breaker_t **out);
 
 /*
- * Get or create the pool named name: started with opts (required on
- * creation; its name is replaced by name). Returns 0 with *out = the pool's
- * current pid; BW_EINVAL (NULL out or name, bad or missing opts, the name
- * is a breaker's); BW_ELIMIT; BW_ESHUTDOWN; bw_bulkhead_start's codes.
+ * Get or create the pool named name: created with opts (required on
+ * creation; its name is replaced by name) and its actor started. Returns 0
+ * with *out = the pool's handle (bw_bulkhead_pid gives its pid now);
+ * BW_EINVAL (NULL out or name, bad or missing opts, the name is a
+ * breaker's); BW_ELIMIT; BW_ESHUTDOWN; bw_bulkhead_new's and
+ * bw_bulkhead_start's codes.
  */
 int bw_resilience_pool(bw_resilience_t *reg, const char *name, const bw_bulkhead_opts_t *opts,
-                       bw_pid_t *out);
+                       bw_bulkhead_t **out);
 
 /* Lookups only (lock-free). Return 0, BW_EINVAL, BW_ENOTFOUND. */
 int bw_resilience_find_breaker(const bw_resilience_t *reg, const char *name, bw_breaker_t **out);
-int bw_resilience_find_pool(const bw_resilience_t *reg, const char *name, bw_pid_t *out);
+int bw_resilience_find_pool(const bw_resilience_t *reg, const char *name, bw_bulkhead_t **out);
 
 /* Resets every breaker (bw_breaker_reset: closed, empty window); returns
  * how many were told, or BW_EINVAL. */
@@ -104,7 +106,7 @@ typedef struct bw_resilience_entry {
   int kind;             /* bw_resilience_kind_t */
   const char *name;
   bw_breaker_t *breaker; /* BW_RESILIENCE_BREAKER */
-  bw_pid_t pool;         /* BW_RESILIENCE_POOL: its pid now */
+  bw_bulkhead_t *pool;   /* BW_RESILIENCE_POOL */
 } bw_resilience_entry_t;
 
 /* Calls fn for each entry in creation order (lock-free; entries created
@@ -119,12 +121,12 @@ typedef struct bw_resilience_health {
   uint32_t pools;
   uint32_t pools_saturated;   /* no worker available and the queue full (or none) */
   uint32_t pools_down;        /* the pool actor is not running */
-  uint32_t pools_unknown;     /* metrics not read (bw_call failed) */
+  uint32_t pools_unknown;     /* stats not read (bw_call failed) */
 } bw_resilience_health_t;
 
 /*
  * A health summary. Breaker states are one load each; pools are asked for
- * their metrics (one bw_call each), so this is for a thread that is not a
+ * their stats (one bw_call each), so this is for a thread that is not a
  * scheduler thread; from an actor, pools count as unknown.
  * Returns 0, BW_EINVAL.
  */

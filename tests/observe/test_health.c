@@ -645,14 +645,13 @@ static int blocking_job(bw_ctx_t *ctx, void *res, void *arg) {
 }
 
 typedef struct job_thread {
-  bw_runtime_t *rt;
-  bw_pid_t pool;
+  bw_bulkhead_t *pool;
   int rc;
 } job_thread_t;
 
 static void *run_job(void *p) {
   job_thread_t *j = p;
-  j->rc = bw_bulkhead_run(j->rt, j->pool, blocking_job, NULL, 0);
+  j->rc = bw_bulkhead_run(j->pool, blocking_job, NULL, 0);
   return NULL;
 }
 
@@ -665,14 +664,15 @@ static void test_bulkhead_component(void **state) {
   bo.name = "db";
   bo.workers = 1;
   bo.dedicated_threads = true;
-  bw_pid_t pool;
-  assert_int_equal(bw_bulkhead_start(rt, &bo, &pool), 0);
+  bw_bulkhead_t *pool = NULL;
+  assert_int_equal(bw_bulkhead_new(rt, &bo, &pool), 0);
+  assert_int_equal(bw_bulkhead_start(pool, NULL), 0);
   bw_health_opts_t o = quiet_opts();
   bw_health_t *h = NULL;
   assert_int_equal(bw_health_new(rt, &o, &h), 0);
   bw_health_component_t c;
   bw_health_component_init(&c, BW_HEALTH_KIND_BULKHEAD, "db-pool");
-  c.pid = pool;
+  c.pid = bw_bulkhead_pid(pool); /* the monitor asks the pool by pid */
   c.timeout_ms = 100;
   assert_int_equal(bw_health_add(h, &c), 0);
   assert_int_equal(bw_health_start(h), 0);
@@ -682,11 +682,11 @@ static void test_bulkhead_component(void **state) {
   assert_int_equal(comp_status(h, "db-pool"), BW_HEALTH_HEALTHY);
 
   /* the worker is busy; the next job is refused */
-  job_thread_t jt = {rt, pool, 1};
+  job_thread_t jt = {pool, 1};
   pthread_t th;
   assert_int_equal(pthread_create(&th, NULL, run_job, &jt), 0);
   assert_true(bwt_gate_await_waiting(&gate, 1));
-  assert_int_equal(bw_bulkhead_run(rt, pool, blocking_job, NULL, 0), BW_EBULKHEAD_FULL);
+  assert_int_equal(bw_bulkhead_run(pool, blocking_job, NULL, 0), BW_EBULKHEAD_FULL);
   next_round(rt, h);
   BWT_POLL(comp_status(h, "db-pool") == BW_HEALTH_DEGRADED);
   assert_true(comp_reason_is(h, "db-pool", "rejecting (1 since last check)"));
@@ -702,7 +702,7 @@ static void test_bulkhead_component(void **state) {
   pthread_join(th, NULL);
   assert_int_equal(jt.rc, 0);
   assert_int_equal(bw_health_destroy(h), 0);
-  assert_int_equal(bw_bulkhead_stop(rt, pool), 0);
+  assert_int_equal(bw_bulkhead_destroy(pool), 0);
   bw_runtime_destroy(rt);
   bwt_gate_destroy(&gate);
 }

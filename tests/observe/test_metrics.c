@@ -647,10 +647,12 @@ static void test_breaker_and_bulkhead_metrics(void **state) {
   bw_bulkhead_opts_init(&po);
   po.name = "pool1";
   po.workers = 2;
-  bw_pid_t pool;
-  assert_int_equal(bw_bulkhead_start(rt, &po, &pool), 0);
+  bw_bulkhead_t *ph = NULL;
+  assert_int_equal(bw_bulkhead_new(rt, &po, &ph), 0);
+  assert_int_equal(bw_bulkhead_start(ph, NULL), 0);
+  bw_pid_t pool = bw_bulkhead_pid(ph); /* the reporter asks pools by pid or name */
   for (int i = 0; i < 3; i++)
-    assert_int_equal(bw_bulkhead_run(rt, pool, job_ok, NULL, 0), 0);
+    assert_int_equal(bw_bulkhead_run(ph, job_ok, NULL, 0), 0);
   assert_int_equal(bw_metrics_add_bulkhead(m, pool, "pool1"), 0);
   assert_int_equal(bw_metrics_add_bulkhead(m, pool, "other"), BW_EEXIST);
 
@@ -707,12 +709,13 @@ static void test_breaker_and_bulkhead_metrics(void **state) {
 
   /* a pool that is gone: its series are absent, collection goes on */
   assert_int_equal(bw_metrics_add_bulkhead(m, pool, "pool1"), 0);
-  assert_int_equal(bw_bulkhead_stop(rt, pool), 0);
+  assert_int_equal(bw_bulkhead_stop(ph), 0);
   assert_true(isnan(collect_value(m, "bulwark_bulkhead_available", p1, 1)));
   assert_int_equal(bw_metrics_remove_bulkhead(m, "pool1"), 0);
 
   assert_int_equal(bw_metrics_destroy(m), 0);
   assert_int_equal(bw_breaker_destroy(br), 0);
+  assert_int_equal(bw_bulkhead_destroy(ph), 0);
   bw_runtime_destroy(rt);
 }
 
@@ -727,14 +730,16 @@ static void test_bulkhead_by_name(void **state) {
   bw_bulkhead_opts_t po;
   bw_bulkhead_opts_init(&po);
   po.workers = 3;
-  bw_pid_t pool;
-  assert_int_equal(bw_bulkhead_start(rt, &po, &pool), 0);
+  bw_bulkhead_t *ph = NULL;
+  assert_int_equal(bw_bulkhead_new(rt, &po, &ph), 0);
+  bw_pid_t pool = BW_PID_NONE;
+  assert_int_equal(bw_bulkhead_start(ph, &pool), 0);
   assert_int_equal(bw_register(rt, "jobs", pool), 0);
   assert_true(collect_value(m, "bulwark_bulkhead_available", jobs, 1) == 3);
   assert_int_equal(bw_metrics_remove_bulkhead(m, NULL), BW_EINVAL);
   assert_int_equal(bw_metrics_remove_bulkhead(m, "jobs"), 0);
   assert_true(isnan(collect_value(m, "bulwark_bulkhead_available", jobs, 1)));
-  assert_int_equal(bw_bulkhead_stop(rt, pool), 0);
+  assert_int_equal(bw_bulkhead_destroy(ph), 0);
   assert_int_equal(bw_metrics_destroy(m), 0);
   bw_runtime_destroy(rt);
 }

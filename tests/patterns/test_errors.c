@@ -76,14 +76,6 @@ static bw_pid_t spawn_echo(bw_runtime_t *rt) {
   return pid;
 }
 
-/* A pid that names nobody any more. */
-static bw_pid_t dead_pid(bw_runtime_t *rt) {
-  bw_pid_t pid = spawn_echo(rt);
-  assert_int_equal(bw_exit(rt, pid, BW_REASON_KILL, 0, NULL), 0);
-  assert_int_equal(bw_wait_exit(rt, pid, 0, NULL), 0);
-  return pid;
-}
-
 /* 'x' * n, NUL-terminated, in a static buffer (n < 300). */
 static const char *long_name(size_t n) {
   static char buf[300];
@@ -311,7 +303,7 @@ static void test_breaker_destroy_on_scheduler_keeps_actor(void **state) {
     bw_bulkhead_opts_t o_;                                                                   \
     bw_bulkhead_opts_init(&o_);                                                              \
     { bw_bulkhead_opts_t *o = &o_; body; }                                                   \
-    assert_int_equal(bw_bulkhead_validate(&o_), BW_EINVAL);                                  \
+    assert_int_equal(bw_bulkhead_opts_validate(&o_), BW_EINVAL);                             \
   } while (0)
 
 static int bh_crash(bw_ctx_t *ctx, void *resource, void *arg) {
@@ -338,28 +330,41 @@ static const bw_behaviour_t worker_behaviour = {.name = "bh_worker", .handle = w
 static const bw_behaviour_t no_handle_behaviour = {.name = "no_handle"};
 
 typedef struct pool_arg {
-  bw_runtime_t *rt;
-  bw_pid_t pool;
+  bw_bulkhead_t *pool;
   int rc;
 } pool_arg_t;
 
 static int p_bulkhead_stop(bw_ctx_t *ctx, void *arg) {
   (void)ctx;
   pool_arg_t *a = arg;
-  return bw_bulkhead_stop(a->rt, a->pool);
+  return bw_bulkhead_stop(a->pool);
+}
+
+static int p_bulkhead_destroy(bw_ctx_t *ctx, void *arg) {
+  (void)ctx;
+  pool_arg_t *a = arg;
+  return bw_bulkhead_destroy(a->pool);
 }
 
 static int p_bulkhead_submit(bw_ctx_t *ctx, void *arg) {
   (void)ctx;
   pool_arg_t *a = arg;
   bw_reply_t r;
-  return bw_bulkhead_submit(a->rt, a->pool, ECHO, NULL, 0, 0, &r);
+  return bw_bulkhead_submit(a->pool, ECHO, NULL, 0, 0, &r);
 }
 
 static void *run_in_thread(void *arg) {
   pool_arg_t *a = arg;
-  a->rc = bw_bulkhead_run(a->rt, a->pool, bh_ok, NULL, 0);
+  a->rc = bw_bulkhead_run(a->pool, bh_ok, NULL, 0);
   return NULL;
+}
+
+/* A pool handle with its pool started. */
+static bw_bulkhead_t *pool_up(bw_runtime_t *rt, const bw_bulkhead_opts_t *o) {
+  bw_bulkhead_t *b = NULL;
+  assert_int_equal(bw_bulkhead_new(rt, o, &b), 0);
+  assert_int_equal(bw_bulkhead_start(b, NULL), 0);
+  return b;
 }
 
 static void test_bulkhead_errors(void **state) {
@@ -367,8 +372,8 @@ static void test_bulkhead_errors(void **state) {
   /* options */
   bw_bulkhead_opts_t good;
   bw_bulkhead_opts_init(&good);
-  assert_int_equal(bw_bulkhead_validate(&good), 0);
-  assert_int_equal(bw_bulkhead_validate(NULL), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_opts_validate(&good), 0);
+  assert_int_equal(bw_bulkhead_opts_validate(NULL), BW_EINVAL);
   BH_BAD(o->workers = 0);
   BH_BAD(o->workers = BW_BULKHEAD_MAX_WORKERS + 1);
   BH_BAD(o->max_overflow = BW_BULKHEAD_MAX_WORKERS + 1);
@@ -394,72 +399,110 @@ static void test_bulkhead_errors(void **state) {
 
   bw_runtime_t *rt = bwt_runtime(2, true);
   bw_pid_t probe = spawn_probe(rt);
-  bw_pid_t gone = dead_pid(rt);
-  bw_pid_t pool = BW_PID_NONE;
+  bw_bulkhead_t *pool = (bw_bulkhead_t *)(uintptr_t)0x1;
   bw_bulkhead_opts_t bad = good;
   bad.workers = 0;
   bw_reply_t r;
   bw_bulkhead_lease_t lease = {0};
-  bw_bulkhead_metrics_t bm;
+  bw_bulkhead_stats_t bm;
+  bw_child_spec_t cs;
 
-  /* start / stop */
-  assert_int_equal(bw_bulkhead_start(NULL, &good, &pool), BW_EINVAL);
-  assert_int_equal(bw_bulkhead_start(rt, NULL, &pool), BW_EINVAL);
-  assert_int_equal(bw_bulkhead_start(rt, &bad, &pool), BW_EINVAL);
-  assert_int_equal(bw_bulkhead_stop(NULL, gone), BW_EINVAL);
-  assert_int_equal(bw_bulkhead_stop(rt, BW_PID_NONE), BW_EINVAL);
-  assert_int_equal(bw_bulkhead_stop(rt, gone), BW_ENOPROC);
+  /* lifecycle */
+  assert_int_equal(bw_bulkhead_new(NULL, &good, &pool), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_new(rt, &good, NULL), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_new(rt, &bad, &pool), BW_EINVAL);
+  assert_true(pool == (bw_bulkhead_t *)(uintptr_t)0x1); /* *out untouched */
+  assert_int_equal(bw_bulkhead_child_spec(NULL, "p", &cs), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_start(NULL, NULL), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_stop(NULL), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_destroy(NULL), 0);
+  assert_int_equal(bw_bulkhead_pid(NULL), BW_PID_NONE);
+  /* a handle without a pool: nothing to talk to */
+  bw_bulkhead_t *idle = NULL;
+  assert_int_equal(bw_bulkhead_new(rt, NULL, &idle), 0); /* NULL opts: defaults */
+  assert_int_equal(bw_bulkhead_child_spec(idle, NULL, &cs), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_child_spec(idle, "p", NULL), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_pid(idle), BW_PID_NONE);
+  assert_int_equal(bw_bulkhead_stop(idle), 0);
+  assert_int_equal(bw_bulkhead_submit(idle, ECHO, NULL, 0, 0, &r), BW_ENOPROC);
+  assert_int_equal(bw_bulkhead_run(idle, bh_ok, NULL, 0), BW_ENOPROC);
+  assert_int_equal(bw_bulkhead_checkout(idle, BW_PID_NONE, 0, &lease), BW_ENOPROC);
+  assert_int_equal(bw_bulkhead_checkin(idle, &lease), BW_ENOPROC);
+  assert_int_equal(bw_bulkhead_stats(idle, &bm), BW_ENOPROC);
+  assert_int_equal(bw_bulkhead_destroy(idle), 0);
 
   /* a pool of one worker without a behaviour (function jobs only) and
    * no queue */
-  assert_int_equal(bw_bulkhead_start(rt, &good, &pool), 0);
-  assert_int_equal(bw_bulkhead_submit(rt, pool, BW_MSG_PATTERN_BASE, NULL, 0, 0, &r), BW_EINVAL);
+  pool = pool_up(rt, &good);
+  bw_pid_t pid = bw_bulkhead_pid(pool);
+  assert_int_equal(bw_bulkhead_start(pool, NULL), BW_EALREADY);
+  assert_int_equal(bw_bulkhead_submit(pool, BW_MSG_PATTERN_BASE, NULL, 0, 0, &r), BW_EINVAL);
   uint8_t big[BW_MSG_INLINE_MAX] = {0};
-  assert_int_equal(bw_bulkhead_submit(rt, pool, ECHO, big, BW_BULKHEAD_PAYLOAD_MAX + 1, 0, &r),
+  assert_int_equal(bw_bulkhead_submit(pool, ECHO, big, BW_BULKHEAD_PAYLOAD_MAX + 1, 0, &r),
                    BW_ETOOBIG);
-  assert_int_equal(bw_bulkhead_submit(rt, pool, ECHO, NULL, 0, 0, &r), BW_EINVAL); /* no worker */
-  assert_int_equal(bw_bulkhead_submit(rt, pool, ECHO, NULL, 0, 0, NULL), BW_EINVAL);
-  assert_int_equal(bw_bulkhead_submit(NULL, pool, ECHO, NULL, 0, 0, &r), BW_EINVAL);
-  assert_int_equal(bw_bulkhead_submit(rt, gone, ECHO, NULL, 0, 0, &r), BW_ENOPROC);
-  assert_int_equal(bw_bulkhead_run(rt, pool, NULL, NULL, 0), BW_EINVAL);
-  assert_int_equal(bw_bulkhead_run(rt, gone, bh_ok, NULL, 0), BW_ENOPROC);
-  assert_int_equal(bw_bulkhead_run(rt, pool, bh_crash, NULL, 0), BW_ECRASH);
-  assert_int_equal(bw_bulkhead_run(rt, pool, bh_ok, NULL, 0), 0); /* restarted */
-  assert_int_equal(bw_bulkhead_checkout(rt, pool, BW_PID_NONE, 0, NULL), BW_EINVAL);
-  assert_int_equal(bw_bulkhead_checkout(rt, gone, BW_PID_NONE, 0, &lease), BW_ENOPROC);
-  assert_int_equal(bw_bulkhead_metrics(rt, pool, NULL), BW_EINVAL);
-  assert_int_equal(bw_bulkhead_metrics(rt, gone, &bm), BW_ENOPROC);
-  assert_int_equal(bw_bulkhead_checkin(rt, pool, NULL), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_submit(pool, ECHO, NULL, 0, 0, &r), BW_EINVAL); /* no worker */
+  assert_int_equal(bw_bulkhead_submit(pool, ECHO, NULL, 0, 0, NULL), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_submit(NULL, ECHO, NULL, 0, 0, &r), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_run(pool, NULL, NULL, 0), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_run(NULL, bh_ok, NULL, 0), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_run(pool, bh_crash, NULL, 0), BW_ECRASH);
+  assert_int_equal(bw_bulkhead_run(pool, bh_ok, NULL, 0), 0); /* restarted */
+  assert_int_equal(bw_bulkhead_checkout(pool, BW_PID_NONE, 0, NULL), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_checkout(NULL, BW_PID_NONE, 0, &lease), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_stats(pool, NULL), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_stats(NULL, &bm), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_checkin(pool, NULL), BW_EINVAL);
   /* the only worker lent: everything else is refused */
-  assert_int_equal(bw_bulkhead_checkout(rt, pool, BW_PID_NONE, 0, &lease), 0);
-  assert_int_equal(bw_bulkhead_run(rt, pool, bh_ok, NULL, 0), BW_EBULKHEAD_FULL);
+  assert_int_equal(bw_bulkhead_checkout(pool, BW_PID_NONE, 0, &lease), 0);
+  assert_int_equal(bw_bulkhead_run(pool, bh_ok, NULL, 0), BW_EBULKHEAD_FULL);
   bw_bulkhead_lease_t l2;
-  assert_int_equal(bw_bulkhead_checkout(rt, pool, BW_PID_NONE, 0, &l2), BW_EBULKHEAD_FULL);
-  assert_int_equal(bw_bulkhead_checkin(NULL, pool, &lease), BW_EINVAL);
-  assert_int_equal(bw_bulkhead_checkin(rt, gone, &lease), BW_ENOPROC);
-  assert_int_equal(bw_bulkhead_checkin(rt, pool, &lease), 0);
-  assert_int_equal(bw_bulkhead_checkin(rt, pool, &lease), 0); /* stale lease: ignored */
-  assert_int_equal(bw_bulkhead_metrics(rt, pool, &bm), 0);
+  assert_int_equal(bw_bulkhead_checkout(pool, BW_PID_NONE, 0, &l2), BW_EBULKHEAD_FULL);
+  assert_int_equal(bw_bulkhead_checkin(NULL, &lease), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_checkin(pool, &lease), 0);
+  assert_int_equal(bw_bulkhead_checkin(pool, &lease), 0); /* stale lease: ignored */
+  assert_int_equal(bw_bulkhead_stats(pool, &bm), 0);
   assert_int_equal(bm.lent, 0);
   assert_int_equal(bm.rejected, 2);
-  /* from an actor's thread */
-  pool_arg_t pa = {rt, pool, 0};
+  /* from an actor's thread: the blocking calls refuse, nothing is stopped */
+  pool_arg_t pa = {pool, 0};
   assert_int_equal(in_actor(rt, probe, p_bulkhead_submit, &pa), BW_EWOULDBLOCK);
   assert_int_equal(in_actor(rt, probe, p_bulkhead_stop, &pa), BW_EWOULDBLOCK);
-  BWT_POLL(!bw_is_alive(rt, pool)); /* told to stop all the same, as documented */
+  assert_int_equal(in_actor(rt, probe, p_bulkhead_destroy, &pa), BW_EWOULDBLOCK);
+  assert_true(bw_is_alive(rt, pid));
+  assert_int_equal(bw_bulkhead_stop(pool), 0);
+  assert_false(bw_is_alive(rt, pid));
+  assert_int_equal(bw_bulkhead_stop(pool), 0); /* stopped twice: nothing to do */
+  assert_int_equal(bw_bulkhead_run(pool, bh_ok, NULL, 0), BW_ENOPROC);
+  assert_int_equal(bw_bulkhead_destroy(pool), 0);
 
-  /* a pid that answers, but not as a pool */
+  /* supervised: stop and destroy refuse while the supervisor's pool lives */
+  pool = NULL;
+  assert_int_equal(bw_bulkhead_new(rt, &good, &pool), 0);
+  static bw_child_spec_t kids[1];
+  assert_int_equal(bw_bulkhead_child_spec(pool, "pool", &kids[0]), 0);
+  static const bw_sup_spec_t spec = {.name = "bhsup", .strategy = BW_ONE_FOR_ONE,
+                                     .intensity = 3, .children = kids, .nchildren = 1};
+  bw_pid_t sup;
+  assert_int_equal(bw_supervisor_start(rt, &spec, &sup, NULL), 0);
+  assert_int_equal(bw_bulkhead_start(pool, NULL), BW_EALREADY);
+  assert_int_equal(bw_bulkhead_stop(pool), BW_ERUNNING);
+  assert_int_equal(bw_bulkhead_destroy(pool), BW_ERUNNING);
+  assert_int_equal(bw_sup_stop(rt, sup), 0);
+  assert_int_equal(bw_bulkhead_destroy(pool), 0);
+
+  /* a pid that answers, but not as a pool: the stats and checkout
+   * decoders refuse its replies */
   bw_pid_t notpool = BW_PID_NONE;
   assert_int_equal(bw_spawn(rt, &worker_behaviour, NULL, NULL, &notpool), 0);
-  assert_int_equal(bw_bulkhead_metrics(rt, notpool, &bm), BW_EINVAL);
-  assert_int_equal(bw_bulkhead_checkout(rt, notpool, BW_PID_NONE, 0, &lease), BW_EINVAL);
+  assert_int_equal(bw_call(rt, notpool, BW_BULKHEAD_STATS, NULL, 0, 0, &r), 0);
+  assert_int_not_equal(r.len, sizeof bm);
 
   /* the *_request forms: from an actor only */
   uint64_t ref;
-  assert_int_equal(bw_bulkhead_run_request(NULL, pool, NULL, NULL, 0, &ref), BW_EINVAL);
-  assert_int_equal(bw_bulkhead_run_request(NULL, pool, bh_ok, NULL, 0, &ref), BW_ENOTACTOR);
-  assert_int_equal(bw_bulkhead_checkout_request(NULL, pool, 0, &ref), BW_ENOTACTOR);
-  assert_int_equal(bw_bulkhead_metrics_request(NULL, pool, &ref), BW_ENOTACTOR);
+  assert_int_equal(bw_bulkhead_run_request(NULL, pid, NULL, NULL, 0, &ref), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_run_request(NULL, pid, bh_ok, NULL, 0, &ref), BW_ENOTACTOR);
+  assert_int_equal(bw_bulkhead_checkout_request(NULL, pid, 0, &ref), BW_ENOTACTOR);
+  assert_int_equal(bw_bulkhead_stats_request(NULL, pid, &ref), BW_ENOTACTOR);
 
   /* decoding replies */
   bw_msg_t msg = {.type = BW_BULKHEAD_CHECKOUT, .len = sizeof lease, .data = &lease,
@@ -473,51 +516,52 @@ static void test_bulkhead_errors(void **state) {
   msg.status = BW_EBULKHEAD_FULL; /* the pool's refusal comes back as is */
   assert_int_equal(bw_bulkhead_lease_from_reply(&msg, &l2), BW_EBULKHEAD_FULL);
   msg.status = 0;
-  msg.type = BW_BULKHEAD_METRICS; /* another reply */
+  msg.type = BW_BULKHEAD_STATS; /* another reply */
   assert_int_equal(bw_bulkhead_lease_from_reply(&msg, &l2), BW_EINVAL);
-  assert_int_equal(bw_bulkhead_metrics_from_reply(&msg, &bm), BW_EINVAL); /* wrong length */
-  assert_int_equal(bw_bulkhead_metrics_from_reply(NULL, &bm), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_stats_from_reply(&msg, &bm), BW_EINVAL); /* wrong length */
+  assert_int_equal(bw_bulkhead_stats_from_reply(NULL, &bm), BW_EINVAL);
   msg.status = BW_ETIMEDOUT;
-  assert_int_equal(bw_bulkhead_metrics_from_reply(&msg, &bm), BW_ETIMEDOUT);
+  assert_int_equal(bw_bulkhead_stats_from_reply(&msg, &bm), BW_ETIMEDOUT);
 
   /* a pool with a worker behaviour, a queue of one, a rate limit */
   bw_bulkhead_opts_t qo = good;
   qo.worker = &worker_behaviour;
   qo.queue_capacity = 1;
   qo.queue_timeout_ms = 100;
-  assert_int_equal(bw_bulkhead_start(rt, &qo, &pool), 0);
-  assert_int_equal(bw_bulkhead_submit(rt, pool, ECHO, NULL, 0, 0, &r), 0);
-  assert_int_equal(bw_bulkhead_checkout(rt, pool, BW_PID_NONE, 0, &lease), 0);
+  pool = pool_up(rt, &qo);
+  assert_int_equal(bw_bulkhead_submit(pool, ECHO, NULL, 0, 0, &r), 0);
+  assert_int_equal(bw_bulkhead_checkout(pool, BW_PID_NONE, 0, &lease), 0);
   pthread_t th;
   pa.pool = pool;
   pa.rc = 1;
   assert_int_equal(pthread_create(&th, NULL, run_in_thread, &pa), 0);
-  BWT_POLL(bw_bulkhead_metrics(rt, pool, &bm) == 0 && bm.queued == 1);
-  assert_int_equal(bw_bulkhead_submit(rt, pool, ECHO, NULL, 0, 0, &r), BW_EBULKHEAD_FULL);
+  BWT_POLL(bw_bulkhead_stats(pool, &bm) == 0 && bm.queued == 1);
+  assert_int_equal(bw_bulkhead_submit(pool, ECHO, NULL, 0, 0, &r), BW_EBULKHEAD_FULL);
   assert_int_equal(bw_clock_advance(rt, 100), 0);
   assert_int_equal(pthread_join(th, NULL), 0);
   assert_int_equal(pa.rc, BW_ETIMEDOUT); /* waited past queue_timeout_ms */
-  assert_int_equal(bw_bulkhead_checkin(rt, pool, &lease), 0);
-  assert_int_equal(bw_bulkhead_stop(rt, pool), 0);
-  assert_int_equal(bw_bulkhead_stop(rt, pool), BW_ENOPROC); /* stopped twice */
+  assert_int_equal(bw_bulkhead_checkin(pool, &lease), 0);
+  assert_int_equal(bw_bulkhead_destroy(pool), 0);
 
   bw_bulkhead_opts_t ro = good;
   ro.rate_limit = true;
   ro.rate = 1;
   ro.rate_burst = 1;
-  assert_int_equal(bw_bulkhead_start(rt, &ro, &pool), 0);
-  assert_int_equal(bw_bulkhead_run(rt, pool, bh_ok, NULL, 0), 0);
-  assert_int_equal(bw_bulkhead_run(rt, pool, bh_ok, NULL, 0), BW_ERATE_LIMITED);
+  pool = pool_up(rt, &ro);
+  assert_int_equal(bw_bulkhead_run(pool, bh_ok, NULL, 0), 0);
+  assert_int_equal(bw_bulkhead_run(pool, bh_ok, NULL, 0), BW_ERATE_LIMITED);
 
-  /* after the runtime stopped */
+  /* after the runtime stopped: the pool is gone with it */
   assert_int_equal(bw_runtime_stop(rt), 0);
-  assert_int_equal(bw_bulkhead_start(rt, &good, &pool), BW_ESHUTDOWN);
-  assert_int_equal(bw_bulkhead_stop(rt, pool), BW_ESHUTDOWN);
-  assert_int_equal(bw_bulkhead_run(rt, pool, bh_ok, NULL, 0), BW_ESHUTDOWN);
-  assert_int_equal(bw_bulkhead_submit(rt, pool, ECHO, NULL, 0, 0, &r), BW_ESHUTDOWN);
-  assert_int_equal(bw_bulkhead_checkout(rt, pool, BW_PID_NONE, 0, &lease), BW_ESHUTDOWN);
-  assert_int_equal(bw_bulkhead_metrics(rt, pool, &bm), BW_ESHUTDOWN);
-  assert_int_equal(bw_bulkhead_checkin(rt, pool, &lease), BW_ESHUTDOWN);
+  assert_int_equal(bw_bulkhead_pid(pool), BW_PID_NONE);
+  assert_int_equal(bw_bulkhead_start(pool, NULL), BW_ESHUTDOWN);
+  assert_int_equal(bw_bulkhead_stop(pool), 0);
+  assert_int_equal(bw_bulkhead_run(pool, bh_ok, NULL, 0), BW_ENOPROC);
+  assert_int_equal(bw_bulkhead_submit(pool, ECHO, NULL, 0, 0, &r), BW_ENOPROC);
+  assert_int_equal(bw_bulkhead_checkout(pool, BW_PID_NONE, 0, &lease), BW_ENOPROC);
+  assert_int_equal(bw_bulkhead_stats(pool, &bm), BW_ENOPROC);
+  assert_int_equal(bw_bulkhead_checkin(pool, &lease), BW_ENOPROC);
+  assert_int_equal(bw_bulkhead_destroy(pool), 0);
   bw_runtime_destroy(rt);
 }
 
@@ -1062,7 +1106,7 @@ static void test_resilience_errors(void **state) {
   ro.capacity = 2;
   assert_int_equal(bw_resilience_create(rt, &ro, &reg), 0);
   bw_breaker_t *br = NULL;
-  bw_pid_t pool = BW_PID_NONE;
+  bw_bulkhead_t *pool = NULL;
   bw_breaker_opts_t bad_br;
   bw_breaker_opts_init(&bad_br);
   bad_br.open_ms = 0;
@@ -1120,13 +1164,14 @@ static void test_resilience_errors(void **state) {
   assert_int_equal(hs.pools, 1);
   /* destroy on a scheduler thread: refused, nothing stopped */
   bw_pid_t keeper = bw_resilience_pid(reg);
+  bw_pid_t pool_pid = bw_bulkhead_pid(pool);
   assert_int_equal(in_actor(rt, probe, p_resilience_destroy, reg), BW_EWOULDBLOCK);
   assert_true(bw_is_alive(rt, keeper));
-  assert_true(bw_is_alive(rt, pool));
+  assert_true(bw_is_alive(rt, pool_pid));
   assert_int_equal(bw_resilience_find_breaker(reg, "a", &br), 0);
   assert_int_equal(bw_resilience_destroy(reg), 0);
   assert_false(bw_is_alive(rt, keeper));
-  assert_false(bw_is_alive(rt, pool));
+  assert_false(bw_is_alive(rt, pool_pid));
 
   /* while the registry is stopping: creation is refused. A breaker whose
    * actor is held in its classifier keeps the keeper waiting. */

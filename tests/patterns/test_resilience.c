@@ -73,13 +73,13 @@ static void test_pools_health_reset(void **state) {
   bw_bulkhead_opts_t po;
   bw_bulkhead_opts_init(&po);
   po.workers = 2;
-  bw_pid_t p1 = BW_PID_NONE, p2 = BW_PID_NONE, p3 = BW_PID_NONE;
+  bw_bulkhead_t *p1 = NULL, *p2 = NULL, *p3 = NULL;
   assert_int_equal(bw_resilience_pool(reg, "db", &po, &p1), 0);
   assert_int_equal(bw_resilience_pool(reg, "db", NULL, &p2), 0); /* opts not needed now */
-  assert_int_equal(p1, p2);
+  assert_ptr_equal(p1, p2);
   assert_int_equal(bw_resilience_pool(reg, "cache", NULL, &p3), BW_EINVAL); /* new: opts needed */
-  bw_bulkhead_metrics_t bm;
-  assert_int_equal(bw_bulkhead_metrics(rt, p1, &bm), 0);
+  bw_bulkhead_stats_t bm;
+  assert_int_equal(bw_bulkhead_stats(p1, &bm), 0);
   assert_string_equal(bm.name, "db");
   bw_breaker_t *b1, *b2;
   bw_breaker_opts_t bo;
@@ -93,7 +93,7 @@ static void test_pools_health_reset(void **state) {
   assert_int_equal(bw_resilience_pool(reg, "pay", &po, &p3), BW_EINVAL);
   assert_int_equal(bw_resilience_find_pool(reg, "pay", &p3), BW_ENOTFOUND);
   assert_int_equal(bw_resilience_find_pool(reg, "db", &p3), 0);
-  assert_int_equal(p3, p1);
+  assert_ptr_equal(p3, p1);
 
   /* trip "pay": one failure */
   bw_breaker_permit_t pm;
@@ -112,12 +112,12 @@ static void test_pools_health_reset(void **state) {
 
   /* saturate the pool: both workers lent, no queue */
   bw_bulkhead_lease_t l1, l2;
-  assert_int_equal(bw_bulkhead_checkout(rt, p1, BW_PID_NONE, 0, &l1), 0);
-  assert_int_equal(bw_bulkhead_checkout(rt, p1, BW_PID_NONE, 0, &l2), 0);
+  assert_int_equal(bw_bulkhead_checkout(p1, BW_PID_NONE, 0, &l1), 0);
+  assert_int_equal(bw_bulkhead_checkout(p1, BW_PID_NONE, 0, &l2), 0);
   assert_int_equal(bw_resilience_health(reg, &h), 0);
   assert_int_equal(h.pools_saturated, 1);
-  assert_int_equal(bw_bulkhead_checkin(rt, p1, &l1), 0);
-  assert_int_equal(bw_bulkhead_checkin(rt, p1, &l2), 0);
+  assert_int_equal(bw_bulkhead_checkin(p1, &l1), 0);
+  assert_int_equal(bw_bulkhead_checkin(p1, &l2), 0);
 
   /* reset all */
   assert_int_equal(bw_resilience_reset_breakers(reg), 2);
@@ -130,20 +130,23 @@ static void test_pools_health_reset(void **state) {
   assert_int_equal(kinds[BW_RESILIENCE_BREAKER], 2);
   assert_int_equal(kinds[BW_RESILIENCE_POOL], 1);
 
-  /* a dead pool is started again by the next get */
-  assert_int_equal(bw_bulkhead_stop(rt, p1), 0);
+  /* a dead pool is started again by the next get, on the same handle */
+  bw_pid_t first = bw_bulkhead_pid(p1);
+  assert_int_equal(bw_bulkhead_stop(p1), 0);
   assert_int_equal(bw_resilience_health(reg, &h), 0);
   assert_int_equal(h.pools_down, 1);
-  bw_pid_t p4 = BW_PID_NONE;
+  bw_bulkhead_t *p4 = NULL;
   assert_int_equal(bw_resilience_pool(reg, "db", NULL, &p4), 0);
-  assert_true(p4 != p1);
-  assert_true(bw_is_alive(rt, p4));
+  assert_ptr_equal(p4, p1);
+  bw_pid_t again = bw_bulkhead_pid(p4);
+  assert_true(again != first);
+  assert_true(bw_is_alive(rt, again));
 
   /* destroy before the runtime stops: everything goes */
   bw_pid_t keeper = bw_resilience_pid(reg);
   assert_int_equal(bw_resilience_destroy(reg), 0);
   assert_false(bw_is_alive(rt, keeper));
-  assert_false(bw_is_alive(rt, p4));
+  assert_false(bw_is_alive(rt, again));
   bw_runtime_destroy(rt);
 }
 
@@ -160,7 +163,7 @@ static void test_bad_args(void **state) {
   o.capacity = 1;
   assert_int_equal(bw_resilience_create(rt, &o, &reg), 0);
   bw_breaker_t *br;
-  bw_pid_t p;
+  bw_bulkhead_t *p;
   assert_int_equal(bw_resilience_breaker(NULL, "a", NULL, &br), BW_EINVAL);
   assert_int_equal(bw_resilience_breaker(reg, NULL, NULL, &br), BW_EINVAL);
   assert_int_equal(bw_resilience_breaker(reg, "", NULL, &br), BW_EINVAL);
