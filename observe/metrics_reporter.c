@@ -73,8 +73,8 @@ static void collect_breaker(met_src_t *s) {
 }
 
 static void collect_retry(met_src_t *s) {
-  bw_retry_metrics_t rm;
-  if (bw_retry_metrics(s->ptr, &rm) != 0)
+  bw_retry_stats_t rm;
+  if (bw_retry_stats(s->ptr, &rm) != 0)
     return;
   /* attempts, retries, timeouts, calls{success, failure, rejected},
    * budget_exhausted, in_flight (retry_defs) */

@@ -241,7 +241,7 @@ int bw_metrics_remove_bulkhead(bw_metrics_t *m, const char *name);
  * bulwark_timeouts_total{policy} (attempts that timed out),
  * bulwark_retry_calls_total{policy,result} (result: success, failure,
  * rejected), bulwark_retry_budget_exhausted_total, bulwark_retry_in_flight.
- * The policy must stay valid until removed.
+ * The handle must stay valid until removed.
  */
 int bw_metrics_add_retry(bw_metrics_t *m, const bw_retry_t *r, const char *name);
 int bw_metrics_remove_retry(bw_metrics_t *m, const bw_retry_t *r);

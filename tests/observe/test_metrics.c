@@ -748,18 +748,19 @@ static void test_retry_and_mailbox_metrics(void **state) {
   (void)state;
   bw_runtime_t *rt = bwt_runtime(2, true);
   bw_metrics_t *m = new_metrics(rt, false, 1000);
-  static bw_retry_t policy;
+  bw_retry_t *policy = NULL;
   bw_retry_opts_t ro;
   bw_retry_opts_init(&ro);
   ro.name = "fetch";
-  assert_int_equal(bw_retry_init(&policy, &ro), 0);
-  assert_int_equal(bw_metrics_add_retry(m, &policy, NULL), 0);
-  assert_int_equal(bw_metrics_add_retry(m, &policy, "again"), BW_EEXIST);
+  assert_int_equal(bw_retry_new(rt, &ro, &policy), 0);
+  assert_int_equal(bw_metrics_add_retry(m, policy, NULL), 0);
+  assert_int_equal(bw_metrics_add_retry(m, policy, "again"), BW_EEXIST);
   const char *fetch[] = {"fetch"}, *fetch_ok[] = {"fetch", "success"};
   assert_true(collect_value(m, "bulwark_retry_attempts_total", fetch, 1) == 0);
   assert_true(collect_value(m, "bulwark_timeouts_total", fetch, 1) == 0);
   assert_true(collect_value(m, "bulwark_retry_calls_total", fetch_ok, 2) == 0);
-  assert_int_equal(bw_metrics_remove_retry(m, &policy), 0);
+  assert_int_equal(bw_metrics_remove_retry(m, policy), 0);
+  assert_int_equal(bw_retry_destroy(policy), 0);
   assert_true(isnan(collect_value(m, "bulwark_retry_attempts_total", fetch, 1)));
 
   /* mailbox depth of a registered actor; absent while the name is free */
@@ -1282,11 +1283,12 @@ static void test_bad_input(void **state) {
   assert_int_equal(bw_metrics_add_bulkhead(m, 1, ""), BW_EINVAL);
   assert_int_equal(bw_metrics_remove_bulkhead(m, "none"), BW_ENOTFOUND);
   assert_int_equal(bw_metrics_add_retry(m, NULL, "x"), BW_EINVAL);
-  static bw_retry_t unnamed;
+  bw_retry_t *unnamed = NULL;
   bw_retry_opts_t ro;
   bw_retry_opts_init(&ro);
-  assert_int_equal(bw_retry_init(&unnamed, &ro), 0);
-  assert_int_equal(bw_metrics_add_retry(m, &unnamed, NULL), BW_EINVAL); /* no name at all */
+  assert_int_equal(bw_retry_new(rt, &ro, &unnamed), 0);
+  assert_int_equal(bw_metrics_add_retry(m, unnamed, NULL), BW_EINVAL); /* no name at all */
+  assert_int_equal(bw_retry_destroy(unnamed), 0);
   assert_int_equal(bw_metrics_add_actor(m, NULL), BW_EINVAL);
   assert_int_equal(bw_metrics_remove_actor(m, NULL), BW_EINVAL);
   assert_int_equal(bw_metrics_remove_actor(m, "nobody"), BW_ENOTFOUND);

@@ -644,6 +644,16 @@ typedef struct held_req {
   uint8_t buf[BW_MSG_INLINE_MAX];
 } held_req_t;
 
+static int p_retry_stop(bw_ctx_t *ctx, void *arg) {
+  (void)ctx;
+  return bw_retry_stop(arg);
+}
+
+static int p_retry_destroy(bw_ctx_t *ctx, void *arg) {
+  (void)ctx;
+  return bw_retry_destroy(arg);
+}
+
 static int p_request_held(bw_ctx_t *ctx, void *arg) {
   const held_req_t *h = arg;
   uint64_t ref;
@@ -738,26 +748,33 @@ static void test_retry_errors(void **state) {
   RT_BAD(o->capacity = 0);
   RT_BAD(o->capacity = BW_RETRY_CAPACITY_MAX + 1);
 
-  /* the policy object */
-  bw_retry_t pol;
-  bw_retry_metrics_t rm;
+  /* the handle */
+  bw_retry_t *pol = NULL;
+  bw_retry_stats_t rm;
   bw_pid_t ex = BW_PID_NONE;
-  memset(&pol, 0, sizeof pol);
-  assert_int_equal(bw_retry_metrics(&pol, &rm), BW_EINVAL); /* never initialised */
-  assert_int_equal(bw_retry_spawn(rt, &pol, NULL, &ex), BW_EINVAL);
-  assert_int_equal(bw_retry_init(NULL, &ro), BW_EINVAL);
-  assert_int_equal(bw_retry_init(&pol, NULL), BW_EINVAL);
+  bw_child_spec_t cs;
+  assert_int_equal(bw_retry_new(NULL, &ro, &pol), BW_EINVAL);
+  assert_int_equal(bw_retry_new(rt, &ro, NULL), BW_EINVAL);
   ro.capacity = 0;
-  assert_int_equal(bw_retry_init(&pol, &ro), BW_EINVAL);
+  assert_int_equal(bw_retry_new(rt, &ro, &pol), BW_EINVAL);
+  assert_null(pol);
+  assert_int_equal(bw_retry_start(NULL, &ex), BW_EINVAL);
+  assert_int_equal(bw_retry_stop(NULL), BW_EINVAL);
+  assert_int_equal(bw_retry_destroy(NULL), 0);
+  assert_int_equal(bw_retry_pid(NULL), BW_PID_NONE);
+  assert_int_equal(bw_retry_child_spec(NULL, "r", &cs), BW_EINVAL);
+  assert_int_equal(bw_retry_stats(NULL, &rm), BW_EINVAL);
   ro.capacity = 1;
   ro.target = BW_PID_NONE; /* every request names its target */
   ro.attempt_timeout_ms = BW_RETRY_DELAY_MAX_MS;
-  assert_int_equal(bw_retry_init(&pol, &ro), 0);
-  assert_int_equal(bw_retry_metrics(NULL, &rm), BW_EINVAL);
-  assert_int_equal(bw_retry_metrics(&pol, NULL), BW_EINVAL);
-  assert_int_equal(bw_retry_spawn(NULL, &pol, NULL, &ex), BW_EINVAL);
-  assert_int_equal(bw_retry_spawn(rt, NULL, NULL, &ex), BW_EINVAL);
-  assert_int_equal(bw_retry_spawn(rt, &pol, NULL, &ex), 0);
+  assert_int_equal(bw_retry_new(rt, &ro, &pol), 0);
+  assert_int_equal(bw_retry_stats(pol, NULL), BW_EINVAL);
+  assert_int_equal(bw_retry_child_spec(pol, NULL, &cs), BW_EINVAL);
+  assert_int_equal(bw_retry_child_spec(pol, "r", NULL), BW_EINVAL);
+  assert_int_equal(bw_retry_pid(pol), BW_PID_NONE);
+  assert_int_equal(bw_retry_stop(pol), 0); /* nothing runs */
+  assert_int_equal(bw_retry_start(pol, &ex), 0);
+  assert_int_equal(bw_retry_start(pol, NULL), BW_EALREADY);
 
   /* call_pack */
   uint8_t buf[BW_MSG_INLINE_MAX];
@@ -784,14 +801,21 @@ static void test_retry_errors(void **state) {
   assert_int_equal(bw_retry_call_pack(hold.buf, sink, SINK, NULL, 0, &hold.len), 0);
   /* the probe's request holds the only slot: the target never answers */
   assert_int_equal(in_actor(rt, probe, p_request_held, &hold), 0);
-  BWT_POLL(bw_retry_metrics(&pol, &rm) == 0 && rm.in_flight == 1);
+  BWT_POLL(bw_retry_stats(pol, &rm) == 0 && rm.in_flight == 1);
   assert_int_equal(bw_call(rt, ex, BW_MSG_RETRY_CALL, buf, len, 0, &r), BW_ELIMIT);
-  assert_int_equal(bw_retry_metrics(&pol, &rm), 0);
+  assert_int_equal(bw_retry_stats(pol, &rm), 0);
   assert_int_equal(rm.rejected, 3);
+  /* stop and destroy on a scheduler thread: refused, nothing stopped */
+  assert_int_equal(in_actor(rt, probe, p_retry_stop, pol), BW_EWOULDBLOCK);
+  assert_int_equal(in_actor(rt, probe, p_retry_destroy, pol), BW_EWOULDBLOCK);
+  assert_true(bw_is_alive(rt, ex));
 
   /* after the runtime stopped */
   assert_int_equal(bw_runtime_stop(rt), 0);
-  assert_int_equal(bw_retry_spawn(rt, &pol, NULL, &ex), BW_ESHUTDOWN);
+  assert_int_equal(bw_retry_start(pol, &ex), BW_ESHUTDOWN);
+  assert_int_equal(bw_retry_stop(pol), 0); /* gone with the runtime */
+  assert_int_equal(bw_retry_stats(pol, &rm), 0);
+  assert_int_equal(bw_retry_destroy(pol), 0);
   assert_int_equal(bw_retry_budget_deposit(&bu), 0); /* plain memory: still works */
   bw_runtime_destroy(rt);
 }
@@ -1397,27 +1421,25 @@ static void test_metrics_errors(void **state) {
   assert_int_equal(bw_metrics_remove_bulkhead(m, "db"), BW_ENOTFOUND);
   assert_int_equal(bw_metrics_add_bulkhead(m, BW_PID_NONE, "db"), 0);
   assert_int_equal(bw_metrics_add_bulkhead(m, BW_PID_NONE, "db"), BW_EEXIST);
-  bw_retry_t rp, rz;
+  bw_retry_t *rp = NULL;
   bw_retry_opts_t rop;
   bw_retry_opts_init(&rop);
   rop.target = 777;
-  assert_int_equal(bw_retry_init(&rp, &rop), 0); /* no name */
-  memset(&rz, 0, sizeof rz);
+  assert_int_equal(bw_retry_new(rt, &rop, &rp), 0); /* no name */
   assert_int_equal(bw_metrics_add_retry(m, NULL, "r"), BW_EINVAL);
-  assert_int_equal(bw_metrics_add_retry(m, &rz, "r"), BW_EINVAL); /* never initialised */
-  assert_int_equal(bw_metrics_add_retry(m, &rp, NULL), BW_EINVAL); /* no name at all */
+  assert_int_equal(bw_metrics_add_retry(m, rp, NULL), BW_EINVAL); /* no name at all */
   assert_int_equal(bw_metrics_remove_retry(m, NULL), BW_EINVAL);
-  assert_int_equal(bw_metrics_remove_retry(m, &rp), BW_ENOTFOUND);
-  assert_int_equal(bw_metrics_add_retry(m, &rp, "r"), 0);
-  assert_int_equal(bw_metrics_add_retry(m, &rp, "r"), BW_EEXIST);
+  assert_int_equal(bw_metrics_remove_retry(m, rp), BW_ENOTFOUND);
+  assert_int_equal(bw_metrics_add_retry(m, rp, "r"), 0);
+  assert_int_equal(bw_metrics_add_retry(m, rp, "r"), BW_EEXIST);
   assert_int_equal(bw_metrics_add_actor(m, NULL), BW_EINVAL);
   assert_int_equal(bw_metrics_add_actor(m, ""), BW_EINVAL);
   assert_int_equal(bw_metrics_add_actor(NULL, "a"), BW_EINVAL);
   assert_int_equal(bw_metrics_remove_actor(NULL, "a"), BW_EINVAL);
   assert_int_equal(bw_metrics_remove_breaker(NULL, br), BW_EINVAL);
   assert_int_equal(bw_metrics_remove_bulkhead(NULL, "db"), BW_EINVAL);
-  assert_int_equal(bw_metrics_remove_retry(NULL, &rp), BW_EINVAL);
-  assert_int_equal(bw_metrics_add_retry(NULL, &rp, "r"), BW_EINVAL);
+  assert_int_equal(bw_metrics_remove_retry(NULL, rp), BW_EINVAL);
+  assert_int_equal(bw_metrics_add_retry(NULL, rp, "r"), BW_EINVAL);
   assert_int_equal(bw_metrics_add_actor(m, long_name(BW_NAME_MAX + 1)), BW_EINVAL);
   assert_int_equal(bw_metrics_remove_actor(m, NULL), BW_EINVAL);
   assert_int_equal(bw_metrics_remove_actor(m, "a"), BW_ENOTFOUND);
@@ -1532,6 +1554,7 @@ static void test_metrics_errors(void **state) {
   assert_int_equal(bw_metrics_create(rt, NULL, &m2), BW_ESHUTDOWN);
   assert_null(m2);
   assert_int_equal(bw_breaker_destroy(br), 0);
+  assert_int_equal(bw_retry_destroy(rp), 0);
   bw_runtime_destroy(rt);
 }
 
