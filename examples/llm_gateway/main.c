@@ -295,8 +295,8 @@ int main(int argc, char **argv) {
   (void)bw_breaker_flush(p.br, 5000);
   bw_breaker_stats_t bm;
   (void)bw_breaker_stats(p.br, &bm);
-  bw_policy_metrics_t pm;
-  (void)bw_policy_metrics(p.pol, &pm);
+  bw_policy_stats_t pm;
+  (void)bw_policy_stats(p.pol, &pm);
   bw_http_stats_t hs;
   EXPECT(bw_http_stats(p.http, &hs) == 0);
   struct server_stats ss;

@@ -843,6 +843,11 @@ static int fb_any(int status, int cause, const bw_msg_t *req, bw_policy_answer_t
   return 1; /* declines */
 }
 
+static int p_policy_stop(bw_ctx_t *ctx, void *arg) {
+  (void)ctx;
+  return bw_policy_stop(arg);
+}
+
 static int p_policy_destroy(bw_ctx_t *ctx, void *arg) {
   (void)ctx;
   return bw_policy_destroy(arg);
@@ -918,7 +923,7 @@ static void test_policy_errors(void **state) {
 
   /* lifecycle */
   bw_policy_t *p = NULL;
-  bw_policy_metrics_t pm;
+  bw_policy_stats_t pm;
   bw_policy_opts_init(&o);
   o.target = 777;
   assert_int_equal(bw_policy_new(NULL, &o, &p), BW_EINVAL);
@@ -927,8 +932,12 @@ static void test_policy_errors(void **state) {
   o.capacity = 0;
   assert_int_equal(bw_policy_new(rt, &o, &p), BW_EINVAL);
   assert_null(p);
-  assert_int_equal(bw_policy_start(NULL, NULL, NULL), BW_EINVAL);
-  assert_int_equal(bw_policy_metrics(NULL, &pm), BW_EINVAL);
+  bw_child_spec_t cs;
+  assert_int_equal(bw_policy_start(NULL, NULL), BW_EINVAL);
+  assert_int_equal(bw_policy_stop(NULL), BW_EINVAL);
+  assert_int_equal(bw_policy_pid(NULL), BW_PID_NONE);
+  assert_int_equal(bw_policy_child_spec(NULL, "p", &cs), BW_EINVAL);
+  assert_int_equal(bw_policy_stats(NULL, &pm), BW_EINVAL);
   assert_null(bw_policy_breaker(NULL));
   assert_int_equal(bw_policy_destroy(NULL), 0);
 
@@ -944,7 +953,11 @@ static void test_policy_errors(void **state) {
   o.shared_breaker = br;
   o.max_concurrent = 1;
   p = mk_policy(rt, &o);
-  assert_int_equal(bw_policy_metrics(p, NULL), BW_EINVAL);
+  assert_int_equal(bw_policy_stats(p, NULL), BW_EINVAL);
+  assert_int_equal(bw_policy_child_spec(p, NULL, &cs), BW_EINVAL);
+  assert_int_equal(bw_policy_child_spec(p, "p", NULL), BW_EINVAL);
+  assert_int_equal(bw_policy_pid(p), BW_PID_NONE);
+  assert_int_equal(bw_policy_stop(p), 0); /* nothing runs */
   assert_int_equal(bw_policy_enter(NULL, &t), BW_EINVAL);
   assert_int_equal(bw_policy_enter(p, NULL), BW_EINVAL);
   bw_policy_ticket_t raw;
@@ -961,7 +974,7 @@ static void test_policy_errors(void **state) {
   assert_int_equal(bw_breaker_force_open(br), 0);
   assert_int_equal(bw_breaker_flush(br, 0), 0);
   assert_int_equal(bw_policy_enter(p, &t), BW_ECIRCUIT_OPEN);
-  assert_int_equal(bw_policy_metrics(p, &pm), 0);
+  assert_int_equal(bw_policy_stats(p, &pm), 0);
   assert_int_equal(pm.rejected_breaker, 1);
   assert_int_equal(pm.rejected_bulkhead, 1);
   assert_ptr_equal(bw_policy_breaker(p), br);
@@ -1021,19 +1034,46 @@ static void test_policy_errors(void **state) {
   o.breaker = true; /* its own breaker: its actor starts with the executor */
   p = mk_policy(rt, &o);
   bw_pid_t ex = BW_PID_NONE;
-  assert_int_equal(bw_policy_start(p, NULL, &ex), 0);
+  assert_int_equal(bw_policy_start(p, &ex), 0);
+  assert_int_equal(bw_policy_pid(p), ex);
+  assert_int_equal(bw_policy_start(p, NULL), BW_EALREADY);
   bw_reply_t r;
   assert_int_equal(bw_call(rt, ex, BW_MSG_POLICY_BASE, NULL, 0, 0, &r), BW_EINVAL);
   held_req_t hold = {.to = ex, .type = SINK};
   assert_int_equal(in_actor(rt, probe, p_request_held, &hold), 0);
-  BWT_POLL(bw_policy_metrics(p, &pm) == 0 && pm.in_flight == 1);
+  BWT_POLL(bw_policy_stats(p, &pm) == 0 && pm.in_flight == 1);
   assert_int_equal(bw_call(rt, ex, SINK, NULL, 0, 0, &r), BW_ELIMIT);
-  assert_int_equal(bw_policy_metrics(p, &pm), 0);
+  assert_int_equal(bw_policy_stats(p, &pm), 0);
   assert_int_equal(pm.refused, 2);
+  assert_int_equal(in_actor(rt, probe, p_policy_stop, p), BW_EWOULDBLOCK);
   assert_int_equal(in_actor(rt, probe, p_policy_destroy, p), BW_EWOULDBLOCK);
   assert_true(bw_is_alive(rt, ex)); /* refused before anything was stopped */
   assert_true(bw_is_alive(rt, bw_breaker_pid(bw_policy_breaker(p))));
+  /* stop: the executor goes, the policy's own breaker stays for the next */
+  assert_int_equal(bw_policy_stop(p), 0);
+  assert_false(bw_is_alive(rt, ex));
+  assert_int_equal(bw_policy_pid(p), BW_PID_NONE);
+  assert_true(bw_is_alive(rt, bw_breaker_pid(bw_policy_breaker(p))));
+  assert_int_equal(bw_policy_start(p, &ex), 0);
 
+  assert_int_equal(bw_policy_destroy(p), 0);
+
+  /* a supervised executor: start, stop and destroy refuse while it runs */
+  bw_policy_opts_init(&o);
+  o.target = sink;
+  p = mk_policy(rt, &o);
+  static bw_child_spec_t ekids[1];
+  assert_int_equal(bw_policy_child_spec(p, "exec", &ekids[0]), 0);
+  static const bw_sup_spec_t espec = {.name = "execsup", .strategy = BW_ONE_FOR_ONE,
+                                      .intensity = 3, .children = ekids, .nchildren = 1};
+  bw_pid_t esup;
+  assert_int_equal(bw_supervisor_start(rt, &espec, &esup, NULL), 0);
+  assert_int_not_equal(bw_policy_pid(p), BW_PID_NONE);
+  assert_int_equal(bw_policy_start(p, NULL), BW_EALREADY);
+  assert_int_equal(bw_policy_stop(p), BW_ERUNNING);
+  assert_int_equal(bw_policy_destroy(p), BW_ERUNNING);
+  assert_int_equal(bw_sup_stop(rt, esup), 0);
+  assert_int_equal(bw_policy_pid(p), BW_PID_NONE);
   assert_int_equal(bw_policy_destroy(p), 0);
 
   /* its own breaker supervised elsewhere: destroy refuses, frees nothing,
@@ -1057,7 +1097,7 @@ static void test_policy_errors(void **state) {
   o.target = 777;
   p = mk_policy(rt, &o);
   assert_int_equal(bw_runtime_stop(rt), 0);
-  assert_int_equal(bw_policy_start(p, NULL, &ex), BW_ESHUTDOWN);
+  assert_int_equal(bw_policy_start(p, &ex), BW_ESHUTDOWN);
   assert_int_equal(bw_policy_enter(p, &t), 0); /* the in-caller form needs no actor */
   assert_int_equal(bw_policy_exit(p, &t, 0, NULL), 0);
   assert_int_equal(bw_policy_destroy(p), 0);

@@ -898,9 +898,9 @@ static void test_policy_cancel_releases_slot(void **st) {
   assert_int_equal(bw_spawn(rt, &agent_b, &a, NULL, &ag), 0);
   assert_true(hfx_wait_at_least(&g_srv.accepted, acc + 1));
   assert_int_equal(bw_exit(rt, ag, BW_REASON_KILL, 0, NULL), 0);
-  bw_policy_metrics_t pm;
+  bw_policy_stats_t pm;
   for (int i = 0; i < 500; i++) {
-    bw_policy_metrics(p, &pm);
+    bw_policy_stats(p, &pm);
     if (pm.in_flight == 0)
       break;
     usleep(10000);

@@ -739,7 +739,7 @@ static void test_decision_agrees_with_policy(void **state) {
     /* the policy's executor */
     bw_policy_t *p = agree_policy(rt, target, c, &budget);
     bw_pid_t exec;
-    assert_int_equal(bw_policy_start(p, NULL, &exec), 0);
+    assert_int_equal(bw_policy_start(p, &exec), 0);
     bw_reply_t r;
     assert_int_equal(bw_call(rt, exec, T_WORK, &id, sizeof id, 0, &r), c->expect);
     assert_int_equal(get_seen(id++), 1);
