@@ -1138,6 +1138,11 @@ static void *destroy_in_thread(void *arg) {
   return NULL;
 }
 
+static int p_resilience_stop(bw_ctx_t *ctx, void *arg) {
+  (void)ctx;
+  return bw_resilience_stop(arg);
+}
+
 static int p_resilience_destroy(bw_ctx_t *ctx, void *arg) {
   (void)ctx;
   return bw_resilience_destroy(arg);
@@ -1157,18 +1162,29 @@ static void test_resilience_errors(void **state) {
   bw_resilience_opts_t ro;
   bw_resilience_opts_init(&ro);
   bw_resilience_opts_init(NULL); /* a no-op */
-  assert_int_equal(bw_resilience_create(NULL, NULL, &reg), BW_EINVAL);
-  assert_int_equal(bw_resilience_create(rt, NULL, NULL), BW_EINVAL);
+  assert_int_equal(bw_resilience_opts_validate(&ro), 0);
+  assert_int_equal(bw_resilience_opts_validate(NULL), BW_EINVAL);
+  assert_int_equal(bw_resilience_new(NULL, NULL, &reg), BW_EINVAL);
+  assert_int_equal(bw_resilience_new(rt, NULL, NULL), BW_EINVAL);
   ro.capacity = 0;
-  assert_int_equal(bw_resilience_create(rt, &ro, &reg), BW_EINVAL);
+  assert_int_equal(bw_resilience_opts_validate(&ro), BW_EINVAL);
+  assert_int_equal(bw_resilience_new(rt, &ro, &reg), BW_EINVAL);
   ro.capacity = 65537;
-  assert_int_equal(bw_resilience_create(rt, &ro, &reg), BW_EINVAL);
+  assert_int_equal(bw_resilience_new(rt, &ro, &reg), BW_EINVAL);
   assert_null(reg);
+  bw_child_spec_t cs;
+  assert_int_equal(bw_resilience_child_spec(NULL, "k", &cs), BW_EINVAL);
+  assert_int_equal(bw_resilience_start(NULL, NULL), BW_EINVAL);
+  assert_int_equal(bw_resilience_stop(NULL), BW_EINVAL);
   assert_int_equal(bw_resilience_destroy(NULL), 0);
   assert_int_equal(bw_resilience_pid(NULL), BW_PID_NONE);
 
   ro.capacity = 2;
-  assert_int_equal(bw_resilience_create(rt, &ro, &reg), 0);
+  assert_int_equal(bw_resilience_new(rt, &ro, &reg), 0);
+  assert_int_equal(bw_resilience_pid(reg), BW_PID_NONE);
+  assert_int_equal(bw_resilience_stop(reg), 0); /* no keeper: nothing to stop */
+  assert_int_equal(bw_resilience_start(reg, NULL), 0);
+  assert_int_equal(bw_resilience_start(reg, NULL), BW_EALREADY);
   bw_breaker_t *br = NULL;
   bw_bulkhead_t *pool = NULL;
   bw_breaker_opts_t bad_br;
@@ -1178,7 +1194,7 @@ static void test_resilience_errors(void **state) {
   bw_bulkhead_opts_init(&po);
   bad_po = po;
   bad_po.workers = 0;
-  bw_resilience_health_t hs;
+  bw_resilience_stats_t hs;
 
   assert_int_equal(bw_resilience_breaker(NULL, "a", NULL, &br), BW_EINVAL);
   assert_int_equal(bw_resilience_breaker(reg, NULL, NULL, &br), BW_EINVAL);
@@ -1222,13 +1238,14 @@ static void test_resilience_errors(void **state) {
   assert_int_equal(n, 2);
   assert_int_equal(bw_resilience_reset_breakers(NULL), BW_EINVAL);
   assert_int_equal(bw_resilience_reset_breakers(reg), 1);
-  assert_int_equal(bw_resilience_health(NULL, &hs), BW_EINVAL);
-  assert_int_equal(bw_resilience_health(reg, NULL), BW_EINVAL);
-  assert_int_equal(bw_resilience_health(reg, &hs), 0);
+  assert_int_equal(bw_resilience_stats(NULL, &hs), BW_EINVAL);
+  assert_int_equal(bw_resilience_stats(reg, NULL), BW_EINVAL);
+  assert_int_equal(bw_resilience_stats(reg, &hs), 0);
   assert_int_equal(hs.pools, 1);
   /* destroy on a scheduler thread: refused, nothing stopped */
   bw_pid_t keeper = bw_resilience_pid(reg);
   bw_pid_t pool_pid = bw_bulkhead_pid(pool);
+  assert_int_equal(in_actor(rt, probe, p_resilience_stop, reg), BW_EWOULDBLOCK);
   assert_int_equal(in_actor(rt, probe, p_resilience_destroy, reg), BW_EWOULDBLOCK);
   assert_true(bw_is_alive(rt, keeper));
   assert_true(bw_is_alive(rt, pool_pid));
@@ -1241,7 +1258,8 @@ static void test_resilience_errors(void **state) {
    * actor is held in its classifier keeps the keeper waiting. */
   static gate_t gate = {BWT_SYNC_INIT, false, false};
   bw_pid_t echo = spawn_echo(rt);
-  assert_int_equal(bw_resilience_create(rt, NULL, &reg), 0);
+  assert_int_equal(bw_resilience_new(rt, NULL, &reg), 0);
+  assert_int_equal(bw_resilience_start(reg, NULL), 0);
   bw_breaker_opts_t gb;
   bw_breaker_opts_init(&gb);
   gb.target = echo;
@@ -1263,9 +1281,12 @@ static void test_resilience_errors(void **state) {
   assert_int_equal(pthread_join(th, NULL), 0);
   assert_int_equal(d.rc, 0);
 
-  /* after the runtime stopped */
+  /* after the runtime stopped: no keeper can start; destroy frees */
+  assert_int_equal(bw_resilience_new(rt, NULL, &reg), 0);
+  assert_int_equal(bw_resilience_breaker(reg, "a", NULL, &br), 0);
   assert_int_equal(bw_runtime_stop(rt), 0);
-  assert_int_equal(bw_resilience_create(rt, NULL, &reg), BW_ESHUTDOWN);
+  assert_int_equal(bw_resilience_start(reg, NULL), BW_ESHUTDOWN);
+  assert_int_equal(bw_resilience_destroy(reg), 0);
   bw_runtime_destroy(rt);
 }
 
