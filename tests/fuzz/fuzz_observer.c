@@ -135,7 +135,8 @@ static void up_health_empty(world_t *w) {
 }
 
 static void up_health(fz_t *f, world_t *w) {
-  CHECK(bw_health_create(g_rt, NULL, &w->health) == 0);
+  CHECK(bw_health_new(g_rt, NULL, &w->health) == 0);
+  CHECK(bw_health_start(w->health, NULL) == 0);
   w->health_status = BW_HEALTH_HEALTHY;
   if (fz_bool(f)) {
     char name[BW_HEALTH_NAME_MAX];

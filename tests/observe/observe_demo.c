@@ -208,7 +208,7 @@ int main(int argc, char **argv) {
   c.target_name = "conn";
   if ((rc = bw_health_add(health, &c)) != 0)
     FAIL("health component", rc);
-  if ((rc = bw_health_start(health)) != 0)
+  if ((rc = bw_health_start(health, NULL)) != 0)
     FAIL("health start", rc);
   if ((rc = bw_tree_annotate_health(rt, health)) != 0)
     FAIL("tree annotate", rc);

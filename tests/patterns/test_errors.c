@@ -1641,6 +1641,11 @@ static int p_health_flush(bw_ctx_t *ctx, void *arg) {
   return bw_health_flush(arg, 0);
 }
 
+static int p_health_stop(bw_ctx_t *ctx, void *arg) {
+  (void)ctx;
+  return bw_health_stop(arg);
+}
+
 static int p_health_destroy(bw_ctx_t *ctx, void *arg) {
   (void)ctx;
   return bw_health_destroy(arg);
@@ -1702,11 +1707,10 @@ static void test_health_errors(void **state) {
   assert_null(h);
   assert_int_equal(bw_health_new(NULL, NULL, &h), BW_EINVAL);
   assert_int_equal(bw_health_new(rt, NULL, NULL), BW_EINVAL);
-  assert_int_equal(bw_health_create(rt, NULL, NULL), BW_EINVAL);
-  assert_int_equal(bw_health_create(NULL, NULL, &h), BW_EINVAL);
   bw_child_spec_t cs;
   assert_int_equal(bw_health_child_spec(NULL, "h", &cs), BW_EINVAL);
-  assert_int_equal(bw_health_start(NULL), BW_EINVAL);
+  assert_int_equal(bw_health_start(NULL, NULL), BW_EINVAL);
+  assert_int_equal(bw_health_stop(NULL), BW_EINVAL);
   assert_int_equal(bw_health_destroy(NULL), 0);
   assert_int_equal(bw_health_pid(NULL), BW_PID_NONE);
   assert_int_equal(bw_health_status(NULL), BW_EINVAL);
@@ -1792,7 +1796,7 @@ static void test_health_errors(void **state) {
   size_t len = 0;
   int st = -1;
   bw_health_info_t info;
-  bw_health_metrics_t hm;
+  bw_health_stats_t hm;
   assert_int_equal(bw_health_json(NULL, buf, sizeof buf, &len, &st), BW_EINVAL);
   assert_int_equal(bw_health_json(h, NULL, 1, &len, &st), BW_EINVAL);
   assert_int_equal(bw_health_json(h, buf, sizeof buf, NULL, &st), BW_EINVAL);
@@ -1803,21 +1807,29 @@ static void test_health_errors(void **state) {
   assert_int_equal(bw_health_component_info(h, NULL, &info), BW_EINVAL);
   assert_int_equal(bw_health_component_info(h, "a", NULL), BW_EINVAL);
   assert_int_equal(bw_health_component_info(h, "a", &info), BW_ENOTFOUND); /* no round yet */
-  assert_int_equal(bw_health_metrics(NULL, &hm), BW_EINVAL);
-  assert_int_equal(bw_health_metrics(h, NULL), BW_EINVAL);
+  assert_int_equal(bw_health_stats(NULL, &hm), BW_EINVAL);
+  assert_int_equal(bw_health_stats(h, NULL), BW_EINVAL);
   assert_int_equal(in_actor(rt, probe, p_health_answer, NULL), 0);
 
   /* with a monitor */
-  assert_int_equal(bw_health_start(h), 0);
-  assert_int_equal(bw_health_start(h), BW_EALREADY);
+  assert_int_equal(bw_health_stop(h), 0); /* none runs: nothing to do */
+  bw_pid_t started = BW_PID_NONE;
+  assert_int_equal(bw_health_start(h, &started), 0);
+  assert_int_equal(bw_health_pid(h), started);
+  assert_int_equal(bw_health_start(h, NULL), BW_EALREADY);
   assert_int_equal(bw_health_check_now(h), 0);
   assert_int_equal(bw_health_flush(h, 0), 0);
   assert_int_equal(bw_health_component_info(h, "nope", &info), BW_ENOTFOUND);
   bw_pid_t mon = bw_health_pid(h);
   assert_int_equal(in_actor(rt, probe, p_health_flush, h), BW_EWOULDBLOCK);
+  assert_int_equal(in_actor(rt, probe, p_health_stop, h), BW_EWOULDBLOCK);
   assert_int_equal(in_actor(rt, probe, p_health_destroy, h), BW_EWOULDBLOCK);
   assert_true(bw_is_alive(rt, mon)); /* refused before anything was stopped */
   assert_int_equal(bw_health_check_now(h), 0);
+  assert_int_equal(bw_health_stop(h), 0);
+  assert_false(bw_is_alive(rt, mon));
+  assert_int_equal(bw_health_pid(h), BW_PID_NONE);
+  assert_int_equal(bw_health_start(h, NULL), 0); /* again, on the same handle */
   assert_int_equal(bw_health_destroy(h), 0);
 
   /* supervised */
@@ -1828,19 +1840,18 @@ static void test_health_errors(void **state) {
                                      .intensity = 3, .children = kids, .nchildren = 1};
   bw_pid_t sup;
   assert_int_equal(bw_supervisor_start(rt, &spec, &sup, NULL), 0);
+  assert_int_equal(bw_health_stop(h), BW_ERUNNING);
   assert_int_equal(bw_health_destroy(h), BW_ERUNNING);
-  assert_int_equal(bw_health_start(h), BW_EALREADY);
+  assert_int_equal(bw_health_start(h, NULL), BW_EALREADY);
   assert_int_equal(bw_sup_stop(rt, sup), 0);
 
   /* after the runtime stopped */
   assert_int_equal(bw_runtime_stop(rt), 0);
-  assert_int_equal(bw_health_start(h), BW_ESHUTDOWN);
+  assert_int_equal(bw_health_start(h, NULL), BW_ESHUTDOWN);
   assert_int_equal(bw_health_check_now(h), BW_ENOPROC);
   assert_int_equal(bw_health_flush(h, 0), BW_ENOPROC);
   assert_int_equal(bw_health_status(h), BW_HEALTH_UNHEALTHY);
-  bw_health_t *h2 = NULL;
-  assert_int_equal(bw_health_create(rt, NULL, &h2), BW_ESHUTDOWN);
-  assert_null(h2);
+  assert_int_equal(bw_health_stop(h), 0);
   assert_int_equal(bw_health_destroy(h), 0);
   assert_int_equal(bw_breaker_destroy(br), 0);
   bw_runtime_destroy(rt);
