@@ -99,6 +99,9 @@ typedef struct bw_metrics_opts {
 
 /* Fills opts with the defaults above. */
 void bw_metrics_opts_init(bw_metrics_opts_t *opts);
+/* Returns 0 or BW_EINVAL (NULL; period_ms 0 or > 86400000; max_families 0
+ * or > 4096; max_series 0 or > 65536; max_cells < 64 or > 1<<22). */
+int bw_metrics_opts_validate(const bw_metrics_opts_t *opts);
 
 /* --- Lifecycle ------------------------------------------------------------ */
 
@@ -120,32 +123,41 @@ extern const bw_behaviour_t bw_metrics_behaviour;
  * Returns 0, BW_EINVAL. */
 int bw_metrics_child_spec(bw_metrics_t *m, const char *id, bw_child_spec_t *out);
 
-/* Spawns the actor (not supervised). Returns 0, BW_EINVAL, BW_EALREADY,
- * bw_spawn's codes. */
-int bw_metrics_start(bw_metrics_t *m);
-
-/* bw_metrics_new + bw_metrics_start; on failure nothing is left behind. */
-int bw_metrics_create(bw_runtime_t *rt, const bw_metrics_opts_t *opts, bw_metrics_t **out);
-
 /*
- * Stops the actor bw_metrics_start spawned (shutdown; waits for it), from
- * a thread that is not a scheduler thread. Returns 0, BW_EINVAL,
- * BW_ENOPROC (none runs), BW_ESTATE (the actor runs under a supervisor:
- * stop it there), BW_EWOULDBLOCK, BW_ESHUTDOWN.
+ * Unsupervised: start spawns the actor (*out, optional: its pid) / stop
+ * shuts down the one start spawned and waits for it. start returns 0,
+ * BW_EINVAL, BW_EALREADY, bw_spawn's codes. stop returns 0 (also when none
+ * runs), BW_EINVAL, BW_ERUNNING (the actor runs under a supervisor: stop it
+ * there), BW_EWOULDBLOCK (on a scheduler thread: nothing is stopped), and
+ * bw_exit's or bw_wait_exit's codes (BW_ESHUTDOWN, racing a runtime stop).
  */
+int bw_metrics_start(bw_metrics_t *m, bw_pid_t *out);
 int bw_metrics_stop(bw_metrics_t *m);
 
 /*
- * Stops the actor if bw_metrics_start spawned it, then frees the registry
- * and every family and series handle (the latest snapshot is released;
- * snapshots others hold stay valid until released). A supervised actor
- * must be stopped first: while one lives, returns BW_ERUNNING and frees
- * nothing. NULL is a no-op. Returns 0, BW_ERUNNING, BW_EWOULDBLOCK.
+ * bw_metrics_stop, then frees the registry and every family and series
+ * handle (the latest snapshot is released; snapshots others hold stay valid
+ * until released). A supervised actor must be stopped first: while one
+ * lives, returns BW_ERUNNING and frees nothing. NULL is a no-op. Returns 0,
+ * BW_ERUNNING, BW_EWOULDBLOCK.
  */
 int bw_metrics_destroy(bw_metrics_t *m);
 
 /* The actor's pid now, or BW_PID_NONE. */
 bw_pid_t bw_metrics_pid(const bw_metrics_t *m);
+
+/* The reporter's own counters (what it collects is in its snapshots). */
+typedef struct bw_metrics_stats {
+  uint64_t snapshots; /* snapshots published (the latest one's seq) */
+  uint64_t families;  /* families registered, built-in ones included */
+  uint64_t series;    /* series in them */
+  uint64_t cells;     /* per-thread cells taken, of max_cells */
+  uint64_t sources;   /* breakers, pools, retry policies, HTTP clients, actors added */
+} bw_metrics_stats_t;
+
+/* Reads them under the registry's lock (from any thread; not for hot
+ * paths). Returns 0, BW_EINVAL. */
+int bw_metrics_stats(const bw_metrics_t *m, bw_metrics_stats_t *out);
 
 /* --- Families and series (may lock and allocate; not for hot paths) ------- */
 

@@ -190,7 +190,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "observe_demo: tree: %s at %s: %s\n", bw_err_name(rc), err.child, err.message);
     goto out;
   }
-  if ((rc = bw_metrics_start(metrics)) != 0)
+  if ((rc = bw_metrics_start(metrics, NULL)) != 0)
     FAIL("metrics start", rc);
   /* A first snapshot now, so /metrics answers 200 (not 503 "nothing
    * collected yet") from the moment the port is printed. */

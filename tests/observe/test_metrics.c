@@ -31,7 +31,8 @@ static bw_metrics_t *new_metrics(bw_runtime_t *rt, bool runtime_metrics, uint64_
   o.runtime_metrics = runtime_metrics;
   o.period_ms = period_ms;
   bw_metrics_t *m = NULL;
-  assert_int_equal(bw_metrics_create(rt, &o, &m), 0);
+  assert_int_equal(bw_metrics_new(rt, &o, &m), 0);
+  assert_int_equal(bw_metrics_start(m, NULL), 0);
   return m;
 }
 
@@ -838,7 +839,7 @@ static void test_supervised_reporter_restart(void **state) {
   assert_int_equal(bw_supervisor_start(rt, &reporter_sup, &sup, NULL), 0);
   bw_pid_t first = bw_metrics_pid(m);
   assert_true(first != BW_PID_NONE);
-  assert_int_equal(bw_metrics_start(m), BW_EALREADY); /* one actor per registry */
+  assert_int_equal(bw_metrics_start(m, NULL), BW_EALREADY); /* one actor per registry */
   assert_true(collect_value(m, "kept_total", NULL, 0) == 42);
 
   assert_int_equal(bw_exit(rt, first, BW_REASON_KILL, 0, NULL), 0);
@@ -853,7 +854,7 @@ static void test_supervised_reporter_restart(void **state) {
   assert_int_equal(after.dead_by_reason[BW_DL_NOPROC], before.dead_by_reason[BW_DL_NOPROC]);
 
   /* supervised: stop and destroy refuse while it lives */
-  assert_int_equal(bw_metrics_stop(m), BW_ESTATE);
+  assert_int_equal(bw_metrics_stop(m), BW_ERUNNING);
   assert_int_equal(bw_metrics_destroy(m), BW_ERUNNING);
   assert_int_equal(bw_sup_stop(rt, sup), 0);
   assert_int_equal(bw_metrics_pid(m), BW_PID_NONE);
@@ -1242,7 +1243,9 @@ static void test_bad_input(void **state) {
   assert_int_equal(bw_metrics_new(rt, &o, &m), BW_EINVAL);
   bw_metrics_opts_init(&o);
   o.max_cells = 1;
-  assert_int_equal(bw_metrics_create(rt, &o, &m), BW_EINVAL);
+  assert_int_equal(bw_metrics_opts_validate(&o), BW_EINVAL);
+  assert_int_equal(bw_metrics_new(rt, &o, &m), BW_EINVAL);
+  assert_int_equal(bw_metrics_opts_validate(NULL), BW_EINVAL);
   bw_metrics_opts_init(&o);
   o.max_families = 0;
   assert_int_equal(bw_metrics_new(rt, &o, &m), BW_EINVAL);
@@ -1251,7 +1254,13 @@ static void test_bad_input(void **state) {
   /* no actor yet */
   assert_int_equal(bw_metrics_pid(m), BW_PID_NONE);
   assert_int_equal(bw_metrics_collect(m, 0), BW_ENOPROC);
-  assert_int_equal(bw_metrics_stop(m), BW_ENOPROC);
+  assert_int_equal(bw_metrics_stop(m), 0); /* nothing runs: nothing to do */
+  bw_metrics_stats_t ms;
+  assert_int_equal(bw_metrics_stats(m, &ms), 0);
+  assert_int_equal(ms.snapshots, 0);
+  assert_true(ms.families > 0 && ms.series > 0); /* the built-in ones */
+  assert_int_equal(bw_metrics_stats(m, NULL), BW_EINVAL);
+  assert_int_equal(bw_metrics_stats(NULL, &ms), BW_EINVAL);
   bw_metrics_snapshot_t *s;
   assert_int_equal(bw_metrics_latest(m, &s), BW_ENOTFOUND);
   assert_int_equal(bw_metrics_latest(m, NULL), BW_EINVAL);
@@ -1260,7 +1269,7 @@ static void test_bad_input(void **state) {
   assert_int_equal(bw_metrics_render(m, BW_METRICS_JSON, buf, sizeof buf, &len), BW_ENOTFOUND);
 
   /* NULLs */
-  assert_int_equal(bw_metrics_start(NULL), BW_EINVAL);
+  assert_int_equal(bw_metrics_start(NULL, NULL), BW_EINVAL);
   assert_int_equal(bw_metrics_stop(NULL), BW_EINVAL);
   assert_int_equal(bw_metrics_collect(NULL, 0), BW_EINVAL);
   assert_int_equal(bw_metrics_destroy(NULL), 0);
@@ -1310,8 +1319,8 @@ static void test_bad_input(void **state) {
   assert_null(bw_metrics_snapshot_retain(NULL));
 
   /* a started actor: a second start is refused; stop, then start again */
-  assert_int_equal(bw_metrics_start(m), 0);
-  assert_int_equal(bw_metrics_start(m), BW_EALREADY);
+  assert_int_equal(bw_metrics_start(m, NULL), 0);
+  assert_int_equal(bw_metrics_start(m, NULL), BW_EALREADY);
   assert_int_equal(bw_metrics_collect(m, 0), 0);
   assert_int_equal(bw_metrics_latest(m, &s), 0);
   assert_int_equal(bw_metrics_snapshot_family(s, 1000, &fi), BW_EINVAL);
@@ -1322,17 +1331,25 @@ static void test_bad_input(void **state) {
   assert_int_equal(bw_metrics_snapshot_value(s, "bulwark_dead_letters_total", wrong, 1, &v),
                    BW_ENOTFOUND);
   bw_metrics_snapshot_release(s);
+  assert_int_equal(bw_metrics_stats(m, &ms), 0);
+  assert_int_equal(ms.snapshots, 1);
+  bw_pid_t first = bw_metrics_pid(m);
   assert_int_equal(bw_metrics_stop(m), 0);
+  assert_false(bw_is_alive(rt, first));
+  assert_int_equal(bw_metrics_pid(m), BW_PID_NONE);
   assert_int_equal(bw_metrics_collect(m, 0), BW_ENOPROC);
-  assert_int_equal(bw_metrics_start(m), 0);
+  assert_int_equal(bw_metrics_start(m, NULL), 0);
   assert_int_equal(bw_metrics_collect(m, 0), 0);
   assert_int_equal(bw_metrics_destroy(m), 0); /* stops the actor it started */
 
   /* after the runtime stopped: the reporter is gone, destroy is safe */
-  assert_int_equal(bw_metrics_create(rt, NULL, &m), 0);
+  bw_pid_t pid = BW_PID_NONE;
+  assert_int_equal(bw_metrics_new(rt, NULL, &m), 0);
+  assert_int_equal(bw_metrics_start(m, &pid), 0);
+  assert_int_equal(bw_metrics_pid(m), pid);
   assert_int_equal(bw_runtime_stop(rt), 0);
   assert_int_equal(bw_metrics_pid(m), BW_PID_NONE);
-  assert_int_equal(bw_metrics_start(m), BW_ESHUTDOWN);
+  assert_int_equal(bw_metrics_start(m, NULL), BW_ESHUTDOWN);
   assert_int_equal(bw_metrics_destroy(m), 0);
   bw_runtime_destroy(rt);
 }

@@ -1324,8 +1324,8 @@ static void test_metrics_errors(void **state) {
   do {                                                                                       \
     bw_metrics_opts_init(&o);                                                                \
     o.field = value;                                                                         \
+    assert_int_equal(bw_metrics_opts_validate(&o), BW_EINVAL);                               \
     assert_int_equal(bw_metrics_new(rt, &o, &m), BW_EINVAL);                                 \
-    assert_int_equal(bw_metrics_create(rt, &o, &m), BW_EINVAL);                              \
   } while (0)
   MO_BAD(period_ms, 0);
   MO_BAD(period_ms, 86400001);
@@ -1338,7 +1338,7 @@ static void test_metrics_errors(void **state) {
 #undef MO_BAD
   assert_null(m);
   assert_int_equal(bw_metrics_child_spec(NULL, "m", &cs), BW_EINVAL);
-  assert_int_equal(bw_metrics_start(NULL), BW_EINVAL);
+  assert_int_equal(bw_metrics_start(NULL, NULL), BW_EINVAL);
   assert_int_equal(bw_metrics_stop(NULL), BW_EINVAL);
   assert_int_equal(bw_metrics_destroy(NULL), 0);
   assert_int_equal(bw_metrics_collect(NULL, 0), BW_EINVAL);
@@ -1353,7 +1353,7 @@ static void test_metrics_errors(void **state) {
   assert_int_equal(bw_metrics_child_spec(m, NULL, &cs), BW_EINVAL);
   assert_int_equal(bw_metrics_child_spec(m, "m", NULL), BW_EINVAL);
   /* no actor yet */
-  assert_int_equal(bw_metrics_stop(m), BW_ENOPROC);
+  assert_int_equal(bw_metrics_stop(m), 0);
   assert_int_equal(bw_metrics_collect(m, 0), BW_ENOPROC);
   bw_metrics_snapshot_t *snap = NULL;
   assert_int_equal(bw_metrics_latest(m, &snap), BW_ENOTFOUND);
@@ -1464,8 +1464,9 @@ static void test_metrics_errors(void **state) {
   assert_int_equal(bw_metrics_destroy(m), 0);
 
   /* sources and subscribers on a registry with room */
-  assert_int_equal(bw_metrics_create(rt, NULL, &m), 0);
-  assert_int_equal(bw_metrics_start(m), BW_EALREADY);
+  assert_int_equal(bw_metrics_new(rt, NULL, &m), 0);
+  assert_int_equal(bw_metrics_start(m, NULL), 0);
+  assert_int_equal(bw_metrics_start(m, NULL), BW_EALREADY);
   assert_int_equal(bw_metrics_add_breaker(NULL, br), BW_EINVAL);
   assert_int_equal(bw_metrics_add_breaker(m, NULL), BW_EINVAL);
   assert_int_equal(bw_metrics_remove_breaker(m, NULL), BW_EINVAL);
@@ -1589,7 +1590,7 @@ static void test_metrics_errors(void **state) {
   assert_true(bw_is_alive(rt, actor));
   assert_int_equal(bw_metrics_collect(m, 0), 0);
   assert_int_equal(bw_metrics_stop(m), 0);
-  assert_int_equal(bw_metrics_stop(m), BW_ENOPROC); /* stopped twice */
+  assert_int_equal(bw_metrics_stop(m), 0); /* stopped twice: nothing to do */
   assert_int_equal(bw_metrics_destroy(m), 0);
 
   /* supervised */
@@ -1600,20 +1601,17 @@ static void test_metrics_errors(void **state) {
                                      .intensity = 3, .children = kids, .nchildren = 1};
   bw_pid_t sup;
   assert_int_equal(bw_supervisor_start(rt, &spec, &sup, NULL), 0);
-  assert_int_equal(bw_metrics_stop(m), BW_ESTATE);
+  assert_int_equal(bw_metrics_stop(m), BW_ERUNNING);
   assert_int_equal(bw_metrics_destroy(m), BW_ERUNNING);
-  assert_int_equal(bw_metrics_start(m), BW_EALREADY);
+  assert_int_equal(bw_metrics_start(m, NULL), BW_EALREADY);
   assert_int_equal(bw_sup_stop(rt, sup), 0);
 
   /* after the runtime stopped */
   assert_int_equal(bw_runtime_stop(rt), 0);
-  assert_int_equal(bw_metrics_start(m), BW_ESHUTDOWN);
+  assert_int_equal(bw_metrics_start(m, NULL), BW_ESHUTDOWN);
   assert_int_equal(bw_metrics_collect(m, 0), BW_ENOPROC);
-  assert_int_equal(bw_metrics_stop(m), BW_ENOPROC);
+  assert_int_equal(bw_metrics_stop(m), 0);
   assert_int_equal(bw_metrics_destroy(m), 0);
-  bw_metrics_t *m2 = NULL;
-  assert_int_equal(bw_metrics_create(rt, NULL, &m2), BW_ESHUTDOWN);
-  assert_null(m2);
   assert_int_equal(bw_breaker_destroy(br), 0);
   assert_int_equal(bw_retry_destroy(rp), 0);
   bw_runtime_destroy(rt);
