@@ -8,7 +8,8 @@
  * collects every period_ms on the runtime's clock:
  *
  *   bw_metrics_t *m;
- *   bw_metrics_create(rt, NULL, &m);                   // registry + actor
+ *   bw_metrics_new(rt, NULL, &m);                      // the registry, no actor yet
+ *   bw_metrics_start(m, NULL);                         // or bw_metrics_child_spec
  *   bw_counter_t *served;
  *   bw_metrics_counter_new(m, "app_requests_total", "Requests served.", &served);
  *   ...
