@@ -198,7 +198,7 @@ static void test_bad_args(void **state) {
   assert_int_equal(bw_resilience_stats(reg, NULL), BW_EINVAL);
   assert_int_equal(bw_resilience_reset_breakers(NULL), BW_EINVAL);
   assert_int_equal(bw_resilience_destroy(NULL), 0);
-  assert_int_equal(bw_resilience_destroy(reg), 0); /* stops and frees the registry and its breaker */
+  assert_int_equal(bw_resilience_destroy(reg), 0); /* stops and frees it and its breaker */
   bw_runtime_destroy(rt);
 }
 
