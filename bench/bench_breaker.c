@@ -82,7 +82,9 @@ static int bb_run(bench_run_t *r, unsigned nthreads, bool open)
   bw_breaker_opts_init(&o);
   o.name = "bench";
   bw_breaker_t *br = NULL;
-  int rc = bw_breaker_create(rt, &o, &br);
+  int rc = bw_breaker_new(rt, &o, &br);
+  if (rc == 0)
+    rc = bw_breaker_start(br, NULL);
   if (rc == 0 && open) {
     rc = bw_breaker_force_open(br);
     if (rc == 0)
@@ -122,8 +124,8 @@ static int bb_run(bench_run_t *r, unsigned nthreads, bool open)
   pthread_barrier_destroy(&bar);
 
   rc = bw_breaker_flush(br, r->timeout_ms);
-  bw_breaker_metrics_t m;
-  bw_breaker_metrics(br, &m);
+  bw_breaker_stats_t m;
+  bw_breaker_stats(br, &m);
   bw_breaker_destroy(br);
   if (bench_runtime_finish(r, rt, NULL) != 0)
     return -1;

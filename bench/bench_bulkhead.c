@@ -15,7 +15,7 @@
  *   a load, a CAS and a counter).
  *
  * Every job carries its sequence number and the worker echoes it; clients
- * check each answer. After the run the pool's own metrics must count every
+ * check each answer. After the run the pool's own stats must count every
  * job completed and none refused, and the runtime's counters must match
  * the messages the protocol sends exactly (4 per job: request, job, reply,
  * done note).
@@ -48,7 +48,7 @@ static const bw_behaviour_t echo_behaviour = {
     .name = "bench.bulkhead.echo", .state_size = 0, .handle = echo_handle};
 
 static int pool_create(bench_run_t *r, bw_runtime_t *rt, uint32_t workers, uint32_t queue,
-                       bw_pid_t *pool) {
+                       bw_bulkhead_t **pool) {
   bw_bulkhead_opts_t o;
   bw_bulkhead_opts_init(&o);
   o.name = "bench";
@@ -56,22 +56,24 @@ static int pool_create(bench_run_t *r, bw_runtime_t *rt, uint32_t workers, uint3
   o.worker = &echo_behaviour;
   o.queue_capacity = queue;
   o.queue_timeout_ms = queue ? 60000 : 0;
-  int rc = bw_bulkhead_start(rt, &o, pool);
+  int rc = bw_bulkhead_new(rt, &o, pool);
   if (rc != 0)
+    return bench_fail(r, "bw_bulkhead_new: %s", bw_strerror(rc));
+  if ((rc = bw_bulkhead_start(*pool, NULL)) != 0)
     return bench_fail(r, "bw_bulkhead_start: %s", bw_strerror(rc));
   return 0;
 }
 
 /* From main, after the run: the pool must have completed n jobs and
  * refused none. Message jobs' done notes may trail the last answer, so
- * this polls; returns the number of metrics calls made (each 2 handled
+ * this polls; returns the number of stats calls made (each 2 handled
  * messages), or -1. */
-static int64_t pool_settle(bench_run_t *r, bw_runtime_t *rt, bw_pid_t pool, uint64_t n) {
-  bw_bulkhead_metrics_t m;
+static int64_t pool_settle(bench_run_t *r, bw_bulkhead_t *pool, uint64_t n) {
+  bw_bulkhead_stats_t m;
   for (int64_t calls = 1;; calls++) {
-    int rc = bw_bulkhead_metrics(rt, pool, &m);
+    int rc = bw_bulkhead_stats(pool, &m);
     if (rc != 0)
-      return bench_fail(r, "bw_bulkhead_metrics: %s", bw_strerror(rc));
+      return bench_fail(r, "bw_bulkhead_stats: %s", bw_strerror(rc));
     if (m.completed == n && m.busy == 0) {
       if (m.submitted != n || m.rejected != 0 || m.timed_out != 0 || m.crashed != 0)
         return bench_fail(r, "pool counted submitted %" PRIu64 " rejected %" PRIu64
@@ -226,14 +228,15 @@ static int bh_run_clients(bench_run_t *r, uint64_t n, uint32_t workers, uint32_t
   if (bench_runtime_create(r, &rt) != 0)
     return -1;
   bench_slot_t *slots = bench_slots(clients);
-  bw_pid_t pool = BW_PID_NONE;
+  bw_bulkhead_t *pool = NULL;
   static bw_pid_t pids[BH_MAX_CLIENTS];
   int rc = slots == NULL ? bench_fail(r, "out of memory") : 0;
   if (rc == 0)
     rc = pool_create(r, rt, workers, clients * window, &pool);
   uint64_t per = n / clients;
   for (uint32_t i = 0; rc == 0 && i < clients; i++) {
-    bh_arg_t a = {.pool = pool, .n = per, .window = window, .clients = clients,
+    bh_arg_t a = {.pool = bw_bulkhead_pid(pool), .n = per, .window = window,
+                  .clients = clients,
                   .coordinator = i == 0 ? BW_PID_NONE : pids[0], .peers = pids,
                   .slot = &slots[i]};
     int s = bw_spawn(rt, &bh_client_behaviour, &a, NULL, &pids[i]);
@@ -245,8 +248,9 @@ static int bh_run_clients(bench_run_t *r, uint64_t n, uint32_t workers, uint32_t
   if (rc == 0) {
     go = bench_go(r, rt, pids[0], NULL, 0, done);
     if (go == 0)
-      settle = pool_settle(r, rt, pool, per * clients);
+      settle = pool_settle(r, pool, per * clients);
   }
+  (void)bw_bulkhead_destroy(pool); /* stops the pool: before the runtime goes */
   bw_runtime_stats_t st;
   int fin = bench_runtime_finish(r, rt, &st);
   uint64_t msgs = 0, work = 0;
@@ -262,7 +266,7 @@ static int bh_run_clients(bench_run_t *r, uint64_t n, uint32_t workers, uint32_t
   if (work != jobs)
     return bench_fail(r, "clients counted %" PRIu64 " answers of %" PRIu64, work, jobs);
   /* per job: request (pool), job (worker), done note (pool); the answers,
-   * GO, kicks and notes are the clients' msgs; + 2 per metrics call
+   * GO, kicks and notes are the clients' msgs; + 2 per stats call
    * (request at the pool, reply taken by bw_call) */
   uint64_t handled = msgs + 3 * jobs + 2 * (uint64_t)settle;
   if (bench_check_stats(r, &st, handled, 1 + workers + clients) != 0)
@@ -301,12 +305,12 @@ static int rtt_call_run(bench_run_t *r) {
   bw_runtime_t *rt;
   if (bench_runtime_create(r, &rt) != 0)
     return -1;
-  bw_pid_t pool;
+  bw_bulkhead_t *pool = NULL;
   int rc = pool_create(r, rt, workers, 0, &pool);
   uint64_t t0 = bench_now_ns(), t1 = t0, sum = 0;
   for (uint64_t seq = 1; rc == 0 && seq <= n; seq++) {
     bw_reply_t rep;
-    int s = bw_bulkhead_submit(rt, pool, BH_JOB, &seq, sizeof seq, r->timeout_ms, &rep);
+    int s = bw_bulkhead_submit(pool, BH_JOB, &seq, sizeof seq, r->timeout_ms, &rep);
     if (s != 0 || rep.len != sizeof seq) {
       rc = bench_fail(r, "job %" PRIu64 ": %s", seq, bw_strerror(s));
       break;
@@ -316,7 +320,8 @@ static int rtt_call_run(bench_run_t *r) {
     sum += got;
   }
   t1 = bench_now_ns();
-  int64_t settle = rc == 0 ? pool_settle(r, rt, pool, n) : -1;
+  int64_t settle = rc == 0 ? pool_settle(r, pool, n) : -1;
+  (void)bw_bulkhead_destroy(pool);
   bw_runtime_stats_t st;
   int fin = bench_runtime_finish(r, rt, &st);
   if (rc != 0 || settle < 0 || fin != 0)

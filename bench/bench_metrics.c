@@ -52,9 +52,13 @@ static int metrics_setup(bench_run_t *r, bw_runtime_t **rt, bw_metrics_t **m, ui
   bw_metrics_opts_init(&o);
   o.period_ms = period_ms;
   o.runtime_metrics = runtime_metrics;
-  int rc = bw_metrics_create(*rt, &o, m);
+  *m = NULL;
+  int rc = bw_metrics_new(*rt, &o, m);
+  if (rc == 0)
+    rc = bw_metrics_start(*m, NULL);
   if (rc != 0) {
-    bench_fail(r, "bw_metrics_create: %s", bw_strerror(rc));
+    bench_fail(r, "metrics setup: %s", bw_strerror(rc));
+    bw_metrics_destroy(*m);
     bench_runtime_finish(r, *rt, NULL);
     return -1;
   }

@@ -163,7 +163,7 @@ static int pipeline_actor_run(bench_run_t *r) {
     rc = bw_policy_new(rt, &o, &p);
   }
   if (rc == 0)
-    rc = bw_policy_start(p, NULL, &sh.policy);
+    rc = bw_policy_start(p, &sh.policy);
   if (rc == 0)
     rc = bw_spawn(rt, &pl_b, &sh, NULL, &coord);
   if (rc != 0) {
@@ -174,8 +174,8 @@ static int pipeline_actor_run(bench_run_t *r) {
   }
   bench_done_t done;
   int grc = bench_go(r, rt, coord, NULL, 0, &done);
-  bw_policy_metrics_t m;
-  bw_policy_metrics(p, &m);
+  bw_policy_stats_t m;
+  bw_policy_stats(p, &m);
   bw_policy_destroy(p);
   if (bench_runtime_finish(r, rt, NULL) != 0 || grc != 0) {
     free(sh.diff);
@@ -345,7 +345,7 @@ static int pipeline_run(bench_run_t *r) {
     rc = bw_policy_new(rt, &o, &sh.p);
   }
   if (rc == 0) /* the in-caller form needs the breaker's actor running too */
-    rc = bw_breaker_start(bw_policy_breaker(sh.p));
+    rc = bw_breaker_start(bw_policy_breaker(sh.p), NULL);
   if (rc == 0)
     rc = bw_spawn(rt, &fp_b, &sh, NULL, &client);
   if (rc != 0) {
@@ -356,8 +356,8 @@ static int pipeline_run(bench_run_t *r) {
   }
   bench_done_t done;
   int grc = bench_go(r, rt, client, NULL, 0, &done);
-  bw_policy_metrics_t m;
-  bw_policy_metrics(sh.p, &m);
+  bw_policy_stats_t m;
+  bw_policy_stats(sh.p, &m);
   bw_policy_destroy(sh.p);
   if (bench_runtime_finish(r, rt, NULL) != 0 || grc != 0) {
     free(sh.diff);

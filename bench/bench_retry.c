@@ -167,8 +167,6 @@ static int rp_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
 static const bw_behaviour_t rp_b = {.name = "rp_coord", .state_size = sizeof(rp_state_t),
                                     .init = rp_init, .handle = rp_handle};
 
-static bw_retry_t rp_policy; /* one run per process: static storage is fine */
-
 static int proxy_run(bench_run_t *r) {
   uint64_t n = bench_param(r, "n"), window = bench_param(r, "window");
   bool direct = bench_param(r, "direct") != 0;
@@ -176,6 +174,7 @@ static int proxy_run(bench_run_t *r) {
   if (bench_runtime_create(r, &rt) != 0)
     return -1;
   bw_pid_t echo, exec = BW_PID_NONE, coord;
+  bw_retry_t *rp = NULL;
   int rc = bw_spawn(rt, &echo_b, NULL, NULL, &echo);
   if (rc == 0 && !direct) {
     bw_retry_opts_t o;
@@ -183,24 +182,27 @@ static int proxy_run(bench_run_t *r) {
     o.target = echo;
     o.capacity = (uint32_t)window;
     o.attempt_timeout_ms = 60000;
-    rc = bw_retry_init(&rp_policy, &o);
+    rc = bw_retry_new(rt, &o, &rp);
     if (rc == 0)
-      rc = bw_retry_spawn(rt, &rp_policy, NULL, &exec);
+      rc = bw_retry_start(rp, &exec);
   }
   rp_arg_t a = {.to = direct ? echo : exec, .n = n, .window = window};
   if (rc == 0)
     rc = bw_spawn(rt, &rp_b, &a, NULL, &coord);
   if (rc != 0) {
+    bw_retry_destroy(rp);
     bench_runtime_finish(r, rt, NULL);
     return bench_fail(r, "setup failed: %s", bw_strerror(rc));
   }
   bench_done_t done;
   int grc = bench_go(r, rt, coord, NULL, 0, &done);
+  bw_retry_stats_t m = {0};
+  if (!direct)
+    bw_retry_stats(rp, &m);
+  bw_retry_destroy(rp); /* before the runtime goes: it stops the executor */
   if (bench_runtime_finish(r, rt, NULL) != 0 || grc != 0)
     return -1;
   if (!direct) {
-    bw_retry_metrics_t m;
-    bw_retry_metrics(&rp_policy, &m);
     if (m.calls != n || m.successes != n || m.attempts != n)
       return bench_fail(r, "executor counted %llu calls, %llu successes",
                         (unsigned long long)m.calls, (unsigned long long)m.successes);

@@ -264,27 +264,16 @@ int bw_health_child_spec(bw_health_t *h, const char *id, bw_child_spec_t *out) {
   return 0;
 }
 
-int bw_health_start(bw_health_t *h) {
+int bw_health_start(bw_health_t *h, bw_pid_t *out) {
   if (h == NULL)
     return BW_EINVAL;
-  int rc = bw_spawn(h->rt, &bw_health_behaviour, h, NULL, NULL);
-  if (rc == 0)
-    h->owned = true;
-  return rc;
-}
-
-int bw_health_create(bw_runtime_t *rt, const bw_health_opts_t *opts, bw_health_t **out) {
-  bw_health_t *h = NULL;
-  if (out == NULL)
-    return BW_EINVAL;
-  int rc = bw_health_new(rt, opts, &h);
+  bw_pid_t pid = BW_PID_NONE;
+  int rc = bw_spawn(h->rt, &bw_health_behaviour, h, NULL, &pid);
   if (rc != 0)
     return rc;
-  if ((rc = bw_health_start(h)) != 0) {
-    h_free(h);
-    return rc;
-  }
-  *out = h;
+  h->owned = true;
+  if (out != NULL)
+    *out = pid;
   return 0;
 }
 
@@ -295,24 +284,32 @@ static int wait_gone(bw_runtime_t *rt, bw_pid_t pid) {
   return rc == BW_EWOULDBLOCK ? rc : 0;
 }
 
+int bw_health_stop(bw_health_t *h) {
+  if (h == NULL)
+    return BW_EINVAL;
+  bw_pid_t pid = bw_health_pid(h);
+  if (pid == BW_PID_NONE || !bw_is_alive(h->rt, pid))
+    return 0;
+  if (!h->owned)
+    return BW_ERUNNING;
+  /* Refuse on a scheduler thread before the monitor is told to stop, so
+   * that BW_EWOULDBLOCK leaves everything as it was (a monitor stopped
+   * behind the caller's back would never run again). */
+  if (!bw_may_block(h->rt))
+    return BW_EWOULDBLOCK;
+  bw_exit(h->rt, pid, BW_REASON_SHUTDOWN, 0, "health monitor stopped");
+  if (wait_gone(h->rt, pid) != 0)
+    return BW_EWOULDBLOCK;
+  h->owned = false;
+  return 0;
+}
+
 int bw_health_destroy(bw_health_t *h) {
   if (h == NULL)
     return 0;
-  bw_pid_t pid = bw_health_pid(h);
-  if (pid != BW_PID_NONE && bw_is_alive(h->rt, pid)) {
-    if (!h->owned)
-      return BW_ERUNNING;
-    /* Refuse on a scheduler thread before the monitor is told to stop, so
-     * that BW_EWOULDBLOCK leaves everything as it was (a monitor stopped
-     * behind the caller's back would never run again). Waiting for
-     * BW_PID_NONE asks "may this thread block?": at once 0, or
-     * BW_EWOULDBLOCK. */
-    if (!bw_may_block(h->rt))
-      return BW_EWOULDBLOCK;
-    bw_exit(h->rt, pid, BW_REASON_SHUTDOWN, 0, "health monitor destroyed");
-    if (wait_gone(h->rt, pid) != 0)
-      return BW_EWOULDBLOCK;
-  }
+  int rc = bw_health_stop(h);
+  if (rc != 0)
+    return rc;
   /* the helpers: one inside a blocking check exits when it returns, and
    * reads the handle until then */
   for (uint32_t i = 0; i <= h->cap + 1u; i++) {
@@ -460,7 +457,7 @@ int bw_health_component_info(const bw_health_t *h, const char *name, bw_health_i
   return rc;
 }
 
-int bw_health_metrics(const bw_health_t *h, bw_health_metrics_t *out) {
+int bw_health_stats(const bw_health_t *h, bw_health_stats_t *out) {
   if (h == NULL || out == NULL)
     return BW_EINVAL;
   const uint64_t *src = (const uint64_t *)(const void *)&h->m;

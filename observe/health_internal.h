@@ -148,7 +148,7 @@ struct bw_health {
   uint32_t nretired;
   char *scratch;
   size_t scratch_cap;
-  bw_health_metrics_t m;
+  bw_health_stats_t m;
 };
 
 typedef struct hm_actor {

@@ -161,7 +161,7 @@ static void request(hm_actor_t *a, uint32_t i) {
   if (pid != c->target_pid)
     c->bh_have = false; /* a new pool: its counters start over */
   c->target_pid = pid;
-  uint32_t type = d->d.kind == BW_HEALTH_KIND_ACTOR ? BW_HEALTH_MSG_CHECK : BW_BULKHEAD_METRICS;
+  uint32_t type = d->d.kind == BW_HEALTH_KIND_ACTOR ? BW_HEALTH_MSG_CHECK : BW_BULKHEAD_STATS;
   int rc = bw_request(a->ctx, pid, type, NULL, 0, d->d.timeout_ms, &c->ref);
   bw__health_inc(&h->m.checks);
   if (rc != 0) {
@@ -381,8 +381,8 @@ static void on_reply(hm_actor_t *a, const bw_msg_t *msg) {
     }
     return;
   }
-  bw_bulkhead_metrics_t m;
-  int rc = bw_bulkhead_metrics_from_reply(msg, &m);
+  bw_bulkhead_stats_t m;
+  int rc = bw_bulkhead_stats_from_reply(msg, &m);
   if (rc != 0) {
     unhealthy_code(a, i, rc);
     return;

@@ -28,10 +28,11 @@ void bw_metrics_opts_init(bw_metrics_opts_t *o) {
   o->max_cells = 65536;
 }
 
-static bool opts_ok(const bw_metrics_opts_t *o) {
-  return o->period_ms >= 1 && o->period_ms <= MAX_PERIOD_MS && o->max_families >= 1 &&
-         o->max_families <= 4096 && o->max_series >= 1 && o->max_series <= 65536 &&
-         o->max_cells >= 64 && o->max_cells <= (1u << 22);
+int bw_metrics_opts_validate(const bw_metrics_opts_t *o) {
+  bool ok = o != NULL && o->period_ms >= 1 && o->period_ms <= MAX_PERIOD_MS &&
+            o->max_families >= 1 && o->max_families <= 4096 && o->max_series >= 1 &&
+            o->max_series <= 65536 && o->max_cells >= 64 && o->max_cells <= (1u << 22);
+  return ok ? 0 : BW_EINVAL;
 }
 
 static int add_runtime_families(bw_metrics_t *m) {
@@ -92,7 +93,7 @@ int bw_metrics_new(bw_runtime_t *rt, const bw_metrics_opts_t *opts, bw_metrics_t
     o = *opts;
   else
     bw_metrics_opts_init(&o);
-  if (rt == NULL || out == NULL || !opts_ok(&o))
+  if (rt == NULL || out == NULL || bw_metrics_opts_validate(&o) != 0)
     return BW_EINVAL;
   bw_metrics_t *m = calloc(1, sizeof *m);
   if (m == NULL)
@@ -151,7 +152,7 @@ int bw_metrics_child_spec(bw_metrics_t *m, const char *id, bw_child_spec_t *out)
   return 0;
 }
 
-int bw_metrics_start(bw_metrics_t *m) {
+int bw_metrics_start(bw_metrics_t *m, bw_pid_t *out) {
   if (!bw__metrics_valid(m))
     return BW_EINVAL;
   bw_pid_t pid;
@@ -161,20 +162,8 @@ int bw_metrics_start(bw_metrics_t *m) {
   pthread_mutex_lock(&m->mu);
   m->started = true;
   pthread_mutex_unlock(&m->mu);
-  return 0;
-}
-
-int bw_metrics_create(bw_runtime_t *rt, const bw_metrics_opts_t *opts, bw_metrics_t **out) {
-  bw_metrics_t *m;
-  int rc = bw_metrics_new(rt, opts, &m);
-  if (rc != 0)
-    return rc;
-  rc = bw_metrics_start(m);
-  if (rc != 0) {
-    bw_metrics_destroy(m);
-    return rc;
-  }
-  *out = m;
+  if (out != NULL)
+    *out = pid;
   return 0;
 }
 
@@ -182,13 +171,13 @@ int bw_metrics_stop(bw_metrics_t *m) {
   if (!bw__metrics_valid(m))
     return BW_EINVAL;
   bw_pid_t pid = bw_metrics_pid(m);
-  if (pid == BW_PID_NONE)
-    return BW_ENOPROC;
+  if (pid == BW_PID_NONE || !bw_is_alive(m->rt, pid))
+    return 0;
   pthread_mutex_lock(&m->mu);
   bool started = m->started;
   pthread_mutex_unlock(&m->mu);
   if (!started)
-    return BW_ESTATE; /* its supervisor would only restart it */
+    return BW_ERUNNING; /* its supervisor would only restart it */
   /* Refuse on a scheduler thread before the actor is told to stop, so that
    * BW_EWOULDBLOCK leaves it running (and bw_metrics_destroy frees nothing). */
   if (!bw_may_block(m->rt))
@@ -210,17 +199,9 @@ int bw_metrics_destroy(bw_metrics_t *m) {
     return 0;
   /* The pid is cleared by the actor's terminate: a registry whose actor
    * ended (runtime stopped too) never touches the runtime here. */
-  bw_pid_t pid = bw_metrics_pid(m);
-  if (pid != BW_PID_NONE && bw_is_alive(m->rt, pid)) {
-    pthread_mutex_lock(&m->mu);
-    bool started = m->started;
-    pthread_mutex_unlock(&m->mu);
-    if (!started)
-      return BW_ERUNNING;
-    int rc = bw_metrics_stop(m);
-    if (rc != 0 && rc != BW_ENOPROC)
-      return rc;
-  }
+  int rc = bw_metrics_stop(m);
+  if (rc != 0)
+    return rc;
   m->magic = 0;
   for (size_t i = 0; i < m->nfams; i++)
     bw__metrics_family_free(m->fams[i]);
@@ -234,6 +215,22 @@ int bw_metrics_destroy(bw_metrics_t *m) {
   free(m->cells);
   free(m->fams);
   free(m);
+  return 0;
+}
+
+int bw_metrics_stats(const bw_metrics_t *m, bw_metrics_stats_t *out) {
+  if (!bw__metrics_valid(m) || out == NULL)
+    return BW_EINVAL;
+  memset(out, 0, sizeof *out);
+  bw_metrics_t *w = (bw_metrics_t *)m; /* the lock only: nothing is written */
+  pthread_mutex_lock(&w->mu);
+  out->snapshots = m->seq;
+  out->families = m->nfams;
+  for (size_t i = 0; i < m->nfams; i++)
+    out->series += m->fams[i]->nseries;
+  out->cells = m->ncells;
+  out->sources = m->nsrcs;
+  pthread_mutex_unlock(&w->mu);
   return 0;
 }
 

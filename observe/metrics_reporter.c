@@ -54,8 +54,8 @@ static void collect_runtime_locked(bw_metrics_t *m) {
 }
 
 static void collect_breaker(met_src_t *s) {
-  bw_breaker_metrics_t bm;
-  if (bw_breaker_metrics(s->ptr, &bm) != 0)
+  bw_breaker_stats_t bm;
+  if (bw_breaker_stats(s->ptr, &bm) != 0)
     return;
   /* series order: state, calls{successful, failed, ignored, rejected},
    * slow, timeouts, failure_rate, slow_rate (breaker_defs) */
@@ -73,8 +73,8 @@ static void collect_breaker(met_src_t *s) {
 }
 
 static void collect_retry(met_src_t *s) {
-  bw_retry_metrics_t rm;
-  if (bw_retry_metrics(s->ptr, &rm) != 0)
+  bw_retry_stats_t rm;
+  if (bw_retry_stats(s->ptr, &rm) != 0)
     return;
   /* attempts, retries, timeouts, calls{success, failure, rejected},
    * budget_exhausted, in_flight (retry_defs) */
@@ -96,7 +96,7 @@ static void collect_actor(bw_metrics_t *m, met_src_t *s) {
   s->s[0]->present = ok;
 }
 
-static void bulkhead_update(met_src_t *s, const bw_bulkhead_metrics_t *bm) {
+static void bulkhead_update(met_src_t *s, const bw_bulkhead_stats_t *bm) {
   /* executions{completed, crashed, rejected, timed_out}, available, busy,
    * queued, lent, overflow (bulkhead_defs) */
   bw__metrics_set_counter(s->s[0], bm->completed);
@@ -201,7 +201,7 @@ static void collect(bw_ctx_t *ctx, bw_metrics_t *m) {
       if (pool == BW_PID_NONE && bw_whereis(m->rt, s->name, &pool) != 0)
         pool = BW_PID_NONE;
       uint64_t ref = 0;
-      if (pool == BW_PID_NONE || bw_bulkhead_metrics_request(ctx, pool, &ref) != 0) {
+      if (pool == BW_PID_NONE || bw_bulkhead_stats_request(ctx, pool, &ref) != 0) {
         bulkhead_absent(s);
         ref = 0;
       }
@@ -226,8 +226,8 @@ static void on_pool_answer(bw_ctx_t *ctx, bw_metrics_t *m, uint64_t ref, const b
       continue;
     known = true;
     s->ref = 0;
-    bw_bulkhead_metrics_t bm;
-    if (msg != NULL && bw_bulkhead_metrics_from_reply(msg, &bm) == 0)
+    bw_bulkhead_stats_t bm;
+    if (msg != NULL && bw_bulkhead_stats_from_reply(msg, &bm) == 0)
       bulkhead_update(s, &bm);
     else
       bulkhead_absent(s); /* timed out, or the pool is gone */

@@ -209,12 +209,12 @@ static const char *const retry_results[] = {"success", "failure", "rejected", NU
 static const char *const *const retry_second[] = {NULL, NULL, NULL, retry_results, NULL, NULL};
 
 int bw_metrics_add_retry(bw_metrics_t *m, const bw_retry_t *r, const char *name) {
-  bw_retry_metrics_t probe;
-  /* a policy never passed to bw_retry_init has no counters to read */
-  if (r == NULL || bw_retry_metrics(r, &probe) != 0)
+  bw_retry_stats_t probe;
+  /* a handle that is not a retry policy's has no counters to read */
+  if (r == NULL || bw_retry_stats(r, &probe) != 0)
     return BW_EINVAL;
   if (name == NULL)
-    name = r->opts.name;
+    name = bw_retry_name(r);
   return src_add(m, SRC_RETRY, r, BW_PID_NONE, name, "policy", retry_defs, 6, "result",
                  retry_second);
 }

@@ -183,6 +183,19 @@ static void rate(bw__jw_t *w, const char *key, double v) {
     bw__jw_fmt(w, ",\"%s\":%.2f", key, v);
 }
 
+/* A pool's stats by its pid, through the pool's protocol (the walk knows
+ * pids, not handles): bw_bulkhead_stats' round trip. */
+static int pool_stats(bw_runtime_t *rt, bw_pid_t pid, bw_bulkhead_stats_t *out) {
+  bw_reply_t r;
+  int rc = bw_call(rt, pid, BW_BULKHEAD_STATS, NULL, 0, 0, &r);
+  if (rc != 0)
+    return rc;
+  if (r.type != BW_BULKHEAD_STATS || r.len != sizeof *out)
+    return BW_EINVAL;
+  memcpy(out, r.data, sizeof *out);
+  return 0;
+}
+
 /* The decorations of one node (the registry is locked by the caller). */
 static void decorate(walk_t *k, bw_pid_t pid, const char *id) {
   bw__jw_t *w = &k->w;
@@ -192,8 +205,8 @@ static void decorate(walk_t *k, bw_pid_t pid, const char *id) {
       continue;
     if (d->kind == D_BREAKER && pid != BW_PID_NONE &&
         bw_breaker_pid((const bw_breaker_t *)d->handle) == pid) {
-      bw_breaker_metrics_t m;
-      bw_breaker_metrics((const bw_breaker_t *)d->handle, &m);
+      bw_breaker_stats_t m;
+      bw_breaker_stats((const bw_breaker_t *)d->handle, &m);
       bw__jw_lit(w, ",\"breaker\":{\"name\":");
       bw__jw_str(w, bw_breaker_name((const bw_breaker_t *)d->handle));
       bw__jw_lit(w, ",\"state\":");
@@ -211,8 +224,8 @@ static void decorate(walk_t *k, bw_pid_t pid, const char *id) {
     } else if (d->kind == D_BULKHEAD && pid != BW_PID_NONE &&
                ((d->pid != BW_PID_NONE && d->pid == pid) ||
                 (d->child_id[0] != '\0' && strcmp(d->child_id, id) == 0))) {
-      bw_bulkhead_metrics_t m;
-      int rc = bw_bulkhead_metrics(k->rt, pid, &m);
+      bw_bulkhead_stats_t m;
+      int rc = pool_stats(k->rt, pid, &m);
       bw__jw_lit(w, ",\"bulkhead\":{");
       if (rc != 0) {
         bw__jw_lit(w, "\"error\":");

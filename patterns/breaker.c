@@ -10,13 +10,13 @@
  *
  * epoch counts transitions. A caller's permit carries the epoch it was
  * granted in, so an outcome reported after the breaker moved on (a call let
- * through while closed, reported once half-open) is counted in the metrics
+ * through while closed, reported once half-open) is counted in the stats
  * but never judged by the wrong state. Half-open permits live in the same
  * word, so taking one is a CAS that fails if the state or epoch changed:
  * never more than N per half-open episode, whatever the concurrency.
  *
  * This file: the handle (options, lifecycle), the guard's admission, the
- * published state, control and metrics. The journal is in
+ * published state, control and stats. The journal is in
  * breaker_journal.c, the actor in breaker_actor.c, proxy mode in
  * breaker_proxy.c; their shared layout in breaker_internal.h.
  */
@@ -228,46 +228,44 @@ int bw_breaker_child_spec(bw_breaker_t *br, const char *id, bw_child_spec_t *out
   return 0;
 }
 
-int bw_breaker_start(bw_breaker_t *br) {
+int bw_breaker_start(bw_breaker_t *br, bw_pid_t *out) {
   if (br == NULL)
     return BW_EINVAL;
   bw_pid_t pid = BW_PID_NONE;
   int rc = bw_spawn(br->rt, &bw__br_behaviour, br, NULL, &pid);
-  if (rc == 0)
-    br->owned = true;
-  return rc;
-}
-
-int bw_breaker_create(bw_runtime_t *rt, const bw_breaker_opts_t *opts, bw_breaker_t **out) {
-  bw_breaker_t *br = NULL;
-  if (out == NULL)
-    return BW_EINVAL;
-  int rc = bw_breaker_new(rt, opts, &br);
   if (rc != 0)
     return rc;
-  if ((rc = bw_breaker_start(br)) != 0) {
-    br_free(br);
+  br->owned = true;
+  if (out != NULL)
+    *out = pid;
+  return 0;
+}
+
+int bw_breaker_stop(bw_breaker_t *br) {
+  if (br == NULL)
+    return BW_EINVAL;
+  bw_pid_t pid = bw_breaker_pid(br);
+  if (pid == BW_PID_NONE || !bw_is_alive(br->rt, pid))
+    return 0;
+  if (!br->owned)
+    return BW_ERUNNING;
+  /* refuse on a scheduler thread before the actor is told anything */
+  if (!bw_may_block(br->rt))
+    return BW_EWOULDBLOCK;
+  bw_exit(br->rt, pid, BW_REASON_SHUTDOWN, 0, "breaker stopped");
+  int rc = bw_wait_exit(br->rt, pid, 0, NULL);
+  if (rc == BW_EWOULDBLOCK)
     return rc;
-  }
-  *out = br;
+  br->owned = false;
   return 0;
 }
 
 int bw_breaker_destroy(bw_breaker_t *br) {
   if (br == NULL)
     return 0;
-  bw_pid_t pid = bw_breaker_pid(br);
-  if (pid != BW_PID_NONE && bw_is_alive(br->rt, pid)) {
-    if (!br->owned)
-      return BW_ERUNNING;
-    /* refuse on a scheduler thread before the actor is told anything */
-    if (!bw_may_block(br->rt))
-      return BW_EWOULDBLOCK;
-    bw_exit(br->rt, pid, BW_REASON_SHUTDOWN, 0, "breaker destroyed");
-    int rc = bw_wait_exit(br->rt, pid, 0, NULL);
-    if (rc == BW_EWOULDBLOCK)
-      return rc;
-  }
+  int rc = bw_breaker_stop(br);
+  if (rc != 0)
+    return rc;
   br_free(br);
   return 0;
 }
@@ -338,7 +336,7 @@ int bw_breaker_flush(bw_breaker_t *br, uint64_t timeout_ms) {
   return bw_call(br->rt, pid, BR_MSG_FLUSH, NULL, 0, timeout_ms, &rep);
 }
 
-int bw_breaker_metrics(const bw_breaker_t *br, bw_breaker_metrics_t *out) {
+int bw_breaker_stats(const bw_breaker_t *br, bw_breaker_stats_t *out) {
   if (br == NULL || out == NULL)
     return BW_EINVAL;
   memset(out, 0, sizeof *out);

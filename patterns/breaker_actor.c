@@ -81,7 +81,7 @@ static void publish_rejections(br_actor_t *a) {
   }
 }
 
-/* Recomputes the window rates for metrics. */
+/* Recomputes the window rates for the stats. */
 static void publish_rates(br_actor_t *a) {
   bw_breaker_t *br = a->br;
   if (br->cfg.window == BW_BREAKER_WINDOW_NONE)

@@ -5,7 +5,7 @@
  * files needs:
  *
  *   breaker.c          the handle: options, lifecycle, the guard's
- *                      acquire, state, control, metrics
+ *                      acquire, state, control, stats
  *   breaker_journal.c  the outcome journal: reporting, and the actor's drain
  *   breaker_actor.c    the actor: the state machine, timers, events
  *   breaker_proxy.c    proxy mode: forwarding requests to the target

@@ -3,7 +3,7 @@
  * patterns/BULKHEAD.md): the protocol between the pool actor and its
  * workers.
  *
- *   bulkhead.c         the API: options, start and stop, the calls
+ *   bulkhead.c         the API: options, the handle's lifecycle, the calls
  *   bulkhead_pool.c    the pool actor (bw_bulkhead_behaviour)
  *   bulkhead_worker.c  the worker wrapper around the user's behaviour
  */
@@ -15,6 +15,15 @@
 #include "bulwark/actor.h"
 #include "bulwark/bulkhead.h"
 #include "bulwark/message.h"
+
+/* The handle (bw_bulkhead_t): what outlives the pool actor. */
+struct bw_bulkhead {
+  bw_runtime_t *rt;
+  bw_bulkhead_opts_t opts;             /* opts.name points at name */
+  char name[BW_BULKHEAD_NAME_MAX + 1];
+  uint64_t pid;      /* bw_pid_t of the running pool; atomic (release by its init) */
+  bool started_here; /* bw_bulkhead_start spawned it: stop may stop it */
+};
 
 /* Internal message types (bulkhead.h reserves BASE + 0x80 and up). */
 enum {
@@ -35,8 +44,8 @@ typedef struct job_hdr {
 
 _Static_assert(sizeof(job_hdr) == BW_MSG_INLINE_MAX - BW_BULKHEAD_PAYLOAD_MAX,
                "BW_BULKHEAD_PAYLOAD_MAX leaves room for the job header");
-_Static_assert(sizeof(bw_bulkhead_metrics_t) <= BW_MSG_INLINE_MAX,
-               "metrics fit an inline reply");
+_Static_assert(sizeof(bw_bulkhead_stats_t) <= BW_MSG_INLINE_MAX,
+               "stats fit an inline reply");
 
 typedef struct done_note {
   uint32_t slot;

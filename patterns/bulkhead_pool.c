@@ -32,6 +32,7 @@
 #include "bulwark/runtime.h"
 #include "bulwark/timer.h"
 #include "patterns/bulkhead_internal.h"
+#include "runtime/atomic.h"
 #include "runtime/intensity.h"
 
 enum { S_EMPTY = 0, S_IDLE, S_BUSY, S_LENT, S_RETIRING };
@@ -65,6 +66,7 @@ typedef struct qent {
 
 typedef struct pool {
   bw_runtime_t *rt;
+  bw_bulkhead_t *handle; /* publishes self while this actor runs */
   bw_pid_t self;
   const bw_behaviour_t *wbeh;
   const bw_behaviour_t *user;
@@ -92,7 +94,7 @@ typedef struct pool {
 
   bw__intensity rst; /* worker restart times (ns): intensity over the period */
 
-  bw_bulkhead_metrics_t m; /* counters (gauges are filled on demand) */
+  bw_bulkhead_stats_t m; /* counters (gauges are filled on demand) */
 } pool_t;
 
 /* --- small helpers ------------------------------------------------------------ */
@@ -509,7 +511,7 @@ static void on_exit_signal(bw_ctx_t *ctx, pool_t *p, const bw_msg_t *msg) {
   worker_free(ctx, p, i);
 }
 
-static void fill_metrics(const pool_t *p, bw_bulkhead_metrics_t *out) {
+static void fill_stats(const pool_t *p, bw_bulkhead_stats_t *out) {
   *out = p->m;
   memcpy(out->name, p->name, sizeof out->name);
   out->workers = p->nbase;
@@ -526,7 +528,16 @@ static void fill_metrics(const pool_t *p, bw_bulkhead_metrics_t *out) {
 
 /* --- the behaviour ------------------------------------------------------------ */
 
+/* The handle stops naming this actor: callers stop sending to a dead pid,
+ * and a successor publishes its own (a failed CAS: it already did). */
+static void unpublish(pool_t *p) {
+  if (p->handle != NULL)
+    (void)bw__cas64(&p->handle->pid, p->self, BW_PID_NONE);
+  p->handle = NULL;
+}
+
 static void pool_free(pool_t *p) {
+  unpublish(p);
   free(p->slots);
   free(p->idle_base);
   free(p->idle_ovf);
@@ -545,12 +556,23 @@ static void stop_workers(pool_t *p) {
       (void)bw_exit(p->rt, p->slots[i].pid, BW_REASON_SHUTDOWN, 0, "bulkhead stopped");
 }
 
+/* One actor per handle: a live other one refuses this one. */
+static int pool_claim(bw_ctx_t *ctx, bw_bulkhead_t *b) {
+  if (b == NULL || b->rt != bw_ctx_runtime(ctx))
+    return BW_EINVAL;
+  bw_pid_t old = bw_bulkhead_pid(b);
+  if (old != BW_PID_NONE && old != bw_self(ctx) && bw_is_alive(b->rt, old))
+    return BW_EALREADY;
+  return bw_bulkhead_opts_validate(&b->opts);
+}
+
 static int pool_init(bw_ctx_t *ctx, void *state, void *arg) {
   pool_t *p = state;
-  const bw_bulkhead_opts_t *o = arg;
-  int rc = bw_bulkhead_validate(o);
+  bw_bulkhead_t *b = arg;
+  int rc = pool_claim(ctx, b);
   if (rc != 0)
     return rc;
+  const bw_bulkhead_opts_t *o = &b->opts;
   p->rt = bw_ctx_runtime(ctx);
   p->self = bw_self(ctx);
   p->user = o->worker;
@@ -596,6 +618,9 @@ static int pool_init(bw_ctx_t *ctx, void *state, void *arg) {
   /* idle stack: slot 0 on top, so work goes to workers in order */
   for (uint32_t i = p->nbase; i-- > 0;)
     p->idle_base[p->nidle_base++] = i;
+  p->handle = b;
+  /* release: the pool is set up before callers find it through the handle */
+  bw__st64_rel(&b->pid, p->self);
   return 0;
 }
 
@@ -622,11 +647,11 @@ static int pool_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
   case BW_BULKHEAD_CHECKIN:
     on_checkin(ctx, p, msg);
     return BW_CONTINUE;
-  case BW_BULKHEAD_METRICS:
+  case BW_BULKHEAD_STATS:
     if (msg->flags & BW_MSGF_REQUEST) {
-      bw_bulkhead_metrics_t m;
-      fill_metrics(p, &m);
-      (void)bw_reply(ctx, msg, 0, BW_BULKHEAD_METRICS, &m, sizeof m);
+      bw_bulkhead_stats_t m;
+      fill_stats(p, &m);
+      (void)bw_reply(ctx, msg, 0, BW_BULKHEAD_STATS, &m, sizeof m);
     }
     return BW_CONTINUE;
   case BW_MSG_EXIT:

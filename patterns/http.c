@@ -419,7 +419,7 @@ static int cl_init(bw_ctx_t *ctx, void *state, void *arg) {
    * executor form starts it the same way); it stays with the policy */
   bw_breaker_t *br = h->o.policy ? bw_policy_breaker(h->o.policy) : NULL;
   if (br != NULL && bw_breaker_pid(br) == BW_PID_NONE) {
-    int rc = bw_breaker_start(br);
+    int rc = bw_breaker_start(br, NULL);
     if (rc != 0 && rc != BW_EALREADY) {
       curl_multi_cleanup(c->multi);
       free(c->x);

@@ -8,7 +8,6 @@
  * policy_executor.c, the in-caller form in policy_caller.c; the handle's
  * layout in policy_internal.h.
  */
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +18,6 @@
 #include "bulwark/runtime.h"
 #include "patterns/policy_internal.h"
 #include "runtime/atomic.h"
-#include "runtime/grow.h"
 
 const char *bw_policy_cause_name(int cause) {
   static const char *const names[] = {"none",     "breaker",  "ratelimit", "bulkhead",
@@ -163,7 +161,8 @@ int bw_policy_new(bw_runtime_t *rt, const bw_policy_opts_t *opts, bw_policy_t **
     return rc == BW_ENOMEM ? BW_ENOMEM : BW_EINVAL;
   }
   p->br_timed = p->br != NULL && bw_breaker_slow_call_ms(p->br) != 0;
-  pthread_mutex_init(&p->mu, NULL);
+  p->pid = BW_PID_NONE;
+  p->started = BW_PID_NONE;
   p->magic = POLICY_MAGIC;
   *out = p;
   return 0;
@@ -173,22 +172,60 @@ bw_breaker_t *bw_policy_breaker(const bw_policy_t *p) {
   return p != NULL && p->magic == POLICY_MAGIC ? p->br : NULL;
 }
 
-int bw_policy_start(bw_policy_t *p, const bw_spawn_opts_t *opts, bw_pid_t *out) {
+int bw_policy_child_spec(bw_policy_t *p, const char *id, bw_child_spec_t *out) {
+  if (p == NULL || p->magic != POLICY_MAGIC || id == NULL || out == NULL)
+    return BW_EINVAL;
+  memset(out, 0, sizeof *out);
+  out->id = id;
+  out->behaviour = &bw_policy_behaviour;
+  out->arg = p;
+  out->restart = BW_PERMANENT;
+  out->type = BW_WORKER;
+  return 0;
+}
+
+bw_pid_t bw_policy_pid(const bw_policy_t *p) {
+  /* acquire: pairs with the executor's release store at the end of its init */
+  return p == NULL ? BW_PID_NONE : bw__ld64_acq(&p->pid);
+}
+
+/* Executors of p alive now. acquire: pairs with the decrement (a full
+ * barrier) in an executor's cleanup, which runs before its exit is reported. */
+static uint32_t live_executors(const bw_policy_t *p) { return bw__ld32_acq(&p->live); }
+
+int bw_policy_start(bw_policy_t *p, bw_pid_t *out) {
   if (p == NULL || p->magic != POLICY_MAGIC)
     return BW_EINVAL;
-  pthread_mutex_lock(&p->mu);
-  if (!bw__grow((void **)&p->started, &p->cap_started, p->nstarted, sizeof *p->started, 4)) {
-    pthread_mutex_unlock(&p->mu);
-    return BW_ENOMEM;
-  }
+  if (live_executors(p) > 0)
+    return BW_EALREADY;
   bw_pid_t pid = BW_PID_NONE;
-  int rc = bw_spawn(p->rt, &bw_policy_behaviour, p, opts, &pid);
-  if (rc == 0)
-    p->started[p->nstarted++] = pid;
-  pthread_mutex_unlock(&p->mu);
-  if (rc == 0 && out != NULL)
+  int rc = bw_spawn(p->rt, &bw_policy_behaviour, p, NULL, &pid);
+  if (rc != 0)
+    return rc;
+  p->started = pid;
+  if (out != NULL)
     *out = pid;
-  return rc;
+  return 0;
+}
+
+int bw_policy_stop(bw_policy_t *p) {
+  if (p == NULL || p->magic != POLICY_MAGIC)
+    return BW_EINVAL;
+  if (live_executors(p) == 0)
+    return 0;
+  bw_pid_t pid = p->started;
+  if (pid == BW_PID_NONE || !bw_is_alive(p->rt, pid))
+    return BW_ERUNNING; /* only executors we did not start */
+  /* Refuse on a scheduler thread before anything is stopped: BW_EWOULDBLOCK
+   * leaves the policy whole and running. */
+  if (!bw_may_block(p->rt))
+    return BW_EWOULDBLOCK;
+  (void)bw_exit(p->rt, pid, BW_REASON_SHUTDOWN, 0, "policy stopped");
+  int rc = bw_wait_exit(p->rt, pid, 0, NULL);
+  if (rc == BW_EWOULDBLOCK)
+    return rc;
+  p->started = BW_PID_NONE;
+  return 0;
 }
 
 int bw_policy_destroy(bw_policy_t *p) {
@@ -196,44 +233,24 @@ int bw_policy_destroy(bw_policy_t *p) {
     return 0;
   if (p->magic != POLICY_MAGIC)
     return BW_EINVAL;
-  pthread_mutex_lock(&p->mu);
-  /* Refuse on a scheduler thread before anything is stopped, if there is
-   * anything to wait for: BW_EWOULDBLOCK then leaves the policy whole and
-   * running (stopping an executor and then refusing would leave it half
-   * torn down). Waiting for BW_PID_NONE asks "may this thread block?": at
-   * once 0, or BW_EWOULDBLOCK. */
-  bool live = p->own_br != NULL && bw_is_alive(p->rt, bw_breaker_pid(p->own_br));
-  for (uint32_t i = 0; i < p->nstarted && !live; i++)
-    live = bw_is_alive(p->rt, p->started[i]);
-  if (live && !bw_may_block(p->rt)) {
-    pthread_mutex_unlock(&p->mu);
+  /* refused on a scheduler thread if its own breaker's actor would have to
+   * be waited for, before the executor is stopped (nothing half torn down) */
+  if (p->own_br != NULL && bw_is_alive(p->rt, bw_breaker_pid(p->own_br)) &&
+      !bw_may_block(p->rt))
     return BW_EWOULDBLOCK;
-  }
-  for (uint32_t i = 0; i < p->nstarted; i++) {
-    bw_pid_t pid = p->started[i];
-    if (!bw_is_alive(p->rt, pid))
-      continue;
-    bw_exit(p->rt, pid, BW_REASON_SHUTDOWN, 0, "policy destroyed");
-    if (bw_wait_exit(p->rt, pid, 0, NULL) == BW_EWOULDBLOCK) {
-      pthread_mutex_unlock(&p->mu);
-      return BW_EWOULDBLOCK;
-    }
-  }
-  pthread_mutex_unlock(&p->mu);
-  if (p->own_br != NULL) {
-    int rc = bw_breaker_destroy(p->own_br);
-    if (rc != 0)
-      return rc;
+  int rc = bw_policy_stop(p);
+  if (rc == 0 && live_executors(p) > 0)
+    rc = BW_ERUNNING; /* a supervised one besides ours */
+  if (rc == 0 && p->own_br != NULL && (rc = bw_breaker_destroy(p->own_br)) == 0)
     p->own_br = NULL;
-  }
+  if (rc != 0)
+    return rc;
   p->magic = 0;
-  pthread_mutex_destroy(&p->mu);
-  free(p->started);
   free(p);
   return 0;
 }
 
-int bw_policy_metrics(const bw_policy_t *p, bw_policy_metrics_t *out) {
+int bw_policy_stats(const bw_policy_t *p, bw_policy_stats_t *out) {
   if (p == NULL || out == NULL || p->magic != POLICY_MAGIC)
     return BW_EINVAL;
   memset(out, 0, sizeof *out);

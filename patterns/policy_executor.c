@@ -24,7 +24,8 @@
  * and attempt is cut to end by it.
  *
  * Memory: the slots, their free stack and the ref map (runtime/reftab.h) are
- * allocated in init, freed in terminate: nothing per request.
+ * allocated in init, freed in terminate (or cleanup, after a kill): nothing
+ * per request.
  *
  * The policy's handle and what both forms share are in policy.c, the
  * in-caller form in policy_caller.c.
@@ -88,6 +89,7 @@ typedef struct exec {
   /* the policy-held bulkhead */
   uint32_t active, nqueued, q_head, q_tail;
   bool pumping;
+  bool counted; /* counted in p->live: cleanup takes it back */
 } exec_t;
 
 /* --- Slots, timers, the bulkhead queue -------------------------------------------- */
@@ -437,8 +439,12 @@ static void arrive(bw_ctx_t *ctx, exec_t *x, const bw_msg_t *msg) {
 static int exec_init(bw_ctx_t *ctx, void *state, void *arg) {
   exec_t *x = state;
   bw_policy_t *p = arg;
-  if (p == NULL || p->magic != POLICY_MAGIC)
+  if (p == NULL || p->magic != POLICY_MAGIC || p->rt != bw_ctx_runtime(ctx))
     return BW_EINVAL;
+  /* counted from here on: cleanup, which runs whenever init ran, takes it back */
+  x->p = p;
+  x->counted = true;
+  (void)bw__faa32(&p->live, 1);
   uint32_t cap = p->o.capacity;
   x->slots = calloc(cap, sizeof *x->slots);
   x->free_stack = calloc(cap, sizeof *x->free_stack);
@@ -447,19 +453,20 @@ static int exec_init(bw_ctx_t *ctx, void *state, void *arg) {
     free(x->free_stack);
     bw__reftab_free(&x->map);
     x->slots = NULL;
+    x->free_stack = NULL;
     return BW_ENOMEM;
   }
   if (p->own_br != NULL) {
-    int rc = bw_breaker_start(p->own_br); /* one actor for all executors */
+    int rc = bw_breaker_start(p->own_br, NULL); /* one actor for all executors */
     if (rc != 0 && rc != BW_EALREADY) {
       free(x->slots);
       free(x->free_stack);
       bw__reftab_free(&x->map);
       x->slots = NULL;
+      x->free_stack = NULL;
       return rc;
     }
   }
-  x->p = p;
   x->o = &p->o;
   x->rt = bw_ctx_runtime(ctx);
   x->self = bw_self(ctx);
@@ -472,6 +479,8 @@ static int exec_init(bw_ctx_t *ctx, void *state, void *arg) {
   uint64_t inc = bw__faa64_rlx(&p->incarnations, 1);
   uint64_t seed = p->o.seed != 0 ? p->o.seed : (bw_now_ns(x->rt) ^ x->self);
   x->rng = seed + inc * 0xD1B54A32D192ED03ull;
+  /* release: the executor is set up before callers find it through p */
+  bw__st64_rel(&p->pid, x->self);
   return 0;
 }
 
@@ -578,6 +587,26 @@ static void exec_terminate(bw_ctx_t *ctx, void *state, const bw_reason_t *reason
   free(x->free_stack);
   bw__reftab_free(&x->map);
   x->slots = NULL;
+  x->free_stack = NULL;
+}
+
+/* Runs last, however the executor ended (after terminate, a kill, a failed
+ * init): frees what a kill left, and the policy stops counting it. */
+static void exec_cleanup(void *state) {
+  exec_t *x = state;
+  free(x->slots);
+  free(x->free_stack);
+  bw__reftab_free(&x->map);
+  x->slots = NULL;
+  x->free_stack = NULL;
+  if (!x->counted)
+    return;
+  /* a successor that already published keeps its pid (the CAS fails) */
+  (void)bw__cas64(&x->p->pid, x->self, BW_PID_NONE);
+  /* a full barrier (so a release): pairs with live_executors' acquire in
+   * policy.c; a destroy that sees 0 finds this executor done with p */
+  (void)bw__faa32(&x->p->live, UINT32_MAX);
+  x->counted = false;
 }
 
 const bw_behaviour_t bw_policy_behaviour = {
@@ -586,5 +615,6 @@ const bw_behaviour_t bw_policy_behaviour = {
     .init = exec_init,
     .handle = exec_handle,
     .terminate = exec_terminate,
+    .cleanup = exec_cleanup,
     .never_muted = true, /* a pattern actor: see RUNTIME.md, "Back-pressure" */
 };

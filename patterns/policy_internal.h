@@ -10,7 +10,6 @@
 #ifndef BULWARK_PATTERNS_POLICY_INTERNAL_H
 #define BULWARK_PATTERNS_POLICY_INTERNAL_H
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -28,7 +27,7 @@
  * attempt (which every new in-caller request makes: its deadline cannot
  * have passed yet), C_IC_SUCC for a success and its end (the executor
  * counts C_DONE when it answers, which may be later than C_SUCC/C_FAIL);
- * bw_policy_metrics adds them in. */
+ * bw_policy_stats adds them in. */
 enum {
   C_CALLS, C_REFUSED, C_SUCC, C_FAIL, C_BREAKER, C_RL, C_BH, C_TIMEOUT, C_DEADLINE, C_BUDGET,
   C_TARGET, C_FB, C_FB_ERR, C_ATTEMPTS, C_RETRIES, C_QUEUED, C_RL_WAITS, C_ABANDONED, C_DONE,
@@ -52,10 +51,9 @@ struct bw_policy {
   bool br_timed; /* the breaker detects slow calls: exit needs a duration */
   uint64_t incarnations;
   uint32_t magic;
-  /* executors bw_policy_start spawned (destroy stops them); under mu */
-  pthread_mutex_t mu;
-  bw_pid_t *started;
-  uint32_t nstarted, cap_started;
+  uint64_t pid;     /* bw_pid_t of the latest executor; release in its init */
+  uint32_t live;    /* executors whose init ran and whose cleanup has not */
+  bw_pid_t started; /* the one bw_policy_start spawned (BW_PID_NONE: none) */
   /* on a line of their own: every executor adds to them */
   _Alignas(64) uint64_t ctr[C__COUNT];
   /* the in-caller form's concurrency limit (attempts between enter and

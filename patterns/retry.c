@@ -21,7 +21,7 @@
  *
  * Memory: the table (slots, a free stack, and an open-addressing map from an
  * attempt's request ref to its slot) is allocated once in init and freed in
- * terminate: no allocation per request. Lookups are O(1): replies by ref
+ * terminate (or cleanup, after a kill): no allocation per request. Lookups are O(1): replies by ref
  * through the map, timer messages by slot index checked against the slot's
  * generation (a stale timer of a reused slot is ignored).
  */
@@ -37,16 +37,28 @@
 #include "runtime/atomic.h"
 #include "runtime/reftab.h"
 
-#define RETRY_MAGIC 0x52545259u /* "RTRY": set by bw_retry_init */
+#define RETRY_MAGIC 0x52545259u /* "RTRY": set by bw_retry_new */
 
 /* Counters in bw_retry_t.ctr. Relaxed atomic adds: several executors may
- * share a policy, readers only want each number exact, and nothing else is
+ * share a handle, readers only want each number exact, and nothing else is
  * published through them. */
 enum {
   C_CALLS, C_REJECTED, C_ATTEMPTS, C_RETRIES, C_SUCCESSES, C_SUCC_RETRY, C_FAILURES,
   C_BUDGET, C_TIMEOUTS, C_DEADLINES, C_ABANDONED, C__COUNT
 };
-_Static_assert(C__COUNT <= 16, "bw_retry_t.ctr is too small");
+
+/* The handle: what outlives the executors. */
+struct bw_retry {
+  bw_runtime_t *rt;
+  bw_retry_opts_t opts; /* name and target_name point at the copies below */
+  char *name, *target_name;
+  uint64_t ctr[C__COUNT];
+  uint64_t incarnations; /* executors ever started: each its own jitter sequence */
+  uint64_t pid;          /* bw_pid_t of the latest executor; release in its init */
+  uint32_t live;         /* executors whose init ran and whose cleanup has not */
+  bw_pid_t started;      /* the one bw_retry_start spawned (BW_PID_NONE: none) */
+  uint32_t magic;
+};
 
 /* Internal message types (timers to self). */
 enum {
@@ -87,6 +99,7 @@ typedef struct exec {
   uint32_t nfree;
   /* open addressing, linear probing: ref -> slot index; ref 0 = empty */
   bw__reftab map; /* attempt ref -> slot (runtime/reftab.h), reserved in init */
+  bool counted;   /* counted in pol->live: cleanup takes it back */
 } exec_t;
 
 static void count(exec_t *x, int c) { (void)bw__faa64_rlx(&x->pol->ctr[c], 1); }
@@ -130,16 +143,122 @@ int bw_retry_opts_validate(const bw_retry_opts_t *o) {
   return 0;
 }
 
-int bw_retry_init(bw_retry_t *r, const bw_retry_opts_t *o) {
-  if (r == NULL || bw_retry_opts_validate(o) != 0)
+static void retry_free(bw_retry_t *r) {
+  r->magic = 0;
+  free(r->name);
+  free(r->target_name);
+  free(r);
+}
+
+/* A copy of s, or NULL for NULL; *bad set when out of memory. */
+static char *dup_opt(const char *s, bool *bad) {
+  if (s == NULL)
+    return NULL;
+  char *d = strdup(s);
+  if (d == NULL)
+    *bad = true;
+  return d;
+}
+
+int bw_retry_new(bw_runtime_t *rt, const bw_retry_opts_t *o, bw_retry_t **out) {
+  bw_retry_opts_t def;
+  if (o == NULL) {
+    bw_retry_opts_init(&def);
+    o = &def;
+  }
+  if (rt == NULL || out == NULL || bw_retry_opts_validate(o) != 0)
     return BW_EINVAL;
-  memset(r, 0, sizeof *r);
+  bw_retry_t *r = calloc(1, sizeof *r);
+  if (r == NULL)
+    return BW_ENOMEM;
+  bool bad = false;
+  r->rt = rt;
   r->opts = *o;
+  r->name = dup_opt(o->name, &bad);
+  r->target_name = dup_opt(o->target_name, &bad);
+  r->opts.name = r->name;
+  r->opts.target_name = r->target_name;
+  r->pid = BW_PID_NONE;
+  r->started = BW_PID_NONE;
   r->magic = RETRY_MAGIC;
+  if (bad) {
+    retry_free(r);
+    return BW_ENOMEM;
+  }
+  *out = r;
   return 0;
 }
 
-int bw_retry_metrics(const bw_retry_t *r, bw_retry_metrics_t *out) {
+int bw_retry_child_spec(bw_retry_t *r, const char *id, bw_child_spec_t *out) {
+  if (r == NULL || r->magic != RETRY_MAGIC || id == NULL || out == NULL)
+    return BW_EINVAL;
+  memset(out, 0, sizeof *out);
+  out->id = id;
+  out->behaviour = &bw_retry_behaviour;
+  out->arg = r;
+  out->restart = BW_PERMANENT;
+  out->type = BW_WORKER;
+  return 0;
+}
+
+bw_pid_t bw_retry_pid(const bw_retry_t *r) {
+  /* acquire: pairs with the executor's release store at the end of its init */
+  return r == NULL ? BW_PID_NONE : bw__ld64_acq(&r->pid);
+}
+
+const char *bw_retry_name(const bw_retry_t *r) { return r == NULL ? NULL : r->name; }
+
+/* Executors of r alive now. acquire: pairs with the release decrement in
+ * an executor's cleanup, which runs before its exit is reported. */
+static uint32_t live_executors(const bw_retry_t *r) { return bw__ld32_acq(&r->live); }
+
+int bw_retry_start(bw_retry_t *r, bw_pid_t *out) {
+  if (r == NULL || r->magic != RETRY_MAGIC)
+    return BW_EINVAL;
+  if (live_executors(r) > 0)
+    return BW_EALREADY;
+  bw_pid_t pid = BW_PID_NONE;
+  int rc = bw_spawn(r->rt, &bw_retry_behaviour, r, NULL, &pid);
+  if (rc != 0)
+    return rc;
+  r->started = pid;
+  if (out != NULL)
+    *out = pid;
+  return 0;
+}
+
+int bw_retry_stop(bw_retry_t *r) {
+  if (r == NULL || r->magic != RETRY_MAGIC)
+    return BW_EINVAL;
+  if (live_executors(r) == 0)
+    return 0;
+  bw_pid_t pid = r->started;
+  if (pid == BW_PID_NONE || !bw_is_alive(r->rt, pid))
+    return BW_ERUNNING; /* only executors we did not start */
+  /* refuse on a scheduler thread before the executor is told anything */
+  if (!bw_may_block(r->rt))
+    return BW_EWOULDBLOCK;
+  (void)bw_exit(r->rt, pid, BW_REASON_SHUTDOWN, 0, "retry executor stopped");
+  int rc = bw_wait_exit(r->rt, pid, 0, NULL);
+  if (rc == BW_EWOULDBLOCK)
+    return rc;
+  r->started = BW_PID_NONE;
+  return 0;
+}
+
+int bw_retry_destroy(bw_retry_t *r) {
+  if (r == NULL)
+    return 0;
+  int rc = bw_retry_stop(r);
+  if (rc == 0 && live_executors(r) > 0)
+    rc = BW_ERUNNING; /* a supervised one besides ours */
+  if (rc != 0)
+    return rc;
+  retry_free(r);
+  return 0;
+}
+
+int bw_retry_stats(const bw_retry_t *r, bw_retry_stats_t *out) {
   if (r == NULL || out == NULL || r->magic != RETRY_MAGIC)
     return BW_EINVAL;
   memset(out, 0, sizeof *out);
@@ -376,8 +495,12 @@ static void arrive(bw_ctx_t *ctx, exec_t *x, const bw_msg_t *msg) {
 static int exec_init(bw_ctx_t *ctx, void *state, void *arg) {
   exec_t *x = state;
   bw_retry_t *pol = arg;
-  if (pol == NULL || pol->magic != RETRY_MAGIC || bw_retry_opts_validate(&pol->opts) != 0)
+  if (pol == NULL || pol->magic != RETRY_MAGIC || pol->rt != bw_ctx_runtime(ctx))
     return BW_EINVAL;
+  /* counted from here on: cleanup, which runs whenever init ran, takes it back */
+  x->pol = pol;
+  x->counted = true;
+  (void)bw__faa32(&pol->live, 1);
   uint32_t cap = pol->opts.capacity;
   x->slots = calloc(cap, sizeof *x->slots);
   x->free_stack = calloc(cap, sizeof *x->free_stack);
@@ -385,9 +508,10 @@ static int exec_init(bw_ctx_t *ctx, void *state, void *arg) {
     free(x->slots);
     free(x->free_stack);
     bw__reftab_free(&x->map);
+    x->slots = NULL;
+    x->free_stack = NULL;
     return BW_ENOMEM;
   }
-  x->pol = pol;
   x->o = &pol->opts;
   x->rt = bw_ctx_runtime(ctx);
   x->self = bw_self(ctx);
@@ -399,6 +523,8 @@ static int exec_init(bw_ctx_t *ctx, void *state, void *arg) {
   uint64_t inc = bw__faa64_rlx(&pol->incarnations, 1);
   uint64_t seed = pol->opts.seed != 0 ? pol->opts.seed : (bw_now_ns(x->rt) ^ x->self);
   x->rng = seed + inc * 0xD1B54A32D192ED03ull;
+  /* release: the executor is set up before callers find it through the handle */
+  bw__st64_rel(&pol->pid, x->self);
   return 0;
 }
 
@@ -463,6 +589,26 @@ static void exec_terminate(bw_ctx_t *ctx, void *state, const bw_reason_t *reason
   free(x->free_stack);
   bw__reftab_free(&x->map);
   x->slots = NULL;
+  x->free_stack = NULL;
+}
+
+/* Runs last, however the executor ended (after terminate, a kill, a failed
+ * init): frees what a kill left, and the handle stops counting it. */
+static void exec_cleanup(void *state) {
+  exec_t *x = state;
+  free(x->slots);
+  free(x->free_stack);
+  bw__reftab_free(&x->map);
+  x->slots = NULL;
+  x->free_stack = NULL;
+  if (!x->counted)
+    return;
+  /* a successor that already published keeps its pid (the CAS fails) */
+  (void)bw__cas64(&x->pol->pid, x->self, BW_PID_NONE);
+  /* a full barrier (so a release): pairs with live_executors' acquire; a
+   * destroy that sees 0 finds this executor done with the handle */
+  (void)bw__faa32(&x->pol->live, UINT32_MAX);
+  x->counted = false;
 }
 
 const bw_behaviour_t bw_retry_behaviour = {
@@ -471,11 +617,6 @@ const bw_behaviour_t bw_retry_behaviour = {
     .init = exec_init,
     .handle = exec_handle,
     .terminate = exec_terminate,
+    .cleanup = exec_cleanup,
     .never_muted = true, /* a pattern actor: see RUNTIME.md, "Back-pressure" */
 };
-
-int bw_retry_spawn(bw_runtime_t *rt, bw_retry_t *r, const bw_spawn_opts_t *opts, bw_pid_t *out) {
-  if (rt == NULL || r == NULL || r->magic != RETRY_MAGIC)
-    return BW_EINVAL;
-  return bw_spawn(rt, &bw_retry_behaviour, r, opts, out);
-}

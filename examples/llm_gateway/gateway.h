@@ -195,8 +195,8 @@ void count_tree(bw_runtime_t *rt, bw_pid_t sup, unsigned *up, unsigned *all, int
 void print_status(bw_runtime_t *rt, bw_pid_t root, bw_breaker_t *br, bw_http_t *http,
                   bw_health_t *h, uint64_t t);
 void print_summary(uint64_t t, uint64_t prompts, uint64_t model, uint64_t fb, uint64_t failed,
-                   const bw_histogram_summary_t *lat, const bw_policy_metrics_t *pm,
-                   const bw_breaker_metrics_t *bm, const bw_http_stats_t *hs,
+                   const bw_histogram_summary_t *lat, const bw_policy_stats_t *pm,
+                   const bw_breaker_stats_t *bm, const bw_http_stats_t *hs,
                    const struct server_stats *ss, bool have_ss, unsigned up, unsigned all,
                    int final_health, const bw_runtime_stats_t *rs);
 

@@ -293,10 +293,10 @@ int main(int argc, char **argv) {
 
   /* --- Read what the parts say, while they run. ------------------------- */
   (void)bw_breaker_flush(p.br, 5000);
-  bw_breaker_metrics_t bm;
-  (void)bw_breaker_metrics(p.br, &bm);
-  bw_policy_metrics_t pm;
-  (void)bw_policy_metrics(p.pol, &pm);
+  bw_breaker_stats_t bm;
+  (void)bw_breaker_stats(p.br, &bm);
+  bw_policy_stats_t pm;
+  (void)bw_policy_stats(p.pol, &pm);
   bw_http_stats_t hs;
   EXPECT(bw_http_stats(p.http, &hs) == 0);
   struct server_stats ss;

@@ -322,6 +322,7 @@ static const bw_behaviour_t aggregator_behaviour = {
  */
 struct app {
   bw_breaker_t *breaker; /* the handle; its actor is a child of the tree */
+  bw_bulkhead_t *sink;   /* the same for the sink pool */
 };
 
 struct pending {
@@ -541,14 +542,14 @@ static const bw_sup_spec_t sensors_sup = {
 static struct app g_app; /* the writer's init argument: the breaker handle */
 
 /* rest_for_one: each child depends on those declared before it. The
- * breaker's entry is filled in main from its handle (bw_breaker_child_spec),
- * the one part that cannot be a constant. */
+ * breaker's and the sink pool's entries are filled in main from their
+ * handles (bw_breaker_child_spec, bw_bulkhead_child_spec), the parts that
+ * cannot be constants. */
 enum { CH_SENSORS, CH_BREAKER, CH_SINK, CH_AGGREGATOR, CH_WRITER, CH__COUNT };
 static bw_child_spec_t pipeline_children[CH__COUNT] = {
     [CH_SENSORS] = {.id = "sensors", .supervisor = &sensors_sup, .type = BW_SUPERVISOR},
     [CH_BREAKER] = {.id = "breaker"}, /* filled in main */
-    [CH_SINK] = {.id = "sink", .behaviour = &bw_bulkhead_behaviour, .arg = (void *)&sink_opts,
-                 .name = "sink"},
+    [CH_SINK] = {.id = "sink"}, /* filled in main */
     [CH_AGGREGATOR] = {.id = "aggregator", .behaviour = &aggregator_behaviour,
                        .name = "aggregator"},
     [CH_WRITER] = {.id = "writer", .behaviour = &writer_behaviour, .arg = &g_app,
@@ -627,10 +628,9 @@ static bool child_restarts(bw_runtime_t *rt, bw_pid_t root, uint32_t out[CH__COU
 
 static void print_status(bw_runtime_t *rt, bw_pid_t root, uint64_t t_ms) {
   uint32_t rs[CH__COUNT] = {0};
-  bw_bulkhead_metrics_t pm;
-  bw_pid_t sink;
+  bw_bulkhead_stats_t pm;
   (void)child_restarts(rt, root, rs);
-  bool have_pool = bw_whereis(rt, "sink", &sink) == 0 && bw_bulkhead_metrics(rt, sink, &pm) == 0;
+  bool have_pool = bw_bulkhead_stats(g_app.sink, &pm) == 0;
   say("t=%2llus produced %6llu stored %6llu dropped %5llu | breaker %-9s | sink busy %u/%u "
       "queued %u | restarts: aggregator %u, writer %u\n",
       (unsigned long long)(t_ms / 1000), (unsigned long long)atomic_load(&g_ledger.produced),
@@ -694,6 +694,13 @@ int main(int argc, char **argv) {
   if (rc == 0)
     rc = bw_breaker_child_spec(g_app.breaker, "breaker", &pipeline_children[CH_BREAKER]);
 
+  /* --- The sink pool: a handle too; the writer finds it by its name. ----- */
+  if (rc == 0)
+    rc = bw_bulkhead_new(rt, &sink_opts, &g_app.sink);
+  if (rc == 0)
+    rc = bw_bulkhead_child_spec(g_app.sink, "sink", &pipeline_children[CH_SINK]);
+  pipeline_children[CH_SINK].name = "sink"; /* registered: the writer sends to it by name */
+
   /* --- Start the tree: children in order, each up before the next. ------- */
   bw_pid_t root = BW_PID_NONE;
   bw_sup_error_t err;
@@ -718,7 +725,7 @@ int main(int argc, char **argv) {
   bool crash_injected = false, outage_injected = false;
   uint32_t rs[CH__COUNT] = {0};
   uint64_t next_status = 1000, t = 0;
-  bw_breaker_metrics_t bm = {0};
+  bw_breaker_stats_t bm = {0};
   for (;;) {
     sleep_ms(10);
     t = bw_now_ms(rt) - t0;
@@ -737,7 +744,7 @@ int main(int argc, char **argv) {
       next_status += 1000;
     }
     (void)child_restarts(rt, root, rs);
-    (void)bw_breaker_metrics(g_app.breaker, &bm);
+    (void)bw_breaker_stats(g_app.breaker, &bm);
     bool effects = rs[CH_AGGREGATOR] >= 1 && outage_injected &&
                    atomic_load(&g_sink_fail_next) == 0 && bm.opens >= 1 &&
                    bw_breaker_state(g_app.breaker) == BW_BREAKER_CLOSED;
@@ -761,9 +768,10 @@ int main(int argc, char **argv) {
   /* --- Read what the tree says, then stop. ----------------------------- */
   EXPECT(child_restarts(rt, root, rs));
   (void)bw_breaker_flush(g_app.breaker, 5000);
-  (void)bw_breaker_metrics(g_app.breaker, &bm);
+  (void)bw_breaker_stats(g_app.breaker, &bm);
   EXPECT(bw_runtime_stop(rt) == 0);
   EXPECT(bw_breaker_destroy(g_app.breaker) == 0); /* its actor is gone with the tree */
+  EXPECT(bw_bulkhead_destroy(g_app.sink) == 0);
 
   uint64_t in_flight = produced - stored - dropped; /* at stop, after the drain */
   say("\nreadings: produced %llu = stored %llu + dropped %llu + in flight at stop %llu\n",

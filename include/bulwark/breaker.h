@@ -206,22 +206,26 @@ int bw_breaker_new(bw_runtime_t *rt, const bw_breaker_opts_t *opts, bw_breaker_t
  */
 int bw_breaker_child_spec(bw_breaker_t *br, const char *id, bw_child_spec_t *out);
 
-/* Spawns the actor for a handle made with bw_breaker_new (not supervised).
- * Returns 0, BW_EALREADY (an actor of this handle is alive), BW_EINVAL, and
- * bw_spawn's codes. */
-int bw_breaker_start(bw_breaker_t *br);
-
-/* bw_breaker_new + bw_breaker_start. Returns their codes; on failure *out is
- * untouched and nothing is left behind. */
-int bw_breaker_create(bw_runtime_t *rt, const bw_breaker_opts_t *opts, bw_breaker_t **out);
+/*
+ * Unsupervised: spawns the actor for a handle made with bw_breaker_new
+ * (*out, optional: its pid) / stops it (shutdown, then waits for it).
+ * start returns 0, BW_EINVAL, BW_EALREADY (an actor of this handle is
+ * alive, started or supervised), and bw_spawn's codes. stop returns 0 (also
+ * when no actor runs), BW_EINVAL, BW_ERUNNING (the actor runs under a
+ * supervisor: stop it there), BW_EWOULDBLOCK (on a scheduler thread; the
+ * actor keeps running). After stop the handle keeps its counters and state;
+ * start may run it again.
+ */
+int bw_breaker_start(bw_breaker_t *br, bw_pid_t *out);
+int bw_breaker_stop(bw_breaker_t *br);
 
 /*
- * Stops the actor if bw_breaker_start/create spawned it (shutdown, then
- * waits for it) and frees the handle. NULL is a no-op. A supervised actor
- * must be stopped by its supervisor first: while it lives, destroy refuses
- * with BW_ERUNNING and frees nothing. Not from a scheduler thread
- * (BW_EWOULDBLOCK) unless the runtime is already stopped. Returns 0,
- * BW_ERUNNING, BW_EWOULDBLOCK.
+ * Stops the actor if bw_breaker_start spawned it (as bw_breaker_stop) and
+ * frees the handle. NULL is a no-op. A supervised actor must be stopped by
+ * its supervisor first: while it lives, destroy refuses with BW_ERUNNING
+ * and frees nothing. Not from a scheduler thread (BW_EWOULDBLOCK, nothing
+ * stopped or freed) unless no actor of its own runs (after bw_runtime_stop,
+ * for one). Returns 0, BW_ERUNNING, BW_EWOULDBLOCK.
  */
 int bw_breaker_destroy(bw_breaker_t *br);
 
@@ -305,9 +309,9 @@ int bw_breaker_metrics_only(bw_breaker_t *br);
  */
 int bw_breaker_flush(bw_breaker_t *br, uint64_t timeout_ms);
 
-/* --- Metrics ---------------------------------------------------------------- */
+/* --- Stats ------------------------------------------------------------------ */
 
-typedef struct bw_breaker_metrics {
+typedef struct bw_breaker_stats {
   int32_t state;           /* bw_breaker_state_t */
   uint32_t half_open_permits_left;
   uint64_t successful;     /* outcomes classified success (slow ones too) */
@@ -323,7 +327,7 @@ typedef struct bw_breaker_metrics {
   uint64_t window_calls;   /* calls inside the window (ignored ones excluded) */
   double failure_rate;     /* percent over the window; -1 below minimum_calls */
   double slow_rate;        /* percent; -1 below minimum_calls or no detection */
-} bw_breaker_metrics_t;
+} bw_breaker_stats_t;
 
 /*
  * Reads the counters (lock-free, from any thread or actor; each is exact,
@@ -331,7 +335,7 @@ typedef struct bw_breaker_metrics {
  * batch of outcomes (bw_breaker_flush refreshes them); rejected counts guard
  * rejections at once. Returns 0 or BW_EINVAL.
  */
-int bw_breaker_metrics(const bw_breaker_t *br, bw_breaker_metrics_t *out);
+int bw_breaker_stats(const bw_breaker_t *br, bw_breaker_stats_t *out);
 
 #ifdef __cplusplus
 }

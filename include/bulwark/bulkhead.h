@@ -23,30 +23,45 @@
  *       bw_bulkhead_opts_init(&o);
  *       o.name = "db"; o.workers = 4; o.worker = &conn_behaviour;
  *       o.queue_capacity = 64; o.queue_timeout_ms = 500;
- *       bw_pid_t pool;
- *       bw_bulkhead_start(rt, &o, &pool);
+ *       bw_bulkhead_t *db;
+ *       bw_bulkhead_new(rt, &o, &db);                       // a handle, no actor yet
+ *       bw_bulkhead_start(db, NULL);                        // or bw_bulkhead_child_spec
  *       bw_reply_t r;
- *       int rc = bw_call(rt, pool, MY_QUERY, q, qlen, 1000, &r); // form (a)
+ *       int rc = bw_bulkhead_submit(db, MY_QUERY, q, qlen, 1000, &r); // form (a)
+ *       ...
+ *       bw_bulkhead_destroy(db);                            // stops it, frees the handle
  *
  * (b) Check out a worker (the resource, e.g. a connection actor): it is
  *     lent to the borrower exclusively until bw_bulkhead_checkin. The pool
  *     monitors the borrower; if the borrower dies, the worker comes back.
  *
- * (c) With-resource: bw_bulkhead_run(rt, pool, fn, arg, ...) runs fn on a
+ * (c) With-resource: bw_bulkhead_run(pool, fn, arg, ...) runs fn on a
  *     worker with the worker's state (the resource) and always returns the
  *     worker to the pool, even when fn crashes (bw_fail): the pool then
  *     restarts the worker and the requester gets BW_ECRASH.
  *
  * The pool supervises its workers itself (links and traps exits) with a
  * restart intensity; beyond it the pool exits with a crash, so its own
- * supervisor sees it. It runs as a supervised child (bw_bulkhead_behaviour
- * with a const bw_bulkhead_opts_t * as arg) or through start/stop.
+ * supervisor sees it. It runs as a supervised child (bw_bulkhead_child_spec)
+ * or through start/stop.
+ *
+ * Handle or pid: a pool is a handle (bw_bulkhead_t, like every pattern); its
+ * actor's pid changes when a supervisor restarts it, and bw_bulkhead_pid
+ * gives the current one. The calls from a plain thread (submit, run,
+ * checkout, stats) and checkin take the handle, so they follow the pool
+ * across restarts. The calls from an actor that build a request (the ones
+ * taking a bw_ctx_t: run_request, checkout_request, stats_request) take the
+ * pool's pid, as bw_http_request does: they are messages, and an actor may
+ * know a pool only by its pid or registered name (bw_whereis), as the
+ * metrics reporter and the health monitor do. Any actor may also use the
+ * protocol below directly with bw_request or bw_send.
  */
 #ifndef BULWARK_BULKHEAD_H
 #define BULWARK_BULKHEAD_H
 
 #include "bulwark/actor.h"
 #include "bulwark/message.h"
+#include "bulwark/supervisor.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -65,8 +80,8 @@ enum {
   BW_BULKHEAD_CHECKOUT,
   /* message: return a lease; payload bw_bulkhead_lease_t. */
   BW_BULKHEAD_CHECKIN,
-  /* request: the metrics; the reply's payload is bw_bulkhead_metrics_t. */
-  BW_BULKHEAD_METRICS,
+  /* request: the stats; the reply's payload is bw_bulkhead_stats_t. */
+  BW_BULKHEAD_STATS,
   /* the type of a function job's reply */
   BW_BULKHEAD_RESULT,
   /* types from BW_MSG_BULKHEAD_BASE + 0x80 are the pool's internal ones */
@@ -148,13 +163,13 @@ typedef struct bw_bulkhead_opts {
   uint64_t restart_period_ms;
 } bw_bulkhead_opts_t;
 
-/* What bw_bulkhead_metrics gives back; fits an inline reply.
+/* What bw_bulkhead_stats gives back; fits an inline reply.
  * Once nothing is in flight: submitted = started + rejected + timed_out +
  * queued, and started = completed + crashed + leases (checkouts granted)
  * + busy. completed counts a job when its worker tells the pool it is
  * done, which for a message job may be just after the requester has the
  * reply. */
-typedef struct bw_bulkhead_metrics {
+typedef struct bw_bulkhead_stats {
   char name[BW_BULKHEAD_NAME_MAX + 1];
   uint32_t workers, max_overflow, queue_capacity; /* the configuration */
   uint32_t available;  /* workers that could take work now: capacity - busy - lent */
@@ -175,7 +190,7 @@ typedef struct bw_bulkhead_metrics {
   uint64_t returns;    /* leases ended: checkin, borrower down, worker died */
   uint64_t restarted;  /* workers restarted after an exit the pool did not ask for */
   uint64_t overflow_started, overflow_retired;
-} bw_bulkhead_metrics_t;
+} bw_bulkhead_stats_t;
 
 /* Fills opts with the defaults: 1 worker, no overflow, no queue, no rate
  * limit, intensity 10 per 5 s. */
@@ -184,69 +199,95 @@ void bw_bulkhead_opts_init(bw_bulkhead_opts_t *opts);
 /* Checks options. Returns 0 or BW_EINVAL (NULL; workers 0 or too many;
  * overflow too many; a queue without a timeout, or a timeout without a
  * queue; a queue too long; durations above BW_BULKHEAD_MAX_MS; rate limit
- * on with rate 0 or burst 0, or a rate the limiter cannot represent; name
- * too long; max_restarts below -1). */
-int bw_bulkhead_validate(const bw_bulkhead_opts_t *opts);
+ * on with rate 0 or burst 0, or a rate the limiter cannot represent; rate
+ * fields set without rate_limit; name too long; max_restarts below -1; a
+ * worker behaviour without a handle callback). */
+int bw_bulkhead_opts_validate(const bw_bulkhead_opts_t *opts);
+
+/* --- Lifecycle -------------------------------------------------------------- */
+
+typedef struct bw_bulkhead bw_bulkhead_t;
+
+/* A pool handle (opts copied, the name too; the worker behaviour and its
+ * argument by reference: they must outlive the handle) without an actor.
+ * Returns 0, BW_EINVAL (NULL rt or out, bad opts; NULL opts = defaults),
+ * BW_ENOMEM. */
+int bw_bulkhead_new(bw_runtime_t *rt, const bw_bulkhead_opts_t *opts, bw_bulkhead_t **out);
 
 /*
- * The pool's behaviour, for a child spec: arg = a const bw_bulkhead_opts_t *
- * that outlives the supervisor (a static: the supervisor restarts the pool
- * with it). The pool copies what it needs at init; init fails with
- * BW_EINVAL on bad options, or with a worker's start error.
- *
- *   static const bw_bulkhead_opts_t db_opts = {.name = "db", .workers = 4, ...};
- *   static const bw_child_spec_t kids[] = {
- *     {.id = "db-pool", .behaviour = &bw_bulkhead_behaviour, .arg = (void *)&db_opts},
- *   };
+ * The pool's behaviour; arg = the handle (which must outlive the tree).
+ * bw_bulkhead_child_spec fills a child spec with it (id by reference;
+ * restart permanent, worker; add .name to register the pool). A restarted
+ * pool starts fresh workers and counters; init fails with BW_EALREADY while
+ * another actor of the handle lives, or with a worker's start error.
+ * Returns 0, BW_EINVAL.
  */
 extern const bw_behaviour_t bw_bulkhead_behaviour;
+int bw_bulkhead_child_spec(bw_bulkhead_t *pool, const char *id, bw_child_spec_t *out);
 
-/* Starts a pool (spawns it; its workers are up when this returns). From
- * any thread or actor. Returns 0, BW_EINVAL, and bw_spawn's codes. */
-int bw_bulkhead_start(bw_runtime_t *rt, const bw_bulkhead_opts_t *opts, bw_pid_t *out);
-
-/* Stops a pool and its workers (shutdown; each worker's terminate runs)
- * and waits until the pool is gone (its workers follow: one still inside
- * a blocking job stops when the job returns). Waiting requesters get
+/*
+ * Unsupervised: start spawns the pool (its workers are up when it returns;
+ * *out, optional: its pid). From any thread or actor. Returns 0,
+ * BW_EINVAL, BW_EALREADY (an actor of this handle is alive), and
+ * bw_spawn's codes.
+ *
+ * stop stops the pool and its workers (shutdown; each worker's terminate
+ * runs) and waits until the pool is gone (its workers follow: one still
+ * inside a blocking job stops when the job returns). Waiting requesters get
  * BW_ESHUTDOWN; those whose job is running get the worker's answer, or
- * BW_ENOPROC if the pool is gone first. From a thread that is not a
- * scheduler thread (there the pool is told to stop and the call returns
- * BW_EWOULDBLOCK without waiting). Returns 0, BW_EINVAL, BW_ENOPROC,
- * BW_EWOULDBLOCK, BW_ESHUTDOWN. */
-int bw_bulkhead_stop(bw_runtime_t *rt, bw_pid_t pool);
+ * BW_ENOPROC if the pool is gone first. Returns 0 (also when no pool runs),
+ * BW_EINVAL, BW_ERUNNING (a supervisor runs it: stop it there),
+ * BW_EWOULDBLOCK (on a scheduler thread: nothing is stopped).
+ */
+int bw_bulkhead_start(bw_bulkhead_t *pool, bw_pid_t *out);
+int bw_bulkhead_stop(bw_bulkhead_t *pool);
+
+/* bw_bulkhead_stop, then frees the handle. NULL is a no-op. Returns 0, or
+ * stop's BW_ERUNNING / BW_EWOULDBLOCK (nothing freed). */
+int bw_bulkhead_destroy(bw_bulkhead_t *pool);
+
+/* The pool actor's pid now, or BW_PID_NONE while none runs. */
+bw_pid_t bw_bulkhead_pid(const bw_bulkhead_t *pool);
+
+/* The pool's counters now (a request to the pool: from a thread that is not
+ * a scheduler thread; from an actor use bw_bulkhead_stats_request). Returns
+ * 0, BW_EINVAL, BW_ENOPROC (no pool runs), or bw_call's codes. */
+int bw_bulkhead_stats(const bw_bulkhead_t *pool, bw_bulkhead_stats_t *out);
 
 /* --- From a thread (synchronous; not on a scheduler thread) -------------- */
+
+/* Each sends to the pool the handle runs now: BW_ENOPROC while none runs. */
 
 /* Form (a): a message job; bw_call to the pool. Returns the worker's
  * status with *out filled, or the pool's refusal (BW_EBULKHEAD_FULL,
  * BW_ETIMEDOUT, BW_ERATE_LIMITED, BW_ECRASH, BW_ETOOBIG, BW_EINVAL: the
  * pool has no worker behaviour), or bw_call's codes. */
-int bw_bulkhead_submit(bw_runtime_t *rt, bw_pid_t pool, uint32_t type, const void *data,
-                       size_t len, uint64_t timeout_ms, bw_reply_t *out);
+int bw_bulkhead_submit(bw_bulkhead_t *pool, uint32_t type, const void *data, size_t len,
+                       uint64_t timeout_ms, bw_reply_t *out);
 
 /* Form (c): runs fn(ctx, resource, arg) on a worker; returns fn's status,
  * BW_ECRASH if the worker crashed running it, or the pool's refusal or
- * bw_call's codes (BW_EINVAL: NULL fn). timeout_ms 0 = no deadline. */
-int bw_bulkhead_run(bw_runtime_t *rt, bw_pid_t pool, bw_bulkhead_fn fn, void *arg,
-                    uint64_t timeout_ms);
+ * bw_call's codes (BW_EINVAL: NULL pool or fn). timeout_ms 0 = no deadline. */
+int bw_bulkhead_run(bw_bulkhead_t *pool, bw_bulkhead_fn fn, void *arg, uint64_t timeout_ms);
 
 /* Form (b): checks a worker out for borrower (an actor the pool monitors;
  * BW_PID_NONE = nobody: then only checkin returns it). Returns 0 with
  * *lease, the pool's refusal, or bw_call's codes. */
-int bw_bulkhead_checkout(bw_runtime_t *rt, bw_pid_t pool, bw_pid_t borrower, uint64_t timeout_ms,
+int bw_bulkhead_checkout(bw_bulkhead_t *pool, bw_pid_t borrower, uint64_t timeout_ms,
                          bw_bulkhead_lease_t *lease);
-
-/* The pool's counters now. Returns 0, BW_EINVAL, or bw_call's codes. */
-int bw_bulkhead_metrics(bw_runtime_t *rt, bw_pid_t pool, bw_bulkhead_metrics_t *out);
 
 /* --- From any thread or actor -------------------------------------------- */
 
 /* Returns a lease (asynchronous: a message to the pool). A lease that is no
- * longer current (already returned, its worker restarted) is ignored.
- * Returns 0, BW_EINVAL, and bw_send's codes. */
-int bw_bulkhead_checkin(bw_runtime_t *rt, bw_pid_t pool, const bw_bulkhead_lease_t *lease);
+ * longer current (already returned, its worker restarted) is ignored. An
+ * actor that knows only the pool's pid sends the lease itself:
+ * bw_send(rt, pid, BW_BULKHEAD_CHECKIN, lease, sizeof *lease).
+ * Returns 0, BW_EINVAL, BW_ENOPROC (no pool runs), and bw_send's codes. */
+int bw_bulkhead_checkin(bw_bulkhead_t *pool, const bw_bulkhead_lease_t *lease);
 
-/* --- From an actor (asynchronous: the reply arrives as a message) -------- */
+/* --- From an actor (asynchronous: the reply arrives as a message) --------
+ * These take the pool's pid (bw_bulkhead_pid, bw_whereis): see the file
+ * comment. */
 
 /* bw_request of a function job; the reply's status is fn's. */
 int bw_bulkhead_run_request(bw_ctx_t *ctx, bw_pid_t pool, bw_bulkhead_fn fn, void *arg,
@@ -256,13 +297,13 @@ int bw_bulkhead_run_request(bw_ctx_t *ctx, bw_pid_t pool, bw_bulkhead_fn fn, voi
 int bw_bulkhead_checkout_request(bw_ctx_t *ctx, bw_pid_t pool, uint64_t timeout_ms,
                                  uint64_t *ref);
 
-/* bw_request of the metrics. */
-int bw_bulkhead_metrics_request(bw_ctx_t *ctx, bw_pid_t pool, uint64_t *ref);
+/* bw_request of the stats. */
+int bw_bulkhead_stats_request(bw_ctx_t *ctx, bw_pid_t pool, uint64_t *ref);
 
 /* Decode replies: return the reply's status (0 with *out filled), or
  * BW_EINVAL if msg is not such a reply. */
 int bw_bulkhead_lease_from_reply(const bw_msg_t *reply, bw_bulkhead_lease_t *out);
-int bw_bulkhead_metrics_from_reply(const bw_msg_t *reply, bw_bulkhead_metrics_t *out);
+int bw_bulkhead_stats_from_reply(const bw_msg_t *reply, bw_bulkhead_stats_t *out);
 
 #ifdef __cplusplus
 }

@@ -33,10 +33,10 @@ extern "C" {
   X(ECIRCUIT_OPEN, -17, "circuit breaker is open")                            \
   X(EBULKHEAD_FULL, -18, "bulkhead pool and queue are full")                  \
   X(ERATE_LIMITED, -19, "rate limit exceeded")                                \
-  X(EALREADY, -20, "child already started or present")                        \
-  X(ERUNNING, -21, "child is running")                                         \
+  X(EALREADY, -20, "already started or present")                              \
+  X(ERUNNING, -21, "still running")                                           \
   X(ERESTARTING, -22, "child is restarting")                                   \
-  X(ENOTSUP, -23, "not supported by this supervisor's strategy")              \
+  X(ENOTSUP, -23, "not supported (by this build, strategy or configuration)")  \
   X(EBUDGET, -24, "retry budget exhausted")                                   \
   X(ENOCONN, -25, "the pid's node is not connected (message dead-lettered)")  \
   X(EREMOTE, -26, "a pointer payload cannot cross nodes without a serializer") \

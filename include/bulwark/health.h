@@ -257,21 +257,26 @@ int bw_health_new(bw_runtime_t *rt, const bw_health_opts_t *opts, bw_health_t **
  */
 int bw_health_child_spec(bw_health_t *h, const char *id, bw_child_spec_t *out);
 
-/* Spawns the monitor for the handle (not supervised). Returns 0,
- * BW_EALREADY (one runs), BW_EINVAL, and bw_spawn's codes. */
-int bw_health_start(bw_health_t *h);
-
-/* bw_health_new + bw_health_start; on failure nothing is left behind. */
-int bw_health_create(bw_runtime_t *rt, const bw_health_opts_t *opts, bw_health_t **out);
+/*
+ * Unsupervised: start spawns the monitor for the handle (*out, optional:
+ * its pid) / stop shuts it down and waits for it (its helper actors, the
+ * recorder among them, belong to the handle: destroy stops them). start
+ * returns 0, BW_EALREADY (one runs), BW_EINVAL, and bw_spawn's codes. stop
+ * returns 0 (also when none runs), BW_EINVAL, BW_ERUNNING (a supervisor
+ * runs it: stop it there), BW_EWOULDBLOCK (on a scheduler thread: nothing
+ * is stopped).
+ */
+int bw_health_start(bw_health_t *h, bw_pid_t *out);
+int bw_health_stop(bw_health_t *h);
 
 /*
- * Stops the monitor if bw_health_start/create spawned it, waits for its
- * helper actors to exit (a check still blocked is waited for: the helper's
- * thread reads the handle) and frees the handle. NULL is a no-op. A
- * supervised monitor must be stopped by its supervisor first (else
- * BW_ERUNNING, nothing freed). No reader (bw_health_json) may be running.
- * Not from a scheduler thread (BW_EWOULDBLOCK) unless the runtime is
- * stopped. Returns 0, BW_ERUNNING, BW_EWOULDBLOCK.
+ * bw_health_stop, then waits for the handle's helper actors to exit (a
+ * check still blocked is waited for: the helper's thread reads the handle)
+ * and frees the handle. NULL is a no-op. A supervised monitor must be
+ * stopped by its supervisor first (else BW_ERUNNING, nothing freed). No
+ * reader (bw_health_json) may be running. Not from a scheduler thread
+ * (BW_EWOULDBLOCK) unless the runtime is stopped. Returns 0, BW_ERUNNING,
+ * BW_EWOULDBLOCK.
  */
 int bw_health_destroy(bw_health_t *h);
 
@@ -337,7 +342,7 @@ typedef struct bw_health_info {
 /* Returns 0, BW_EINVAL, BW_ENOTFOUND (not in the snapshot yet). */
 int bw_health_component_info(const bw_health_t *h, const char *name, bw_health_info_t *out);
 
-typedef struct bw_health_metrics {
+typedef struct bw_health_stats {
   uint64_t rounds;      /* rounds started (ticks and check_now) */
   uint64_t checks;      /* actor, check and bulkhead checks started */
   uint64_t answers;     /* of those, answered in time */
@@ -350,10 +355,10 @@ typedef struct bw_health_metrics {
   uint64_t actions;     /* recovery actions taken */
   uint64_t events;      /* bus events handled */
   uint64_t snapshots;   /* snapshots published */
-} bw_health_metrics_t;
+} bw_health_stats_t;
 
 /* Reads the counters (each exact, the set not atomic). Returns 0, BW_EINVAL. */
-int bw_health_metrics(const bw_health_t *h, bw_health_metrics_t *out);
+int bw_health_stats(const bw_health_t *h, bw_health_stats_t *out);
 
 /* The monitor's behaviour, for a child spec by hand: arg = bw_health_t *. */
 extern const bw_behaviour_t bw_health_behaviour;

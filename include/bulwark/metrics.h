@@ -8,7 +8,8 @@
  * collects every period_ms on the runtime's clock:
  *
  *   bw_metrics_t *m;
- *   bw_metrics_create(rt, NULL, &m);                   // registry + actor
+ *   bw_metrics_new(rt, NULL, &m);                      // the registry, no actor yet
+ *   bw_metrics_start(m, NULL);                         // or bw_metrics_child_spec
  *   bw_counter_t *served;
  *   bw_metrics_counter_new(m, "app_requests_total", "Requests served.", &served);
  *   ...
@@ -27,7 +28,7 @@
  * (bw_runtime_stats), restarts (from supervisor events), the mailbox depth
  * of actors added by name, every breaker, bulkhead pool and retry policy
  * added with bw_metrics_add_*. A pool answers asynchronously
- * (bw_bulkhead_metrics_request): the snapshot of a period is published when
+ * (bw_bulkhead_stats_request): the snapshot of a period is published when
  * every pool has answered or its request timed out (one period).
  *
  * Metric names follow Prometheus: [a-zA-Z_:][a-zA-Z0-9_:]*, label names
@@ -99,6 +100,9 @@ typedef struct bw_metrics_opts {
 
 /* Fills opts with the defaults above. */
 void bw_metrics_opts_init(bw_metrics_opts_t *opts);
+/* Returns 0 or BW_EINVAL (NULL; period_ms 0 or > 86400000; max_families 0
+ * or > 4096; max_series 0 or > 65536; max_cells < 64 or > 1<<22). */
+int bw_metrics_opts_validate(const bw_metrics_opts_t *opts);
 
 /* --- Lifecycle ------------------------------------------------------------ */
 
@@ -120,32 +124,41 @@ extern const bw_behaviour_t bw_metrics_behaviour;
  * Returns 0, BW_EINVAL. */
 int bw_metrics_child_spec(bw_metrics_t *m, const char *id, bw_child_spec_t *out);
 
-/* Spawns the actor (not supervised). Returns 0, BW_EINVAL, BW_EALREADY,
- * bw_spawn's codes. */
-int bw_metrics_start(bw_metrics_t *m);
-
-/* bw_metrics_new + bw_metrics_start; on failure nothing is left behind. */
-int bw_metrics_create(bw_runtime_t *rt, const bw_metrics_opts_t *opts, bw_metrics_t **out);
-
 /*
- * Stops the actor bw_metrics_start spawned (shutdown; waits for it), from
- * a thread that is not a scheduler thread. Returns 0, BW_EINVAL,
- * BW_ENOPROC (none runs), BW_ESTATE (the actor runs under a supervisor:
- * stop it there), BW_EWOULDBLOCK, BW_ESHUTDOWN.
+ * Unsupervised: start spawns the actor (*out, optional: its pid) / stop
+ * shuts down the one start spawned and waits for it. start returns 0,
+ * BW_EINVAL, BW_EALREADY, bw_spawn's codes. stop returns 0 (also when none
+ * runs), BW_EINVAL, BW_ERUNNING (the actor runs under a supervisor: stop it
+ * there), BW_EWOULDBLOCK (on a scheduler thread: nothing is stopped), and
+ * bw_exit's or bw_wait_exit's codes (BW_ESHUTDOWN, racing a runtime stop).
  */
+int bw_metrics_start(bw_metrics_t *m, bw_pid_t *out);
 int bw_metrics_stop(bw_metrics_t *m);
 
 /*
- * Stops the actor if bw_metrics_start spawned it, then frees the registry
- * and every family and series handle (the latest snapshot is released;
- * snapshots others hold stay valid until released). A supervised actor
- * must be stopped first: while one lives, returns BW_ERUNNING and frees
- * nothing. NULL is a no-op. Returns 0, BW_ERUNNING, BW_EWOULDBLOCK.
+ * bw_metrics_stop, then frees the registry and every family and series
+ * handle (the latest snapshot is released; snapshots others hold stay valid
+ * until released). A supervised actor must be stopped first: while one
+ * lives, returns BW_ERUNNING and frees nothing. NULL is a no-op. Returns 0,
+ * BW_ERUNNING, BW_EWOULDBLOCK.
  */
 int bw_metrics_destroy(bw_metrics_t *m);
 
 /* The actor's pid now, or BW_PID_NONE. */
 bw_pid_t bw_metrics_pid(const bw_metrics_t *m);
+
+/* The reporter's own counters (what it collects is in its snapshots). */
+typedef struct bw_metrics_stats {
+  uint64_t snapshots; /* snapshots published (the latest one's seq) */
+  uint64_t families;  /* families registered, built-in ones included */
+  uint64_t series;    /* series in them */
+  uint64_t cells;     /* per-thread cells taken, of max_cells */
+  uint64_t sources;   /* breakers, pools, retry policies, HTTP clients, actors added */
+} bw_metrics_stats_t;
+
+/* Reads them under the registry's lock (from any thread; not for hot
+ * paths). Returns 0, BW_EINVAL. */
+int bw_metrics_stats(const bw_metrics_t *m, bw_metrics_stats_t *out);
 
 /* --- Families and series (may lock and allocate; not for hot paths) ------- */
 
@@ -209,7 +222,7 @@ typedef struct bw_retry bw_retry_t;
 typedef struct bw_http bw_http_t;
 
 /*
- * Adds a breaker (read with bw_breaker_metrics, labelled with its name):
+ * Adds a breaker (read with bw_breaker_stats, labelled with its name):
  * bulwark_breaker_state{breaker}, bulwark_breaker_calls_total{breaker,result}
  * (result: successful, failed, ignored, rejected),
  * bulwark_breaker_slow_calls_total, bulwark_breaker_timeouts_total,
@@ -241,7 +254,7 @@ int bw_metrics_remove_bulkhead(bw_metrics_t *m, const char *name);
  * bulwark_timeouts_total{policy} (attempts that timed out),
  * bulwark_retry_calls_total{policy,result} (result: success, failure,
  * rejected), bulwark_retry_budget_exhausted_total, bulwark_retry_in_flight.
- * The policy must stay valid until removed.
+ * The handle must stay valid until removed.
  */
 int bw_metrics_add_retry(bw_metrics_t *m, const bw_retry_t *r, const char *name);
 int bw_metrics_remove_retry(bw_metrics_t *m, const bw_retry_t *r);

@@ -17,12 +17,12 @@
  *   bw_policy_preset("api", &o);        // then adjust
  *   o.target_name = "users";
  *   bw_policy_t *p;
- *   bw_policy_new(rt, &o, &p);
+ *   bw_policy_new(rt, &o, &p);          // a handle, no executor yet
  *   bw_pid_t pid;
- *   bw_policy_start(p, NULL, &pid);     // or supervise bw_policy_behaviour with arg p
+ *   bw_policy_start(p, &pid);           // or supervised: bw_policy_child_spec(p, "users", &spec)
  *   bw_call(rt, pid, GET_USER, &id, sizeof id, 0, &reply);
  *   ...
- *   bw_policy_destroy(p);
+ *   bw_policy_destroy(p);               // stops the executor, frees the policy
  */
 #ifndef BULWARK_POLICY_H
 #define BULWARK_POLICY_H
@@ -32,6 +32,7 @@
 #include "bulwark/message.h"
 #include "bulwark/ratelimit.h"
 #include "bulwark/retry.h"
+#include "bulwark/supervisor.h"
 #include "bulwark/types.h"
 
 #ifdef __cplusplus
@@ -212,39 +213,56 @@ typedef struct bw_policy bw_policy_t;
 
 /*
  * Creates a policy (opts copied, strings too): validates, and makes its own
- * budget, rate limiter and breaker handle (not its actor yet) as asked.
- * Returns 0, BW_EINVAL (NULL rt or out, bad opts), BW_ENOMEM.
+ * budget, rate limiter and breaker handle (not its actor yet) as asked; no
+ * executor runs yet. Returns 0, BW_EINVAL (NULL rt, opts or out, bad opts),
+ * BW_ENOMEM.
  */
 int bw_policy_new(bw_runtime_t *rt, const bw_policy_opts_t *opts, bw_policy_t **out);
 
 /*
- * The executor's behaviour; arg = a bw_policy_t * that outlives it. Several
- * executors may run one policy (they share its counters, budget, limiter
- * and breaker; each has its own table and bulkhead). Init starts the
- * policy's own breaker actor if none runs.
+ * The executor's behaviour; arg = a bw_policy_t * that outlives it.
+ * bw_policy_child_spec fills a child spec with it (id by reference; restart
+ * permanent, worker). Several executors may run one policy (several
+ * children, or bw_spawn of the behaviour; they share its counters, budget,
+ * limiter and breaker; each has its own table and bulkhead). Init starts
+ * the policy's own breaker actor if none runs. Returns 0, BW_EINVAL.
  */
 extern const bw_behaviour_t bw_policy_behaviour;
+int bw_policy_child_spec(bw_policy_t *p, const char *id, bw_child_spec_t *out);
 
-/* Spawns an executor (opts may be NULL) that bw_policy_destroy stops.
- * Returns 0, BW_EINVAL, and bw_spawn's codes. */
-int bw_policy_start(bw_policy_t *p, const bw_spawn_opts_t *opts, bw_pid_t *out);
+/*
+ * Unsupervised: start spawns an executor (*out, optional: its pid) / stop
+ * stops the one start spawned and waits for it (the policy's own breaker
+ * keeps running: destroy stops it). start returns 0, BW_EINVAL, BW_EALREADY
+ * (an executor of p runs, started or supervised), and bw_spawn's codes.
+ * stop returns 0 (also when none runs), BW_EINVAL, BW_ERUNNING (only
+ * executors a supervisor runs are alive: stop them there), BW_EWOULDBLOCK
+ * (on a scheduler thread: nothing is stopped).
+ */
+int bw_policy_start(bw_policy_t *p, bw_pid_t *out);
+int bw_policy_stop(bw_policy_t *p);
+
+/*
+ * bw_policy_stop, then stops the policy's own breaker and frees the policy.
+ * Not from a scheduler thread (BW_EWOULDBLOCK, nothing stopped or freed)
+ * while an executor it started or its own breaker's actor runs, unless the
+ * runtime is stopped. NULL is a no-op. Returns 0, BW_EWOULDBLOCK,
+ * BW_ERUNNING (an executor a supervisor runs is alive, or the breaker's
+ * actor runs under a supervisor elsewhere: nothing freed; call again once
+ * it is stopped).
+ */
+int bw_policy_destroy(bw_policy_t *p);
+
+/* The executor's pid (with several, the latest to start, while it runs),
+ * or BW_PID_NONE. */
+bw_pid_t bw_policy_pid(const bw_policy_t *p);
 
 /* The policy's own breaker, or the shared one; NULL if none. */
 bw_breaker_t *bw_policy_breaker(const bw_policy_t *p);
 
-/*
- * Stops the executors bw_policy_start spawned (waits for them), then the
- * policy's own breaker, and frees the policy. Supervised executors must be
- * stopped by their supervisor first. Not from a scheduler thread
- * (BW_EWOULDBLOCK, nothing freed) unless the runtime is stopped. NULL is a
- * no-op. Returns 0, BW_EWOULDBLOCK, BW_ERUNNING (the breaker's actor is
- * still supervised elsewhere).
- */
-int bw_policy_destroy(bw_policy_t *p);
+/* --- Stats ------------------------------------------------------------------- */
 
-/* --- Metrics ------------------------------------------------------------------ */
-
-typedef struct bw_policy_metrics {
+typedef struct bw_policy_stats {
   uint64_t calls;     /* requests accepted */
   uint64_t refused;   /* requests refused at the door: BW_ELIMIT, BW_EINVAL */
   uint64_t successes; /* the target answered 0 */
@@ -262,11 +280,12 @@ typedef struct bw_policy_metrics {
   uint64_t rate_waits;       /* attempts that waited for a token */
   uint64_t abandoned;        /* in flight when their executor exited */
   uint64_t in_flight;        /* now */
-} bw_policy_metrics_t;
+} bw_policy_stats_t;
 
-/* Reads the counters of every executor of p (each exact; the set not a
- * snapshot while they run). From any thread. Returns 0, BW_EINVAL. */
-int bw_policy_metrics(const bw_policy_t *p, bw_policy_metrics_t *out);
+/* Reads the counters of every executor of p and of the in-caller form
+ * (each exact; the set not a snapshot while they run). From any thread.
+ * Returns 0, BW_EINVAL. */
+int bw_policy_stats(const bw_policy_t *p, bw_policy_stats_t *out);
 
 /* --- The in-caller form -------------------------------------------------------- */
 
@@ -295,7 +314,7 @@ int bw_policy_metrics(const bw_policy_t *p, bw_policy_metrics_t *out);
  * at the price of the caller keeping the ticket and re-entering on
  * BW_POLICY_RETRY.
  *
- * Same stages, order, counters (bw_policy_metrics, shared with the
+ * Same stages, order, counters (bw_policy_stats, shared with the
  * policy's executors) and classification as the executor, with these
  * differences:
  * - the concurrency limit (max_concurrent) is one atomic counter per policy,

@@ -23,23 +23,25 @@
  *   final reply, the last error, or the error of what stopped the retries
  *   (BW_ETIMEDOUT for the deadline, BW_EBUDGET for the budget).
  *
- *   static bw_retry_t policy;          // must outlive every executor using it
  *   bw_retry_opts_t o;
  *   bw_retry_opts_init(&o);
  *   o.target_name = "db";              // followed across the target's restarts
  *   o.max_attempts = 4;
  *   o.attempt_timeout_ms = 200;
  *   o.deadline_ms = 1000;
- *   bw_retry_init(&policy, &o);
- *   // supervised: {.id = "db-retry", .behaviour = &bw_retry_behaviour, .arg = &policy}
- *   // or:         bw_retry_spawn(rt, &policy, NULL, &pid);
+ *   bw_retry_t *r;
+ *   bw_retry_new(rt, &o, &r);          // a handle, no executor yet
+ *   bw_retry_start(r, &pid);           // or supervised: bw_retry_child_spec(r, "db-retry", &spec)
  *   bw_call(rt, pid, MY_QUERY, &q, sizeof q, 0, &reply);   // or bw_request from an actor
+ *   ...
+ *   bw_retry_destroy(r);               // stops the executor, frees the handle
  */
 #ifndef BULWARK_RETRY_H
 #define BULWARK_RETRY_H
 
 #include "bulwark/actor.h"
 #include "bulwark/message.h"
+#include "bulwark/supervisor.h"
 #include "bulwark/types.h"
 
 #ifdef __cplusplus
@@ -191,10 +193,10 @@ bool bw_retry_default_retryable(int status, void *arg);
 #define BW_RETRY_CAPACITY_MAX 65536u
 
 typedef struct bw_retry_opts {
-  /* The policy's name, for metrics and events (not copied; may be NULL). */
+  /* The policy's name, for metrics and events (copied; may be NULL). */
   const char *name;
   /* Where requests go: a pid, or a registered name looked up at each attempt
-   * (not copied), which follows a supervised target across restarts. At most
+   * (copied), which follows a supervised target across restarts. At most
    * one; with neither, every request must name its target
    * (BW_MSG_RETRY_CALL). A fixed pid that is dead stays dead (pids are never
    * reused), so BW_ENOPROC from a fixed pid is never retried. */
@@ -219,8 +221,9 @@ typedef struct bw_retry_opts {
   /* Requests in flight per executor, 1 .. BW_RETRY_CAPACITY_MAX; the table
    * is allocated once at start. Beyond it a request is answered BW_ELIMIT. */
   uint32_t capacity;
-  /* Jitter seed; each executor started from this policy derives its own
-   * sequence from it (deterministic for tests). 0 = from the pid and clock. */
+  /* Jitter seed; each executor of the handle (each restart too) derives
+   * its own sequence from it (deterministic for tests). 0 = from the pid
+   * and clock. */
   uint64_t seed;
 } bw_retry_opts_t;
 
@@ -235,26 +238,26 @@ void bw_retry_opts_init(bw_retry_opts_t *o);
  * over their bounds; capacity 0 or too big). */
 int bw_retry_opts_validate(const bw_retry_opts_t *o);
 
+/* --- Lifecycle ------------------------------------------------------------ */
+
 /*
- * A retry policy: validated options and the counters of every executor
- * started from it. Caller-allocated; fields are private. It must outlive the
- * executors that use it (give it static storage for a supervision tree).
+ * A retry policy: a handle with the validated options (strings copied; the
+ * budget by reference: it must outlive the handle) and the counters of
+ * every executor it runs.
  */
-typedef struct bw_retry {
-  bw_retry_opts_t opts;
-  uint64_t ctr[16];
-  uint64_t incarnations;
-  uint32_t magic;
-} bw_retry_t;
+typedef struct bw_retry bw_retry_t;
 
-/* Validates o and copies it into r (strings and the budget are not copied).
- * Returns 0, BW_EINVAL. */
-int bw_retry_init(bw_retry_t *r, const bw_retry_opts_t *o);
+/* A handle, no executor yet. Returns 0, BW_EINVAL (NULL rt or out, bad
+ * opts; NULL opts = defaults), BW_ENOMEM. */
+int bw_retry_new(bw_runtime_t *rt, const bw_retry_opts_t *opts, bw_retry_t **out);
 
 /*
- * The executor's behaviour; its init argument is an initialised bw_retry_t *
- * (otherwise init fails with BW_EINVAL). Put it in a bw_child_spec_t to
- * supervise it. Protocol:
+ * The executor's behaviour; its init argument is the handle (init fails
+ * with BW_EINVAL otherwise). bw_retry_child_spec fills a child spec with it
+ * (id by reference; restart permanent, worker); the handle must outlive the
+ * tree. Several executors may run one handle (several children, or
+ * bw_spawn of the behaviour): they share its counters and budget, each
+ * with its own table and jitter sequence. Returns 0, BW_EINVAL. Protocol:
  *
  * - A request (bw_request or bw_call) of any type outside the retry range
  *   [BW_MSG_RETRY_BASE, +0x100) is forwarded as is (type, inline payload) to
@@ -283,9 +286,29 @@ int bw_retry_init(bw_retry_t *r, const bw_retry_opts_t *o);
  * Messages without BW_MSGF_REQUEST are ignored.
  */
 extern const bw_behaviour_t bw_retry_behaviour;
+int bw_retry_child_spec(bw_retry_t *r, const char *id, bw_child_spec_t *out);
 
-/* Spawns an executor for r (opts may be NULL). Returns bw_spawn's codes. */
-int bw_retry_spawn(bw_runtime_t *rt, bw_retry_t *r, const bw_spawn_opts_t *opts, bw_pid_t *out);
+/*
+ * Unsupervised: start spawns an executor (*out, optional: its pid) / stop
+ * stops the one start spawned and waits for it. start returns 0, BW_EINVAL,
+ * BW_EALREADY (an executor of this handle runs, started or supervised), and
+ * bw_spawn's codes. stop returns 0 (also when none runs), BW_EINVAL,
+ * BW_ERUNNING (only executors a supervisor runs are alive: stop them
+ * there), BW_EWOULDBLOCK (on a scheduler thread: nothing is stopped).
+ */
+int bw_retry_start(bw_retry_t *r, bw_pid_t *out);
+int bw_retry_stop(bw_retry_t *r);
+
+/* bw_retry_stop, then frees the handle. NULL is a no-op. Returns 0, or
+ * BW_ERUNNING (an executor still runs: nothing freed) / BW_EWOULDBLOCK. */
+int bw_retry_destroy(bw_retry_t *r);
+
+/* The executor's pid (with several, the latest to start, while it runs),
+ * or BW_PID_NONE. */
+bw_pid_t bw_retry_pid(const bw_retry_t *r);
+
+/* The name the handle was made with (NULL if none, or for NULL). */
+const char *bw_retry_name(const bw_retry_t *r);
 
 /* The request that names its target. Payload: bw_retry_call_t, then up to
  * BW_RETRY_CALL_PAYLOAD_MAX bytes forwarded with type. */
@@ -304,8 +327,8 @@ typedef struct bw_retry_call {
 int bw_retry_call_pack(void *buf, bw_pid_t target, uint32_t type, const void *data, size_t len,
                        size_t *out_len);
 
-/* Counters of every executor of one policy, since bw_retry_init. */
-typedef struct bw_retry_metrics {
+/* Counters of every executor of one handle, since bw_retry_new. */
+typedef struct bw_retry_stats {
   uint64_t calls;            /* requests accepted */
   uint64_t rejected;         /* requests refused: BW_ELIMIT (table full) or BW_EINVAL */
   uint64_t attempts;         /* requests sent to a target, first ones and retries */
@@ -320,11 +343,11 @@ typedef struct bw_retry_metrics {
   uint64_t deadlines;        /* calls ended by their overall deadline */
   uint64_t abandoned;        /* calls in flight when their executor exited */
   uint64_t in_flight;        /* calls now in flight */
-} bw_retry_metrics_t;
+} bw_retry_stats_t;
 
 /* Reads the counters (relaxed: each exact, the set not a snapshot while
  * executors run). From any thread, actors included. Returns 0, BW_EINVAL. */
-int bw_retry_metrics(const bw_retry_t *r, bw_retry_metrics_t *out);
+int bw_retry_stats(const bw_retry_t *r, bw_retry_stats_t *out);
 
 #ifdef __cplusplus
 }

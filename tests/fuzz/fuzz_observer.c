@@ -135,7 +135,8 @@ static void up_health_empty(world_t *w) {
 }
 
 static void up_health(fz_t *f, world_t *w) {
-  CHECK(bw_health_create(g_rt, NULL, &w->health) == 0);
+  CHECK(bw_health_new(g_rt, NULL, &w->health) == 0);
+  CHECK(bw_health_start(w->health, NULL) == 0);
   w->health_status = BW_HEALTH_HEALTHY;
   if (fz_bool(f)) {
     char name[BW_HEALTH_NAME_MAX];
@@ -185,7 +186,8 @@ static void up_metrics(fz_t *f, world_t *w) {
   bw_metrics_opts_init(&o);
   o.runtime_metrics = fz_bool(f);
   o.max_cells = 1024;
-  CHECK(bw_metrics_create(g_rt, &o, &w->metrics) == 0);
+  CHECK(bw_metrics_new(g_rt, &o, &w->metrics) == 0);
+  CHECK(bw_metrics_start(w->metrics, NULL) == 0);
   static const char *const labels[] = {"method", "path"};
   bw_metric_family_t *fam = NULL;
   CHECK(bw_metrics_family(w->metrics, BW_METRIC_COUNTER, "fz_requests_total",

@@ -190,7 +190,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "observe_demo: tree: %s at %s: %s\n", bw_err_name(rc), err.child, err.message);
     goto out;
   }
-  if ((rc = bw_metrics_start(metrics)) != 0)
+  if ((rc = bw_metrics_start(metrics, NULL)) != 0)
     FAIL("metrics start", rc);
   /* A first snapshot now, so /metrics answers 200 (not 503 "nothing
    * collected yet") from the moment the port is printed. */
@@ -208,7 +208,7 @@ int main(int argc, char **argv) {
   c.target_name = "conn";
   if ((rc = bw_health_add(health, &c)) != 0)
     FAIL("health component", rc);
-  if ((rc = bw_health_start(health)) != 0)
+  if ((rc = bw_health_start(health, NULL)) != 0)
     FAIL("health start", rc);
   if ((rc = bw_tree_annotate_health(rt, health)) != 0)
     FAIL("tree annotate", rc);

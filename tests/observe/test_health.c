@@ -126,9 +126,9 @@ static bw_health_opts_t quiet_opts(void) {
   return o;
 }
 
-static bw_health_metrics_t metrics(const bw_health_t *h) {
-  bw_health_metrics_t m;
-  assert_int_equal(bw_health_metrics(h, &m), 0);
+static bw_health_stats_t metrics(const bw_health_t *h) {
+  bw_health_stats_t m;
+  assert_int_equal(bw_health_stats(h, &m), 0);
   return m;
 }
 
@@ -186,7 +186,7 @@ static void test_actor_component(void **state) {
   assert_non_null(strstr(get_json(h, &st), "\"running\":false"));
   assert_int_equal(st, BW_HEALTH_UNHEALTHY);
   add_actor(h, "db", comp, 100);
-  assert_int_equal(bw_health_start(h), 0);
+  assert_int_equal(bw_health_start(h, NULL), 0);
   FLUSH(h); /* the first round runs at once */
   BWT_POLL(metrics(h).answers >= 1);
   FLUSH(h);
@@ -269,7 +269,8 @@ static void test_check_function(void **state) {
   __atomic_store_n(&check_runs, 0, __ATOMIC_SEQ_CST);
   bw_health_opts_t o = quiet_opts();
   bw_health_t *h = NULL;
-  assert_int_equal(bw_health_create(rt, &o, &h), 0);
+  assert_int_equal(bw_health_new(rt, &o, &h), 0);
+  assert_int_equal(bw_health_start(h, NULL), 0);
   bw_health_component_t c;
   bw_health_component_init(&c, BW_HEALTH_KIND_CHECK, "disk");
   c.check = check_fn;
@@ -327,7 +328,8 @@ static void test_breaker_signals(void **state) {
   bo.window = BW_BREAKER_WINDOW_NONE;
   bo.failure_threshold = 1;
   bw_breaker_t *br = NULL;
-  assert_int_equal(bw_breaker_create(rt, &bo, &br), 0);
+  assert_int_equal(bw_breaker_new(rt, &bo, &br), 0);
+  assert_int_equal(bw_breaker_start(br, NULL), 0);
   bw_health_opts_t o = quiet_opts();
   bw_health_t *h = NULL;
   assert_int_equal(bw_health_new(rt, &o, &h), 0);
@@ -335,7 +337,7 @@ static void test_breaker_signals(void **state) {
   bw_health_component_init(&c, BW_HEALTH_KIND_BREAKER, "api");
   c.breaker = br;
   assert_int_equal(bw_health_add(h, &c), 0);
-  assert_int_equal(bw_health_start(h), 0);
+  assert_int_equal(bw_health_start(h, NULL), 0);
   recorder(rt, h);
   FLUSH(h);
   assert_int_equal(comp_status(h, "api"), BW_HEALTH_HEALTHY);
@@ -408,7 +410,8 @@ static void test_breaker_idle_half_open(void **state) {
   bo.success_threshold = 1;
   bo.half_open_permits = 1;
   bw_breaker_t *br = NULL;
-  assert_int_equal(bw_breaker_create(rt, &bo, &br), 0);
+  assert_int_equal(bw_breaker_new(rt, &bo, &br), 0);
+  assert_int_equal(bw_breaker_start(br, NULL), 0);
   bw_health_opts_t o = quiet_opts();
   bw_health_t *h = NULL;
   assert_int_equal(bw_health_new(rt, &o, &h), 0);
@@ -418,7 +421,7 @@ static void test_breaker_idle_half_open(void **state) {
   c.open_status = BW_HEALTH_UNHEALTHY; /* so that open and half-open differ */
   c.half_open_status = BW_HEALTH_DEGRADED;
   assert_int_equal(bw_health_add(h, &c), 0);
-  assert_int_equal(bw_health_start(h), 0);
+  assert_int_equal(bw_health_start(h, NULL), 0);
   FLUSH(h);
   assert_int_equal(comp_status(h, "idle"), BW_HEALTH_HEALTHY);
 
@@ -475,7 +478,8 @@ static void test_restarts_escalation_watchdog(void **state) {
   o.escalation_hold_ms = 3000;
   o.hang_hold_ms = 2000;
   bw_health_t *h = NULL;
-  assert_int_equal(bw_health_create(rt, &o, &h), 0);
+  assert_int_equal(bw_health_new(rt, &o, &h), 0);
+  assert_int_equal(bw_health_start(h, NULL), 0);
   recorder(rt, h);
   FLUSH(h);
   assert_int_equal(comp_status(h, "restarts"), BW_HEALTH_HEALTHY);
@@ -548,7 +552,8 @@ static void test_real_restart_storm(void **state) {
   o.restart_limit = 3;
   o.restart_window_ms = 10000;
   bw_health_t *h = NULL;
-  assert_int_equal(bw_health_create(rt, &o, &h), 0);
+  assert_int_equal(bw_health_new(rt, &o, &h), 0);
+  assert_int_equal(bw_health_start(h, NULL), 0);
   FLUSH(h);
   bw_pid_t sup;
   assert_int_equal(bw_supervisor_start(rt, &crasher_sup, &sup, NULL), 0);
@@ -643,14 +648,13 @@ static int blocking_job(bw_ctx_t *ctx, void *res, void *arg) {
 }
 
 typedef struct job_thread {
-  bw_runtime_t *rt;
-  bw_pid_t pool;
+  bw_bulkhead_t *pool;
   int rc;
 } job_thread_t;
 
 static void *run_job(void *p) {
   job_thread_t *j = p;
-  j->rc = bw_bulkhead_run(j->rt, j->pool, blocking_job, NULL, 0);
+  j->rc = bw_bulkhead_run(j->pool, blocking_job, NULL, 0);
   return NULL;
 }
 
@@ -663,28 +667,29 @@ static void test_bulkhead_component(void **state) {
   bo.name = "db";
   bo.workers = 1;
   bo.dedicated_threads = true;
-  bw_pid_t pool;
-  assert_int_equal(bw_bulkhead_start(rt, &bo, &pool), 0);
+  bw_bulkhead_t *pool = NULL;
+  assert_int_equal(bw_bulkhead_new(rt, &bo, &pool), 0);
+  assert_int_equal(bw_bulkhead_start(pool, NULL), 0);
   bw_health_opts_t o = quiet_opts();
   bw_health_t *h = NULL;
   assert_int_equal(bw_health_new(rt, &o, &h), 0);
   bw_health_component_t c;
   bw_health_component_init(&c, BW_HEALTH_KIND_BULKHEAD, "db-pool");
-  c.pid = pool;
+  c.pid = bw_bulkhead_pid(pool); /* the monitor asks the pool by pid */
   c.timeout_ms = 100;
   assert_int_equal(bw_health_add(h, &c), 0);
-  assert_int_equal(bw_health_start(h), 0);
+  assert_int_equal(bw_health_start(h, NULL), 0);
   recorder(rt, h);
   BWT_POLL(metrics(h).answers >= 1);
   FLUSH(h);
   assert_int_equal(comp_status(h, "db-pool"), BW_HEALTH_HEALTHY);
 
   /* the worker is busy; the next job is refused */
-  job_thread_t jt = {rt, pool, 1};
+  job_thread_t jt = {pool, 1};
   pthread_t th;
   assert_int_equal(pthread_create(&th, NULL, run_job, &jt), 0);
   assert_true(bwt_gate_await_waiting(&gate, 1));
-  assert_int_equal(bw_bulkhead_run(rt, pool, blocking_job, NULL, 0), BW_EBULKHEAD_FULL);
+  assert_int_equal(bw_bulkhead_run(pool, blocking_job, NULL, 0), BW_EBULKHEAD_FULL);
   next_round(rt, h);
   BWT_POLL(comp_status(h, "db-pool") == BW_HEALTH_DEGRADED);
   assert_true(comp_reason_is(h, "db-pool", "rejecting (1 since last check)"));
@@ -700,7 +705,7 @@ static void test_bulkhead_component(void **state) {
   pthread_join(th, NULL);
   assert_int_equal(jt.rc, 0);
   assert_int_equal(bw_health_destroy(h), 0);
-  assert_int_equal(bw_bulkhead_stop(rt, pool), 0);
+  assert_int_equal(bw_bulkhead_destroy(pool), 0);
   bw_runtime_destroy(rt);
   bwt_gate_destroy(&gate);
 }
@@ -734,7 +739,7 @@ static void test_recovery_call(void **state) {
   c.action_after_ms = 3000;
   c.recover = recover_fn;
   assert_int_equal(bw_health_add(h, &c), 0);
-  assert_int_equal(bw_health_start(h), 0);
+  assert_int_equal(bw_health_start(h, NULL), 0);
   bw_pid_t rec = recorder(rt, h);
   (void)rec;
   BWT_POLL(comp_status(h, "cache") == BW_HEALTH_UNHEALTHY); /* since t = 0 */
@@ -803,7 +808,7 @@ static void test_recovery_restart(void **state) {
   c.action = BW_HEALTH_ACTION_RESTART;
   c.action_after_ms = 2000;
   assert_int_equal(bw_health_add(h, &c), 0);
-  assert_int_equal(bw_health_start(h), 0);
+  assert_int_equal(bw_health_start(h, NULL), 0);
   recorder(rt, h);
   BWT_POLL(comp_status(h, "svc") == BW_HEALTH_UNHEALTHY);
   next_round(rt, h);
@@ -845,7 +850,7 @@ static void test_recovery_sup_restart(void **state) {
   c.sup = sup;
   c.child_id = "svc";
   assert_int_equal(bw_health_add(h, &c), 0);
-  assert_int_equal(bw_health_start(h), 0);
+  assert_int_equal(bw_health_start(h, NULL), 0);
   BWT_POLL(comp_status(h, "svc") == BW_HEALTH_UNHEALTHY);
   set_mode(ANSWER_HEALTHY);
   next_round(rt, h); /* 1000: terminate + restart_child */
@@ -875,7 +880,7 @@ static void test_json_snapshot(void **state) {
   bw_health_t *h = NULL;
   assert_int_equal(bw_health_new(rt, &o, &h), 0);
   add_actor(h, "caf\xc3\xa9", comp, 100); /* UTF-8 kept as is */
-  assert_int_equal(bw_health_start(h), 0);
+  assert_int_equal(bw_health_start(h, NULL), 0);
   BWT_POLL(comp_status(h, "caf\xc3\xa9") == BW_HEALTH_DEGRADED);
   next_round(rt, h);
   int st = -1;
@@ -940,7 +945,8 @@ static void test_concurrent_readers(void **state) {
   o.restart_limit = 1;
   o.restart_window_ms = 1;
   bw_health_t *h = NULL;
-  assert_int_equal(bw_health_create(rt, &o, &h), 0);
+  assert_int_equal(bw_health_new(rt, &o, &h), 0);
+  assert_int_equal(bw_health_start(h, NULL), 0);
   FLUSH(h);
   bool stop = false;
   reader_t rd[2] = {{h, &stop, 0, 0}, {h, &stop, 0, 0}};
@@ -991,7 +997,7 @@ static void test_supervised_monitor(void **state) {
   bw_pid_t first = bw_health_pid(h);
   assert_int_not_equal(first, BW_PID_NONE);
   /* a second monitor on the same handle is refused */
-  assert_int_equal(bw_health_start(h), BW_EALREADY);
+  assert_int_equal(bw_health_start(h, NULL), BW_EALREADY);
   assert_int_equal(bw_health_destroy(h), BW_ERUNNING);
   uint64_t rounds = metrics(h).rounds;
   assert_int_equal(bw_exit(rt, first, BW_REASON_KILL, 0, NULL), 0);
@@ -1044,7 +1050,6 @@ static void test_bad_input(void **state) {
   bw_health_t *h = NULL;
   assert_int_equal(bw_health_new(NULL, NULL, &h), BW_EINVAL);
   assert_int_equal(bw_health_new(rt, NULL, NULL), BW_EINVAL);
-  assert_int_equal(bw_health_create(rt, NULL, NULL), BW_EINVAL);
 
   bw_health_opts_init(&o);
   o.max_components = 2;
@@ -1099,15 +1104,15 @@ static void test_bad_input(void **state) {
   size_t len;
   char buf[8];
   bw_health_info_t in;
-  bw_health_metrics_t m;
+  bw_health_stats_t m;
   assert_int_equal(bw_health_json(NULL, buf, sizeof buf, &len, NULL), BW_EINVAL);
   assert_int_equal(bw_health_json(h, NULL, 4, &len, NULL), BW_EINVAL);
   assert_int_equal(bw_health_json(h, buf, sizeof buf, NULL, NULL), BW_EINVAL);
   assert_int_equal(bw_health_status(NULL), BW_EINVAL);
   assert_int_equal(bw_health_component_info(h, "nope", &in), BW_ENOTFOUND);
   assert_int_equal(bw_health_component_info(h, NULL, &in), BW_EINVAL);
-  assert_int_equal(bw_health_metrics(NULL, &m), BW_EINVAL);
-  assert_int_equal(bw_health_metrics(h, NULL), BW_EINVAL);
+  assert_int_equal(bw_health_stats(NULL, &m), BW_EINVAL);
+  assert_int_equal(bw_health_stats(h, NULL), BW_EINVAL);
   assert_int_equal(bw_health_subscribe(h, BW_PID_NONE), BW_EINVAL);
   assert_int_equal(bw_health_subscribe(NULL, 5), BW_EINVAL);
   assert_int_equal(bw_health_unsubscribe(h, 5), BW_ENOTFOUND);
@@ -1120,7 +1125,7 @@ static void test_bad_input(void **state) {
   assert_int_equal(bw_health_flush(h, 0), BW_ENOPROC);
   assert_int_equal(bw_health_check_now(NULL), BW_EINVAL);
   assert_int_equal(bw_health_flush(NULL, 0), BW_EINVAL);
-  assert_int_equal(bw_health_start(NULL), BW_EINVAL);
+  assert_int_equal(bw_health_start(NULL, NULL), BW_EINVAL);
   assert_int_equal(bw_health_child_spec(h, NULL, NULL), BW_EINVAL);
   assert_int_equal(bw_health_pid(NULL), BW_PID_NONE);
   assert_int_equal(bw_health_answer(NULL, NULL, 0, NULL), BW_EINVAL);
@@ -1133,7 +1138,7 @@ static void test_bad_input(void **state) {
   assert_int_equal(bw_spawn(rt2, &bw_health_behaviour, h, NULL, NULL), BW_EINVAL);
   bw_runtime_destroy(rt2);
   /* after the runtime stopped */
-  assert_int_equal(bw_health_start(h), 0);
+  assert_int_equal(bw_health_start(h, NULL), 0);
   FLUSH(h);
   assert_int_equal(bw_runtime_stop(rt), 0);
   assert_int_equal(bw_health_check_now(h), BW_ENOPROC); /* no monitor runs */

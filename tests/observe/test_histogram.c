@@ -185,7 +185,8 @@ static void test_registry_histogram_two_threads(void **state) {
   bw_metrics_opts_init(&o);
   o.runtime_metrics = false;
   bw_metrics_t *m;
-  assert_int_equal(bw_metrics_create(rt, &o, &m), 0);
+  assert_int_equal(bw_metrics_new(rt, &o, &m), 0);
+  assert_int_equal(bw_metrics_start(m, NULL), 0);
   bw_histogram_t *h;
   assert_int_equal(bw_metrics_histogram_new(m, "op_seconds", "Op latency.", &h), 0);
 

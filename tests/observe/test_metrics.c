@@ -31,7 +31,8 @@ static bw_metrics_t *new_metrics(bw_runtime_t *rt, bool runtime_metrics, uint64_
   o.runtime_metrics = runtime_metrics;
   o.period_ms = period_ms;
   bw_metrics_t *m = NULL;
-  assert_int_equal(bw_metrics_create(rt, &o, &m), 0);
+  assert_int_equal(bw_metrics_new(rt, &o, &m), 0);
+  assert_int_equal(bw_metrics_start(m, NULL), 0);
   return m;
 }
 
@@ -632,7 +633,8 @@ static void test_breaker_and_bulkhead_metrics(void **state) {
   bw_breaker_opts_init(&bo);
   bo.name = "db";
   bw_breaker_t *br;
-  assert_int_equal(bw_breaker_create(rt, &bo, &br), 0);
+  assert_int_equal(bw_breaker_new(rt, &bo, &br), 0);
+  assert_int_equal(bw_breaker_start(br, NULL), 0);
   for (int i = 0; i < 5; i++) {
     bw_breaker_permit_t p;
     assert_int_equal(bw_breaker_acquire(br, &p), 0);
@@ -646,10 +648,12 @@ static void test_breaker_and_bulkhead_metrics(void **state) {
   bw_bulkhead_opts_init(&po);
   po.name = "pool1";
   po.workers = 2;
-  bw_pid_t pool;
-  assert_int_equal(bw_bulkhead_start(rt, &po, &pool), 0);
+  bw_bulkhead_t *ph = NULL;
+  assert_int_equal(bw_bulkhead_new(rt, &po, &ph), 0);
+  assert_int_equal(bw_bulkhead_start(ph, NULL), 0);
+  bw_pid_t pool = bw_bulkhead_pid(ph); /* the reporter asks pools by pid or name */
   for (int i = 0; i < 3; i++)
-    assert_int_equal(bw_bulkhead_run(rt, pool, job_ok, NULL, 0), 0);
+    assert_int_equal(bw_bulkhead_run(ph, job_ok, NULL, 0), 0);
   assert_int_equal(bw_metrics_add_bulkhead(m, pool, "pool1"), 0);
   assert_int_equal(bw_metrics_add_bulkhead(m, pool, "other"), BW_EEXIST);
 
@@ -706,12 +710,13 @@ static void test_breaker_and_bulkhead_metrics(void **state) {
 
   /* a pool that is gone: its series are absent, collection goes on */
   assert_int_equal(bw_metrics_add_bulkhead(m, pool, "pool1"), 0);
-  assert_int_equal(bw_bulkhead_stop(rt, pool), 0);
+  assert_int_equal(bw_bulkhead_stop(ph), 0);
   assert_true(isnan(collect_value(m, "bulwark_bulkhead_available", p1, 1)));
   assert_int_equal(bw_metrics_remove_bulkhead(m, "pool1"), 0);
 
   assert_int_equal(bw_metrics_destroy(m), 0);
   assert_int_equal(bw_breaker_destroy(br), 0);
+  assert_int_equal(bw_bulkhead_destroy(ph), 0);
   bw_runtime_destroy(rt);
 }
 
@@ -726,14 +731,16 @@ static void test_bulkhead_by_name(void **state) {
   bw_bulkhead_opts_t po;
   bw_bulkhead_opts_init(&po);
   po.workers = 3;
-  bw_pid_t pool;
-  assert_int_equal(bw_bulkhead_start(rt, &po, &pool), 0);
+  bw_bulkhead_t *ph = NULL;
+  assert_int_equal(bw_bulkhead_new(rt, &po, &ph), 0);
+  bw_pid_t pool = BW_PID_NONE;
+  assert_int_equal(bw_bulkhead_start(ph, &pool), 0);
   assert_int_equal(bw_register(rt, "jobs", pool), 0);
   assert_true(collect_value(m, "bulwark_bulkhead_available", jobs, 1) == 3);
   assert_int_equal(bw_metrics_remove_bulkhead(m, NULL), BW_EINVAL);
   assert_int_equal(bw_metrics_remove_bulkhead(m, "jobs"), 0);
   assert_true(isnan(collect_value(m, "bulwark_bulkhead_available", jobs, 1)));
-  assert_int_equal(bw_bulkhead_stop(rt, pool), 0);
+  assert_int_equal(bw_bulkhead_destroy(ph), 0);
   assert_int_equal(bw_metrics_destroy(m), 0);
   bw_runtime_destroy(rt);
 }
@@ -742,18 +749,19 @@ static void test_retry_and_mailbox_metrics(void **state) {
   (void)state;
   bw_runtime_t *rt = bwt_runtime(2, true);
   bw_metrics_t *m = new_metrics(rt, false, 1000);
-  static bw_retry_t policy;
+  bw_retry_t *policy = NULL;
   bw_retry_opts_t ro;
   bw_retry_opts_init(&ro);
   ro.name = "fetch";
-  assert_int_equal(bw_retry_init(&policy, &ro), 0);
-  assert_int_equal(bw_metrics_add_retry(m, &policy, NULL), 0);
-  assert_int_equal(bw_metrics_add_retry(m, &policy, "again"), BW_EEXIST);
+  assert_int_equal(bw_retry_new(rt, &ro, &policy), 0);
+  assert_int_equal(bw_metrics_add_retry(m, policy, NULL), 0);
+  assert_int_equal(bw_metrics_add_retry(m, policy, "again"), BW_EEXIST);
   const char *fetch[] = {"fetch"}, *fetch_ok[] = {"fetch", "success"};
   assert_true(collect_value(m, "bulwark_retry_attempts_total", fetch, 1) == 0);
   assert_true(collect_value(m, "bulwark_timeouts_total", fetch, 1) == 0);
   assert_true(collect_value(m, "bulwark_retry_calls_total", fetch_ok, 2) == 0);
-  assert_int_equal(bw_metrics_remove_retry(m, &policy), 0);
+  assert_int_equal(bw_metrics_remove_retry(m, policy), 0);
+  assert_int_equal(bw_retry_destroy(policy), 0);
   assert_true(isnan(collect_value(m, "bulwark_retry_attempts_total", fetch, 1)));
 
   /* mailbox depth of a registered actor; absent while the name is free */
@@ -831,7 +839,7 @@ static void test_supervised_reporter_restart(void **state) {
   assert_int_equal(bw_supervisor_start(rt, &reporter_sup, &sup, NULL), 0);
   bw_pid_t first = bw_metrics_pid(m);
   assert_true(first != BW_PID_NONE);
-  assert_int_equal(bw_metrics_start(m), BW_EALREADY); /* one actor per registry */
+  assert_int_equal(bw_metrics_start(m, NULL), BW_EALREADY); /* one actor per registry */
   assert_true(collect_value(m, "kept_total", NULL, 0) == 42);
 
   assert_int_equal(bw_exit(rt, first, BW_REASON_KILL, 0, NULL), 0);
@@ -846,7 +854,7 @@ static void test_supervised_reporter_restart(void **state) {
   assert_int_equal(after.dead_by_reason[BW_DL_NOPROC], before.dead_by_reason[BW_DL_NOPROC]);
 
   /* supervised: stop and destroy refuse while it lives */
-  assert_int_equal(bw_metrics_stop(m), BW_ESTATE);
+  assert_int_equal(bw_metrics_stop(m), BW_ERUNNING);
   assert_int_equal(bw_metrics_destroy(m), BW_ERUNNING);
   assert_int_equal(bw_sup_stop(rt, sup), 0);
   assert_int_equal(bw_metrics_pid(m), BW_PID_NONE);
@@ -1235,7 +1243,9 @@ static void test_bad_input(void **state) {
   assert_int_equal(bw_metrics_new(rt, &o, &m), BW_EINVAL);
   bw_metrics_opts_init(&o);
   o.max_cells = 1;
-  assert_int_equal(bw_metrics_create(rt, &o, &m), BW_EINVAL);
+  assert_int_equal(bw_metrics_opts_validate(&o), BW_EINVAL);
+  assert_int_equal(bw_metrics_new(rt, &o, &m), BW_EINVAL);
+  assert_int_equal(bw_metrics_opts_validate(NULL), BW_EINVAL);
   bw_metrics_opts_init(&o);
   o.max_families = 0;
   assert_int_equal(bw_metrics_new(rt, &o, &m), BW_EINVAL);
@@ -1244,7 +1254,13 @@ static void test_bad_input(void **state) {
   /* no actor yet */
   assert_int_equal(bw_metrics_pid(m), BW_PID_NONE);
   assert_int_equal(bw_metrics_collect(m, 0), BW_ENOPROC);
-  assert_int_equal(bw_metrics_stop(m), BW_ENOPROC);
+  assert_int_equal(bw_metrics_stop(m), 0); /* nothing runs: nothing to do */
+  bw_metrics_stats_t ms;
+  assert_int_equal(bw_metrics_stats(m, &ms), 0);
+  assert_int_equal(ms.snapshots, 0);
+  assert_true(ms.families > 0 && ms.series > 0); /* the built-in ones */
+  assert_int_equal(bw_metrics_stats(m, NULL), BW_EINVAL);
+  assert_int_equal(bw_metrics_stats(NULL, &ms), BW_EINVAL);
   bw_metrics_snapshot_t *s;
   assert_int_equal(bw_metrics_latest(m, &s), BW_ENOTFOUND);
   assert_int_equal(bw_metrics_latest(m, NULL), BW_EINVAL);
@@ -1253,7 +1269,7 @@ static void test_bad_input(void **state) {
   assert_int_equal(bw_metrics_render(m, BW_METRICS_JSON, buf, sizeof buf, &len), BW_ENOTFOUND);
 
   /* NULLs */
-  assert_int_equal(bw_metrics_start(NULL), BW_EINVAL);
+  assert_int_equal(bw_metrics_start(NULL, NULL), BW_EINVAL);
   assert_int_equal(bw_metrics_stop(NULL), BW_EINVAL);
   assert_int_equal(bw_metrics_collect(NULL, 0), BW_EINVAL);
   assert_int_equal(bw_metrics_destroy(NULL), 0);
@@ -1276,11 +1292,12 @@ static void test_bad_input(void **state) {
   assert_int_equal(bw_metrics_add_bulkhead(m, 1, ""), BW_EINVAL);
   assert_int_equal(bw_metrics_remove_bulkhead(m, "none"), BW_ENOTFOUND);
   assert_int_equal(bw_metrics_add_retry(m, NULL, "x"), BW_EINVAL);
-  static bw_retry_t unnamed;
+  bw_retry_t *unnamed = NULL;
   bw_retry_opts_t ro;
   bw_retry_opts_init(&ro);
-  assert_int_equal(bw_retry_init(&unnamed, &ro), 0);
-  assert_int_equal(bw_metrics_add_retry(m, &unnamed, NULL), BW_EINVAL); /* no name at all */
+  assert_int_equal(bw_retry_new(rt, &ro, &unnamed), 0);
+  assert_int_equal(bw_metrics_add_retry(m, unnamed, NULL), BW_EINVAL); /* no name at all */
+  assert_int_equal(bw_retry_destroy(unnamed), 0);
   assert_int_equal(bw_metrics_add_actor(m, NULL), BW_EINVAL);
   assert_int_equal(bw_metrics_remove_actor(m, NULL), BW_EINVAL);
   assert_int_equal(bw_metrics_remove_actor(m, "nobody"), BW_ENOTFOUND);
@@ -1302,8 +1319,8 @@ static void test_bad_input(void **state) {
   assert_null(bw_metrics_snapshot_retain(NULL));
 
   /* a started actor: a second start is refused; stop, then start again */
-  assert_int_equal(bw_metrics_start(m), 0);
-  assert_int_equal(bw_metrics_start(m), BW_EALREADY);
+  assert_int_equal(bw_metrics_start(m, NULL), 0);
+  assert_int_equal(bw_metrics_start(m, NULL), BW_EALREADY);
   assert_int_equal(bw_metrics_collect(m, 0), 0);
   assert_int_equal(bw_metrics_latest(m, &s), 0);
   assert_int_equal(bw_metrics_snapshot_family(s, 1000, &fi), BW_EINVAL);
@@ -1314,17 +1331,25 @@ static void test_bad_input(void **state) {
   assert_int_equal(bw_metrics_snapshot_value(s, "bulwark_dead_letters_total", wrong, 1, &v),
                    BW_ENOTFOUND);
   bw_metrics_snapshot_release(s);
+  assert_int_equal(bw_metrics_stats(m, &ms), 0);
+  assert_int_equal(ms.snapshots, 1);
+  bw_pid_t first = bw_metrics_pid(m);
   assert_int_equal(bw_metrics_stop(m), 0);
+  assert_false(bw_is_alive(rt, first));
+  assert_int_equal(bw_metrics_pid(m), BW_PID_NONE);
   assert_int_equal(bw_metrics_collect(m, 0), BW_ENOPROC);
-  assert_int_equal(bw_metrics_start(m), 0);
+  assert_int_equal(bw_metrics_start(m, NULL), 0);
   assert_int_equal(bw_metrics_collect(m, 0), 0);
   assert_int_equal(bw_metrics_destroy(m), 0); /* stops the actor it started */
 
   /* after the runtime stopped: the reporter is gone, destroy is safe */
-  assert_int_equal(bw_metrics_create(rt, NULL, &m), 0);
+  bw_pid_t pid = BW_PID_NONE;
+  assert_int_equal(bw_metrics_new(rt, NULL, &m), 0);
+  assert_int_equal(bw_metrics_start(m, &pid), 0);
+  assert_int_equal(bw_metrics_pid(m), pid);
   assert_int_equal(bw_runtime_stop(rt), 0);
   assert_int_equal(bw_metrics_pid(m), BW_PID_NONE);
-  assert_int_equal(bw_metrics_start(m), BW_ESHUTDOWN);
+  assert_int_equal(bw_metrics_start(m, NULL), BW_ESHUTDOWN);
   assert_int_equal(bw_metrics_destroy(m), 0);
   bw_runtime_destroy(rt);
 }

@@ -306,8 +306,10 @@ static world_t world_up_o(bool with_all, const bw_observer_opts_t *opts) {
     o.timeout_s = 2;
   }
   if (with_all) {
-    assert_int_equal(bw_health_create(w.rt, NULL, &w.health), 0);
-    assert_int_equal(bw_metrics_create(w.rt, NULL, &w.metrics), 0);
+    assert_int_equal(bw_health_new(w.rt, NULL, &w.health), 0);
+    assert_int_equal(bw_health_start(w.health, NULL), 0);
+    assert_int_equal(bw_metrics_new(w.rt, NULL, &w.metrics), 0);
+    assert_int_equal(bw_metrics_start(w.metrics, NULL), 0);
     o.tree_root = w.root;
     o.health = w.health;
     o.metrics = w.metrics;

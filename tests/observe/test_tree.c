@@ -77,7 +77,7 @@ static const bw_behaviour_t worker = {.name = "w", .handle = w_handle};
 
 static const bw_bulkhead_opts_t pool_opts = {.name = "jobs", .workers = 2};
 
-/* filled at run time: the breaker's and the monitor's specs need handles */
+/* filled at run time: the breaker's, the pool's and the monitor's specs need handles */
 static bw_child_spec_t leaf_kids[4];
 static const bw_sup_spec_t leaf_sup = {
     .name = "leaf", .strategy = BW_ONE_FOR_ONE, .intensity = 10, .period_ms = 60000,
@@ -100,6 +100,7 @@ static const bw_sup_spec_t root_sup = {
 typedef struct fixture {
   bw_runtime_t *rt;
   bw_breaker_t *br;
+  bw_bulkhead_t *pool;
   bw_health_t *h;
   bw_pid_t root;
 } fixture_t;
@@ -117,8 +118,8 @@ static fixture_t setup_tree(void) {
   memset(leaf_kids, 0, sizeof leaf_kids);
   leaf_kids[0] = (bw_child_spec_t){.id = "c", .behaviour = &worker};
   assert_int_equal(bw_breaker_child_spec(f.br, "br", &leaf_kids[1]), 0);
-  leaf_kids[2] = (bw_child_spec_t){
-      .id = "pool", .behaviour = &bw_bulkhead_behaviour, .arg = (void *)&pool_opts};
+  assert_int_equal(bw_bulkhead_new(f.rt, &pool_opts, &f.pool), 0);
+  assert_int_equal(bw_bulkhead_child_spec(f.pool, "pool", &leaf_kids[2]), 0);
   assert_int_equal(bw_health_child_spec(f.h, "health", &leaf_kids[3]), 0);
   assert_int_equal(bw_supervisor_start(f.rt, &root_sup, &f.root, NULL), 0);
   assert_int_equal(bw_tree_annotate_breaker(f.rt, f.br), 0);
@@ -131,6 +132,7 @@ static void teardown_tree(fixture_t *f) {
   assert_int_equal(bw_tree_forget_all(f->rt), 3);
   assert_int_equal(bw_sup_stop(f->rt, f->root), 0);
   assert_int_equal(bw_breaker_destroy(f->br), 0);
+  assert_int_equal(bw_bulkhead_destroy(f->pool), 0);
   assert_int_equal(bw_health_destroy(f->h), 0);
   bw_runtime_destroy(f->rt);
 }

@@ -36,8 +36,9 @@ static bw_breaker_opts_t consecutive_opts(uint32_t threshold) {
 
 static bw_breaker_t *mk(bw_runtime_t *rt, const bw_breaker_opts_t *o) {
   bw_breaker_t *br = NULL;
-  assert_int_equal(bw_breaker_create(rt, o, &br), 0);
+  assert_int_equal(bw_breaker_new(rt, o, &br), 0);
   assert_non_null(br);
+  assert_int_equal(bw_breaker_start(br, NULL), 0);
   return br;
 }
 
@@ -58,9 +59,9 @@ static void expect_state(bw_breaker_t *br, int st) {
   assert_string_equal(bw_breaker_state_name((int)bw_breaker_state(br)), bw_breaker_state_name(st));
 }
 
-static bw_breaker_metrics_t metrics(bw_breaker_t *br) {
-  bw_breaker_metrics_t m;
-  assert_int_equal(bw_breaker_metrics(br, &m), 0);
+static bw_breaker_stats_t stats(bw_breaker_t *br) {
+  bw_breaker_stats_t m;
+  assert_int_equal(bw_breaker_stats(br, &m), 0);
   return m;
 }
 
@@ -149,7 +150,8 @@ static void test_defaults(void **state) {
 
   bw_runtime_t *rt = bwt_runtime(2, true);
   bw_breaker_t *br = NULL;
-  assert_int_equal(bw_breaker_create(rt, NULL, &br), 0); /* NULL opts: defaults */
+  assert_int_equal(bw_breaker_new(rt, NULL, &br), 0); /* NULL opts: defaults */
+  assert_int_equal(bw_breaker_start(br, NULL), 0);
   assert_string_equal(bw_breaker_name(br), "breaker");
   assert_int_equal(bw_breaker_state(br), BW_BREAKER_CLOSED);
   calls(br, -1, 4);
@@ -205,16 +207,15 @@ static void test_bad_configs(void **state) {
 #undef BAD
   assert_int_equal(bw_breaker_opts_validate(NULL), BW_EINVAL);
 
-  /* create refuses them too, and leaves *out alone */
+  /* new refuses them too, and leaves *out alone */
   bw_runtime_t *rt = bwt_runtime(1, true);
   bw_breaker_t *br = (bw_breaker_t *)(uintptr_t)0x1;
   bw_breaker_opts_init(&o);
   o.open_ms = 0;
-  assert_int_equal(bw_breaker_create(rt, &o, &br), BW_EINVAL);
+  assert_int_equal(bw_breaker_new(rt, &o, &br), BW_EINVAL);
   assert_true(br == (bw_breaker_t *)(uintptr_t)0x1);
   bw_breaker_opts_init(&o);
-  assert_int_equal(bw_breaker_create(NULL, &o, &br), BW_EINVAL);
-  assert_int_equal(bw_breaker_create(rt, &o, NULL), BW_EINVAL);
+  assert_int_equal(bw_breaker_new(NULL, &o, &br), BW_EINVAL);
   assert_int_equal(bw_breaker_new(rt, &o, NULL), BW_EINVAL);
   bw_runtime_destroy(rt);
 }
@@ -222,7 +223,7 @@ static void test_bad_configs(void **state) {
 static void test_bad_input_and_after_stop(void **state) {
   (void)state;
   bw_breaker_permit_t p;
-  bw_breaker_metrics_t m;
+  bw_breaker_stats_t m;
   bw_child_spec_t cs;
   assert_int_equal(bw_breaker_acquire(NULL, &p), BW_EINVAL);
   assert_int_equal(bw_breaker_report(NULL, &p, 0), BW_EINVAL);
@@ -232,8 +233,9 @@ static void test_bad_input_and_after_stop(void **state) {
   assert_int_equal(bw_breaker_disable(NULL), BW_EINVAL);
   assert_int_equal(bw_breaker_metrics_only(NULL), BW_EINVAL);
   assert_int_equal(bw_breaker_flush(NULL, 0), BW_EINVAL);
-  assert_int_equal(bw_breaker_metrics(NULL, &m), BW_EINVAL);
-  assert_int_equal(bw_breaker_start(NULL), BW_EINVAL);
+  assert_int_equal(bw_breaker_stats(NULL, &m), BW_EINVAL);
+  assert_int_equal(bw_breaker_start(NULL, NULL), BW_EINVAL);
+  assert_int_equal(bw_breaker_stop(NULL), BW_EINVAL);
   assert_int_equal(bw_breaker_child_spec(NULL, "x", &cs), BW_EINVAL);
   assert_int_equal(bw_breaker_destroy(NULL), 0);
   assert_int_equal(bw_breaker_pid(NULL), BW_PID_NONE);
@@ -245,11 +247,24 @@ static void test_bad_input_and_after_stop(void **state) {
   bw_breaker_t *br = mk(rt, &o);
   assert_int_equal(bw_breaker_acquire(br, NULL), BW_EINVAL);
   assert_int_equal(bw_breaker_report(br, NULL, 0), BW_EINVAL);
-  assert_int_equal(bw_breaker_metrics(br, NULL), BW_EINVAL);
+  assert_int_equal(bw_breaker_stats(br, NULL), BW_EINVAL);
   assert_int_equal(bw_breaker_child_spec(br, NULL, &cs), BW_EINVAL);
   assert_int_equal(bw_breaker_child_spec(br, "x", NULL), BW_EINVAL);
   /* a second actor for the same handle is refused */
-  assert_int_equal(bw_breaker_start(br), BW_EALREADY);
+  assert_int_equal(bw_breaker_start(br, NULL), BW_EALREADY);
+  /* stop and start again: the handle keeps its state and counters */
+  call(br, -1);
+  FLUSH(br);
+  bw_pid_t first = bw_breaker_pid(br);
+  assert_int_equal(bw_breaker_stop(br), 0);
+  assert_int_equal(bw_breaker_pid(br), BW_PID_NONE);
+  assert_false(bw_is_alive(rt, first));
+  assert_int_equal(bw_breaker_stop(br), 0); /* nothing runs: nothing to do */
+  bw_pid_t second = BW_PID_NONE;
+  assert_int_equal(bw_breaker_start(br, &second), 0);
+  assert_int_equal(second, bw_breaker_pid(br));
+  assert_int_not_equal(second, first);
+  assert_int_equal(stats(br).failed, 1);
 
   assert_int_equal(bw_runtime_stop(rt), 0);
   /* after the stop: control fails cleanly, the guard still answers from the
@@ -259,7 +274,7 @@ static void test_bad_input_and_after_stop(void **state) {
   assert_int_equal(bw_breaker_acquire(br, &p), 0);
   int rc = bw_breaker_report(br, &p, 0); /* queued in the journal, no actor to wake */
   assert_true(rc == 0 || rc == BW_ENOPROC || rc == BW_ESHUTDOWN);
-  assert_int_equal(bw_breaker_metrics(br, &m), 0);
+  assert_int_equal(bw_breaker_stats(br, &m), 0);
   teardown(rt, br);
 }
 
@@ -288,7 +303,7 @@ static void test_consecutive_full_cycle(void **state) {
   assert_int_equal(bw_breaker_retry_after_ms(br), 1);
   assert_int_equal(bw_clock_advance(rt, 1), 0);
   expect_state(br, BW_BREAKER_HALF_OPEN);
-  assert_int_equal(metrics(br).half_open_permits_left, 3);
+  assert_int_equal(stats(br).half_open_permits_left, 3);
 
   /* half-open: a failure reopens */
   call(br, -1);
@@ -302,7 +317,7 @@ static void test_consecutive_full_cycle(void **state) {
   call(br, 0);
   expect_state(br, BW_BREAKER_CLOSED);
 
-  bw_breaker_metrics_t m = metrics(br);
+  bw_breaker_stats_t m = stats(br);
   assert_int_equal(m.failed, 6);
   assert_int_equal(m.successful, 3);
   assert_int_equal(m.rejected, 1);
@@ -325,7 +340,7 @@ static void test_half_open_permits_exhausted(void **state) {
   for (int i = 0; i < 3; i++)
     assert_int_equal(bw_breaker_acquire(br, &p[i]), 0);
   assert_int_equal(bw_breaker_acquire(br, &p[3]), BW_ECIRCUIT_OPEN);
-  bw_breaker_metrics_t m = metrics(br);
+  bw_breaker_stats_t m = stats(br);
   assert_int_equal(m.rejected, 1);
   assert_int_equal(m.not_permitted, 1);
   assert_int_equal(m.half_open_permits_left, 0);
@@ -335,7 +350,7 @@ static void test_half_open_permits_exhausted(void **state) {
   /* the third permit's report arrives after the close: counted, not judged */
   assert_int_equal(bw_breaker_report(br, &p[2], -1), 0);
   expect_state(br, BW_BREAKER_CLOSED);
-  assert_int_equal(metrics(br).failed, 2);
+  assert_int_equal(stats(br).failed, 2);
   teardown(rt, br);
 }
 
@@ -353,7 +368,7 @@ static void test_stale_permit_not_judged(void **state) {
   /* a failure of a call let through while closed must not reopen */
   assert_int_equal(bw_breaker_report(br, &old, -1), 0);
   expect_state(br, BW_BREAKER_HALF_OPEN);
-  assert_int_equal(metrics(br).failed, 3);
+  assert_int_equal(stats(br).failed, 3);
   teardown(rt, br);
 }
 
@@ -370,8 +385,8 @@ static void test_count_window_rate(void **state) {
   /* minimum calls: three failures out of three calls do not trip */
   calls(br, -1, 3);
   expect_state(br, BW_BREAKER_CLOSED);
-  assert_true(metrics(br).failure_rate < 0);
-  assert_int_equal(metrics(br).window_calls, 3);
+  assert_true(stats(br).failure_rate < 0);
+  assert_int_equal(stats(br).window_calls, 3);
   call(br, 0); /* F F F S: 4 calls, 75 % */
   expect_state(br, BW_BREAKER_OPEN);
 
@@ -380,18 +395,18 @@ static void test_count_window_rate(void **state) {
   expect_state(br, BW_BREAKER_HALF_OPEN);
   calls(br, 0, 2);
   expect_state(br, BW_BREAKER_CLOSED);
-  assert_int_equal(metrics(br).window_calls, 0);
+  assert_int_equal(stats(br).window_calls, 0);
 
   /* the window slides: only the last 4 calls count */
   calls(br, -1, 1);
   calls(br, 0, 4); /* F S S S S -> S S S S */
   expect_state(br, BW_BREAKER_CLOSED);
-  bw_breaker_metrics_t m = metrics(br);
+  bw_breaker_stats_t m = stats(br);
   assert_int_equal(m.window_calls, 4);
   assert_true(m.failure_rate == 0.0);
   call(br, -1); /* S S S F: 25 % */
   expect_state(br, BW_BREAKER_CLOSED);
-  assert_true(metrics(br).failure_rate == 25.0);
+  assert_true(stats(br).failure_rate == 25.0);
   call(br, -1); /* S S F F: 50 % */
   expect_state(br, BW_BREAKER_OPEN);
   teardown(rt, br);
@@ -410,25 +425,25 @@ static void test_time_window_rate_and_expiry(void **state) {
 
   calls(br, -1, 3); /* bucket [0, 2 s) */
   expect_state(br, BW_BREAKER_CLOSED);
-  assert_int_equal(metrics(br).window_calls, 3);
+  assert_int_equal(stats(br).window_calls, 3);
   /* 10 s later those failures have left the window */
   assert_int_equal(bw_clock_advance(rt, 10000), 0);
   call(br, -1);
   expect_state(br, BW_BREAKER_CLOSED); /* one call in the window */
-  assert_int_equal(metrics(br).window_calls, 1);
+  assert_int_equal(stats(br).window_calls, 1);
   calls(br, 0, 3);
   expect_state(br, BW_BREAKER_CLOSED); /* 1 of 4: 25 % */
-  assert_true(metrics(br).failure_rate == 25.0);
+  assert_true(stats(br).failure_rate == 25.0);
   /* a bucket later, still inside: 2 of 5 = 40 % */
   assert_int_equal(bw_clock_advance(rt, 2000), 0);
   call(br, -1);
   expect_state(br, BW_BREAKER_CLOSED);
-  assert_true(metrics(br).failure_rate == 40.0);
+  assert_true(stats(br).failure_rate == 40.0);
   /* the first bucket (1 F, 3 S) expires at 20 s: what is left is 1 F,
    * below the minimum; two more failures: 3 of 3 */
   assert_int_equal(bw_clock_advance(rt, 8000), 0);
   FLUSH(br);
-  assert_int_equal(metrics(br).window_calls, 1);
+  assert_int_equal(stats(br).window_calls, 1);
   call(br, -1);
   call(br, -1);
   expect_state(br, BW_BREAKER_CLOSED); /* 3 calls: below the minimum */
@@ -463,7 +478,7 @@ static void test_slow_call_rate(void **state) {
   assert_int_equal(bw_clock_advance(rt, 150), 0);
   assert_int_equal(bw_breaker_report(br, &p, 0), 0);
   expect_state(br, BW_BREAKER_OPEN); /* 2 slow of 4 */
-  bw_breaker_metrics_t m = metrics(br);
+  bw_breaker_stats_t m = stats(br);
   assert_int_equal(m.slow, 2);
   assert_int_equal(m.successful, 4);
   assert_int_equal(m.failed, 0);
@@ -500,7 +515,7 @@ static void test_ignored_outcomes(void **state) {
   call(br, -1);
   calls(br, -100, 3);
   expect_state(br, BW_BREAKER_CLOSED);
-  bw_breaker_metrics_t m = metrics(br);
+  bw_breaker_stats_t m = stats(br);
   assert_int_equal(m.ignored, 8);
   assert_int_equal(m.window_calls, 3);
   assert_int_equal(m.successful, 1);
@@ -512,7 +527,7 @@ static void test_ignored_outcomes(void **state) {
   expect_state(br, BW_BREAKER_HALF_OPEN);
   calls(br, -100, 3);
   FLUSH(br);
-  assert_int_equal(metrics(br).half_open_permits_left, 3);
+  assert_int_equal(stats(br).half_open_permits_left, 3);
   calls(br, 0, 2);
   expect_state(br, BW_BREAKER_CLOSED);
   teardown(rt, br);
@@ -574,7 +589,7 @@ static void test_half_open_max_wait(void **state) {
   expect_state(br, BW_BREAKER_HALF_OPEN);
   assert_int_equal(bw_clock_advance(rt, 1), 0);
   expect_state(br, BW_BREAKER_OPEN);
-  assert_int_equal(metrics(br).opens, 2);
+  assert_int_equal(stats(br).opens, 2);
   /* and the next half-open works normally */
   assert_int_equal(bw_clock_advance(rt, 1000), 0);
   expect_state(br, BW_BREAKER_HALF_OPEN);
@@ -599,17 +614,17 @@ static void test_half_open_default_max_wait(void **state) {
   expect_state(br, BW_BREAKER_HALF_OPEN);
   assert_int_equal(bw_clock_advance(rt, BW_BREAKER_HALF_OPEN_MAX_MS - 1), 0);
   expect_state(br, BW_BREAKER_HALF_OPEN);
-  assert_int_equal(metrics(br).half_open_permits_left, 3); /* nobody came */
+  assert_int_equal(stats(br).half_open_permits_left, 3); /* nobody came */
   assert_int_equal(bw_clock_advance(rt, 1), 0);
   expect_state(br, BW_BREAKER_OPEN);
-  assert_int_equal(metrics(br).opens, 2);
+  assert_int_equal(stats(br).opens, 2);
   assert_int_equal(bw_breaker_retry_after_ms(br), 1000);
   /* an idle breaker keeps probing: open, half-open, open ... */
   assert_int_equal(bw_clock_advance(rt, 1000), 0);
   expect_state(br, BW_BREAKER_HALF_OPEN);
   assert_int_equal(bw_clock_advance(rt, BW_BREAKER_HALF_OPEN_MAX_MS), 0);
   expect_state(br, BW_BREAKER_OPEN);
-  assert_int_equal(metrics(br).opens, 3);
+  assert_int_equal(stats(br).opens, 3);
   /* traffic in the next half-open closes it */
   assert_int_equal(bw_clock_advance(rt, 1000), 0);
   expect_state(br, BW_BREAKER_HALF_OPEN);
@@ -653,10 +668,10 @@ static void test_manual_states(void **state) {
   /* disabled: everything flows, nothing is recorded */
   assert_int_equal(bw_breaker_disable(br), 0);
   expect_state(br, BW_BREAKER_DISABLED);
-  bw_breaker_metrics_t before = metrics(br);
+  bw_breaker_stats_t before = stats(br);
   calls(br, -1, 20);
   expect_state(br, BW_BREAKER_DISABLED);
-  bw_breaker_metrics_t m = metrics(br);
+  bw_breaker_stats_t m = stats(br);
   assert_int_equal(m.failed, before.failed);
 
   /* metrics-only: records and computes rates, never rejects */
@@ -664,7 +679,7 @@ static void test_manual_states(void **state) {
   expect_state(br, BW_BREAKER_METRICS_ONLY);
   calls(br, -1, 10);
   expect_state(br, BW_BREAKER_METRICS_ONLY);
-  m = metrics(br);
+  m = stats(br);
   assert_int_equal(m.failed, before.failed + 10);
   assert_int_equal(m.window_calls, 4);
   assert_true(m.failure_rate == 100.0);
@@ -678,7 +693,7 @@ static void test_manual_states(void **state) {
   expect_state(br, BW_BREAKER_OPEN);
   assert_int_equal(bw_breaker_reset(br), 0);
   expect_state(br, BW_BREAKER_CLOSED);
-  assert_int_equal(metrics(br).window_calls, 0);
+  assert_int_equal(stats(br).window_calls, 0);
   /* the open's timer is gone with it */
   assert_int_equal(bw_clock_advance(rt, 1000), 0);
   expect_state(br, BW_BREAKER_CLOSED);
@@ -741,7 +756,7 @@ static void test_half_open_exactly_n_concurrent(void **state) {
     assert_int_equal(bw_breaker_report(br, &w->permits[0], -1), 0);
     expect_state(br, BW_BREAKER_OPEN);
   }
-  bw_breaker_metrics_t m = metrics(br);
+  bw_breaker_stats_t m = stats(br);
   assert_int_equal(m.rejected, rejected);
   assert_int_equal(m.not_permitted, rejected);
   teardown(rt, br);
@@ -767,14 +782,14 @@ static void test_journal_full_falls_back(void **state) {
   /* full, and no actor to send to: the caller is told, not ignored */
   assert_int_equal(bw_breaker_acquire(br, &p), 0);
   assert_int_equal(bw_breaker_report(br, &p, 0), BW_ENOPROC);
-  assert_int_equal(metrics(br).journal_fallbacks, 1);
+  assert_int_equal(stats(br).journal_fallbacks, 1);
   /* a repeated outcome merges into the newest record: no slot needed */
   assert_int_equal(bw_breaker_report(br, &p, -1), 0);
 
   /* the actor takes everything waiting when it starts */
-  assert_int_equal(bw_breaker_start(br), 0);
+  assert_int_equal(bw_breaker_start(br, NULL), 0);
   FLUSH(br);
-  bw_breaker_metrics_t m = metrics(br);
+  bw_breaker_stats_t m = stats(br);
   assert_int_equal(m.successful, 8);
   assert_int_equal(m.failed, 9);
   /* with the actor running, every report is counted, by journal or message */
@@ -783,7 +798,7 @@ static void test_journal_full_falls_back(void **state) {
     assert_int_equal(bw_breaker_report(br, &p, i % 2 ? -1 : 0), 0);
   }
   FLUSH(br);
-  m = metrics(br);
+  m = stats(br);
   assert_int_equal(m.successful, 8 + 500);
   assert_int_equal(m.failed, 9 + 500);
   teardown(rt, br);
@@ -834,7 +849,7 @@ static void test_concurrent_reports_exact(void **state) {
   for (int i = 0; i < 2; i++)
     pthread_join(t[i], NULL);
   FLUSH(br);
-  bw_breaker_metrics_t m = metrics(br);
+  bw_breaker_stats_t m = stats(br);
   assert_int_equal(r[0].errors + r[1].errors, 0);
   assert_int_equal(m.successful, r[0].ok + r[1].ok);
   assert_int_equal(m.failed, r[0].fail + r[1].fail);
@@ -913,14 +928,14 @@ static void test_proxy_relay_and_crash(void **state) {
   assert_int_equal(bw_call(rt, bp, P_FAIL, NULL, 0, 0, &rep), -1000);
   assert_int_equal(rep.type, P_FAIL);
   FLUSH(br);
-  bw_breaker_metrics_t m = metrics(br);
+  bw_breaker_stats_t m = stats(br);
   assert_int_equal(m.successful, 1);
   assert_int_equal(m.failed, 1);
 
   /* the target crashes while handling: BW_ENOPROC, a failure; trips */
   assert_int_equal(bw_call(rt, bp, P_CRASH, NULL, 0, 0, &rep), BW_ENOPROC);
   expect_state(br, BW_BREAKER_OPEN);
-  assert_int_equal(metrics(br).failed, 2);
+  assert_int_equal(stats(br).failed, 2);
 
   /* open: BW_ECIRCUIT_OPEN with the time until retry */
   assert_int_equal(bw_clock_advance(rt, 400), 0);
@@ -930,7 +945,7 @@ static void test_proxy_relay_and_crash(void **state) {
   uint64_t retry;
   memcpy(&retry, rep.data, sizeof retry);
   assert_int_equal(retry, 600);
-  m = metrics(br);
+  m = stats(br);
   assert_int_equal(m.rejected, 1);
 
   /* the target is dead: half-open, the next call fails at once: reopens */
@@ -960,8 +975,8 @@ static void test_proxy_by_name_and_no_target(void **state) {
   assert_int_equal(bw_call(rt, bw_breaker_pid(br), P_ECHO, &v, sizeof v, 0, &rep), 0);
   assert_int_equal(rep.len, sizeof v);
   FLUSH(br);
-  assert_int_equal(metrics(br).successful, 1);
-  assert_int_equal(metrics(br).failed, 1);
+  assert_int_equal(stats(br).successful, 1);
+  assert_int_equal(stats(br).failed, 1);
   teardown(rt, br);
 }
 
@@ -989,8 +1004,8 @@ static void test_proxy_chain(void **state) {
   memcpy(&retry, rep.data, sizeof retry);
   assert_true(retry == UINT64_MAX);
   FLUSH(outer);
-  assert_int_equal(metrics(outer).failed, 1);
-  assert_int_equal(metrics(inner).rejected, 1);
+  assert_int_equal(stats(outer).failed, 1);
+  assert_int_equal(stats(inner).rejected, 1);
   /* a request of the breaker's own range that is not its protocol */
   assert_int_equal(bw_call(rt, bw_breaker_pid(outer), BW_MSG_BREAKER_BASE + 0x90, NULL, 0, 0, &rep),
                    BW_EINVAL);
@@ -1030,12 +1045,12 @@ static void test_proxy_timeout(void **state) {
   BWT_AWAIT(&psync, held_count == 1); /* the target holds the request */
   assert_int_equal(bw_clock_advance(rt, 99), 0);
   FLUSH(br);
-  assert_int_equal(metrics(br).timeouts, 0);
+  assert_int_equal(stats(br).timeouts, 0);
   assert_int_equal(bw_clock_advance(rt, 1), 0);
   pthread_join(th, NULL);
   assert_int_equal(c.rc, BW_ETIMEDOUT);
   expect_state(br, BW_BREAKER_OPEN);
-  bw_breaker_metrics_t m = metrics(br);
+  bw_breaker_stats_t m = stats(br);
   assert_int_equal(m.timeouts, 1);
   assert_int_equal(m.failed, 1);
 
@@ -1046,7 +1061,7 @@ static void test_proxy_timeout(void **state) {
   FLUSH(br);
   BWT_POLL(bwt_stats(rt).dead_by_reason[BW_DL_LATE_REPLY] ==
            before.dead_by_reason[BW_DL_LATE_REPLY] + 1);
-  assert_int_equal(metrics(br).successful, 0);
+  assert_int_equal(stats(br).successful, 0);
   teardown(rt, br);
 }
 
@@ -1163,8 +1178,10 @@ static void test_supervised_restart(void **state) {
   assert_int_equal(bw_supervisor_start(rt, &spec, &sup, NULL), 0);
   bw_pid_t first = bw_breaker_pid(br);
   assert_int_not_equal(first, BW_PID_NONE);
-  /* supervised: destroy refuses while it runs */
+  /* supervised: stop and destroy refuse while it runs */
+  assert_int_equal(bw_breaker_stop(br), BW_ERUNNING);
   assert_int_equal(bw_breaker_destroy(br), BW_ERUNNING);
+  assert_true(bw_is_alive(rt, first));
 
   calls(br, -1, 2);
   expect_state(br, BW_BREAKER_OPEN);
@@ -1188,7 +1205,7 @@ static void test_supervised_restart(void **state) {
   bw_reply_t rep;
   uint32_t v = 9;
   assert_int_equal(bw_call(rt, second, P_ECHO, &v, sizeof v, 0, &rep), 0);
-  bw_breaker_metrics_t m = metrics(br);
+  bw_breaker_stats_t m = stats(br);
   assert_int_equal(m.failed, 2); /* the counters survived too */
   assert_int_equal(m.successful, 3);
 
@@ -1201,7 +1218,7 @@ static void test_supervised_restart(void **state) {
   assert_int_equal(bw_exit(rt, second, BW_REASON_KILL, 0, NULL), 0);
   BWT_POLL(bw_breaker_pid(br) != BW_PID_NONE && bw_breaker_pid(br) != second);
   expect_state(br, BW_BREAKER_HALF_OPEN);
-  assert_int_equal(metrics(br).half_open_permits_left, 3);
+  assert_int_equal(stats(br).half_open_permits_left, 3);
   calls(br, 0, 2);
   expect_state(br, BW_BREAKER_CLOSED);
 
@@ -1212,12 +1229,12 @@ static void test_supervised_restart(void **state) {
   assert_int_equal(bw_exit(rt, third, BW_REASON_KILL, 0, NULL), 0);
   BWT_POLL(bw_breaker_pid(br) != BW_PID_NONE && bw_breaker_pid(br) != third);
   FLUSH(br);
-  assert_int_equal(metrics(br).successful, 3 + 2 + 5);
+  assert_int_equal(stats(br).successful, 3 + 2 + 5);
   calls(br, 0, 4);
   barrier(rt, br); /* the flush arm handled: its timer counts from now */
   assert_int_equal(bw_clock_advance(rt, BW_BREAKER_REPORT_FLUSH_MS), 0);
   barrier(rt, br);
-  assert_int_equal(metrics(br).successful, 3 + 2 + 5 + 4);
+  assert_int_equal(stats(br).successful, 3 + 2 + 5 + 4);
 
   assert_int_equal(bw_sup_stop(rt, sup), 0);
   teardown(rt, br);
@@ -1246,14 +1263,14 @@ static void test_deferred_reports_flush_timer(void **state) {
   calls(br, 0, 100);
   assert_int_equal(sent(rt) - s0, 1);
   barrier(rt, br);
-  assert_int_equal(metrics(br).successful, 0);
+  assert_int_equal(stats(br).successful, 0);
   /* the flush timer takes them report_flush_ms later, not before */
   assert_int_equal(bw_clock_advance(rt, 9), 0);
   barrier(rt, br);
-  assert_int_equal(metrics(br).successful, 0);
+  assert_int_equal(stats(br).successful, 0);
   assert_int_equal(bw_clock_advance(rt, 1), 0);
   barrier(rt, br);
-  assert_int_equal(metrics(br).successful, 100);
+  assert_int_equal(stats(br).successful, 100);
 
   /* the next idle period arms its own flush */
   s0 = sent(rt);
@@ -1262,14 +1279,14 @@ static void test_deferred_reports_flush_timer(void **state) {
   barrier(rt, br); /* the arm handled before the clock moves */
   assert_int_equal(bw_clock_advance(rt, 10), 0);
   barrier(rt, br);
-  assert_int_equal(metrics(br).successful, 107);
+  assert_int_equal(stats(br).successful, 107);
 
   /* a failure wakes the actor at once, and it takes the waiting successes
    * first (the stripe's order): no flush, no clock */
   calls(br, 0, 3);
   call(br, -1);
-  BWT_POLL(metrics(br).failed == 1);
-  assert_int_equal(metrics(br).successful, 110);
+  BWT_POLL(stats(br).failed == 1);
+  assert_int_equal(stats(br).successful, 110);
   assert_int_equal(bw_breaker_state(br), BW_BREAKER_CLOSED);
   teardown(rt, br);
 }
@@ -1289,14 +1306,14 @@ static void test_deferred_reports_trip_exactly(void **state) {
   call(br, 0); /* resets the run: 4, then 4 again */
   calls(br, -1, 4);
   expect_state(br, BW_BREAKER_CLOSED);
-  bw_breaker_metrics_t m = metrics(br);
+  bw_breaker_stats_t m = stats(br);
   assert_int_equal(m.successful, 4);
   assert_int_equal(m.failed, 8);
   /* the 5th failure in a row trips, waking the actor by itself */
   calls(br, 0, 2);
   calls(br, -1, 5);
   BWT_POLL(bw_breaker_state(br) == BW_BREAKER_OPEN);
-  m = metrics(br);
+  m = stats(br);
   assert_int_equal(m.successful, 6); /* taken before the failures after them */
   assert_int_equal(m.failed, 13);
   assert_int_equal(m.opens, 1);
@@ -1339,7 +1356,7 @@ static void test_deferred_reports_trip_exactly(void **state) {
   FLUSH(br);
   call(br, 0);
   barrier(rt, br);
-  assert_int_equal(metrics(br).successful, 1);
+  assert_int_equal(stats(br).successful, 1);
   teardown(rt, br);
 }
 
@@ -1360,10 +1377,10 @@ static void test_deferred_reports_time_window_bound(void **state) {
   barrier(rt, br);
   assert_int_equal(bw_clock_advance(rt, 4), 0);
   barrier(rt, br);
-  assert_int_equal(metrics(br).successful, 0);
+  assert_int_equal(stats(br).successful, 0);
   assert_int_equal(bw_clock_advance(rt, 1), 0);
   barrier(rt, br);
-  bw_breaker_metrics_t m = metrics(br);
+  bw_breaker_stats_t m = stats(br);
   assert_int_equal(m.successful, 3);
   assert_int_equal(m.window_calls, 3); /* filed at 5 ms: inside the 1 s window */
 
@@ -1373,16 +1390,16 @@ static void test_deferred_reports_time_window_bound(void **state) {
   bw_breaker_opts_t o2 = consecutive_opts(5);
   assert_int_equal(bw_breaker_new(rt, &o2, &b2), 0);
   calls(b2, 0, 6);
-  assert_int_equal(bw_breaker_start(b2), 0);
+  assert_int_equal(bw_breaker_start(b2, NULL), 0);
   FLUSH(b2);
-  assert_int_equal(metrics(b2).successful, 6);
+  assert_int_equal(stats(b2).successful, 6);
   uint64_t s0 = sent(rt);
   calls(b2, 0, 2);
   assert_int_equal(sent(rt) - s0, 1);
   barrier(rt, b2);
   assert_int_equal(bw_clock_advance(rt, BW_BREAKER_REPORT_FLUSH_MS), 0);
   barrier(rt, b2);
-  assert_int_equal(metrics(b2).successful, 8);
+  assert_int_equal(stats(b2).successful, 8);
   assert_int_equal(bw_breaker_destroy(b2), 0);
   teardown(rt, br);
 }

@@ -76,14 +76,6 @@ static bw_pid_t spawn_echo(bw_runtime_t *rt) {
   return pid;
 }
 
-/* A pid that names nobody any more. */
-static bw_pid_t dead_pid(bw_runtime_t *rt) {
-  bw_pid_t pid = spawn_echo(rt);
-  assert_int_equal(bw_exit(rt, pid, BW_REASON_KILL, 0, NULL), 0);
-  assert_int_equal(bw_wait_exit(rt, pid, 0, NULL), 0);
-  return pid;
-}
-
 /* 'x' * n, NUL-terminated, in a static buffer (n < 300). */
 static const char *long_name(size_t n) {
   static char buf[300];
@@ -96,6 +88,14 @@ static const char *long_name(size_t n) {
 /* ============================================================================ */
 /* breaker.h                                                                    */
 /* ============================================================================ */
+
+/* A breaker with defaults and its actor running (bw_breaker_new + start). */
+static bw_breaker_t *breaker_up(bw_runtime_t *rt) {
+  bw_breaker_t *br = NULL;
+  assert_int_equal(bw_breaker_new(rt, NULL, &br), 0);
+  assert_int_equal(bw_breaker_start(br, NULL), 0);
+  return br;
+}
 
 static int br_opts_rc(void (*edit)(bw_breaker_opts_t *)) {
   bw_breaker_opts_t o;
@@ -117,6 +117,11 @@ static void br_nothing(bw_breaker_opts_t *o) { (void)o; }
 static int p_breaker_flush(bw_ctx_t *ctx, void *arg) {
   (void)ctx;
   return bw_breaker_flush(arg, 0);
+}
+
+static int p_breaker_stop(bw_ctx_t *ctx, void *arg) {
+  (void)ctx;
+  return bw_breaker_stop(arg);
 }
 
 static int p_breaker_destroy(bw_ctx_t *ctx, void *arg) {
@@ -168,7 +173,7 @@ static void test_breaker_errors(void **state) {
   bad.open_ms = 0;
   bw_child_spec_t cs;
   bw_breaker_permit_t pm;
-  bw_breaker_metrics_t m;
+  bw_breaker_stats_t m;
   bw_runtime_t *rt = bwt_runtime(2, true);
   bw_pid_t probe = spawn_probe(rt);
 
@@ -177,11 +182,8 @@ static void test_breaker_errors(void **state) {
   assert_int_equal(bw_breaker_new(rt, NULL, NULL), BW_EINVAL);
   assert_int_equal(bw_breaker_new(rt, &bad, &br), BW_EINVAL);
   assert_null(br);
-  assert_int_equal(bw_breaker_create(rt, NULL, NULL), BW_EINVAL);
-  assert_int_equal(bw_breaker_create(NULL, NULL, &br), BW_EINVAL);
-  assert_int_equal(bw_breaker_create(rt, &bad, &br), BW_EINVAL);
-  assert_null(br);
-  assert_int_equal(bw_breaker_start(NULL), BW_EINVAL);
+  assert_int_equal(bw_breaker_start(NULL, NULL), BW_EINVAL);
+  assert_int_equal(bw_breaker_stop(NULL), BW_EINVAL);
   assert_int_equal(bw_breaker_child_spec(NULL, "b", &cs), BW_EINVAL);
   assert_int_equal(bw_breaker_destroy(NULL), 0);
 
@@ -206,11 +208,12 @@ static void test_breaker_errors(void **state) {
     rc = bw_breaker_report(br, &pm, i % 2 == 0 ? 0 : -1);
   }
   assert_int_equal(rc, BW_ENOPROC);
+  assert_int_equal(bw_breaker_stop(br), 0); /* no actor: nothing to stop */
   assert_int_equal(bw_breaker_destroy(br), 0);
 
   /* with an actor */
-  assert_int_equal(bw_breaker_create(rt, NULL, &br), 0);
-  assert_int_equal(bw_breaker_start(br), BW_EALREADY);
+  br = breaker_up(rt);
+  assert_int_equal(bw_breaker_start(br, NULL), BW_EALREADY);
   assert_int_equal(bw_breaker_acquire(NULL, &pm), BW_EINVAL);
   assert_int_equal(bw_breaker_acquire(br, NULL), BW_EINVAL);
   assert_int_equal(bw_breaker_report(NULL, &pm, 0), BW_EINVAL);
@@ -222,8 +225,8 @@ static void test_breaker_errors(void **state) {
   assert_int_equal(bw_breaker_disable(NULL), BW_EINVAL);
   assert_int_equal(bw_breaker_metrics_only(NULL), BW_EINVAL);
   assert_int_equal(bw_breaker_flush(NULL, 0), BW_EINVAL);
-  assert_int_equal(bw_breaker_metrics(NULL, &m), BW_EINVAL);
-  assert_int_equal(bw_breaker_metrics(br, NULL), BW_EINVAL);
+  assert_int_equal(bw_breaker_stats(NULL, &m), BW_EINVAL);
+  assert_int_equal(bw_breaker_stats(br, NULL), BW_EINVAL);
   /* the non-code answers for NULL */
   assert_int_equal(bw_breaker_pid(NULL), BW_PID_NONE);
   assert_string_equal(bw_breaker_name(NULL), "");
@@ -237,6 +240,7 @@ static void test_breaker_errors(void **state) {
   assert_int_equal(bw_breaker_retry_after_ms(br), UINT64_MAX);
   /* blocking calls on a scheduler thread */
   assert_int_equal(in_actor(rt, probe, p_breaker_flush, br), BW_EWOULDBLOCK);
+  assert_int_equal(in_actor(rt, probe, p_breaker_stop, br), BW_EWOULDBLOCK);
   assert_int_equal(in_actor(rt, probe, p_breaker_destroy, br), BW_EWOULDBLOCK);
   assert_int_equal(bw_breaker_destroy(br), 0);
 
@@ -248,22 +252,21 @@ static void test_breaker_errors(void **state) {
                                      .intensity = 3, .children = kids, .nchildren = 1};
   bw_pid_t sup;
   assert_int_equal(bw_supervisor_start(rt, &spec, &sup, NULL), 0);
+  assert_int_equal(bw_breaker_stop(br), BW_ERUNNING);
   assert_int_equal(bw_breaker_destroy(br), BW_ERUNNING);
-  assert_int_equal(bw_breaker_start(br), BW_EALREADY);
+  assert_int_equal(bw_breaker_start(br, NULL), BW_EALREADY);
   assert_int_equal(bw_sup_stop(rt, sup), 0);
 
   /* after the runtime stopped: no actor runs, none can be started */
   bw_breaker_t *br2 = NULL;
-  assert_int_equal(bw_breaker_create(rt, NULL, &br2), 0);
+  br2 = breaker_up(rt);
   assert_int_equal(bw_runtime_stop(rt), 0);
-  assert_int_equal(bw_breaker_start(br), BW_ESHUTDOWN);
+  assert_int_equal(bw_breaker_start(br, NULL), BW_ESHUTDOWN);
   assert_int_equal(bw_breaker_reset(br2), BW_ENOPROC);
   assert_int_equal(bw_breaker_flush(br2, 0), BW_ENOPROC);
   assert_int_equal(bw_breaker_acquire(br2, &pm), 0); /* the published state: closed */
-  assert_int_equal(bw_breaker_metrics(br2, &m), 0);
-  bw_breaker_t *br3 = NULL;
-  assert_int_equal(bw_breaker_create(rt, NULL, &br3), BW_ESHUTDOWN);
-  assert_null(br3);
+  assert_int_equal(bw_breaker_stats(br2, &m), 0);
+  assert_int_equal(bw_breaker_stop(br2), 0); /* its actor is gone already */
   assert_int_equal(bw_breaker_destroy(br), 0);
   assert_int_equal(bw_breaker_destroy(br2), 0);
   bw_runtime_destroy(rt);
@@ -282,7 +285,7 @@ static void test_breaker_destroy_on_scheduler_keeps_actor(void **state) {
   bw_runtime_t *rt = bwt_runtime(2, true);
   bw_pid_t probe = spawn_probe(rt);
   bw_breaker_t *br = NULL;
-  assert_int_equal(bw_breaker_create(rt, NULL, &br), 0);
+  br = breaker_up(rt);
   bw_pid_t pid = bw_breaker_pid(br);
   assert_int_equal(in_actor(rt, probe, p_breaker_destroy_rt, br), BW_EWOULDBLOCK);
   assert_true(bw_is_alive(rt, pid));
@@ -300,7 +303,7 @@ static void test_breaker_destroy_on_scheduler_keeps_actor(void **state) {
     bw_bulkhead_opts_t o_;                                                                   \
     bw_bulkhead_opts_init(&o_);                                                              \
     { bw_bulkhead_opts_t *o = &o_; body; }                                                   \
-    assert_int_equal(bw_bulkhead_validate(&o_), BW_EINVAL);                                  \
+    assert_int_equal(bw_bulkhead_opts_validate(&o_), BW_EINVAL);                             \
   } while (0)
 
 static int bh_crash(bw_ctx_t *ctx, void *resource, void *arg) {
@@ -327,28 +330,41 @@ static const bw_behaviour_t worker_behaviour = {.name = "bh_worker", .handle = w
 static const bw_behaviour_t no_handle_behaviour = {.name = "no_handle"};
 
 typedef struct pool_arg {
-  bw_runtime_t *rt;
-  bw_pid_t pool;
+  bw_bulkhead_t *pool;
   int rc;
 } pool_arg_t;
 
 static int p_bulkhead_stop(bw_ctx_t *ctx, void *arg) {
   (void)ctx;
   pool_arg_t *a = arg;
-  return bw_bulkhead_stop(a->rt, a->pool);
+  return bw_bulkhead_stop(a->pool);
+}
+
+static int p_bulkhead_destroy(bw_ctx_t *ctx, void *arg) {
+  (void)ctx;
+  pool_arg_t *a = arg;
+  return bw_bulkhead_destroy(a->pool);
 }
 
 static int p_bulkhead_submit(bw_ctx_t *ctx, void *arg) {
   (void)ctx;
   pool_arg_t *a = arg;
   bw_reply_t r;
-  return bw_bulkhead_submit(a->rt, a->pool, ECHO, NULL, 0, 0, &r);
+  return bw_bulkhead_submit(a->pool, ECHO, NULL, 0, 0, &r);
 }
 
 static void *run_in_thread(void *arg) {
   pool_arg_t *a = arg;
-  a->rc = bw_bulkhead_run(a->rt, a->pool, bh_ok, NULL, 0);
+  a->rc = bw_bulkhead_run(a->pool, bh_ok, NULL, 0);
   return NULL;
+}
+
+/* A pool handle with its pool started. */
+static bw_bulkhead_t *pool_up(bw_runtime_t *rt, const bw_bulkhead_opts_t *o) {
+  bw_bulkhead_t *b = NULL;
+  assert_int_equal(bw_bulkhead_new(rt, o, &b), 0);
+  assert_int_equal(bw_bulkhead_start(b, NULL), 0);
+  return b;
 }
 
 static void test_bulkhead_errors(void **state) {
@@ -356,8 +372,8 @@ static void test_bulkhead_errors(void **state) {
   /* options */
   bw_bulkhead_opts_t good;
   bw_bulkhead_opts_init(&good);
-  assert_int_equal(bw_bulkhead_validate(&good), 0);
-  assert_int_equal(bw_bulkhead_validate(NULL), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_opts_validate(&good), 0);
+  assert_int_equal(bw_bulkhead_opts_validate(NULL), BW_EINVAL);
   BH_BAD(o->workers = 0);
   BH_BAD(o->workers = BW_BULKHEAD_MAX_WORKERS + 1);
   BH_BAD(o->max_overflow = BW_BULKHEAD_MAX_WORKERS + 1);
@@ -383,72 +399,110 @@ static void test_bulkhead_errors(void **state) {
 
   bw_runtime_t *rt = bwt_runtime(2, true);
   bw_pid_t probe = spawn_probe(rt);
-  bw_pid_t gone = dead_pid(rt);
-  bw_pid_t pool = BW_PID_NONE;
+  bw_bulkhead_t *pool = (bw_bulkhead_t *)(uintptr_t)0x1;
   bw_bulkhead_opts_t bad = good;
   bad.workers = 0;
   bw_reply_t r;
   bw_bulkhead_lease_t lease = {0};
-  bw_bulkhead_metrics_t bm;
+  bw_bulkhead_stats_t bm;
+  bw_child_spec_t cs;
 
-  /* start / stop */
-  assert_int_equal(bw_bulkhead_start(NULL, &good, &pool), BW_EINVAL);
-  assert_int_equal(bw_bulkhead_start(rt, NULL, &pool), BW_EINVAL);
-  assert_int_equal(bw_bulkhead_start(rt, &bad, &pool), BW_EINVAL);
-  assert_int_equal(bw_bulkhead_stop(NULL, gone), BW_EINVAL);
-  assert_int_equal(bw_bulkhead_stop(rt, BW_PID_NONE), BW_EINVAL);
-  assert_int_equal(bw_bulkhead_stop(rt, gone), BW_ENOPROC);
+  /* lifecycle */
+  assert_int_equal(bw_bulkhead_new(NULL, &good, &pool), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_new(rt, &good, NULL), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_new(rt, &bad, &pool), BW_EINVAL);
+  assert_true(pool == (bw_bulkhead_t *)(uintptr_t)0x1); /* *out untouched */
+  assert_int_equal(bw_bulkhead_child_spec(NULL, "p", &cs), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_start(NULL, NULL), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_stop(NULL), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_destroy(NULL), 0);
+  assert_int_equal(bw_bulkhead_pid(NULL), BW_PID_NONE);
+  /* a handle without a pool: nothing to talk to */
+  bw_bulkhead_t *idle = NULL;
+  assert_int_equal(bw_bulkhead_new(rt, NULL, &idle), 0); /* NULL opts: defaults */
+  assert_int_equal(bw_bulkhead_child_spec(idle, NULL, &cs), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_child_spec(idle, "p", NULL), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_pid(idle), BW_PID_NONE);
+  assert_int_equal(bw_bulkhead_stop(idle), 0);
+  assert_int_equal(bw_bulkhead_submit(idle, ECHO, NULL, 0, 0, &r), BW_ENOPROC);
+  assert_int_equal(bw_bulkhead_run(idle, bh_ok, NULL, 0), BW_ENOPROC);
+  assert_int_equal(bw_bulkhead_checkout(idle, BW_PID_NONE, 0, &lease), BW_ENOPROC);
+  assert_int_equal(bw_bulkhead_checkin(idle, &lease), BW_ENOPROC);
+  assert_int_equal(bw_bulkhead_stats(idle, &bm), BW_ENOPROC);
+  assert_int_equal(bw_bulkhead_destroy(idle), 0);
 
   /* a pool of one worker without a behaviour (function jobs only) and
    * no queue */
-  assert_int_equal(bw_bulkhead_start(rt, &good, &pool), 0);
-  assert_int_equal(bw_bulkhead_submit(rt, pool, BW_MSG_PATTERN_BASE, NULL, 0, 0, &r), BW_EINVAL);
+  pool = pool_up(rt, &good);
+  bw_pid_t pid = bw_bulkhead_pid(pool);
+  assert_int_equal(bw_bulkhead_start(pool, NULL), BW_EALREADY);
+  assert_int_equal(bw_bulkhead_submit(pool, BW_MSG_PATTERN_BASE, NULL, 0, 0, &r), BW_EINVAL);
   uint8_t big[BW_MSG_INLINE_MAX] = {0};
-  assert_int_equal(bw_bulkhead_submit(rt, pool, ECHO, big, BW_BULKHEAD_PAYLOAD_MAX + 1, 0, &r),
+  assert_int_equal(bw_bulkhead_submit(pool, ECHO, big, BW_BULKHEAD_PAYLOAD_MAX + 1, 0, &r),
                    BW_ETOOBIG);
-  assert_int_equal(bw_bulkhead_submit(rt, pool, ECHO, NULL, 0, 0, &r), BW_EINVAL); /* no worker */
-  assert_int_equal(bw_bulkhead_submit(rt, pool, ECHO, NULL, 0, 0, NULL), BW_EINVAL);
-  assert_int_equal(bw_bulkhead_submit(NULL, pool, ECHO, NULL, 0, 0, &r), BW_EINVAL);
-  assert_int_equal(bw_bulkhead_submit(rt, gone, ECHO, NULL, 0, 0, &r), BW_ENOPROC);
-  assert_int_equal(bw_bulkhead_run(rt, pool, NULL, NULL, 0), BW_EINVAL);
-  assert_int_equal(bw_bulkhead_run(rt, gone, bh_ok, NULL, 0), BW_ENOPROC);
-  assert_int_equal(bw_bulkhead_run(rt, pool, bh_crash, NULL, 0), BW_ECRASH);
-  assert_int_equal(bw_bulkhead_run(rt, pool, bh_ok, NULL, 0), 0); /* restarted */
-  assert_int_equal(bw_bulkhead_checkout(rt, pool, BW_PID_NONE, 0, NULL), BW_EINVAL);
-  assert_int_equal(bw_bulkhead_checkout(rt, gone, BW_PID_NONE, 0, &lease), BW_ENOPROC);
-  assert_int_equal(bw_bulkhead_metrics(rt, pool, NULL), BW_EINVAL);
-  assert_int_equal(bw_bulkhead_metrics(rt, gone, &bm), BW_ENOPROC);
-  assert_int_equal(bw_bulkhead_checkin(rt, pool, NULL), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_submit(pool, ECHO, NULL, 0, 0, &r), BW_EINVAL); /* no worker */
+  assert_int_equal(bw_bulkhead_submit(pool, ECHO, NULL, 0, 0, NULL), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_submit(NULL, ECHO, NULL, 0, 0, &r), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_run(pool, NULL, NULL, 0), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_run(NULL, bh_ok, NULL, 0), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_run(pool, bh_crash, NULL, 0), BW_ECRASH);
+  assert_int_equal(bw_bulkhead_run(pool, bh_ok, NULL, 0), 0); /* restarted */
+  assert_int_equal(bw_bulkhead_checkout(pool, BW_PID_NONE, 0, NULL), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_checkout(NULL, BW_PID_NONE, 0, &lease), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_stats(pool, NULL), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_stats(NULL, &bm), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_checkin(pool, NULL), BW_EINVAL);
   /* the only worker lent: everything else is refused */
-  assert_int_equal(bw_bulkhead_checkout(rt, pool, BW_PID_NONE, 0, &lease), 0);
-  assert_int_equal(bw_bulkhead_run(rt, pool, bh_ok, NULL, 0), BW_EBULKHEAD_FULL);
+  assert_int_equal(bw_bulkhead_checkout(pool, BW_PID_NONE, 0, &lease), 0);
+  assert_int_equal(bw_bulkhead_run(pool, bh_ok, NULL, 0), BW_EBULKHEAD_FULL);
   bw_bulkhead_lease_t l2;
-  assert_int_equal(bw_bulkhead_checkout(rt, pool, BW_PID_NONE, 0, &l2), BW_EBULKHEAD_FULL);
-  assert_int_equal(bw_bulkhead_checkin(NULL, pool, &lease), BW_EINVAL);
-  assert_int_equal(bw_bulkhead_checkin(rt, gone, &lease), BW_ENOPROC);
-  assert_int_equal(bw_bulkhead_checkin(rt, pool, &lease), 0);
-  assert_int_equal(bw_bulkhead_checkin(rt, pool, &lease), 0); /* stale lease: ignored */
-  assert_int_equal(bw_bulkhead_metrics(rt, pool, &bm), 0);
+  assert_int_equal(bw_bulkhead_checkout(pool, BW_PID_NONE, 0, &l2), BW_EBULKHEAD_FULL);
+  assert_int_equal(bw_bulkhead_checkin(NULL, &lease), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_checkin(pool, &lease), 0);
+  assert_int_equal(bw_bulkhead_checkin(pool, &lease), 0); /* stale lease: ignored */
+  assert_int_equal(bw_bulkhead_stats(pool, &bm), 0);
   assert_int_equal(bm.lent, 0);
   assert_int_equal(bm.rejected, 2);
-  /* from an actor's thread */
-  pool_arg_t pa = {rt, pool, 0};
+  /* from an actor's thread: the blocking calls refuse, nothing is stopped */
+  pool_arg_t pa = {pool, 0};
   assert_int_equal(in_actor(rt, probe, p_bulkhead_submit, &pa), BW_EWOULDBLOCK);
   assert_int_equal(in_actor(rt, probe, p_bulkhead_stop, &pa), BW_EWOULDBLOCK);
-  BWT_POLL(!bw_is_alive(rt, pool)); /* told to stop all the same, as documented */
+  assert_int_equal(in_actor(rt, probe, p_bulkhead_destroy, &pa), BW_EWOULDBLOCK);
+  assert_true(bw_is_alive(rt, pid));
+  assert_int_equal(bw_bulkhead_stop(pool), 0);
+  assert_false(bw_is_alive(rt, pid));
+  assert_int_equal(bw_bulkhead_stop(pool), 0); /* stopped twice: nothing to do */
+  assert_int_equal(bw_bulkhead_run(pool, bh_ok, NULL, 0), BW_ENOPROC);
+  assert_int_equal(bw_bulkhead_destroy(pool), 0);
 
-  /* a pid that answers, but not as a pool */
+  /* supervised: stop and destroy refuse while the supervisor's pool lives */
+  pool = NULL;
+  assert_int_equal(bw_bulkhead_new(rt, &good, &pool), 0);
+  static bw_child_spec_t kids[1];
+  assert_int_equal(bw_bulkhead_child_spec(pool, "pool", &kids[0]), 0);
+  static const bw_sup_spec_t spec = {.name = "bhsup", .strategy = BW_ONE_FOR_ONE,
+                                     .intensity = 3, .children = kids, .nchildren = 1};
+  bw_pid_t sup;
+  assert_int_equal(bw_supervisor_start(rt, &spec, &sup, NULL), 0);
+  assert_int_equal(bw_bulkhead_start(pool, NULL), BW_EALREADY);
+  assert_int_equal(bw_bulkhead_stop(pool), BW_ERUNNING);
+  assert_int_equal(bw_bulkhead_destroy(pool), BW_ERUNNING);
+  assert_int_equal(bw_sup_stop(rt, sup), 0);
+  assert_int_equal(bw_bulkhead_destroy(pool), 0);
+
+  /* a pid that answers, but not as a pool: the stats and checkout
+   * decoders refuse its replies */
   bw_pid_t notpool = BW_PID_NONE;
   assert_int_equal(bw_spawn(rt, &worker_behaviour, NULL, NULL, &notpool), 0);
-  assert_int_equal(bw_bulkhead_metrics(rt, notpool, &bm), BW_EINVAL);
-  assert_int_equal(bw_bulkhead_checkout(rt, notpool, BW_PID_NONE, 0, &lease), BW_EINVAL);
+  assert_int_equal(bw_call(rt, notpool, BW_BULKHEAD_STATS, NULL, 0, 0, &r), 0);
+  assert_int_not_equal(r.len, sizeof bm);
 
   /* the *_request forms: from an actor only */
   uint64_t ref;
-  assert_int_equal(bw_bulkhead_run_request(NULL, pool, NULL, NULL, 0, &ref), BW_EINVAL);
-  assert_int_equal(bw_bulkhead_run_request(NULL, pool, bh_ok, NULL, 0, &ref), BW_ENOTACTOR);
-  assert_int_equal(bw_bulkhead_checkout_request(NULL, pool, 0, &ref), BW_ENOTACTOR);
-  assert_int_equal(bw_bulkhead_metrics_request(NULL, pool, &ref), BW_ENOTACTOR);
+  assert_int_equal(bw_bulkhead_run_request(NULL, pid, NULL, NULL, 0, &ref), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_run_request(NULL, pid, bh_ok, NULL, 0, &ref), BW_ENOTACTOR);
+  assert_int_equal(bw_bulkhead_checkout_request(NULL, pid, 0, &ref), BW_ENOTACTOR);
+  assert_int_equal(bw_bulkhead_stats_request(NULL, pid, &ref), BW_ENOTACTOR);
 
   /* decoding replies */
   bw_msg_t msg = {.type = BW_BULKHEAD_CHECKOUT, .len = sizeof lease, .data = &lease,
@@ -462,51 +516,52 @@ static void test_bulkhead_errors(void **state) {
   msg.status = BW_EBULKHEAD_FULL; /* the pool's refusal comes back as is */
   assert_int_equal(bw_bulkhead_lease_from_reply(&msg, &l2), BW_EBULKHEAD_FULL);
   msg.status = 0;
-  msg.type = BW_BULKHEAD_METRICS; /* another reply */
+  msg.type = BW_BULKHEAD_STATS; /* another reply */
   assert_int_equal(bw_bulkhead_lease_from_reply(&msg, &l2), BW_EINVAL);
-  assert_int_equal(bw_bulkhead_metrics_from_reply(&msg, &bm), BW_EINVAL); /* wrong length */
-  assert_int_equal(bw_bulkhead_metrics_from_reply(NULL, &bm), BW_EINVAL);
+  assert_int_equal(bw_bulkhead_stats_from_reply(&msg, &bm), BW_EINVAL); /* wrong length */
+  assert_int_equal(bw_bulkhead_stats_from_reply(NULL, &bm), BW_EINVAL);
   msg.status = BW_ETIMEDOUT;
-  assert_int_equal(bw_bulkhead_metrics_from_reply(&msg, &bm), BW_ETIMEDOUT);
+  assert_int_equal(bw_bulkhead_stats_from_reply(&msg, &bm), BW_ETIMEDOUT);
 
   /* a pool with a worker behaviour, a queue of one, a rate limit */
   bw_bulkhead_opts_t qo = good;
   qo.worker = &worker_behaviour;
   qo.queue_capacity = 1;
   qo.queue_timeout_ms = 100;
-  assert_int_equal(bw_bulkhead_start(rt, &qo, &pool), 0);
-  assert_int_equal(bw_bulkhead_submit(rt, pool, ECHO, NULL, 0, 0, &r), 0);
-  assert_int_equal(bw_bulkhead_checkout(rt, pool, BW_PID_NONE, 0, &lease), 0);
+  pool = pool_up(rt, &qo);
+  assert_int_equal(bw_bulkhead_submit(pool, ECHO, NULL, 0, 0, &r), 0);
+  assert_int_equal(bw_bulkhead_checkout(pool, BW_PID_NONE, 0, &lease), 0);
   pthread_t th;
   pa.pool = pool;
   pa.rc = 1;
   assert_int_equal(pthread_create(&th, NULL, run_in_thread, &pa), 0);
-  BWT_POLL(bw_bulkhead_metrics(rt, pool, &bm) == 0 && bm.queued == 1);
-  assert_int_equal(bw_bulkhead_submit(rt, pool, ECHO, NULL, 0, 0, &r), BW_EBULKHEAD_FULL);
+  BWT_POLL(bw_bulkhead_stats(pool, &bm) == 0 && bm.queued == 1);
+  assert_int_equal(bw_bulkhead_submit(pool, ECHO, NULL, 0, 0, &r), BW_EBULKHEAD_FULL);
   assert_int_equal(bw_clock_advance(rt, 100), 0);
   assert_int_equal(pthread_join(th, NULL), 0);
   assert_int_equal(pa.rc, BW_ETIMEDOUT); /* waited past queue_timeout_ms */
-  assert_int_equal(bw_bulkhead_checkin(rt, pool, &lease), 0);
-  assert_int_equal(bw_bulkhead_stop(rt, pool), 0);
-  assert_int_equal(bw_bulkhead_stop(rt, pool), BW_ENOPROC); /* stopped twice */
+  assert_int_equal(bw_bulkhead_checkin(pool, &lease), 0);
+  assert_int_equal(bw_bulkhead_destroy(pool), 0);
 
   bw_bulkhead_opts_t ro = good;
   ro.rate_limit = true;
   ro.rate = 1;
   ro.rate_burst = 1;
-  assert_int_equal(bw_bulkhead_start(rt, &ro, &pool), 0);
-  assert_int_equal(bw_bulkhead_run(rt, pool, bh_ok, NULL, 0), 0);
-  assert_int_equal(bw_bulkhead_run(rt, pool, bh_ok, NULL, 0), BW_ERATE_LIMITED);
+  pool = pool_up(rt, &ro);
+  assert_int_equal(bw_bulkhead_run(pool, bh_ok, NULL, 0), 0);
+  assert_int_equal(bw_bulkhead_run(pool, bh_ok, NULL, 0), BW_ERATE_LIMITED);
 
-  /* after the runtime stopped */
+  /* after the runtime stopped: the pool is gone with it */
   assert_int_equal(bw_runtime_stop(rt), 0);
-  assert_int_equal(bw_bulkhead_start(rt, &good, &pool), BW_ESHUTDOWN);
-  assert_int_equal(bw_bulkhead_stop(rt, pool), BW_ESHUTDOWN);
-  assert_int_equal(bw_bulkhead_run(rt, pool, bh_ok, NULL, 0), BW_ESHUTDOWN);
-  assert_int_equal(bw_bulkhead_submit(rt, pool, ECHO, NULL, 0, 0, &r), BW_ESHUTDOWN);
-  assert_int_equal(bw_bulkhead_checkout(rt, pool, BW_PID_NONE, 0, &lease), BW_ESHUTDOWN);
-  assert_int_equal(bw_bulkhead_metrics(rt, pool, &bm), BW_ESHUTDOWN);
-  assert_int_equal(bw_bulkhead_checkin(rt, pool, &lease), BW_ESHUTDOWN);
+  assert_int_equal(bw_bulkhead_pid(pool), BW_PID_NONE);
+  assert_int_equal(bw_bulkhead_start(pool, NULL), BW_ESHUTDOWN);
+  assert_int_equal(bw_bulkhead_stop(pool), 0);
+  assert_int_equal(bw_bulkhead_run(pool, bh_ok, NULL, 0), BW_ENOPROC);
+  assert_int_equal(bw_bulkhead_submit(pool, ECHO, NULL, 0, 0, &r), BW_ENOPROC);
+  assert_int_equal(bw_bulkhead_checkout(pool, BW_PID_NONE, 0, &lease), BW_ENOPROC);
+  assert_int_equal(bw_bulkhead_stats(pool, &bm), BW_ENOPROC);
+  assert_int_equal(bw_bulkhead_checkin(pool, &lease), BW_ENOPROC);
+  assert_int_equal(bw_bulkhead_destroy(pool), 0);
   bw_runtime_destroy(rt);
 }
 
@@ -588,6 +643,16 @@ typedef struct held_req {
   size_t len;
   uint8_t buf[BW_MSG_INLINE_MAX];
 } held_req_t;
+
+static int p_retry_stop(bw_ctx_t *ctx, void *arg) {
+  (void)ctx;
+  return bw_retry_stop(arg);
+}
+
+static int p_retry_destroy(bw_ctx_t *ctx, void *arg) {
+  (void)ctx;
+  return bw_retry_destroy(arg);
+}
 
 static int p_request_held(bw_ctx_t *ctx, void *arg) {
   const held_req_t *h = arg;
@@ -683,26 +748,33 @@ static void test_retry_errors(void **state) {
   RT_BAD(o->capacity = 0);
   RT_BAD(o->capacity = BW_RETRY_CAPACITY_MAX + 1);
 
-  /* the policy object */
-  bw_retry_t pol;
-  bw_retry_metrics_t rm;
+  /* the handle */
+  bw_retry_t *pol = NULL;
+  bw_retry_stats_t rm;
   bw_pid_t ex = BW_PID_NONE;
-  memset(&pol, 0, sizeof pol);
-  assert_int_equal(bw_retry_metrics(&pol, &rm), BW_EINVAL); /* never initialised */
-  assert_int_equal(bw_retry_spawn(rt, &pol, NULL, &ex), BW_EINVAL);
-  assert_int_equal(bw_retry_init(NULL, &ro), BW_EINVAL);
-  assert_int_equal(bw_retry_init(&pol, NULL), BW_EINVAL);
+  bw_child_spec_t cs;
+  assert_int_equal(bw_retry_new(NULL, &ro, &pol), BW_EINVAL);
+  assert_int_equal(bw_retry_new(rt, &ro, NULL), BW_EINVAL);
   ro.capacity = 0;
-  assert_int_equal(bw_retry_init(&pol, &ro), BW_EINVAL);
+  assert_int_equal(bw_retry_new(rt, &ro, &pol), BW_EINVAL);
+  assert_null(pol);
+  assert_int_equal(bw_retry_start(NULL, &ex), BW_EINVAL);
+  assert_int_equal(bw_retry_stop(NULL), BW_EINVAL);
+  assert_int_equal(bw_retry_destroy(NULL), 0);
+  assert_int_equal(bw_retry_pid(NULL), BW_PID_NONE);
+  assert_int_equal(bw_retry_child_spec(NULL, "r", &cs), BW_EINVAL);
+  assert_int_equal(bw_retry_stats(NULL, &rm), BW_EINVAL);
   ro.capacity = 1;
   ro.target = BW_PID_NONE; /* every request names its target */
   ro.attempt_timeout_ms = BW_RETRY_DELAY_MAX_MS;
-  assert_int_equal(bw_retry_init(&pol, &ro), 0);
-  assert_int_equal(bw_retry_metrics(NULL, &rm), BW_EINVAL);
-  assert_int_equal(bw_retry_metrics(&pol, NULL), BW_EINVAL);
-  assert_int_equal(bw_retry_spawn(NULL, &pol, NULL, &ex), BW_EINVAL);
-  assert_int_equal(bw_retry_spawn(rt, NULL, NULL, &ex), BW_EINVAL);
-  assert_int_equal(bw_retry_spawn(rt, &pol, NULL, &ex), 0);
+  assert_int_equal(bw_retry_new(rt, &ro, &pol), 0);
+  assert_int_equal(bw_retry_stats(pol, NULL), BW_EINVAL);
+  assert_int_equal(bw_retry_child_spec(pol, NULL, &cs), BW_EINVAL);
+  assert_int_equal(bw_retry_child_spec(pol, "r", NULL), BW_EINVAL);
+  assert_int_equal(bw_retry_pid(pol), BW_PID_NONE);
+  assert_int_equal(bw_retry_stop(pol), 0); /* nothing runs */
+  assert_int_equal(bw_retry_start(pol, &ex), 0);
+  assert_int_equal(bw_retry_start(pol, NULL), BW_EALREADY);
 
   /* call_pack */
   uint8_t buf[BW_MSG_INLINE_MAX];
@@ -729,14 +801,21 @@ static void test_retry_errors(void **state) {
   assert_int_equal(bw_retry_call_pack(hold.buf, sink, SINK, NULL, 0, &hold.len), 0);
   /* the probe's request holds the only slot: the target never answers */
   assert_int_equal(in_actor(rt, probe, p_request_held, &hold), 0);
-  BWT_POLL(bw_retry_metrics(&pol, &rm) == 0 && rm.in_flight == 1);
+  BWT_POLL(bw_retry_stats(pol, &rm) == 0 && rm.in_flight == 1);
   assert_int_equal(bw_call(rt, ex, BW_MSG_RETRY_CALL, buf, len, 0, &r), BW_ELIMIT);
-  assert_int_equal(bw_retry_metrics(&pol, &rm), 0);
+  assert_int_equal(bw_retry_stats(pol, &rm), 0);
   assert_int_equal(rm.rejected, 3);
+  /* stop and destroy on a scheduler thread: refused, nothing stopped */
+  assert_int_equal(in_actor(rt, probe, p_retry_stop, pol), BW_EWOULDBLOCK);
+  assert_int_equal(in_actor(rt, probe, p_retry_destroy, pol), BW_EWOULDBLOCK);
+  assert_true(bw_is_alive(rt, ex));
 
   /* after the runtime stopped */
   assert_int_equal(bw_runtime_stop(rt), 0);
-  assert_int_equal(bw_retry_spawn(rt, &pol, NULL, &ex), BW_ESHUTDOWN);
+  assert_int_equal(bw_retry_start(pol, &ex), BW_ESHUTDOWN);
+  assert_int_equal(bw_retry_stop(pol), 0); /* gone with the runtime */
+  assert_int_equal(bw_retry_stats(pol, &rm), 0);
+  assert_int_equal(bw_retry_destroy(pol), 0);
   assert_int_equal(bw_retry_budget_deposit(&bu), 0); /* plain memory: still works */
   bw_runtime_destroy(rt);
 }
@@ -762,6 +841,11 @@ static int fb_any(int status, int cause, const bw_msg_t *req, bw_policy_answer_t
   (void)out;
   (void)arg;
   return 1; /* declines */
+}
+
+static int p_policy_stop(bw_ctx_t *ctx, void *arg) {
+  (void)ctx;
+  return bw_policy_stop(arg);
 }
 
 static int p_policy_destroy(bw_ctx_t *ctx, void *arg) {
@@ -839,7 +923,7 @@ static void test_policy_errors(void **state) {
 
   /* lifecycle */
   bw_policy_t *p = NULL;
-  bw_policy_metrics_t pm;
+  bw_policy_stats_t pm;
   bw_policy_opts_init(&o);
   o.target = 777;
   assert_int_equal(bw_policy_new(NULL, &o, &p), BW_EINVAL);
@@ -848,8 +932,12 @@ static void test_policy_errors(void **state) {
   o.capacity = 0;
   assert_int_equal(bw_policy_new(rt, &o, &p), BW_EINVAL);
   assert_null(p);
-  assert_int_equal(bw_policy_start(NULL, NULL, NULL), BW_EINVAL);
-  assert_int_equal(bw_policy_metrics(NULL, &pm), BW_EINVAL);
+  bw_child_spec_t cs;
+  assert_int_equal(bw_policy_start(NULL, NULL), BW_EINVAL);
+  assert_int_equal(bw_policy_stop(NULL), BW_EINVAL);
+  assert_int_equal(bw_policy_pid(NULL), BW_PID_NONE);
+  assert_int_equal(bw_policy_child_spec(NULL, "p", &cs), BW_EINVAL);
+  assert_int_equal(bw_policy_stats(NULL, &pm), BW_EINVAL);
   assert_null(bw_policy_breaker(NULL));
   assert_int_equal(bw_policy_destroy(NULL), 0);
 
@@ -859,13 +947,17 @@ static void test_policy_errors(void **state) {
   bw_policy_ticket_init(&t2);
   bw_policy_ticket_init(NULL); /* a no-op */
   bw_breaker_t *br = NULL;
-  assert_int_equal(bw_breaker_create(rt, NULL, &br), 0);
+  br = breaker_up(rt);
   bw_policy_opts_init(&o);
   o.target = 777;
   o.shared_breaker = br;
   o.max_concurrent = 1;
   p = mk_policy(rt, &o);
-  assert_int_equal(bw_policy_metrics(p, NULL), BW_EINVAL);
+  assert_int_equal(bw_policy_stats(p, NULL), BW_EINVAL);
+  assert_int_equal(bw_policy_child_spec(p, NULL, &cs), BW_EINVAL);
+  assert_int_equal(bw_policy_child_spec(p, "p", NULL), BW_EINVAL);
+  assert_int_equal(bw_policy_pid(p), BW_PID_NONE);
+  assert_int_equal(bw_policy_stop(p), 0); /* nothing runs */
   assert_int_equal(bw_policy_enter(NULL, &t), BW_EINVAL);
   assert_int_equal(bw_policy_enter(p, NULL), BW_EINVAL);
   bw_policy_ticket_t raw;
@@ -882,7 +974,7 @@ static void test_policy_errors(void **state) {
   assert_int_equal(bw_breaker_force_open(br), 0);
   assert_int_equal(bw_breaker_flush(br, 0), 0);
   assert_int_equal(bw_policy_enter(p, &t), BW_ECIRCUIT_OPEN);
-  assert_int_equal(bw_policy_metrics(p, &pm), 0);
+  assert_int_equal(bw_policy_stats(p, &pm), 0);
   assert_int_equal(pm.rejected_breaker, 1);
   assert_int_equal(pm.rejected_bulkhead, 1);
   assert_ptr_equal(bw_policy_breaker(p), br);
@@ -942,19 +1034,46 @@ static void test_policy_errors(void **state) {
   o.breaker = true; /* its own breaker: its actor starts with the executor */
   p = mk_policy(rt, &o);
   bw_pid_t ex = BW_PID_NONE;
-  assert_int_equal(bw_policy_start(p, NULL, &ex), 0);
+  assert_int_equal(bw_policy_start(p, &ex), 0);
+  assert_int_equal(bw_policy_pid(p), ex);
+  assert_int_equal(bw_policy_start(p, NULL), BW_EALREADY);
   bw_reply_t r;
   assert_int_equal(bw_call(rt, ex, BW_MSG_POLICY_BASE, NULL, 0, 0, &r), BW_EINVAL);
   held_req_t hold = {.to = ex, .type = SINK};
   assert_int_equal(in_actor(rt, probe, p_request_held, &hold), 0);
-  BWT_POLL(bw_policy_metrics(p, &pm) == 0 && pm.in_flight == 1);
+  BWT_POLL(bw_policy_stats(p, &pm) == 0 && pm.in_flight == 1);
   assert_int_equal(bw_call(rt, ex, SINK, NULL, 0, 0, &r), BW_ELIMIT);
-  assert_int_equal(bw_policy_metrics(p, &pm), 0);
+  assert_int_equal(bw_policy_stats(p, &pm), 0);
   assert_int_equal(pm.refused, 2);
+  assert_int_equal(in_actor(rt, probe, p_policy_stop, p), BW_EWOULDBLOCK);
   assert_int_equal(in_actor(rt, probe, p_policy_destroy, p), BW_EWOULDBLOCK);
   assert_true(bw_is_alive(rt, ex)); /* refused before anything was stopped */
   assert_true(bw_is_alive(rt, bw_breaker_pid(bw_policy_breaker(p))));
+  /* stop: the executor goes, the policy's own breaker stays for the next */
+  assert_int_equal(bw_policy_stop(p), 0);
+  assert_false(bw_is_alive(rt, ex));
+  assert_int_equal(bw_policy_pid(p), BW_PID_NONE);
+  assert_true(bw_is_alive(rt, bw_breaker_pid(bw_policy_breaker(p))));
+  assert_int_equal(bw_policy_start(p, &ex), 0);
 
+  assert_int_equal(bw_policy_destroy(p), 0);
+
+  /* a supervised executor: start, stop and destroy refuse while it runs */
+  bw_policy_opts_init(&o);
+  o.target = sink;
+  p = mk_policy(rt, &o);
+  static bw_child_spec_t ekids[1];
+  assert_int_equal(bw_policy_child_spec(p, "exec", &ekids[0]), 0);
+  static const bw_sup_spec_t espec = {.name = "execsup", .strategy = BW_ONE_FOR_ONE,
+                                      .intensity = 3, .children = ekids, .nchildren = 1};
+  bw_pid_t esup;
+  assert_int_equal(bw_supervisor_start(rt, &espec, &esup, NULL), 0);
+  assert_int_not_equal(bw_policy_pid(p), BW_PID_NONE);
+  assert_int_equal(bw_policy_start(p, NULL), BW_EALREADY);
+  assert_int_equal(bw_policy_stop(p), BW_ERUNNING);
+  assert_int_equal(bw_policy_destroy(p), BW_ERUNNING);
+  assert_int_equal(bw_sup_stop(rt, esup), 0);
+  assert_int_equal(bw_policy_pid(p), BW_PID_NONE);
   assert_int_equal(bw_policy_destroy(p), 0);
 
   /* its own breaker supervised elsewhere: destroy refuses, frees nothing,
@@ -978,7 +1097,7 @@ static void test_policy_errors(void **state) {
   o.target = 777;
   p = mk_policy(rt, &o);
   assert_int_equal(bw_runtime_stop(rt), 0);
-  assert_int_equal(bw_policy_start(p, NULL, &ex), BW_ESHUTDOWN);
+  assert_int_equal(bw_policy_start(p, &ex), BW_ESHUTDOWN);
   assert_int_equal(bw_policy_enter(p, &t), 0); /* the in-caller form needs no actor */
   assert_int_equal(bw_policy_exit(p, &t, 0, NULL), 0);
   assert_int_equal(bw_policy_destroy(p), 0);
@@ -1019,6 +1138,11 @@ static void *destroy_in_thread(void *arg) {
   return NULL;
 }
 
+static int p_resilience_stop(bw_ctx_t *ctx, void *arg) {
+  (void)ctx;
+  return bw_resilience_stop(arg);
+}
+
 static int p_resilience_destroy(bw_ctx_t *ctx, void *arg) {
   (void)ctx;
   return bw_resilience_destroy(arg);
@@ -1038,20 +1162,31 @@ static void test_resilience_errors(void **state) {
   bw_resilience_opts_t ro;
   bw_resilience_opts_init(&ro);
   bw_resilience_opts_init(NULL); /* a no-op */
-  assert_int_equal(bw_resilience_create(NULL, NULL, &reg), BW_EINVAL);
-  assert_int_equal(bw_resilience_create(rt, NULL, NULL), BW_EINVAL);
+  assert_int_equal(bw_resilience_opts_validate(&ro), 0);
+  assert_int_equal(bw_resilience_opts_validate(NULL), BW_EINVAL);
+  assert_int_equal(bw_resilience_new(NULL, NULL, &reg), BW_EINVAL);
+  assert_int_equal(bw_resilience_new(rt, NULL, NULL), BW_EINVAL);
   ro.capacity = 0;
-  assert_int_equal(bw_resilience_create(rt, &ro, &reg), BW_EINVAL);
+  assert_int_equal(bw_resilience_opts_validate(&ro), BW_EINVAL);
+  assert_int_equal(bw_resilience_new(rt, &ro, &reg), BW_EINVAL);
   ro.capacity = 65537;
-  assert_int_equal(bw_resilience_create(rt, &ro, &reg), BW_EINVAL);
+  assert_int_equal(bw_resilience_new(rt, &ro, &reg), BW_EINVAL);
   assert_null(reg);
+  bw_child_spec_t cs;
+  assert_int_equal(bw_resilience_child_spec(NULL, "k", &cs), BW_EINVAL);
+  assert_int_equal(bw_resilience_start(NULL, NULL), BW_EINVAL);
+  assert_int_equal(bw_resilience_stop(NULL), BW_EINVAL);
   assert_int_equal(bw_resilience_destroy(NULL), 0);
   assert_int_equal(bw_resilience_pid(NULL), BW_PID_NONE);
 
   ro.capacity = 2;
-  assert_int_equal(bw_resilience_create(rt, &ro, &reg), 0);
+  assert_int_equal(bw_resilience_new(rt, &ro, &reg), 0);
+  assert_int_equal(bw_resilience_pid(reg), BW_PID_NONE);
+  assert_int_equal(bw_resilience_stop(reg), 0); /* no keeper: nothing to stop */
+  assert_int_equal(bw_resilience_start(reg, NULL), 0);
+  assert_int_equal(bw_resilience_start(reg, NULL), BW_EALREADY);
   bw_breaker_t *br = NULL;
-  bw_pid_t pool = BW_PID_NONE;
+  bw_bulkhead_t *pool = NULL;
   bw_breaker_opts_t bad_br;
   bw_breaker_opts_init(&bad_br);
   bad_br.open_ms = 0;
@@ -1059,7 +1194,7 @@ static void test_resilience_errors(void **state) {
   bw_bulkhead_opts_init(&po);
   bad_po = po;
   bad_po.workers = 0;
-  bw_resilience_health_t hs;
+  bw_resilience_stats_t hs;
 
   assert_int_equal(bw_resilience_breaker(NULL, "a", NULL, &br), BW_EINVAL);
   assert_int_equal(bw_resilience_breaker(reg, NULL, NULL, &br), BW_EINVAL);
@@ -1103,25 +1238,28 @@ static void test_resilience_errors(void **state) {
   assert_int_equal(n, 2);
   assert_int_equal(bw_resilience_reset_breakers(NULL), BW_EINVAL);
   assert_int_equal(bw_resilience_reset_breakers(reg), 1);
-  assert_int_equal(bw_resilience_health(NULL, &hs), BW_EINVAL);
-  assert_int_equal(bw_resilience_health(reg, NULL), BW_EINVAL);
-  assert_int_equal(bw_resilience_health(reg, &hs), 0);
+  assert_int_equal(bw_resilience_stats(NULL, &hs), BW_EINVAL);
+  assert_int_equal(bw_resilience_stats(reg, NULL), BW_EINVAL);
+  assert_int_equal(bw_resilience_stats(reg, &hs), 0);
   assert_int_equal(hs.pools, 1);
   /* destroy on a scheduler thread: refused, nothing stopped */
   bw_pid_t keeper = bw_resilience_pid(reg);
+  bw_pid_t pool_pid = bw_bulkhead_pid(pool);
+  assert_int_equal(in_actor(rt, probe, p_resilience_stop, reg), BW_EWOULDBLOCK);
   assert_int_equal(in_actor(rt, probe, p_resilience_destroy, reg), BW_EWOULDBLOCK);
   assert_true(bw_is_alive(rt, keeper));
-  assert_true(bw_is_alive(rt, pool));
+  assert_true(bw_is_alive(rt, pool_pid));
   assert_int_equal(bw_resilience_find_breaker(reg, "a", &br), 0);
   assert_int_equal(bw_resilience_destroy(reg), 0);
   assert_false(bw_is_alive(rt, keeper));
-  assert_false(bw_is_alive(rt, pool));
+  assert_false(bw_is_alive(rt, pool_pid));
 
   /* while the registry is stopping: creation is refused. A breaker whose
    * actor is held in its classifier keeps the keeper waiting. */
   static gate_t gate = {BWT_SYNC_INIT, false, false};
   bw_pid_t echo = spawn_echo(rt);
-  assert_int_equal(bw_resilience_create(rt, NULL, &reg), 0);
+  assert_int_equal(bw_resilience_new(rt, NULL, &reg), 0);
+  assert_int_equal(bw_resilience_start(reg, NULL), 0);
   bw_breaker_opts_t gb;
   bw_breaker_opts_init(&gb);
   gb.target = echo;
@@ -1143,9 +1281,12 @@ static void test_resilience_errors(void **state) {
   assert_int_equal(pthread_join(th, NULL), 0);
   assert_int_equal(d.rc, 0);
 
-  /* after the runtime stopped */
+  /* after the runtime stopped: no keeper can start; destroy frees */
+  assert_int_equal(bw_resilience_new(rt, NULL, &reg), 0);
+  assert_int_equal(bw_resilience_breaker(reg, "a", NULL, &br), 0);
   assert_int_equal(bw_runtime_stop(rt), 0);
-  assert_int_equal(bw_resilience_create(rt, NULL, &reg), BW_ESHUTDOWN);
+  assert_int_equal(bw_resilience_start(reg, NULL), BW_ESHUTDOWN);
+  assert_int_equal(bw_resilience_destroy(reg), 0);
   bw_runtime_destroy(rt);
 }
 
@@ -1183,8 +1324,8 @@ static void test_metrics_errors(void **state) {
   do {                                                                                       \
     bw_metrics_opts_init(&o);                                                                \
     o.field = value;                                                                         \
+    assert_int_equal(bw_metrics_opts_validate(&o), BW_EINVAL);                               \
     assert_int_equal(bw_metrics_new(rt, &o, &m), BW_EINVAL);                                 \
-    assert_int_equal(bw_metrics_create(rt, &o, &m), BW_EINVAL);                              \
   } while (0)
   MO_BAD(period_ms, 0);
   MO_BAD(period_ms, 86400001);
@@ -1197,7 +1338,7 @@ static void test_metrics_errors(void **state) {
 #undef MO_BAD
   assert_null(m);
   assert_int_equal(bw_metrics_child_spec(NULL, "m", &cs), BW_EINVAL);
-  assert_int_equal(bw_metrics_start(NULL), BW_EINVAL);
+  assert_int_equal(bw_metrics_start(NULL, NULL), BW_EINVAL);
   assert_int_equal(bw_metrics_stop(NULL), BW_EINVAL);
   assert_int_equal(bw_metrics_destroy(NULL), 0);
   assert_int_equal(bw_metrics_collect(NULL, 0), BW_EINVAL);
@@ -1212,7 +1353,7 @@ static void test_metrics_errors(void **state) {
   assert_int_equal(bw_metrics_child_spec(m, NULL, &cs), BW_EINVAL);
   assert_int_equal(bw_metrics_child_spec(m, "m", NULL), BW_EINVAL);
   /* no actor yet */
-  assert_int_equal(bw_metrics_stop(m), BW_ENOPROC);
+  assert_int_equal(bw_metrics_stop(m), 0);
   assert_int_equal(bw_metrics_collect(m, 0), BW_ENOPROC);
   bw_metrics_snapshot_t *snap = NULL;
   assert_int_equal(bw_metrics_latest(m, &snap), BW_ENOTFOUND);
@@ -1308,7 +1449,7 @@ static void test_metrics_errors(void **state) {
   /* families full: 3 of 7 taken; a breaker source needs 6 more */
   assert_int_equal(bw_metrics_family(m, BW_METRIC_GAUGE, "g2", NULL, NULL, 0, &f), 0);
   bw_breaker_t *br = NULL;
-  assert_int_equal(bw_breaker_create(rt, NULL, &br), 0);
+  br = breaker_up(rt);
   assert_int_equal(bw_metrics_add_breaker(m, br), BW_ELIMIT);
   /* (max_series 2 < the four results of bulwark_breaker_calls_total) */
   /* max_families: more families are refused once 7 exist */
@@ -1323,8 +1464,9 @@ static void test_metrics_errors(void **state) {
   assert_int_equal(bw_metrics_destroy(m), 0);
 
   /* sources and subscribers on a registry with room */
-  assert_int_equal(bw_metrics_create(rt, NULL, &m), 0);
-  assert_int_equal(bw_metrics_start(m), BW_EALREADY);
+  assert_int_equal(bw_metrics_new(rt, NULL, &m), 0);
+  assert_int_equal(bw_metrics_start(m, NULL), 0);
+  assert_int_equal(bw_metrics_start(m, NULL), BW_EALREADY);
   assert_int_equal(bw_metrics_add_breaker(NULL, br), BW_EINVAL);
   assert_int_equal(bw_metrics_add_breaker(m, NULL), BW_EINVAL);
   assert_int_equal(bw_metrics_remove_breaker(m, NULL), BW_EINVAL);
@@ -1341,27 +1483,25 @@ static void test_metrics_errors(void **state) {
   assert_int_equal(bw_metrics_remove_bulkhead(m, "db"), BW_ENOTFOUND);
   assert_int_equal(bw_metrics_add_bulkhead(m, BW_PID_NONE, "db"), 0);
   assert_int_equal(bw_metrics_add_bulkhead(m, BW_PID_NONE, "db"), BW_EEXIST);
-  bw_retry_t rp, rz;
+  bw_retry_t *rp = NULL;
   bw_retry_opts_t rop;
   bw_retry_opts_init(&rop);
   rop.target = 777;
-  assert_int_equal(bw_retry_init(&rp, &rop), 0); /* no name */
-  memset(&rz, 0, sizeof rz);
+  assert_int_equal(bw_retry_new(rt, &rop, &rp), 0); /* no name */
   assert_int_equal(bw_metrics_add_retry(m, NULL, "r"), BW_EINVAL);
-  assert_int_equal(bw_metrics_add_retry(m, &rz, "r"), BW_EINVAL); /* never initialised */
-  assert_int_equal(bw_metrics_add_retry(m, &rp, NULL), BW_EINVAL); /* no name at all */
+  assert_int_equal(bw_metrics_add_retry(m, rp, NULL), BW_EINVAL); /* no name at all */
   assert_int_equal(bw_metrics_remove_retry(m, NULL), BW_EINVAL);
-  assert_int_equal(bw_metrics_remove_retry(m, &rp), BW_ENOTFOUND);
-  assert_int_equal(bw_metrics_add_retry(m, &rp, "r"), 0);
-  assert_int_equal(bw_metrics_add_retry(m, &rp, "r"), BW_EEXIST);
+  assert_int_equal(bw_metrics_remove_retry(m, rp), BW_ENOTFOUND);
+  assert_int_equal(bw_metrics_add_retry(m, rp, "r"), 0);
+  assert_int_equal(bw_metrics_add_retry(m, rp, "r"), BW_EEXIST);
   assert_int_equal(bw_metrics_add_actor(m, NULL), BW_EINVAL);
   assert_int_equal(bw_metrics_add_actor(m, ""), BW_EINVAL);
   assert_int_equal(bw_metrics_add_actor(NULL, "a"), BW_EINVAL);
   assert_int_equal(bw_metrics_remove_actor(NULL, "a"), BW_EINVAL);
   assert_int_equal(bw_metrics_remove_breaker(NULL, br), BW_EINVAL);
   assert_int_equal(bw_metrics_remove_bulkhead(NULL, "db"), BW_EINVAL);
-  assert_int_equal(bw_metrics_remove_retry(NULL, &rp), BW_EINVAL);
-  assert_int_equal(bw_metrics_add_retry(NULL, &rp, "r"), BW_EINVAL);
+  assert_int_equal(bw_metrics_remove_retry(NULL, rp), BW_EINVAL);
+  assert_int_equal(bw_metrics_add_retry(NULL, rp, "r"), BW_EINVAL);
   assert_int_equal(bw_metrics_add_actor(m, long_name(BW_NAME_MAX + 1)), BW_EINVAL);
   assert_int_equal(bw_metrics_remove_actor(m, NULL), BW_EINVAL);
   assert_int_equal(bw_metrics_remove_actor(m, "a"), BW_ENOTFOUND);
@@ -1450,7 +1590,7 @@ static void test_metrics_errors(void **state) {
   assert_true(bw_is_alive(rt, actor));
   assert_int_equal(bw_metrics_collect(m, 0), 0);
   assert_int_equal(bw_metrics_stop(m), 0);
-  assert_int_equal(bw_metrics_stop(m), BW_ENOPROC); /* stopped twice */
+  assert_int_equal(bw_metrics_stop(m), 0); /* stopped twice: nothing to do */
   assert_int_equal(bw_metrics_destroy(m), 0);
 
   /* supervised */
@@ -1461,21 +1601,19 @@ static void test_metrics_errors(void **state) {
                                      .intensity = 3, .children = kids, .nchildren = 1};
   bw_pid_t sup;
   assert_int_equal(bw_supervisor_start(rt, &spec, &sup, NULL), 0);
-  assert_int_equal(bw_metrics_stop(m), BW_ESTATE);
+  assert_int_equal(bw_metrics_stop(m), BW_ERUNNING);
   assert_int_equal(bw_metrics_destroy(m), BW_ERUNNING);
-  assert_int_equal(bw_metrics_start(m), BW_EALREADY);
+  assert_int_equal(bw_metrics_start(m, NULL), BW_EALREADY);
   assert_int_equal(bw_sup_stop(rt, sup), 0);
 
   /* after the runtime stopped */
   assert_int_equal(bw_runtime_stop(rt), 0);
-  assert_int_equal(bw_metrics_start(m), BW_ESHUTDOWN);
+  assert_int_equal(bw_metrics_start(m, NULL), BW_ESHUTDOWN);
   assert_int_equal(bw_metrics_collect(m, 0), BW_ENOPROC);
-  assert_int_equal(bw_metrics_stop(m), BW_ENOPROC);
+  assert_int_equal(bw_metrics_stop(m), 0);
   assert_int_equal(bw_metrics_destroy(m), 0);
-  bw_metrics_t *m2 = NULL;
-  assert_int_equal(bw_metrics_create(rt, NULL, &m2), BW_ESHUTDOWN);
-  assert_null(m2);
   assert_int_equal(bw_breaker_destroy(br), 0);
+  assert_int_equal(bw_retry_destroy(rp), 0);
   bw_runtime_destroy(rt);
 }
 
@@ -1499,6 +1637,11 @@ static int hr_noop(void *arg, const char *component) {
 static int p_health_flush(bw_ctx_t *ctx, void *arg) {
   (void)ctx;
   return bw_health_flush(arg, 0);
+}
+
+static int p_health_stop(bw_ctx_t *ctx, void *arg) {
+  (void)ctx;
+  return bw_health_stop(arg);
 }
 
 static int p_health_destroy(bw_ctx_t *ctx, void *arg) {
@@ -1562,11 +1705,10 @@ static void test_health_errors(void **state) {
   assert_null(h);
   assert_int_equal(bw_health_new(NULL, NULL, &h), BW_EINVAL);
   assert_int_equal(bw_health_new(rt, NULL, NULL), BW_EINVAL);
-  assert_int_equal(bw_health_create(rt, NULL, NULL), BW_EINVAL);
-  assert_int_equal(bw_health_create(NULL, NULL, &h), BW_EINVAL);
   bw_child_spec_t cs;
   assert_int_equal(bw_health_child_spec(NULL, "h", &cs), BW_EINVAL);
-  assert_int_equal(bw_health_start(NULL), BW_EINVAL);
+  assert_int_equal(bw_health_start(NULL, NULL), BW_EINVAL);
+  assert_int_equal(bw_health_stop(NULL), BW_EINVAL);
   assert_int_equal(bw_health_destroy(NULL), 0);
   assert_int_equal(bw_health_pid(NULL), BW_PID_NONE);
   assert_int_equal(bw_health_status(NULL), BW_EINVAL);
@@ -1587,7 +1729,7 @@ static void test_health_errors(void **state) {
 
   /* components */
   bw_breaker_t *br = NULL;
-  assert_int_equal(bw_breaker_create(rt, NULL, &br), 0);
+  br = breaker_up(rt);
   bw_health_component_t c;
   bw_health_component_init(NULL, BW_HEALTH_KIND_ACTOR, "x"); /* a no-op */
   bw_health_component_init(&c, BW_HEALTH_KIND_ACTOR, "a");
@@ -1652,7 +1794,7 @@ static void test_health_errors(void **state) {
   size_t len = 0;
   int st = -1;
   bw_health_info_t info;
-  bw_health_metrics_t hm;
+  bw_health_stats_t hm;
   assert_int_equal(bw_health_json(NULL, buf, sizeof buf, &len, &st), BW_EINVAL);
   assert_int_equal(bw_health_json(h, NULL, 1, &len, &st), BW_EINVAL);
   assert_int_equal(bw_health_json(h, buf, sizeof buf, NULL, &st), BW_EINVAL);
@@ -1663,21 +1805,29 @@ static void test_health_errors(void **state) {
   assert_int_equal(bw_health_component_info(h, NULL, &info), BW_EINVAL);
   assert_int_equal(bw_health_component_info(h, "a", NULL), BW_EINVAL);
   assert_int_equal(bw_health_component_info(h, "a", &info), BW_ENOTFOUND); /* no round yet */
-  assert_int_equal(bw_health_metrics(NULL, &hm), BW_EINVAL);
-  assert_int_equal(bw_health_metrics(h, NULL), BW_EINVAL);
+  assert_int_equal(bw_health_stats(NULL, &hm), BW_EINVAL);
+  assert_int_equal(bw_health_stats(h, NULL), BW_EINVAL);
   assert_int_equal(in_actor(rt, probe, p_health_answer, NULL), 0);
 
   /* with a monitor */
-  assert_int_equal(bw_health_start(h), 0);
-  assert_int_equal(bw_health_start(h), BW_EALREADY);
+  assert_int_equal(bw_health_stop(h), 0); /* none runs: nothing to do */
+  bw_pid_t started = BW_PID_NONE;
+  assert_int_equal(bw_health_start(h, &started), 0);
+  assert_int_equal(bw_health_pid(h), started);
+  assert_int_equal(bw_health_start(h, NULL), BW_EALREADY);
   assert_int_equal(bw_health_check_now(h), 0);
   assert_int_equal(bw_health_flush(h, 0), 0);
   assert_int_equal(bw_health_component_info(h, "nope", &info), BW_ENOTFOUND);
   bw_pid_t mon = bw_health_pid(h);
   assert_int_equal(in_actor(rt, probe, p_health_flush, h), BW_EWOULDBLOCK);
+  assert_int_equal(in_actor(rt, probe, p_health_stop, h), BW_EWOULDBLOCK);
   assert_int_equal(in_actor(rt, probe, p_health_destroy, h), BW_EWOULDBLOCK);
   assert_true(bw_is_alive(rt, mon)); /* refused before anything was stopped */
   assert_int_equal(bw_health_check_now(h), 0);
+  assert_int_equal(bw_health_stop(h), 0);
+  assert_false(bw_is_alive(rt, mon));
+  assert_int_equal(bw_health_pid(h), BW_PID_NONE);
+  assert_int_equal(bw_health_start(h, NULL), 0); /* again, on the same handle */
   assert_int_equal(bw_health_destroy(h), 0);
 
   /* supervised */
@@ -1688,19 +1838,18 @@ static void test_health_errors(void **state) {
                                      .intensity = 3, .children = kids, .nchildren = 1};
   bw_pid_t sup;
   assert_int_equal(bw_supervisor_start(rt, &spec, &sup, NULL), 0);
+  assert_int_equal(bw_health_stop(h), BW_ERUNNING);
   assert_int_equal(bw_health_destroy(h), BW_ERUNNING);
-  assert_int_equal(bw_health_start(h), BW_EALREADY);
+  assert_int_equal(bw_health_start(h, NULL), BW_EALREADY);
   assert_int_equal(bw_sup_stop(rt, sup), 0);
 
   /* after the runtime stopped */
   assert_int_equal(bw_runtime_stop(rt), 0);
-  assert_int_equal(bw_health_start(h), BW_ESHUTDOWN);
+  assert_int_equal(bw_health_start(h, NULL), BW_ESHUTDOWN);
   assert_int_equal(bw_health_check_now(h), BW_ENOPROC);
   assert_int_equal(bw_health_flush(h, 0), BW_ENOPROC);
   assert_int_equal(bw_health_status(h), BW_HEALTH_UNHEALTHY);
-  bw_health_t *h2 = NULL;
-  assert_int_equal(bw_health_create(rt, NULL, &h2), BW_ESHUTDOWN);
-  assert_null(h2);
+  assert_int_equal(bw_health_stop(h), 0);
   assert_int_equal(bw_health_destroy(h), 0);
   assert_int_equal(bw_breaker_destroy(br), 0);
   bw_runtime_destroy(rt);

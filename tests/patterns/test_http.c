@@ -784,8 +784,8 @@ static void test_dns_failure(void **st) {
   bw_policy_t *p;
   env_t e = env_policy(&p, 3);
   bw_breaker_t *br = bw_policy_breaker(p);
-  bw_breaker_metrics_t before, after;
-  assert_int_equal(bw_breaker_metrics(br, &before), 0);
+  bw_breaker_stats_t before, after;
+  assert_int_equal(bw_breaker_stats(br, &before), 0);
   bw_http_resp_t *r = (bw_http_resp_t *)1;
   int rc = bw_http_call(e.rt, e.pid, bw_http_req_new("GET", u), 5000, &r);
   if (rc != BW_EDNS)
@@ -796,7 +796,7 @@ static void test_dns_failure(void **st) {
   assert_int_equal(bw_http_classify(BW_EDNS, NULL), BW_BREAKER_FAILURE);
   assert_false(bw_http_retryable(BW_EDNS, NULL));
   assert_int_equal(bw_breaker_flush(br, 5000), 0);
-  assert_int_equal(bw_breaker_metrics(br, &after), 0);
+  assert_int_equal(bw_breaker_stats(br, &after), 0);
   assert_int_equal(after.failed - before.failed, 1);
   bw_http_stats_t s;
   assert_int_equal(bw_http_stats(e.h, &s), 0);
@@ -898,9 +898,9 @@ static void test_policy_cancel_releases_slot(void **st) {
   assert_int_equal(bw_spawn(rt, &agent_b, &a, NULL, &ag), 0);
   assert_true(hfx_wait_at_least(&g_srv.accepted, acc + 1));
   assert_int_equal(bw_exit(rt, ag, BW_REASON_KILL, 0, NULL), 0);
-  bw_policy_metrics_t pm;
+  bw_policy_stats_t pm;
   for (int i = 0; i < 500; i++) {
-    bw_policy_metrics(p, &pm);
+    bw_policy_stats(p, &pm);
     if (pm.in_flight == 0)
       break;
     usleep(10000);

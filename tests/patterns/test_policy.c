@@ -8,7 +8,7 @@
  * and bad options.
  *
  * Observing without sleeping: the test waits for a counter (the target's
- * log, the policy's metrics) that is written before the state it stands
+ * log, the policy's stats) that is written before the state it stands
  * for can change again, then moves the clock. retries is counted once the
  * backoff timer is armed, and the breaker report happens before that.
  */
@@ -197,7 +197,7 @@ static void fx_opts(fx_t *f, bw_policy_opts_t *o) {
 
 static void fx_start(fx_t *f, const bw_policy_opts_t *o) {
   assert_int_equal(bw_policy_new(f->rt, o, &f->pol), 0);
-  assert_int_equal(bw_policy_start(f->pol, NULL, &f->exec), 0);
+  assert_int_equal(bw_policy_start(f->pol, &f->exec), 0);
   bwt_lock(&sync_);
   policy_pid = f->exec;
   bwt_unlock(&sync_);
@@ -222,14 +222,14 @@ static void go(fx_t *f, uint32_t id) {
   assert_int_equal(bw_send(f->rt, f->client, T_GO, &id, sizeof id), 0);
 }
 
-static bw_policy_metrics_t metrics(const fx_t *f) {
-  bw_policy_metrics_t m;
-  assert_int_equal(bw_policy_metrics(f->pol, &m), 0);
+static bw_policy_stats_t stats(const fx_t *f) {
+  bw_policy_stats_t m;
+  assert_int_equal(bw_policy_stats(f->pol, &m), 0);
   return m;
 }
 
-static uint64_t m_retries(const fx_t *f) { return metrics(f).retries; }
-static uint64_t m_in_flight(const fx_t *f) { return metrics(f).in_flight; }
+static uint64_t m_retries(const fx_t *f) { return stats(f).retries; }
+static uint64_t m_in_flight(const fx_t *f) { return stats(f).in_flight; }
 
 /* --- tests ------------------------------------------------------------------------- */
 
@@ -253,7 +253,7 @@ static void test_success_all_stages(void **state) {
   memcpy(&v, r.data, sizeof v);
   assert_int_equal(v, 1007);
   assert_int_equal(fallback_calls, 0);
-  bw_policy_metrics_t m = metrics(&f);
+  bw_policy_stats_t m = stats(&f);
   assert_int_equal(m.calls, 1);
   assert_int_equal(m.successes, 1);
   assert_int_equal(m.failures, 0);
@@ -292,7 +292,7 @@ static void test_breaker_before_ratelimit(void **state) {
   assert_int_equal(fallback_cause, BW_POLICY_CAUSE_BREAKER);
   assert_int_equal(bw_ratelimit_available(&rl), 3); /* no token spent */
   assert_int_equal(get_nlog(), 0);
-  bw_policy_metrics_t m = metrics(&f);
+  bw_policy_stats_t m = stats(&f);
   assert_int_equal(m.failures, 1);
   assert_int_equal(m.rejected_breaker, 1);
   assert_int_equal(m.fallbacks, 1);
@@ -335,13 +335,13 @@ static void test_retry_reenters_breaker(void **state) {
   BWT_POLL(get_status(1) != 1);
   assert_int_equal(get_status(1), BW_ECIRCUIT_OPEN);
   assert_int_equal(get_nlog(), 2);
-  bw_policy_metrics_t m = metrics(&f);
+  bw_policy_stats_t m = stats(&f);
   assert_int_equal(m.attempts, 3);
   assert_int_equal(m.retries, 2);
   assert_int_equal(m.rejected_breaker, 1);
   assert_int_equal(m.failures, 1);
-  bw_breaker_metrics_t bm;
-  assert_int_equal(bw_breaker_metrics(br, &bm), 0);
+  bw_breaker_stats_t bm;
+  assert_int_equal(bw_breaker_stats(br, &bm), 0);
   assert_int_equal(bm.failed, 2);
   assert_true(bm.rejected >= 1);
   fx_done(&f);
@@ -364,7 +364,7 @@ static void test_budget_cuts_retries(void **state) {
   uint32_t id = 2;
   assert_int_equal(bw_call(f.rt, f.exec, T_WORK, &id, sizeof id, 0, &r), BW_EBUDGET);
   assert_int_equal(get_nlog(), 1);
-  bw_policy_metrics_t m = metrics(&f);
+  bw_policy_stats_t m = stats(&f);
   assert_int_equal(m.budget_exhausted, 1);
   assert_int_equal(m.retries, 0);
   assert_int_equal(m.failures, 1);
@@ -400,7 +400,7 @@ static void test_attempt_timeout_vs_deadline(void **state) {
   assert_int_equal(bw_clock_advance(f.rt, 1), 0); /* t=250: the deadline */
   BWT_POLL(get_status(3) != 1);
   assert_int_equal(get_status(3), BW_ETIMEDOUT);
-  bw_policy_metrics_t m = metrics(&f);
+  bw_policy_stats_t m = stats(&f);
   assert_int_equal(m.deadlines, 1);
   assert_int_equal(m.timeouts, 0);
   assert_int_equal(m.attempts, 3);
@@ -416,7 +416,7 @@ static void test_attempt_timeout_vs_deadline(void **state) {
   assert_int_equal(bw_clock_advance(f.rt, 50), 0);
   BWT_POLL(get_status(4) != 1);
   assert_int_equal(get_status(4), BW_ETIMEDOUT);
-  m = metrics(&f);
+  m = stats(&f);
   assert_int_equal(m.timeouts, 1);
   assert_int_equal(m.deadlines, 0);
   fx_done(&f);
@@ -447,7 +447,7 @@ static void test_fallback(void **state) {
   memcpy(&v, r.data, sizeof v);
   assert_int_equal(v, 1005);
   assert_int_equal(fallback_calls, 1); /* not on success */
-  bw_policy_metrics_t m = metrics(&f);
+  bw_policy_stats_t m = stats(&f);
   assert_int_equal(m.fallbacks, 1);
   assert_int_equal(m.target_failures, 1);
   assert_int_equal(m.successes, 1);
@@ -475,7 +475,7 @@ static void test_fallback(void **state) {
   assert_int_equal(bw_call(f.rt, f.exec, T_WORK, &id, sizeof id, 0, &r), 0);
   memcpy(&v, r.data, sizeof v);
   assert_int_equal(v, 5005);
-  m = metrics(&f);
+  m = stats(&f);
   assert_int_equal(m.fallbacks, 1);
   assert_int_equal(m.target_failures, 1);
   assert_int_equal(bw_policy_destroy(f.pol), 0);
@@ -500,19 +500,19 @@ static void test_bulkhead(void **state) {
   go(&f, 1);
   BWT_POLL(get_nlog() == 1);
   go(&f, 2);
-  BWT_POLL(metrics(&f).queued == 1);
+  BWT_POLL(stats(&f).queued == 1);
   go(&f, 3);
   BWT_POLL(get_status(3) != 1);
   assert_int_equal(get_status(3), BW_EBULKHEAD_FULL);
   assert_int_equal(bw_clock_advance(f.rt, 100), 0);
   BWT_POLL(get_status(2) != 1);
   assert_int_equal(get_status(2), BW_ETIMEDOUT);
-  bw_policy_metrics_t m = metrics(&f);
+  bw_policy_stats_t m = stats(&f);
   assert_int_equal(m.rejected_bulkhead, 2);
   assert_int_equal(get_nlog(), 1);
   /* a queued one goes in when the first ends (t=100; attempt 1 ends at 150) */
   go(&f, 4);
-  BWT_POLL(metrics(&f).queued == 2);
+  BWT_POLL(stats(&f).queued == 2);
   assert_int_equal(bw_clock_advance(f.rt, 49), 0);
   assert_int_equal(get_nlog(), 1);
   assert_int_equal(bw_clock_advance(f.rt, 1), 0); /* t=150: attempt 1 times out */
@@ -543,7 +543,7 @@ static void test_ratelimit_wait(void **state) {
   BWT_POLL(get_status(1) != 1);
   assert_int_equal(get_status(1), 0);
   go(&f, 2); /* waits 1000 ms for its token */
-  BWT_POLL(metrics(&f).rate_waits == 1);
+  BWT_POLL(stats(&f).rate_waits == 1);
   go(&f, 3); /* would wait 2000 ms: refused */
   BWT_POLL(get_status(3) != 1);
   assert_int_equal(get_status(3), BW_ERATE_LIMITED);
@@ -556,7 +556,7 @@ static void test_ratelimit_wait(void **state) {
   uint64_t t = log_t[1];
   bwt_unlock(&sync_);
   assert_int_equal(t, 1000);
-  assert_int_equal(metrics(&f).rejected_ratelimit, 1);
+  assert_int_equal(stats(&f).rejected_ratelimit, 1);
   fx_done(&f);
 }
 
@@ -706,8 +706,8 @@ static void test_bad_options(void **state) {
   o = good();
   assert_int_equal(bw_policy_new(NULL, &o, &p), BW_EINVAL);
   assert_int_equal(bw_policy_new(rt, &o, NULL), BW_EINVAL);
-  assert_int_equal(bw_policy_start(NULL, NULL, NULL), BW_EINVAL);
-  assert_int_equal(bw_policy_metrics(NULL, NULL), BW_EINVAL);
+  assert_int_equal(bw_policy_start(NULL, NULL), BW_EINVAL);
+  assert_int_equal(bw_policy_stats(NULL, NULL), BW_EINVAL);
   assert_int_equal(bw_policy_destroy(NULL), 0);
   assert_null(bw_policy_breaker(NULL));
   assert_int_equal(bw_spawn(rt, &bw_policy_behaviour, NULL, NULL, NULL), BW_EINVAL);
@@ -731,7 +731,7 @@ static void test_refusals(void **state) {
   BWT_POLL(get_nlog() == 1);
   uint32_t id = 2;
   assert_int_equal(bw_call(f.rt, f.exec, T_WORK, &id, sizeof id, 0, &r), BW_ELIMIT);
-  assert_int_equal(metrics(&f).refused, 2);
+  assert_int_equal(stats(&f).refused, 2);
   /* the held request is abandoned when the executor stops */
   assert_int_equal(bw_policy_destroy(f.pol), 0);
   BWT_POLL(get_status(1) != 1);
@@ -757,9 +757,9 @@ static void fast_opts(bw_policy_opts_t *o) {
   o->target = (bw_pid_t)1; /* validated only: the caller sends where it wants */
 }
 
-static bw_policy_metrics_t fast_metrics(const bw_policy_t *p) {
-  bw_policy_metrics_t m;
-  assert_int_equal(bw_policy_metrics(p, &m), 0);
+static bw_policy_stats_t fast_stats(const bw_policy_t *p) {
+  bw_policy_stats_t m;
+  assert_int_equal(bw_policy_stats(p, &m), 0);
   return m;
 }
 
@@ -780,7 +780,7 @@ static void test_fast_success(void **state) {
   o.queue_timeout_ms = 0;
   o.fallback = fb_fn;
   bw_policy_t *p = fast_new(rt, &o);
-  assert_int_equal(bw_breaker_start(bw_policy_breaker(p)), 0);
+  assert_int_equal(bw_breaker_start(bw_policy_breaker(p), NULL), 0);
   bw_policy_ticket_t t;
   for (int i = 0; i < 3; i++) { /* one ticket, reused request after request */
     if (i == 0)
@@ -797,7 +797,7 @@ static void test_fast_success(void **state) {
     assert_false(t.fallback_used);
   }
   assert_int_equal(fallback_calls, 0);
-  bw_policy_metrics_t m = fast_metrics(p);
+  bw_policy_stats_t m = fast_stats(p);
   assert_int_equal(m.calls, 3);
   assert_int_equal(m.successes, 3);
   assert_int_equal(m.attempts, 3);
@@ -823,7 +823,7 @@ static void test_fast_stage_order(void **state) {
   o.max_concurrent = 1;
   bw_policy_t *p = fast_new(rt, &o);
   bw_breaker_t *br = bw_policy_breaker(p);
-  assert_int_equal(bw_breaker_start(br), 0);
+  assert_int_equal(bw_breaker_start(br, NULL), 0);
 
   /* breaker open: refused, the limiter untouched */
   assert_int_equal(bw_breaker_force_open(br), 0);
@@ -853,11 +853,11 @@ static void test_fast_stage_order(void **state) {
   assert_int_equal(bw_policy_enter(p, &b), 0);
   assert_int_equal(bw_policy_exit(p, &b, 0, NULL), 0);
   assert_int_equal(bw_breaker_flush(br, 0), 0);
-  bw_breaker_metrics_t bm;
-  assert_int_equal(bw_breaker_metrics(br, &bm), 0);
+  bw_breaker_stats_t bm;
+  assert_int_equal(bw_breaker_stats(br, &bm), 0);
   assert_int_equal(bw_breaker_state(br), BW_BREAKER_CLOSED);
 
-  bw_policy_metrics_t m = fast_metrics(p);
+  bw_policy_stats_t m = fast_stats(p);
   assert_int_equal(m.calls, 5);
   assert_int_equal(m.successes, 2);
   assert_int_equal(m.failures, 3);
@@ -882,7 +882,7 @@ static void test_fast_stage_order(void **state) {
   assert_int_equal(bw_policy_enter(p, &a), BW_ETIMEDOUT);
   assert_int_equal(a.cause, BW_POLICY_CAUSE_DEADLINE);
   assert_int_equal(a.attempts, 1);
-  assert_int_equal(fast_metrics(p).deadlines, 1);
+  assert_int_equal(fast_stats(p).deadlines, 1);
   assert_int_equal(bw_policy_destroy(p), 0);
   bw_runtime_destroy(rt);
 }
@@ -919,7 +919,7 @@ static void test_fast_retry_backoff(void **state) {
   /* a status the predicate does not retry ends at once */
   assert_int_equal(bw_policy_enter(p, &t), 0);
   assert_int_equal(bw_policy_exit(p, &t, -2000, NULL), -2000);
-  bw_policy_metrics_t m = fast_metrics(p);
+  bw_policy_stats_t m = fast_stats(p);
   assert_int_equal(m.calls, 2);
   assert_int_equal(m.attempts, 5);
   assert_int_equal(m.retries, 3);
@@ -947,7 +947,7 @@ static void test_fast_budget(void **state) {
   assert_int_equal(bw_policy_enter(p, &t), 0);
   assert_int_equal(bw_policy_exit(p, &t, USER_ERR, NULL), BW_EBUDGET);
   assert_int_equal(t.cause, BW_POLICY_CAUSE_BUDGET);
-  bw_policy_metrics_t m = fast_metrics(p);
+  bw_policy_stats_t m = fast_stats(p);
   assert_int_equal(m.budget_exhausted, 1);
   assert_int_equal(m.retries, 0);
   assert_int_equal(m.failures, 1);
@@ -962,7 +962,7 @@ static void test_fast_budget(void **state) {
   assert_int_equal(bw_clock_advance(rt, t.retry_in_ms), 0);
   assert_int_equal(bw_policy_enter(p, &t), 0);
   assert_int_equal(bw_policy_exit(p, &t, USER_ERR, NULL), BW_EBUDGET);
-  assert_int_equal(fast_metrics(p).retries, 1);
+  assert_int_equal(fast_stats(p).retries, 1);
   assert_int_equal(bw_policy_destroy(p), 0);
   bw_runtime_destroy(rt);
 }
@@ -980,7 +980,7 @@ static void test_fast_breaker_opens(void **state) {
   o.fallback = fb_fn;
   bw_policy_t *p = fast_new(rt, &o);
   bw_breaker_t *br = bw_policy_breaker(p);
-  assert_int_equal(bw_breaker_start(br), 0);
+  assert_int_equal(bw_breaker_start(br, NULL), 0);
   bw_policy_ticket_t t;
   bw_policy_ticket_init(&t);
   for (int i = 0; i < 2; i++) {
@@ -999,7 +999,7 @@ static void test_fast_breaker_opens(void **state) {
   memcpy(&v, t.answer.data, sizeof v);
   assert_int_equal(v, 9005);
   assert_int_equal(fallback_cause, BW_POLICY_CAUSE_BREAKER);
-  bw_policy_metrics_t m = fast_metrics(p);
+  bw_policy_stats_t m = fast_stats(p);
   assert_int_equal(m.rejected_breaker, 1);
   assert_int_equal(m.target_failures, 2);
   assert_int_equal(m.fallbacks, 3);
@@ -1063,7 +1063,7 @@ static void test_fast_concurrency_threads(void **state) {
     assert_int_equal(a[i].bad, 0);
     assert_true(a[i].max_seen <= 1);
   }
-  bw_policy_metrics_t m = fast_metrics(p);
+  bw_policy_stats_t m = fast_stats(p);
   assert_int_equal(m.successes, a[0].ok + a[1].ok);
   assert_int_equal(m.rejected_bulkhead, a[0].full + a[1].full);
   assert_int_equal(m.calls, 2 * bwt_scaled(20000));
@@ -1106,7 +1106,7 @@ static void test_fast_deadline_shrinks(void **state) {
   assert_int_equal(bw_clock_advance(rt, 300), 0);
   assert_int_equal(bw_policy_exit(p, &t, BW_ETIMEDOUT, NULL), BW_ETIMEDOUT);
   assert_int_equal(t.cause, BW_POLICY_CAUSE_DEADLINE);
-  bw_policy_metrics_t m = fast_metrics(p);
+  bw_policy_stats_t m = fast_stats(p);
   assert_int_equal(m.deadlines, 1);
   assert_int_equal(m.timeouts, 0);
   assert_int_equal(m.retries, 1);
@@ -1119,7 +1119,7 @@ static void test_fast_deadline_shrinks(void **state) {
   assert_int_equal(t.timeout_ms, 600);
   assert_int_equal(bw_policy_exit(p, &t, BW_ETIMEDOUT, NULL), BW_ETIMEDOUT);
   assert_int_equal(t.cause, BW_POLICY_CAUSE_TIMEOUT);
-  assert_int_equal(fast_metrics(p).timeouts, 1);
+  assert_int_equal(fast_stats(p).timeouts, 1);
   assert_int_equal(bw_policy_destroy(p), 0);
   bw_runtime_destroy(rt);
 }
@@ -1169,7 +1169,7 @@ static void test_fast_fallback(void **state) {
   assert_true(t.fallback_used);
   memcpy(&v, t.answer.data, sizeof v);
   assert_int_equal(v, 9000);
-  assert_int_equal(fast_metrics(p).fallbacks, 2);
+  assert_int_equal(fast_stats(p).fallbacks, 2);
   assert_int_equal(bw_policy_destroy(p), 0);
 
   /* a cause outside fallback_on: not consulted */
@@ -1220,7 +1220,7 @@ static void test_fast_ratelimit_wait(void **state) {
   assert_int_equal(bw_policy_enter(p, &t), 0);
   assert_int_equal(t.attempts, 1);
   assert_int_equal(bw_policy_exit(p, &t, 0, NULL), 0);
-  bw_policy_metrics_t m = fast_metrics(p);
+  bw_policy_stats_t m = fast_stats(p);
   assert_int_equal(m.rate_waits, 1);
   assert_int_equal(m.attempts, 2);
   assert_int_equal(m.successes, 2);
@@ -1232,7 +1232,7 @@ static void test_fast_ratelimit_wait(void **state) {
   assert_int_equal(bw_policy_exit(p, &t, 0, NULL), 0);
   assert_int_equal(bw_policy_enter(p, &t), BW_ERATE_LIMITED);
   assert_int_equal(t.cause, BW_POLICY_CAUSE_RATELIMIT);
-  assert_int_equal(fast_metrics(p).rejected_ratelimit, 1);
+  assert_int_equal(fast_stats(p).rejected_ratelimit, 1);
   assert_int_equal(bw_policy_destroy(p), 0);
   bw_runtime_destroy(rt);
 }
@@ -1261,7 +1261,7 @@ static void test_fast_bad_input(void **state) {
   assert_int_equal(bw_policy_enter(p, &t), BW_EINVAL); /* exit first */
   /* the reserved code is not echoed back as a status */
   assert_int_equal(bw_policy_exit(p, &t, BW_POLICY_RETRY, NULL), BW_EINVAL);
-  bw_policy_metrics_t m = fast_metrics(p);
+  bw_policy_stats_t m = fast_stats(p);
   assert_int_equal(m.calls, 1);
   assert_int_equal(m.failures, 1);
   assert_int_equal(m.in_flight, 0);
@@ -1272,7 +1272,7 @@ static void test_fast_bad_input(void **state) {
 }
 
 /* The hot path counts less (one add at enter, one at exit for a success):
- * the metrics still come out exact, retries, waits and unfinished tickets
+ * the stats still come out exact, retries, waits and unfinished tickets
  * included, and the executor's counts add to the in-caller ones. */
 static void test_fast_counts_exact(void **state) {
   (void)state;
@@ -1309,7 +1309,7 @@ static void test_fast_counts_exact(void **state) {
   assert_int_equal(bw_clock_advance(rt, 100), 0);
   assert_int_equal(bw_policy_enter(p, &b), 0);
   assert_int_equal(bw_policy_exit(p, &a, 0, NULL), 0);
-  bw_policy_metrics_t m = fast_metrics(p);
+  bw_policy_stats_t m = fast_stats(p);
   assert_int_equal(m.calls, 2);
   assert_int_equal(m.attempts, 3);
   assert_int_equal(m.retries, 1);
@@ -1324,7 +1324,7 @@ static void test_fast_counts_exact(void **state) {
   assert_int_equal(bw_clock_advance(rt, 100), 0);
   assert_int_equal(bw_policy_enter(p, &b), 0);
   assert_int_equal(bw_policy_exit(p, &b, USER_ERR, NULL), USER_ERR); /* the 3rd: final */
-  m = fast_metrics(p);
+  m = fast_stats(p);
   assert_int_equal(m.calls, 2);
   assert_int_equal(m.attempts, 5);
   assert_int_equal(m.retries, 3);
@@ -1352,7 +1352,7 @@ static void test_fast_breaker_batched(void **state) {
   o.breaker_opts.report_flush_ms = 60000; /* the timer never fires here */
   bw_policy_t *p = fast_new(rt, &o);
   bw_breaker_t *br = bw_policy_breaker(p);
-  assert_int_equal(bw_breaker_start(br), 0);
+  assert_int_equal(bw_breaker_start(br, NULL), 0);
   assert_int_equal(bw_breaker_flush(br, 0), 0);
   static const int seq[] = {0, 0, USER_ERR, USER_ERR, 0, USER_ERR, USER_ERR};
   bw_policy_ticket_t t;
@@ -1367,8 +1367,8 @@ static void test_fast_breaker_batched(void **state) {
   assert_int_equal(bw_policy_exit(p, &t, USER_ERR, NULL), USER_ERR);
   /* the third in a row wakes the actor by itself */
   BWT_POLL(bw_breaker_state(br) == BW_BREAKER_OPEN);
-  bw_breaker_metrics_t bm;
-  assert_int_equal(bw_breaker_metrics(br, &bm), 0);
+  bw_breaker_stats_t bm;
+  assert_int_equal(bw_breaker_stats(br, &bm), 0);
   assert_int_equal(bm.successful, 3);
   assert_int_equal(bm.failed, 5);
   assert_int_equal(bw_policy_enter(p, &t), BW_ECIRCUIT_OPEN);
@@ -1387,14 +1387,14 @@ static void test_fast_breaker_batched(void **state) {
   p = fast_new(rt, &o);
   br = bw_policy_breaker(p);
   assert_int_equal(bw_breaker_slow_call_ms(br), 100);
-  assert_int_equal(bw_breaker_start(br), 0);
+  assert_int_equal(bw_breaker_start(br, NULL), 0);
   for (int i = 0; i < 2; i++) {
     assert_int_equal(bw_policy_enter(p, &t), 0);
     assert_int_equal(bw_clock_advance(rt, 101), 0);
     assert_int_equal(bw_policy_exit(p, &t, 0, NULL), 0);
   }
   assert_int_equal(bw_breaker_flush(br, 0), 0);
-  assert_int_equal(bw_breaker_metrics(br, &bm), 0);
+  assert_int_equal(bw_breaker_stats(br, &bm), 0);
   assert_int_equal(bm.slow, 2);
   assert_int_equal(bw_breaker_state(br), BW_BREAKER_OPEN);
   assert_int_equal(bw_policy_destroy(p), 0);

@@ -227,9 +227,23 @@ static bw_pid_t spawn(bw_runtime_t *rt, const bw_behaviour_t *b, const char *nam
   return track(p);
 }
 
-static bw_pid_t spawn_exec(bw_runtime_t *rt, bw_retry_t *pol) {
+/* The retry handles a test made, destroyed by teardown. */
+#define MAXPOLS 8
+static bw_retry_t *pols[MAXPOLS];
+static int npols;
+
+static bw_retry_t *retry_new(bw_runtime_t *rt, const bw_retry_opts_t *o) {
+  assert_true(npols < MAXPOLS);
+  bw_retry_t *r = NULL;
+  assert_int_equal(bw_retry_new(rt, o, &r), 0);
+  pols[npols++] = r;
+  return r;
+}
+
+static bw_pid_t spawn_exec(bw_retry_t *pol) {
   bw_pid_t p = BW_PID_NONE;
-  assert_int_equal(bw_retry_spawn(rt, pol, NULL, &p), 0);
+  assert_int_equal(bw_retry_start(pol, &p), 0);
+  assert_int_equal(bw_retry_pid(pol), p);
   return track(p);
 }
 
@@ -254,6 +268,9 @@ static void stop_actors(bw_runtime_t *rt) {
 
 static void teardown(bw_runtime_t *rt) {
   stop_actors(rt);
+  for (int i = 0; i < npols; i++)
+    assert_int_equal(bw_retry_destroy(pols[i]), 0);
+  npols = 0;
   bw_runtime_destroy(rt);
 }
 
@@ -273,9 +290,9 @@ static void flush(bw_runtime_t *rt, bw_pid_t exec, bw_pid_t target) {
   assert_int_equal(bw_call(rt, exec, BW_MSG_RETRY_BASE + 1, NULL, 0, 0, &r), BW_EINVAL);
 }
 
-static bw_retry_metrics_t metrics(const bw_retry_t *p) {
-  bw_retry_metrics_t m;
-  assert_int_equal(bw_retry_metrics(p, &m), 0);
+static bw_retry_stats_t stats(const bw_retry_t *p) {
+  bw_retry_stats_t m;
+  assert_int_equal(bw_retry_stats(p, &m), 0);
   return m;
 }
 
@@ -313,14 +330,13 @@ static void test_success_on_third_attempt(void **state) {
                                    .max_ms = 1000, .multiplier = 2.0};
   o.attempt_timeout_ms = 50;
   o.retryable = retry_user_err;
-  static bw_retry_t pol;
-  assert_int_equal(bw_retry_init(&pol, &o), 0);
-  bw_pid_t exec = spawn_exec(rt, &pol);
+  bw_retry_t *pol = retry_new(rt, &o);
+  bw_pid_t exec = spawn_exec(pol);
 
   go(rt, client, exec, 5);
   BWT_AWAIT(&sync_, nlog == 1); /* attempt 1 at t = 0: fails with USER_ERR */
   flush(rt, exec, target);
-  assert_int_equal(metrics(&pol).retries, 1); /* the retry is scheduled */
+  assert_int_equal(stats(pol).retries, 1); /* the retry is scheduled */
   assert_int_equal(bw_clock_advance(rt, 99), 0);
   flush(rt, exec, target);
   assert_int_equal(get_nlog(), 1); /* not before its 100 ms */
@@ -330,10 +346,10 @@ static void test_success_on_third_attempt(void **state) {
   assert_int_equal(get_log_t(1), 100);
   assert_int_equal(bw_clock_advance(rt, 49), 0);
   flush(rt, exec, target);
-  assert_int_equal(metrics(&pol).timeouts, 0);
+  assert_int_equal(stats(pol).timeouts, 0);
   assert_int_equal(bw_clock_advance(rt, 1), 0); /* t = 150: attempt 2 times out */
   flush(rt, exec, target);
-  assert_int_equal(metrics(&pol).timeouts, 1);
+  assert_int_equal(stats(pol).timeouts, 1);
   assert_int_equal(bw_clock_advance(rt, 199), 0); /* the 2nd delay is 200 ms */
   flush(rt, exec, target);
   assert_int_equal(get_nlog(), 2);
@@ -348,7 +364,7 @@ static void test_success_on_third_attempt(void **state) {
   assert_int_equal(reply_t[5], 350);
   bwt_unlock(&sync_);
 
-  bw_retry_metrics_t m = metrics(&pol);
+  bw_retry_stats_t m = stats(pol);
   assert_int_equal(m.calls, 1);
   assert_int_equal(m.attempts, 3);
   assert_int_equal(m.retries, 2);
@@ -363,7 +379,7 @@ static void test_success_on_third_attempt(void **state) {
   assert_int_equal(bw_send(rt, target, T_RELEASE, NULL, 0), 0);
   BWT_POLL(bwt_stats(rt).dead_by_reason[BW_DL_LATE_REPLY] == late0 + 1);
   flush(rt, exec, target);
-  assert_int_equal(metrics(&pol).successes, 1); /* nothing changed */
+  assert_int_equal(stats(pol).successes, 1); /* nothing changed */
   stop_actors(rt);
   assert_int_equal(bw_runtime_stop(rt), 0);
   bw_runtime_stats_t st = bwt_stats(rt);
@@ -382,9 +398,8 @@ static void test_attempt_timeout(void **state) {
   o.max_attempts = 2;
   o.backoff = (bw_retry_backoff_t){.kind = BW_RETRY_BACKOFF_FIXED, .initial_ms = 10, .max_ms = 10};
   o.attempt_timeout_ms = 50;
-  static bw_retry_t pol;
-  assert_int_equal(bw_retry_init(&pol, &o), 0);
-  bw_pid_t exec = spawn_exec(rt, &pol);
+  bw_retry_t *pol = retry_new(rt, &o);
+  bw_pid_t exec = spawn_exec(pol);
   go(rt, client, exec, 1);
   BWT_AWAIT(&sync_, nlog == 1);
   assert_int_equal(bw_clock_advance(rt, 50), 0); /* t = 50: timeout 1 */
@@ -399,7 +414,7 @@ static void test_attempt_timeout(void **state) {
   assert_int_equal(bw_clock_advance(rt, 1), 0); /* t = 110: timeout 2, final */
   BWT_AWAIT(&sync_, nreplies == 1);
   assert_int_equal(get_status(1), BW_ETIMEDOUT);
-  bw_retry_metrics_t m = metrics(&pol);
+  bw_retry_stats_t m = stats(pol);
   assert_int_equal(m.attempts, 2);
   assert_int_equal(m.timeouts, 2);
   assert_int_equal(m.failures, 1);
@@ -423,9 +438,8 @@ static void test_overall_deadline(void **state) {
   o.backoff = (bw_retry_backoff_t){.kind = BW_RETRY_BACKOFF_FIXED, .initial_ms = 50, .max_ms = 50};
   o.attempt_timeout_ms = 100;
   o.deadline_ms = 230;
-  static bw_retry_t pol;
-  assert_int_equal(bw_retry_init(&pol, &o), 0);
-  bw_pid_t exec = spawn_exec(rt, &pol);
+  bw_retry_t *pol = retry_new(rt, &o);
+  bw_pid_t exec = spawn_exec(pol);
   go(rt, client, exec, 1);
   BWT_AWAIT(&sync_, nlog == 1);
   assert_int_equal(bw_clock_advance(rt, 100), 0); /* timeout 1 */
@@ -436,14 +450,14 @@ static void test_overall_deadline(void **state) {
   assert_int_equal(bw_clock_advance(rt, 79), 0);
   flush(rt, exec, target);
   assert_int_equal(get_status(1), 1);
-  assert_int_equal(metrics(&pol).failures, 0);
+  assert_int_equal(stats(pol).failures, 0);
   assert_int_equal(bw_clock_advance(rt, 1), 0); /* t = 230: the deadline */
   BWT_AWAIT(&sync_, nreplies == 1);
   assert_int_equal(get_status(1), BW_ETIMEDOUT);
   bwt_lock(&sync_);
   assert_int_equal(reply_t[1], 230);
   bwt_unlock(&sync_);
-  bw_retry_metrics_t m = metrics(&pol);
+  bw_retry_stats_t m = stats(pol);
   assert_int_equal(m.deadlines, 1);
   assert_int_equal(m.attempts, 2);
   assert_int_equal(m.failures, 1);
@@ -453,13 +467,12 @@ static void test_overall_deadline(void **state) {
   reset(fail, 1);
   o.retryable = retry_all;
   o.backoff = (bw_retry_backoff_t){.kind = BW_RETRY_BACKOFF_FIXED, .initial_ms = 300, .max_ms = 300};
-  static bw_retry_t pol2;
-  assert_int_equal(bw_retry_init(&pol2, &o), 0);
-  bw_pid_t exec2 = spawn_exec(rt, &pol2);
+  bw_retry_t *pol2 = retry_new(rt, &o);
+  bw_pid_t exec2 = spawn_exec(pol2);
   go(rt, client, exec2, 2);
   BWT_AWAIT(&sync_, nreplies == 1);
   assert_int_equal(get_status(2), BW_ETIMEDOUT);
-  m = metrics(&pol2);
+  m = stats(pol2);
   assert_int_equal(m.attempts, 1);
   assert_int_equal(m.deadlines, 1);
   assert_int_equal(m.retries, 0);
@@ -474,12 +487,11 @@ static void test_predicate(void **state) {
   bw_retry_opts_t o = base_opts(target);
   o.max_attempts = 4;
   o.backoff = (bw_retry_backoff_t){.kind = BW_RETRY_BACKOFF_FIXED, .initial_ms = 10, .max_ms = 10};
-  static bw_retry_t dflt, all;
-  assert_int_equal(bw_retry_init(&dflt, &o), 0);
+  bw_retry_t *dflt = retry_new(rt, &o);
   o.retryable = retry_all;
-  assert_int_equal(bw_retry_init(&all, &o), 0);
-  bw_pid_t e_dflt = spawn_exec(rt, &dflt);
-  bw_pid_t e_all = spawn_exec(rt, &all);
+  bw_retry_t *all = retry_new(rt, &o);
+  bw_pid_t e_dflt = spawn_exec(dflt);
+  bw_pid_t e_all = spawn_exec(all);
 
   /* the default predicate: a user error and an open breaker are final */
   const int user[] = {USER_ERR};
@@ -492,7 +504,7 @@ static void test_predicate(void **state) {
   go(rt, client, e_dflt, 2);
   BWT_AWAIT(&sync_, nreplies == 1);
   assert_int_equal(get_status(2), BW_ECIRCUIT_OPEN);
-  bw_retry_metrics_t m = metrics(&dflt);
+  bw_retry_stats_t m = stats(dflt);
   assert_int_equal(m.attempts, 2);
   assert_int_equal(m.retries, 0);
   assert_int_equal(m.failures, 2);
@@ -506,7 +518,7 @@ static void test_predicate(void **state) {
   go(rt, client, e_all, 3);
   BWT_AWAIT(&sync_, nreplies == 1);
   assert_int_equal(get_status(3), BW_EINVAL);
-  assert_int_equal(metrics(&all).attempts, 1);
+  assert_int_equal(stats(all).attempts, 1);
   /* ... while the open breaker is retried when asked, up to max_attempts */
   reset(open, 1);
   go(rt, client, e_all, 4);
@@ -518,7 +530,7 @@ static void test_predicate(void **state) {
   BWT_AWAIT(&sync_, nreplies == 1);
   assert_int_equal(get_status(4), BW_ECIRCUIT_OPEN);
   assert_int_equal(get_nlog(), 4);
-  m = metrics(&all);
+  m = stats(all);
   assert_int_equal(m.attempts, 5);
   assert_int_equal(m.retries, 3);
   assert_int_equal(m.failures, 2);
@@ -537,29 +549,27 @@ static void test_dead_target(void **state) {
   bw_retry_opts_t o = base_opts(dead);
   o.backoff = (bw_retry_backoff_t){.kind = BW_RETRY_BACKOFF_FIXED, .initial_ms = 100, .max_ms = 100};
   o.retryable = retry_all;
-  static bw_retry_t fixed;
-  assert_int_equal(bw_retry_init(&fixed, &o), 0);
-  bw_pid_t e1 = spawn_exec(rt, &fixed);
+  bw_retry_t *fixed = retry_new(rt, &o);
+  bw_pid_t e1 = spawn_exec(fixed);
   go(rt, client, e1, 1);
   BWT_AWAIT(&sync_, nreplies == 1);
   assert_int_equal(get_status(1), BW_ENOPROC);
-  assert_int_equal(metrics(&fixed).attempts, 1);
+  assert_int_equal(stats(fixed).attempts, 1);
 
   /* a named target: not registered yet (BW_ENOTFOUND), then up: retried */
   o = base_opts(BW_PID_NONE);
   o.target_name = "svc";
   o.max_attempts = 3;
   o.backoff = (bw_retry_backoff_t){.kind = BW_RETRY_BACKOFF_FIXED, .initial_ms = 100, .max_ms = 100};
-  static bw_retry_t named;
-  assert_int_equal(bw_retry_init(&named, &o), 0);
-  bw_pid_t e2 = spawn_exec(rt, &named);
+  bw_retry_t *named = retry_new(rt, &o);
+  bw_pid_t e2 = spawn_exec(named);
   go(rt, client, e2, 2);
-  BWT_POLL(metrics(&named).retries == 1);
+  BWT_POLL(stats(named).retries == 1);
   bw_pid_t svc = spawn(rt, &target_b, "svc");
   assert_int_equal(bw_clock_advance(rt, 100), 0);
   BWT_AWAIT(&sync_, nreplies == 2);
   assert_int_equal(get_status(2), 0);
-  bw_retry_metrics_t m = metrics(&named);
+  bw_retry_stats_t m = stats(named);
   assert_int_equal(m.attempts, 2);
   assert_int_equal(m.successes_after_retry, 1);
 
@@ -571,13 +581,13 @@ static void test_dead_target(void **state) {
   BWT_AWAIT(&sync_, nlog == 1);
   assert_int_equal(bw_exit(rt, svc, BW_REASON_KILL, 0, NULL), 0);
   BWT_AWAIT_DEAD(rt, svc);
-  BWT_POLL(metrics(&named).retries == 2);
+  BWT_POLL(stats(named).retries == 2);
   spawn(rt, &target_b, "svc");
   assert_int_equal(bw_clock_advance(rt, 100), 0);
   BWT_AWAIT(&sync_, nreplies == 1);
   assert_int_equal(get_status(3), 0);
   assert_int_equal(get_nlog(), 2);
-  assert_int_equal(metrics(&named).successes_after_retry, 2);
+  assert_int_equal(stats(named).successes_after_retry, 2);
   teardown(rt);
 }
 
@@ -592,16 +602,15 @@ static void test_table_full(void **state) {
   o.max_attempts = 1;
   o.attempt_timeout_ms = 100;
   o.capacity = 2;
-  static bw_retry_t pol;
-  assert_int_equal(bw_retry_init(&pol, &o), 0);
-  bw_pid_t exec = spawn_exec(rt, &pol);
+  bw_retry_t *pol = retry_new(rt, &o);
+  bw_pid_t exec = spawn_exec(pol);
   go(rt, client, exec, 1);
   go(rt, client, exec, 2);
   BWT_AWAIT(&sync_, nlog == 2);
   go(rt, client, exec, 3);
   BWT_AWAIT(&sync_, nreplies == 1);
   assert_int_equal(get_status(3), BW_ELIMIT);
-  bw_retry_metrics_t m = metrics(&pol);
+  bw_retry_stats_t m = stats(pol);
   assert_int_equal(m.calls, 2);
   assert_int_equal(m.rejected, 1);
   assert_int_equal(m.in_flight, 2);
@@ -615,7 +624,7 @@ static void test_table_full(void **state) {
   go(rt, client, exec, 4);
   BWT_AWAIT(&sync_, nreplies == 1);
   assert_int_equal(get_status(4), 0);
-  m = metrics(&pol);
+  m = stats(pol);
   assert_int_equal(m.calls, 3);
   assert_int_equal(m.in_flight, 0);
   teardown(rt);
@@ -634,14 +643,13 @@ static void test_many_in_flight(void **state) {
   o.capacity = 256;
   o.backoff = (bw_retry_backoff_t){.kind = BW_RETRY_BACKOFF_EQUAL_JITTER, .initial_ms = 20,
                                    .max_ms = 20, .multiplier = 2.0};
-  static bw_retry_t pol;
-  assert_int_equal(bw_retry_init(&pol, &o), 0);
-  bw_pid_t exec = spawn_exec(rt, &pol);
+  bw_retry_t *pol = retry_new(rt, &o);
+  bw_pid_t exec = spawn_exec(pol);
   for (uint32_t id = 0; id < 200; id++)
     go(rt, client, exec, id);
   BWT_AWAIT(&sync_, nlog == 200);
   flush(rt, exec, target);
-  assert_int_equal(metrics(&pol).in_flight, 200);
+  assert_int_equal(stats(pol).in_flight, 200);
   assert_int_equal(bw_clock_advance(rt, 9), 0); /* equal jitter: no delay under 10 */
   flush(rt, exec, target);
   assert_int_equal(get_nlog(), 200);
@@ -651,7 +659,7 @@ static void test_many_in_flight(void **state) {
     assert_int_equal(get_status(id), 0);
     assert_int_equal(reply_val[id], id + 1000);
   }
-  bw_retry_metrics_t m = metrics(&pol);
+  bw_retry_stats_t m = stats(pol);
   assert_int_equal(m.calls, 200);
   assert_int_equal(m.attempts, 400);
   assert_int_equal(m.successes_after_retry, 200);
@@ -677,15 +685,13 @@ typedef struct agree_case {
 
 static int agree_retry(bw_runtime_t *rt, bw_pid_t target, const agree_case_t *c,
                        bw_retry_budget_t *budget, uint32_t id) {
-  static bw_retry_t pol;
   bw_retry_opts_t o = base_opts(target);
   o.retryable = retry_all;
   o.max_attempts = c->max_attempts;
   o.backoff = (bw_retry_backoff_t){.kind = BW_RETRY_BACKOFF_FIXED, .initial_ms = 100, .max_ms = 100};
   o.deadline_ms = c->deadline_ms;
   o.budget = c->budget ? budget : NULL;
-  assert_int_equal(bw_retry_init(&pol, &o), 0);
-  bw_pid_t exec = spawn_exec(rt, &pol);
+  bw_pid_t exec = spawn_exec(retry_new(rt, &o));
   bw_reply_t r;
   return bw_call(rt, exec, T_WORK, &id, sizeof id, 0, &r);
 }
@@ -733,7 +739,7 @@ static void test_decision_agrees_with_policy(void **state) {
     /* the policy's executor */
     bw_policy_t *p = agree_policy(rt, target, c, &budget);
     bw_pid_t exec;
-    assert_int_equal(bw_policy_start(p, NULL, &exec), 0);
+    assert_int_equal(bw_policy_start(p, &exec), 0);
     bw_reply_t r;
     assert_int_equal(bw_call(rt, exec, T_WORK, &id, sizeof id, 0, &r), c->expect);
     assert_int_equal(get_seen(id++), 1);
@@ -769,11 +775,10 @@ static void test_budget_cuts_retry_storm(void **state) {
   o.budget = &budget;
   o.backoff = (bw_retry_backoff_t){.kind = BW_RETRY_BACKOFF_FIXED, .initial_ms = 10, .max_ms = 10};
   /* two executors share the budget */
-  static bw_retry_t p1, p2;
-  assert_int_equal(bw_retry_init(&p1, &o), 0);
-  assert_int_equal(bw_retry_init(&p2, &o), 0);
-  bw_pid_t e1 = spawn_exec(rt, &p1);
-  bw_pid_t e2 = spawn_exec(rt, &p2);
+  bw_retry_t *p1 = retry_new(rt, &o);
+  bw_retry_t *p2 = retry_new(rt, &o);
+  bw_pid_t e1 = spawn_exec(p1);
+  bw_pid_t e2 = spawn_exec(p2);
   const uint32_t calls = 200;
   for (uint32_t id = 0; id < calls; id++)
     go(rt, client, id % 2 ? e2 : e1, id);
@@ -784,7 +789,7 @@ static void test_budget_cuts_retry_storm(void **state) {
     assert_int_equal(bw_clock_advance(rt, 10), 0);
   }
   BWT_AWAIT(&sync_, nreplies == (int)calls);
-  bw_retry_metrics_t m1 = metrics(&p1), m2 = metrics(&p2);
+  bw_retry_stats_t m1 = stats(p1), m2 = stats(p2);
   uint64_t retries = m1.retries + m2.retries;
   assert_int_equal(m1.calls + m2.calls, calls);
   assert_int_equal(m1.failures + m2.failures, calls);
@@ -819,9 +824,8 @@ static void test_target_named_per_request(void **state) {
   o.retryable = retry_user_err;
   o.backoff = (bw_retry_backoff_t){.kind = BW_RETRY_BACKOFF_DECORRELATED, .initial_ms = 10,
                                    .max_ms = 100, .multiplier = 3.0};
-  static bw_retry_t pol;
-  assert_int_equal(bw_retry_init(&pol, &o), 0);
-  bw_pid_t exec = spawn_exec(rt, &pol);
+  bw_retry_t *pol = retry_new(rt, &o);
+  bw_pid_t exec = spawn_exec(pol);
   go_t g = {.to = exec, .id = 9, .packed = 1, .target = target};
   assert_int_equal(bw_send(rt, client, T_GO, &g, sizeof g), 0);
   BWT_AWAIT(&sync_, nlog == 1);
@@ -841,7 +845,7 @@ static void test_target_named_per_request(void **state) {
   h.target = target;
   h.type = BW_MSG_SYSTEM_BASE;
   assert_int_equal(bw_call(rt, exec, BW_MSG_RETRY_CALL, &h, sizeof h, 0, &r), BW_EINVAL);
-  assert_int_equal(metrics(&pol).rejected, 4 + 2); /* + the flush's two */
+  assert_int_equal(stats(pol).rejected, 4 + 2); /* + the flush's two */
   /* pack's own checks */
   uint8_t buf[BW_MSG_INLINE_MAX];
   size_t len;
@@ -863,10 +867,10 @@ static void test_bad_options(void **state) {
   bw_retry_opts_t good;
   bw_retry_opts_init(&good);
   good.target = 1;
-  static bw_retry_t r;
-  assert_int_equal(bw_retry_init(&r, &good), 0);
-  assert_int_equal(bw_retry_init(NULL, &good), BW_EINVAL);
-  assert_int_equal(bw_retry_init(&r, NULL), BW_EINVAL);
+  bw_runtime_t *rt = bwt_runtime(1, true);
+  bw_retry_t *r = (bw_retry_t *)(uintptr_t)0x1;
+  assert_int_equal(bw_retry_new(NULL, &good, &r), BW_EINVAL);
+  assert_int_equal(bw_retry_new(rt, &good, NULL), BW_EINVAL);
   assert_int_equal(bw_retry_opts_validate(NULL), BW_EINVAL);
   bw_retry_opts_init(NULL); /* no crash */
   bw_retry_opts_t o;
@@ -874,7 +878,8 @@ static void test_bad_options(void **state) {
   do {                                                                                             \
     o = good;                                                                                      \
     stmt;                                                                                          \
-    assert_int_equal(bw_retry_init(&r, &o), BW_EINVAL);                                            \
+    assert_int_equal(bw_retry_opts_validate(&o), BW_EINVAL);                                       \
+    assert_int_equal(bw_retry_new(rt, &o, &r), BW_EINVAL);                                         \
   } while (0)
   BAD(o.max_attempts = 0);
   BAD(o.max_attempts = BW_RETRY_ATTEMPTS_MAX + 1);
@@ -890,37 +895,48 @@ static void test_bad_options(void **state) {
   BAD(o.target_name = "svc");       /* both a pid and a name */
   BAD((o.target = 0, o.target_name = "")); /* an empty name */
 #undef BAD
+  assert_true(r == (bw_retry_t *)(uintptr_t)0x1); /* *out untouched */
   o = good;
   o.max_attempts = 1; /* 1 = no retry: valid */
-  assert_int_equal(bw_retry_init(&r, &o), 0);
+  r = retry_new(rt, &o);
 
-  bw_runtime_t *rt = bwt_runtime(1, true);
-  bw_retry_t junk;
-  memset(&junk, 0, sizeof junk);
   bw_pid_t p;
-  bw_retry_metrics_t m;
-  assert_int_equal(bw_retry_spawn(rt, &junk, NULL, &p), BW_EINVAL);
-  assert_int_equal(bw_retry_spawn(rt, NULL, NULL, &p), BW_EINVAL);
-  assert_int_equal(bw_retry_spawn(NULL, &r, NULL, &p), BW_EINVAL);
+  bw_retry_stats_t m;
+  bw_child_spec_t cs;
+  assert_int_equal(bw_retry_start(NULL, &p), BW_EINVAL);
+  assert_int_equal(bw_retry_stop(NULL), BW_EINVAL);
+  assert_int_equal(bw_retry_destroy(NULL), 0);
+  assert_int_equal(bw_retry_pid(NULL), BW_PID_NONE);
+  assert_null(bw_retry_name(NULL));
+  assert_int_equal(bw_retry_child_spec(NULL, "x", &cs), BW_EINVAL);
+  assert_int_equal(bw_retry_child_spec(r, NULL, &cs), BW_EINVAL);
+  assert_int_equal(bw_retry_child_spec(r, "x", NULL), BW_EINVAL);
   assert_int_equal(bw_spawn(rt, &bw_retry_behaviour, NULL, NULL, &p), BW_EINVAL);
-  assert_int_equal(bw_spawn(rt, &bw_retry_behaviour, &junk, NULL, &p), BW_EINVAL);
-  assert_int_equal(bw_retry_metrics(&junk, &m), BW_EINVAL);
-  assert_int_equal(bw_retry_metrics(NULL, &m), BW_EINVAL);
-  assert_int_equal(bw_retry_metrics(&r, NULL), BW_EINVAL);
+  assert_int_equal(bw_retry_stats(NULL, &m), BW_EINVAL);
+  assert_int_equal(bw_retry_stats(r, NULL), BW_EINVAL);
+  /* start, a second start, stop, start again */
+  assert_int_equal(bw_retry_pid(r), BW_PID_NONE);
+  assert_int_equal(bw_retry_stop(r), 0); /* nothing runs */
+  bw_pid_t first = BW_PID_NONE;
+  assert_int_equal(bw_retry_start(r, &first), 0);
+  assert_int_equal(bw_retry_pid(r), first);
+  assert_int_equal(bw_retry_start(r, &p), BW_EALREADY);
+  assert_int_equal(bw_retry_stop(r), 0);
+  assert_false(bw_is_alive(rt, first));
+  assert_int_equal(bw_retry_pid(r), BW_PID_NONE);
+  assert_int_equal(bw_retry_start(r, NULL), 0);
+  assert_int_not_equal(bw_retry_pid(r), first);
   /* after the runtime stops */
   assert_int_equal(bw_runtime_stop(rt), 0);
-  assert_int_equal(bw_retry_spawn(rt, &r, NULL, &p), BW_ESHUTDOWN);
-  assert_int_equal(bw_retry_metrics(&r, &m), 0);
-  bw_runtime_destroy(rt);
+  assert_int_equal(bw_retry_pid(r), BW_PID_NONE);
+  assert_int_equal(bw_retry_start(r, &p), BW_ESHUTDOWN);
+  assert_int_equal(bw_retry_stats(r, &m), 0);
+  teardown(rt);
 }
 
 /* --- under a supervisor ------------------------------------------------------ */
 
-static bw_retry_t sup_pol;
-static const bw_child_spec_t sup_kids[] = {
-    {.id = "svc", .behaviour = &target_b, .name = "svc"},
-    {.id = "retry", .behaviour = &bw_retry_behaviour, .arg = &sup_pol, .name = "svc-retry"},
-};
+static bw_child_spec_t sup_kids[2]; /* the retry's is filled from its handle */
 static const bw_sup_spec_t sup_spec = {
     .name = "root", .strategy = BW_ONE_FOR_ONE, .intensity = 5, .period_ms = 5000,
     .children = sup_kids, .nchildren = 2,
@@ -935,7 +951,10 @@ static void test_supervised_restart(void **state) {
   bw_retry_opts_t o = base_opts(BW_PID_NONE);
   o.target_name = "svc";
   o.attempt_timeout_ms = 100;
-  assert_int_equal(bw_retry_init(&sup_pol, &o), 0);
+  bw_retry_t *sup_pol = retry_new(rt, &o);
+  sup_kids[0] = (bw_child_spec_t){.id = "svc", .behaviour = &target_b, .name = "svc"};
+  assert_int_equal(bw_retry_child_spec(sup_pol, "retry", &sup_kids[1]), 0);
+  sup_kids[1].name = "svc-retry";
   bw_pid_t sup;
   bw_sup_error_t err;
   assert_int_equal(bw_supervisor_start(rt, &sup_spec, &sup, &err), 0);
@@ -950,7 +969,12 @@ static void test_supervised_restart(void **state) {
   assert_int_equal(get_status(1), BW_ENOPROC);
   bw_pid_t e2 = BW_PID_NONE;
   BWT_POLL(bw_whereis(rt, "svc-retry", &e2) == 0 && e2 != e1);
-  assert_int_equal(metrics(&sup_pol).abandoned, 1);
+  BWT_POLL(bw_retry_pid(sup_pol) == e2); /* the handle names the new executor */
+  /* supervised: start, stop and destroy refuse while it runs */
+  assert_int_equal(bw_retry_start(sup_pol, NULL), BW_EALREADY);
+  assert_int_equal(bw_retry_stop(sup_pol), BW_ERUNNING);
+  assert_int_equal(bw_retry_destroy(sup_pol), BW_ERUNNING);
+  assert_int_equal(stats(sup_pol).abandoned, 1);
 
   /* the new executor works, and the counters carried over */
   const int ok[] = {A_OK};
@@ -961,7 +985,7 @@ static void test_supervised_restart(void **state) {
   uint32_t v;
   memcpy(&v, r.data, sizeof v);
   assert_int_equal(v, 1003);
-  bw_retry_metrics_t m = metrics(&sup_pol);
+  bw_retry_stats_t m = stats(sup_pol);
   assert_int_equal(m.calls, 2);
   assert_int_equal(m.successes, 1);
   assert_int_equal(m.abandoned, 1);

@@ -12,7 +12,7 @@
  *   |    w-a2         bounded mailbox, drop (dead letters "full")
  *   |    w-a3         bounded, reject, watched: hang_limit_ms + hang_is_crash
  *   |- mid-b (rest_for_one)
- *   |    pool         bw_bulkhead_behaviour: 2 workers + 2 overflow, queue 16
+ *   |    pool         a bulkhead pool: 2 workers + 2 overflow, queue 16
  *   |    breaker      the bw_breaker guarding the pool
  *   |    w-b0         bounded, reject
  *   |- mid-c (one_for_all, intensity 1 per 5 s: two crashes escalate)
@@ -443,6 +443,8 @@ static bw_child_spec_t worker_spec(const char *name, int grp, bw_overflow_t ov) 
   return s;
 }
 
+static bw_bulkhead_t *the_pool; /* its pool is a child of the tree, registered "chaos-pool" */
+
 static void tree_specs(bw_breaker_t *br) {
   kids_a[0] = worker_spec("w-a0", GRP_A, BW_OVERFLOW_REJECT);
   kids_a[1] = worker_spec("w-a1", GRP_A, BW_OVERFLOW_REJECT);
@@ -450,10 +452,8 @@ static void tree_specs(bw_breaker_t *br) {
   kids_a[3] = worker_spec("w-a3", GRP_A, BW_OVERFLOW_REJECT);
   kids_a[3].hang_limit_ms = 50;
   kids_a[3].hang_is_crash = true;
-  kids_b[0] = (bw_child_spec_t){.id = "pool",
-                                .behaviour = &bw_bulkhead_behaviour,
-                                .arg = (void *)&pool_opts,
-                                .name = "chaos-pool"};
+  assert_int_equal(bw_bulkhead_child_spec(the_pool, "pool", &kids_b[0]), 0);
+  kids_b[0].name = "chaos-pool";
   assert_int_equal(bw_breaker_child_spec(br, "breaker", &kids_b[1]), 0);
   kids_b[2] = worker_spec("w-b0", GRP_B, BW_OVERFLOW_REJECT);
   kids_c[0] = worker_spec("w-c0", GRP_C, BW_OVERFLOW_REJECT);
@@ -573,15 +573,14 @@ static void gen_pool_job(gen_t *g) {
     ctr_add(&snd.br_open, 1);
     return;
   }
-  bw_pid_t pool;
   int rc;
-  if (bw_whereis(the_rt, "chaos-pool", &pool) != 0) {
+  if (bw_bulkhead_pid(the_pool) == BW_PID_NONE) {
     rc = BW_ENOPROC;
   } else {
     work_t w = {.flags = gen_flags(g, true), .seq = g->seq++};
     bw_reply_t r;
     ctr_add(&snd.submits, 1);
-    rc = bw_bulkhead_submit(the_rt, pool, MSG_JOB, &w, sizeof w, 10000, &r);
+    rc = bw_bulkhead_submit(the_pool, MSG_JOB, &w, sizeof w, 10000, &r);
     gen_count_job(rc);
   }
   if (bw_breaker_report(g->br, &p, rc) == 0)
@@ -771,9 +770,8 @@ static bool tree_healthy(bw_pid_t root) {
   for (size_t t = 0; t < NTARGETS; t++)
     if (whereis_or_none(targets[t].name) == BW_PID_NONE)
       return false;
-  bw_pid_t pool = whereis_or_none("chaos-pool");
-  bw_bulkhead_metrics_t m;
-  if (pool == BW_PID_NONE || bw_bulkhead_metrics(the_rt, pool, &m) != 0)
+  bw_bulkhead_stats_t m;
+  if (bw_bulkhead_stats(the_pool, &m) != 0)
     return false;
   return m.busy == 0 && m.queued == 0 && m.idle >= m.workers;
 }
@@ -821,13 +819,12 @@ static bool breaker_closes(bw_breaker_t *br, gen_t *probe) {
       nanosleep(&ts, NULL); /* open: its wait runs on the runtime's timers */
       continue;
     }
-    bw_pid_t pool = whereis_or_none("chaos-pool");
     work_t w = {.flags = 0, .seq = probe->seq++};
     bw_reply_t r;
     int rc = BW_ENOPROC;
-    if (pool != BW_PID_NONE) {
+    if (bw_bulkhead_pid(the_pool) != BW_PID_NONE) {
       ctr_add(&snd.submits, 1);
-      rc = bw_bulkhead_submit(the_rt, pool, MSG_JOB, &w, sizeof w, 10000, &r);
+      rc = bw_bulkhead_submit(the_pool, MSG_JOB, &w, sizeof w, 10000, &r);
       gen_count_job(rc);
     }
     ctr_add(bw_breaker_report(br, &p, rc) == 0 ? &snd.reports_ok : &snd.reports_failed, 1);
@@ -886,6 +883,7 @@ static void test_chaos_soak(void **state) {
   bo.half_open_permits = 3;
   bw_breaker_t *br = NULL;
   assert_int_equal(bw_breaker_new(rt, &bo, &br), 0);
+  assert_int_equal(bw_bulkhead_new(rt, &pool_opts, &the_pool), 0);
   tree_specs(br);
   ctl_breaker = br;
   pool_outage = 0;
@@ -997,10 +995,10 @@ static void test_chaos_soak(void **state) {
   assert_int_equal(bw_call(rt, recpid, MSG_PING, NULL, 0, 10000, &rr), 0);
 
   /* the pool's books, now that nothing is in flight */
-  bw_bulkhead_metrics_t pm;
-  assert_int_equal(bw_bulkhead_metrics(rt, whereis_or_none("chaos-pool"), &pm), 0);
-  bw_breaker_metrics_t bm;
-  assert_int_equal(bw_breaker_metrics(br, &bm), 0);
+  bw_bulkhead_stats_t pm;
+  assert_int_equal(bw_bulkhead_stats(the_pool, &pm), 0);
+  bw_breaker_stats_t bm;
+  assert_int_equal(bw_breaker_stats(br, &bm), 0);
   bw_runtime_stats_t mid = bwt_stats(rt);
 
   /* --- the figures --- */
@@ -1184,6 +1182,8 @@ static void test_chaos_soak(void **state) {
   /* no work message was still queued when the runtime stopped */
   assert_int_equal(handled + dl_work_sum(), accepted);
   assert_int_equal(bw_breaker_destroy(br), 0);
+  assert_int_equal(bw_bulkhead_destroy(the_pool), 0);
+  the_pool = NULL;
   bw_runtime_destroy(rt);
   the_rt = NULL;
 }

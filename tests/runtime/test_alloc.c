@@ -635,7 +635,7 @@ static bw_policy_t *fast_policy(bw_runtime_t *rt, bw_pid_t target) {
   o.attempt_timeout_ms = DEADLINE_MS; /* a deadline per attempt, as in use */
   bw_policy_t *p = NULL;
   assert_int_equal(bw_policy_new(rt, &o, &p), 0);
-  assert_int_equal(bw_breaker_start(bw_policy_breaker(p)), 0);
+  assert_int_equal(bw_breaker_start(bw_policy_breaker(p), NULL), 0);
   return p;
 }
 
@@ -649,8 +649,8 @@ static void test_policy_fast_path(void **state) {
   policy_arg a = {srv, p};
   bw_pid_t cli = spawn(rt, &policy_client_b, &a);
   measure_steady("policy in an actor", rt, cli, 2);
-  bw_policy_metrics_t m;
-  assert_int_equal(bw_policy_metrics(p, &m), 0);
+  bw_policy_stats_t m;
+  assert_int_equal(bw_policy_stats(p, &m), 0);
   assert_int_equal(m.failures, 0);
   assert_int_equal(m.successes, m.calls);
   assert_true(m.successes >= bwt_scaled(MESSAGES) / 2);

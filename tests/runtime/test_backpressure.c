@@ -913,8 +913,8 @@ static int answerer_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
 static const bw_behaviour_t answerer_beh = {.name = "answerer", .handle = answerer_handle};
 
 static uint64_t health_rounds(bw_health_t *h) {
-  bw_health_metrics_t m;
-  assert_int_equal(bw_health_metrics(h, &m), 0);
+  bw_health_stats_t m;
+  assert_int_equal(bw_health_stats(h, &m), 0);
   return m.rounds;
 }
 
@@ -936,7 +936,8 @@ static void test_health_monitor_keeps_period(void **st) {
   bw_health_opts_init(&o);
   o.period_ms = 100;
   bw_health_t *h;
-  assert_int_equal(bw_health_create(rt, &o, &h), 0);
+  assert_int_equal(bw_health_new(rt, &o, &h), 0);
+  assert_int_equal(bw_health_start(h, NULL), 0);
   /* its start (a first round) is behind it: rounds now come from ticks */
   assert_int_equal(bw_health_flush(h, 0), 0);
   uint64_t r0 = health_rounds(h);

@@ -323,14 +323,13 @@ static int blocking_job(bw_ctx_t *ctx, void *res, void *arg) {
 }
 
 typedef struct job_thread {
-  bw_runtime_t *rt;
-  bw_pid_t pool;
+  bw_bulkhead_t *pool;
   int rc;
 } job_thread_t;
 
 static void *run_job(void *p) {
   job_thread_t *j = p;
-  j->rc = bw_bulkhead_run(j->rt, j->pool, blocking_job, NULL, 0);
+  j->rc = bw_bulkhead_run(j->pool, blocking_job, NULL, 0);
   return NULL;
 }
 
@@ -368,9 +367,7 @@ static uint64_t internal_records(int from) {
 
 static const bw_bulkhead_opts_t pool_opts = {
     .name = "pool", .workers = 1, .dedicated_threads = true};
-static const bw_child_spec_t pool_kids[] = {
-    {.id = "pool", .behaviour = &bw_bulkhead_behaviour, .arg = (void *)&pool_opts},
-};
+static bw_child_spec_t pool_kids[1]; /* bw_bulkhead_child_spec fills it */
 static const bw_sup_spec_t pool_sup = {
     .name = "pools", .strategy = BW_ONE_FOR_ONE, .intensity = 10, .period_ms = 60000,
     .children = pool_kids, .nchildren = 1};
@@ -387,11 +384,15 @@ static void test_internal_marked(void **state) {
   assert_int_equal(bw_dead_letter_subscribe(rt, s), 0);
   uint64_t base = bwt_stats(rt).dead_internal; /* every later one is recorded */
   bw_pid_t sup, pool, again = BW_PID_NONE;
+  bw_bulkhead_t *ph = NULL;
+  assert_int_equal(bw_bulkhead_new(rt, &pool_opts, &ph), 0);
+  assert_int_equal(bw_bulkhead_child_spec(ph, "pool", &pool_kids[0]), 0);
   assert_int_equal(bw_supervisor_start(rt, &pool_sup, &sup, NULL), 0);
   assert_int_equal(bw_sup_child_pid(rt, sup, "pool", &pool), 0);
+  assert_int_equal(bw_bulkhead_pid(ph), pool);
   uint64_t internal_before = bwt_stats(rt).dead_internal;
 
-  job_thread_t j = {rt, pool, 1};
+  job_thread_t j = {ph, 1};
   pthread_t th;
   assert_int_equal(pthread_create(&th, NULL, run_job, &j), 0);
   assert_true(bwt_gate_await_waiting(&gate, 1)); /* the worker is in the job */
@@ -428,6 +429,7 @@ static void test_internal_marked(void **state) {
   assert_int_equal(event_at(user_record(n, d)).dl.internal, 0);
   BWT_POLL(bwt_stats(rt).dead_internal - base == internal_records(0));
   assert_int_equal(bw_sup_stop(rt, sup), 0);
+  assert_int_equal(bw_bulkhead_destroy(ph), 0);
   bw_runtime_destroy(rt);
   bwt_gate_destroy(&gate);
 }
