@@ -631,6 +631,11 @@ static inline void bw__ctr_add(bw__runtime *rt, bw__counters *c, uint64_t *field
     bw__st64_rlx(field, bw__ld64_rlx(field) + n); /* single writer; relaxed for readers */
 }
 
+/* application error codes (error_user.c): the registered text or name of
+ * a code, or NULL */
+const char *bw__error_user_text(int code);
+const char *bw__error_user_name(int code);
+
 bool bw__rt_running(const bw__runtime *rt);
 uint64_t bw__now_ns(const bw__runtime *rt);
 uint64_t bw__mono_ns(void); /* the monotonic clock, whatever the runtime's clock */
