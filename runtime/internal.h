@@ -227,6 +227,10 @@ typedef struct bw__actor_ext {
    * the header's two lines are full, and muting is off the per-message
    * path (the ext is made the first time the actor is muted). */
   bw_pid_t muted_on;
+  /* lineage (bw_parent, bw_child_id), set before init for an actor
+   * spawned with link (spawn.c), never changed; read by the actor only */
+  bw_pid_t parent;
+  const char *child_id;
 } bw__actor_ext;
 
 typedef struct bw__actor {
@@ -686,6 +690,11 @@ enum { BW__RUN_IDLE = 0, BW__RUN_AGAIN = 1, BW__RUN_DEAD = 2, BW__RUN_MUTED = 3 
 void bw__unmute_all(bw__runtime *rt, bw__actor *a); /* reschedule a's muted senders */
 void bw__wake_muted(bw__runtime *rt, bw__actor *a); /* an exit was signalled to a */
 int bw__actor_run(bw__thread *th, bw__actor *a);
+/* bw_spawn for a supervisor's child: opts->link set (the calling actor is
+ * its parent), and child_id (a string that outlives the child: its spec's
+ * id) is what bw_child_id answers in it */
+int bw__spawn_child(bw_runtime_t *rt, const bw_behaviour_t *b, void *arg,
+                    const bw_spawn_opts_t *opts, const char *child_id, bw_pid_t *out);
 /* The behaviour pid runs (for the supervisor API's type check); BW_ENOPROC. */
 int bw__actor_behaviour(struct bw_runtime *rt, bw_pid_t pid, const bw_behaviour_t **out);
 bool bw__sched_handoff(bw__worker *w);
