@@ -771,6 +771,12 @@ void bw__io_kick(bw__runtime *rt);
 /* The epoll set was just created: a parked worker comes to wait in it. */
 void bw__sched_io_started(bw__runtime *rt);
 
+/* inboxes (inbox.c): bw_runtime_stop closes every inbox of rt (receives
+ * then return BW_ESHUTDOWN) before it waits for the live count;
+ * bw_runtime_destroy frees those the application left */
+void bw__inbox_stop(bw__runtime *rt);
+void bw__inbox_destroy_all(bw__runtime *rt);
+
 /* registry */
 void bw__registry_drop_pid(bw__runtime *rt, bw_pid_t pid);
 int bw__registry_add(bw__runtime *rt, const char *name, bw_pid_t pid);
