@@ -301,6 +301,35 @@ int bw_inbox_request(bw_inbox_t *ib, bw_pid_t to, uint32_t type, const void *dat
   return rc;
 }
 
+/* bw_inbox_request to name's holder, resolved and sent under the
+ * registry's read lock (bw__registry_with): for bw_call_named. */
+typedef struct named_req {
+  bw_inbox_t *ib;
+  uint32_t type;
+  const void *data;
+  size_t len;
+  uint64_t timeout_ms;
+  uint64_t *ref;
+} named_req;
+
+static int request_holder(bw__runtime *rt, bw_pid_t pid, void *ud) {
+  (void)rt;
+  const named_req *q = ud;
+  return bw_request((bw_ctx_t *)q->ib->a, pid, q->type, q->data, q->len, q->timeout_ms, q->ref);
+}
+
+int bw__inbox_request_named(bw_inbox_t *ib, const char *name, uint32_t type, const void *data,
+                            size_t len, uint64_t timeout_ms, uint64_t *ref) {
+  as_saved s;
+  int rc = as_begin(ib, &s);
+  if (rc != 0)
+    return rc;
+  named_req q = {ib, type, data, len, timeout_ms, ref};
+  rc = bw__registry_with(ib->rt, name, request_holder, &q);
+  as_end(ib, &s);
+  return rc;
+}
+
 int bw_inbox_reply(bw_inbox_t *ib, const bw_msg_t *req, int status, uint32_t type,
                    const void *data, size_t len) {
   as_saved s;
@@ -626,6 +655,27 @@ void bw_inbox_msg_free(bw_inbox_t *ib, const bw_msg_t *msg) {
   if (m != NULL) {
     ib->held = NULL;
     bw__msg_free(ib->rt, m);
+  }
+  pthread_mutex_unlock(&ib->mx);
+}
+
+/* The reply msg (the held message) into *out as bw_call gives it: an
+ * inline payload copied, a moved one handed over with its destructor. */
+void bw__inbox_reply_out(bw_inbox_t *ib, const bw_msg_t *msg, bw_reply_t *out) {
+  pthread_mutex_lock(&ib->mx);
+  bw__msg *m = held_locked(ib, msg);
+  out->status = msg->status;
+  out->type = msg->type;
+  out->len = msg->len;
+  out->ptr = NULL;
+  out->dtor = NULL;
+  if (m != NULL && (m->pub.flags & BW_MSGF_MOVED)) {
+    out->ptr = (void *)m->pub.data;
+    out->dtor = bw__msg_dtor(m);
+    bw__msg_set_dtor(m, NULL); /* the caller's now */
+    m->pub.flags &= ~(uint32_t)BW_MSGF_MOVED;
+  } else if (msg->len > 0) {
+    memcpy(out->data, msg->data, msg->len); /* inline: at most sizeof out->data */
   }
   pthread_mutex_unlock(&ib->mx);
 }

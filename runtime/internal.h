@@ -776,10 +776,20 @@ void bw__sched_io_started(bw__runtime *rt);
  * bw_runtime_destroy frees those the application left */
 void bw__inbox_stop(bw__runtime *rt);
 void bw__inbox_destroy_all(bw__runtime *rt);
+/* bw_call_named's steps (named.c): a request from the inbox to name's
+ * holder, resolved and sent under the registry's lock; the reply the last
+ * receive returned, into *out as bw_call gives it */
+int bw__inbox_request_named(bw_inbox_t *ib, const char *name, uint32_t type, const void *data,
+                            size_t len, uint64_t timeout_ms, uint64_t *ref);
+void bw__inbox_reply_out(bw_inbox_t *ib, const bw_msg_t *msg, bw_reply_t *out);
 
 /* registry */
 void bw__registry_drop_pid(bw__runtime *rt, bw_pid_t pid);
 int bw__registry_add(bw__runtime *rt, const char *name, bw_pid_t pid);
+/* Runs fn with name's live holder (or BW_PID_NONE), the name held still
+ * for its length (registry.c); returns fn's code, or BW_EINVAL (bad name) */
+typedef int (*bw__named_fn)(bw__runtime *rt, bw_pid_t pid, void *ud);
+int bw__registry_with(bw__runtime *rt, const char *name, bw__named_fn fn, void *ud);
 void bw__registry_destroy(bw__runtime *rt);
 
 #endif
