@@ -604,6 +604,17 @@ static void test_refusals(void **state) {
   assert_int_equal(bw_inbox_monitor(ib, 1, NULL), BW_EINVAL);
   assert_int_equal(bw_inbox_link(ib, bw_inbox_pid(ib)), BW_EINVAL);
   assert_int_equal(bw_inbox_demonitor(ib, 12345), BW_ENOTFOUND);
+  assert_int_equal(bw_inbox_demonitor(NULL, 1), BW_EINVAL);
+  assert_int_equal(bw_inbox_link(NULL, 1), BW_EINVAL);
+  assert_int_equal(bw_inbox_unlink(NULL, 1), BW_EINVAL);
+  assert_int_equal(bw_inbox_unlink(ib, BW_PID_NONE), BW_EINVAL);
+  assert_int_equal(bw_inbox_unlink(ib, 12345), 0); /* not linked */
+  assert_int_equal(bw_inbox_reply(NULL, m, 0, 0, NULL, 0), BW_EINVAL);
+  assert_int_equal(bw_inbox_receive_match(NULL, 1, 0, 0, &m), BW_EINVAL);
+  assert_null(bw_inbox_msg_take(NULL, m));
+  assert_null(bw_inbox_msg_take(ib, NULL));
+  bw_inbox_msg_free(NULL, m);
+  bw_inbox_msg_free(ib, NULL);
   assert_int_equal(bw_inbox_pid(NULL), BW_PID_NONE);
   bw_inbox_destroy(NULL);
   /* on a scheduler thread */
