@@ -85,9 +85,15 @@ static void test_reports_show_registered(void **state) {
   bw_runtime_t *rt = bwt_runtime(2, false);
   bw_pid_t pid;
   assert_int_equal(bw_spawn(rt, &quota_b, NULL, NULL, &pid), 0);
+  bw_inbox_t *ib; /* watches before the crash, so the reason is the crash's */
+  uint64_t ref;
+  assert_int_equal(bw_inbox_new(rt, NULL, &ib), 0);
+  assert_int_equal(bw_inbox_monitor(ib, pid, &ref), 0);
   assert_int_equal(bw_send(rt, pid, 1, NULL, 0), 0);
-  bw_reason_t why;
-  assert_int_equal(bw_wait_exit(rt, pid, 0, &why), 0);
+  const bw_msg_t *down;
+  assert_int_equal(bw_inbox_receive_match(ib, BW_MSG_DOWN, ref, BW_INBOX_FOREVER, &down), 0);
+  bw_reason_t why = *(const bw_reason_t *)down->data;
+  bw_inbox_destroy(ib);
   assert_int_equal(why.kind, BW_REASON_CRASH);
   assert_int_equal(why.code, APP_EQUOTA);
   assert_string_equal(why.text, "handler returned APP_EQUOTA");
