@@ -10,7 +10,7 @@
  * signals into BW_MSG_EXIT and BW_MSG_DOWN (turn.c's dispatch), and the
  * calls that act "as the calling actor" (bw_send's sender, bw_link,
  * bw_monitor, bw_request) run with the inbox as the thread's current actor
- * for their length (as_inbox), so they are the runtime's own, not copies.
+ * for their length (as_begin), so they are the runtime's own, not copies.
  *
  * The inbox's lock (mx) stands for "running the actor": whoever holds it
  * owns the mailbox's consumer end and the ext. A receive holds it while it
@@ -68,6 +68,7 @@ static void close_locked(bw_inbox_t *ib, const bw_reason_t *r, int rc) {
   bw__link_on_exit(a, r);
   bw__request_on_exit(a);
   bw__pid_invalidate(rt, pid); /* no sender reaches the mailbox from here on */
+  /* relaxed: which reason the dead letters get, as release.c's exit path */
   int dl = bw__ld32_rlx(&rt->state) != BW__RT_RUNNING ? BW_DL_SHUTDOWN : BW_DL_EXITED;
   while (ib->saved != NULL) {
     bw__msg *m = ib->saved;
@@ -79,6 +80,8 @@ static void close_locked(bw_inbox_t *ib, const bw_reason_t *r, int rc) {
   while ((q = bw__mpsc_pop(&a->mb, &a->mbc)) != NULL)
     if (q != &a->exit_q)
       bw__drain_one(rt, a, (bw__msg *)q, r, dl);
+  /* an inbox traps exits, so no exit waits here; taken as release.c does,
+   * with the exchange's full barrier */
   bw__msg *u = BW__XCHG(&a->urgent, NULL);
   if (u != NULL)
     bw__msg_free(rt, u);
@@ -125,6 +128,8 @@ void bw__inbox_stop(bw__runtime *rt) {
  * this sees the state: no inbox is left open for stop to wait on. */
 static bool list_add(bw_inbox_t *ib) {
   pthread_mutex_lock(&list_mx);
+  /* acquire, though the mutex orders it: stop's CAS of the state comes
+   * before it takes list_mx in bw__inbox_stop */
   bool ok = bw__ld32_acq(&ib->rt->state) == BW__RT_RUNNING;
   if (ok) {
     ib->next = list_head;
@@ -166,6 +171,7 @@ int bw_inbox_new(bw_runtime_t *rt, const char *name, bw_inbox_t **out) {
   *out = NULL;
   if (!bw_may_block(rt))
     return BW_EWOULDBLOCK;
+  /* acquire: an early answer; list_add decides under the list's lock */
   if (bw__ld32_acq(&rt->state) != BW__RT_RUNNING)
     return BW_ESHUTDOWN;
   bw_inbox_t *ib = calloc(1, sizeof(*ib));
@@ -200,6 +206,10 @@ int bw_inbox_new(bw_runtime_t *rt, const char *name, bw_inbox_t **out) {
 void bw_inbox_destroy(bw_inbox_t *ib) {
   if (ib == NULL)
     return;
+  /* from a handler: the pin its turn keeps (send.c) may be on this inbox,
+   * and a stop closing it under the lock would wait for that pin while we
+   * wait for the lock; a close drops it anyway (bw__pid_invalidate) */
+  bw__pin_release();
   list_remove(ib);
   pthread_mutex_lock(&ib->mx);
   if (ib->closed == 0) {

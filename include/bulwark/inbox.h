@@ -82,9 +82,9 @@ typedef struct bw_inbox bw_inbox_t;
 int bw_inbox_new(bw_runtime_t *rt, const char *name, bw_inbox_t **out);
 
 /* Closes the inbox (reason normal, unless it was closed already) and frees
- * it, with the message the last receive returned. NULL is a no-op. Not
- * while another thread is inside a call on it; not after
- * bw_runtime_destroy (see above). */
+ * it, with the message the last receive returned. NULL is a no-op. From
+ * any thread, a handler's included; not while another thread is inside a
+ * call on it; not after bw_runtime_destroy (see above). */
 void bw_inbox_destroy(bw_inbox_t *ib);
 
 /* Its pid (dead once it is closed). BW_PID_NONE for NULL. Any thread. */

@@ -485,6 +485,18 @@ static void test_stop_with_inbox(void **state) {
   bw_runtime_destroy(rt);
 }
 
+/* Neither stopped nor its inbox destroyed: bw_runtime_destroy does both. */
+static void test_destroy_runtime_with_inbox(void **state) {
+  (void)state;
+  bw_runtime_t *rt = bwt_runtime(2, true);
+  bw_inbox_t *ib = inbox_new(rt);
+  assert_int_equal(bw_send_move(rt, bw_inbox_pid(ib), 1, malloc(8), 8, free), 0);
+  assert_int_equal(bw_send_move(rt, bw_inbox_pid(ib), 1, malloc(8), 8, free), 0);
+  const bw_msg_t *m = recv_ok(ib); /* one held, one queued: both freed */
+  (void)m;
+  bw_runtime_destroy(rt);
+}
+
 static void test_kill_closes(void **state) {
   (void)state;
   bw_runtime_t *rt = bwt_runtime(2, true);
@@ -656,6 +668,7 @@ int main(void) {
       cmocka_unit_test(test_links),
       cmocka_unit_test(test_destroy_dead_letters),
       cmocka_unit_test(test_stop_with_inbox),
+      cmocka_unit_test(test_destroy_runtime_with_inbox),
       cmocka_unit_test(test_kill_closes),
       cmocka_unit_test(test_named_and_moved),
       cmocka_unit_test(test_refusals),
