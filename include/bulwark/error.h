@@ -76,7 +76,7 @@ const char *bw_err_name(int err);
  * a text that bw_err_name and bw_strerror return, and so every report
  * made with them: a crash's reason text ("handler returned APP_EQUOTA"
  * when a handler returns the code), a supervisor's start error, the
- * observer's JSON.
+ * observer's JSON, the logger's crash reports (bulwark/log.h).
  */
 #define BW_ERR_USER_FIRST (-1000)
 #define BW_ERR_NAME_MAX 63u  /* bytes of a registered name, at most */

@@ -5,6 +5,7 @@
  * that fills it runs last.
  */
 #include "support.h"
+#include "log_sink.h"
 
 #include <limits.h>
 
@@ -113,6 +114,28 @@ static void test_reports_show_registered(void **state) {
   bw_runtime_destroy(rt);
 }
 
+/* The logger's crash report (bulwark/log.h) names the code and its text. */
+static void test_crash_report_shows_registered(void **state) {
+  (void)state;
+  assert_int_equal(bw_error_register(APP_EQUOTA, "APP_EQUOTA", "quota exceeded"), 0);
+  bw_runtime_opts_t o;
+  bw_runtime_opts_init(&o);
+  o.workers = 2;
+  o.log_level = BW_LOG_ERROR;
+  bw_runtime_t *rt = NULL;
+  assert_int_equal(bw_runtime_create(&o, &rt), 0);
+  bwt_log_reset();
+  assert_int_equal(bw_log_set_sink(rt, bwt_log_sink, NULL), 0);
+  bw_pid_t pid;
+  assert_int_equal(bw_spawn(rt, &quota_b, NULL, NULL, &pid), 0);
+  assert_int_equal(bw_send(rt, pid, 1, NULL, 0), 0);
+  BWT_POLL(bwt_log_find("actor crashed", pid) != NULL);
+  const bwt_log_rec *r = bwt_log_find("actor crashed", pid);
+  assert_string_equal(bwt_log_field(r, "code"), "APP_EQUOTA");
+  assert_string_equal(bwt_log_field(r, "error"), "quota exceeded");
+  bw_runtime_destroy(rt);
+}
+
 /* --- thread safety: registrations while others look up ---------------------- */
 
 #define RACE_PER_THREAD 40
@@ -192,6 +215,7 @@ int main(void) {
       cmocka_unit_test(test_register_again),
       cmocka_unit_test(test_register_rejects),
       cmocka_unit_test(test_reports_show_registered),
+      cmocka_unit_test(test_crash_report_shows_registered),
       cmocka_unit_test(test_register_concurrently),
       cmocka_unit_test(test_register_limit),
   };
