@@ -72,6 +72,7 @@ extern const bench_t bench_spawn;
 extern const bench_t bench_idle_mem;
 extern const bench_t bench_idle_cpu;
 extern const bench_t bench_flood;
+extern const bench_t bench_inbox_rtt;
 extern const bench_t bench_tcp_echo_rtt;
 extern const bench_t bench_tcp_echo_rtt_epoll;
 extern const bench_t bench_tcp_echo_rtt_epoll1;

@@ -14,7 +14,7 @@ const bench_t *const runner_benches[] = {
     &bench_bndbuffer, &bench_concdict,
     /* runtime */
     &bench_spawn, &bench_idle_mem, &bench_idle_cpu, &bench_fanin_p1,
-    &bench_fanin_p4, &bench_flood, &bench_tcp_echo_rtt, &bench_tcp_echo_rtt_epoll,
+    &bench_fanin_p4, &bench_flood, &bench_inbox_rtt, &bench_tcp_echo_rtt, &bench_tcp_echo_rtt_epoll,
     &bench_tcp_echo_rtt_epoll1,
     /* supervision */
     &bench_restart_latency, &bench_restart_latency_p99,

@@ -25,6 +25,7 @@ if(DEFINED ENV{BW_TEST_SCALE} AND NOT "$ENV{BW_TEST_SCALE}" STREQUAL "" AND
     --param bndbuffer.items=50 --param concdict.n=200
     --param spawn.n=10k --param idle_mem.n=2k --param idle_cpu.window_ms=100
     --param fanin_p1.n=50k --param fanin_p4.n=50k --param flood.n=5k
+    --param inbox_rtt.n=400 --param inbox_rtt.block=100
     --param tcp_echo_rtt.n=500 --param tcp_echo_rtt_epoll.n=500 --param tcp_echo_rtt_epoll1.n=500
     --param restart_latency.n=200 --param restart_latency_p99.n=200
     --param restart_throughput.n=2k --param restart_throughput.children=100

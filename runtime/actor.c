@@ -38,6 +38,17 @@ const char *bw_ctx_name(const bw_ctx_t *ctx) {
   return (a == NULL || a->beh == NULL || a->beh->name == NULL) ? "" : a->beh->name;
 }
 
+bw_pid_t bw_parent(const bw_ctx_t *ctx) {
+  const bw__actor *a = (const bw__actor *)ctx;
+  /* the ext's lineage is the actor's own, written before its init */
+  return (a == NULL || a->ext == NULL) ? BW_PID_NONE : a->ext->parent;
+}
+
+const char *bw_child_id(const bw_ctx_t *ctx) {
+  const bw__actor *a = (const bw__actor *)ctx;
+  return (a == NULL || a->ext == NULL) ? NULL : a->ext->child_id;
+}
+
 void bw_fail(bw_ctx_t *ctx, int code, const char *fmt, ...) {
   bw__actor *a = (bw__actor *)ctx;
   if (a == NULL || bw__tl.cur != a || bw__tl.jb == NULL) {

@@ -12,8 +12,10 @@ const char *bw_strerror(int err) {
     return msg;
     BW_ERRNO_MAP(BW__ERR_MSG)
 #undef BW__ERR_MSG
-  default:
-    return "unknown error";
+  default: {
+    const char *t = bw__error_user_text(err); /* an application's (error_user.c) */
+    return t != NULL ? t : "unknown error";
+  }
   }
 }
 
@@ -26,8 +28,10 @@ const char *bw_err_name(int err) {
     return "BW_" #name;
     BW_ERRNO_MAP(BW__ERR_NAME)
 #undef BW__ERR_NAME
-  default:
-    return "BW_UNKNOWN";
+  default: {
+    const char *n = bw__error_user_name(err);
+    return n != NULL ? n : "BW_UNKNOWN";
+  }
   }
 }
 

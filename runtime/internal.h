@@ -227,6 +227,10 @@ typedef struct bw__actor_ext {
    * the header's two lines are full, and muting is off the per-message
    * path (the ext is made the first time the actor is muted). */
   bw_pid_t muted_on;
+  /* lineage (bw_parent, bw_child_id), set before init for an actor
+   * spawned with link (spawn.c), never changed; read by the actor only */
+  bw_pid_t parent;
+  const char *child_id;
 } bw__actor_ext;
 
 typedef struct bw__actor {
@@ -631,6 +635,11 @@ static inline void bw__ctr_add(bw__runtime *rt, bw__counters *c, uint64_t *field
     bw__st64_rlx(field, bw__ld64_rlx(field) + n); /* single writer; relaxed for readers */
 }
 
+/* application error codes (error_user.c): the registered text or name of
+ * a code, or NULL */
+const char *bw__error_user_text(int code);
+const char *bw__error_user_name(int code);
+
 bool bw__rt_running(const bw__runtime *rt);
 uint64_t bw__now_ns(const bw__runtime *rt);
 uint64_t bw__mono_ns(void); /* the monotonic clock, whatever the runtime's clock */
@@ -681,6 +690,11 @@ enum { BW__RUN_IDLE = 0, BW__RUN_AGAIN = 1, BW__RUN_DEAD = 2, BW__RUN_MUTED = 3 
 void bw__unmute_all(bw__runtime *rt, bw__actor *a); /* reschedule a's muted senders */
 void bw__wake_muted(bw__runtime *rt, bw__actor *a); /* an exit was signalled to a */
 int bw__actor_run(bw__thread *th, bw__actor *a);
+/* bw_spawn for a supervisor's child: opts->link set (the calling actor is
+ * its parent), and child_id (a string that outlives the child: its spec's
+ * id) is what bw_child_id answers in it */
+int bw__spawn_child(bw_runtime_t *rt, const bw_behaviour_t *b, void *arg,
+                    const bw_spawn_opts_t *opts, const char *child_id, bw_pid_t *out);
 /* The behaviour pid runs (for the supervisor API's type check); BW_ENOPROC. */
 int bw__actor_behaviour(struct bw_runtime *rt, bw_pid_t pid, const bw_behaviour_t **out);
 bool bw__sched_handoff(bw__worker *w);
@@ -757,9 +771,25 @@ void bw__io_kick(bw__runtime *rt);
 /* The epoll set was just created: a parked worker comes to wait in it. */
 void bw__sched_io_started(bw__runtime *rt);
 
+/* inboxes (inbox.c): bw_runtime_stop closes every inbox of rt (receives
+ * then return BW_ESHUTDOWN) before it waits for the live count;
+ * bw_runtime_destroy frees those the application left */
+void bw__inbox_stop(bw__runtime *rt);
+void bw__inbox_destroy_all(bw__runtime *rt);
+/* bw_call_named's steps (named.c): a request from the inbox to name's
+ * holder, resolved and sent under the registry's lock; the reply the last
+ * receive returned, into *out as bw_call gives it */
+int bw__inbox_request_named(bw_inbox_t *ib, const char *name, uint32_t type, const void *data,
+                            size_t len, uint64_t timeout_ms, uint64_t *ref);
+void bw__inbox_reply_out(bw_inbox_t *ib, const bw_msg_t *msg, bw_reply_t *out);
+
 /* registry */
 void bw__registry_drop_pid(bw__runtime *rt, bw_pid_t pid);
 int bw__registry_add(bw__runtime *rt, const char *name, bw_pid_t pid);
+/* Runs fn with name's live holder (or BW_PID_NONE), the name held still
+ * for its length (registry.c); returns fn's code, or BW_EINVAL (bad name) */
+typedef int (*bw__named_fn)(bw__runtime *rt, bw_pid_t pid, void *ud);
+int bw__registry_with(bw__runtime *rt, const char *name, bw__named_fn fn, void *ud);
 void bw__registry_destroy(bw__runtime *rt);
 
 #endif

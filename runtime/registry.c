@@ -5,6 +5,7 @@
  * free: the exit path drops it, and a lookup that races with that exit sees
  * a dead pid and answers BW_ENOTFOUND.
  * O(n) scans: registries hold tens to thousands of names, not millions.
+ * A send by name resolves and delivers under the read lock (bw__registry_with).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -101,18 +102,50 @@ int bw_whereis(const bw_runtime_t *rt, const char *name, bw_pid_t *out) {
   return 0;
 }
 
+/*
+ * Sending by name (bw_send_named here, bw_request_named and bw_call_named
+ * in named.c): fn runs with the registry read-locked, given the name's
+ * holder, or BW_PID_NONE when no live actor holds it (fn's send then
+ * dead-letters the message noproc, as for any dead pid). While the read
+ * lock is held no exit, unregister or re-registration can move the name
+ * (all take the write lock), so what fn sends lands in the mailbox of the
+ * actor that holds the name at that instant, never in that of one that
+ * held it before: a whereis followed by a send can reach an old holder
+ * that has since exited (BW_ENOPROC) while its restarted successor holds
+ * the name. fn must not touch the registry's names (it would wait for
+ * itself): a send, a request or a timer is fine.
+ */
+int bw__registry_with(bw__runtime *rt, const char *name, bw__named_fn fn, void *ud) {
+  if (rt == NULL || check_name(name) != 0)
+    return BW_EINVAL;
+  pthread_rwlock_rdlock(&rt->reg_lock);
+  int i = find(rt, name);
+  bw_pid_t pid = i >= 0 ? rt->reg[i].pid : BW_PID_NONE;
+  if (pid != BW_PID_NONE && !bw_is_alive(rt, pid))
+    pid = BW_PID_NONE; /* exiting: its successor cannot have taken the name yet */
+  int rc = fn(rt, pid, ud);
+  pthread_rwlock_unlock(&rt->reg_lock);
+  return rc;
+}
+
+typedef struct named_send {
+  uint32_t type;
+  const void *data;
+  size_t len;
+} named_send;
+
+static int send_to(bw__runtime *rt, bw_pid_t pid, void *ud) {
+  const named_send *s = ud;
+  return bw_send(rt, pid, s->type, s->data, s->len);
+}
+
 int bw_send_named(bw_runtime_t *rt, const char *name, uint32_t type, const void *data,
                   size_t len) {
-  bw_pid_t pid;
-  int rc = bw_whereis(rt, name, &pid);
-  if (rc == BW_ENOTFOUND) {
-    /* dead-letter it against no pid, so it is not lost silently */
-    rc = bw_send(rt, BW_PID_NONE, type, data, len);
-    return rc == BW_ENOPROC ? BW_ENOTFOUND : rc;
-  }
-  if (rc != 0)
-    return rc;
-  return bw_send(rt, pid, type, data, len);
+  named_send s = {type, data, len};
+  int rc = bw__registry_with(rt, name, send_to, &s);
+  /* its documented code for "nobody holds it" (the message was
+   * dead-lettered against no pid, so it is not lost silently) */
+  return rc == BW_ENOPROC ? BW_ENOTFOUND : rc;
 }
 
 /* Exit path of an actor registered at spawn or later. */

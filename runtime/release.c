@@ -35,8 +35,7 @@ void bw__exit_wake(bw__runtime *rt, bw__actor *a) {
   bw__wake_muted(rt, a);
 }
 
-static void drain_one(bw__runtime *rt, bw__actor *a, bw__msg *m, const bw_reason_t *r,
-                      int dl) {
+void bw__drain_one(bw__runtime *rt, bw__actor *a, bw__msg *m, const bw_reason_t *r, int dl) {
   m->to = a->pid; /* the link word held the queue's next pointer */
   switch (m->kind) {
   case BW__K_USER:
@@ -98,7 +97,7 @@ void bw__actor_release(bw__actor *a, const bw_reason_t *r) {
   bw__qnode *q;
   while ((q = bw__mpsc_pop(&a->mb, &a->mbc)) != NULL)
     if (q != &a->exit_q)
-      drain_one(rt, a, (bw__msg *)q, r, dl);
+      bw__drain_one(rt, a, (bw__msg *)q, r, dl);
   bw__msg *u = BW__XCHG(&a->urgent, NULL);
   if (u != NULL)
     bw__msg_free(rt, u);

@@ -173,6 +173,7 @@ int bw_runtime_stop(bw_runtime_t *rt) {
   wait_until(rt, &rt->live_roots, wall_ns() + rt->stop_grace_ms * 1000000ull);
   /* Phase 2: everything left exits at once (terminate still runs) */
   bw__pid_foreach_live(rt, force_exit, NULL);
+  bw__inbox_stop(rt); /* a thread's inbox: nobody runs it to take the exit */
   wait_until(rt, &rt->live, 0);
   pthread_mutex_lock(&rt->life_mx);
   while (rt->ndedicated_running != 0)
@@ -205,6 +206,7 @@ void bw_runtime_destroy(bw_runtime_t *rt) {
   }
   if (bw__ld32_acq(&rt->state) != BW__RT_STOPPED)
     bw_runtime_stop(rt);
+  bw__inbox_destroy_all(rt); /* closed by the stop; their memory is the pool's */
   if (bw__tl.rt_id == rt->id) {
     bw__tl.rt_id = 0;
     bw__tl.ext_cache = NULL;

@@ -72,8 +72,34 @@ static void late_for_stop(bw__runtime *rt, bw_pid_t pid) {
     bw__force_exit(rt, pid, BW__FORCE_SHUTDOWN);
 }
 
+/* Lineage (bw_parent, bw_child_id) of an actor spawned with link: in its
+ * ext, which a linked actor needs anyway for the link (it used to be made
+ * when the LINK arrived), so a plain spawn pays nothing for it. Fixed
+ * before init and never changed: only the actor reads it. */
+static int set_lineage(bw__actor *a, const bw__actor *parent, const char *child_id) {
+  bw__actor_ext *e = bw__ext_get(a);
+  if (e == NULL)
+    return BW_ENOMEM;
+  e->parent = parent->pid;
+  e->child_id = child_id;
+  return 0;
+}
+
+static int spawn_actor(bw_runtime_t *rt, const bw_behaviour_t *b, void *arg,
+                       const bw_spawn_opts_t *opts, const char *child_id, bw_pid_t *out);
+
 int bw_spawn(bw_runtime_t *rt, const bw_behaviour_t *b, void *arg, const bw_spawn_opts_t *opts,
              bw_pid_t *out) {
+  return spawn_actor(rt, b, arg, opts, NULL, out);
+}
+
+int bw__spawn_child(bw_runtime_t *rt, const bw_behaviour_t *b, void *arg,
+                    const bw_spawn_opts_t *opts, const char *child_id, bw_pid_t *out) {
+  return spawn_actor(rt, b, arg, opts, child_id, out);
+}
+
+static int spawn_actor(bw_runtime_t *rt, const bw_behaviour_t *b, void *arg,
+                       const bw_spawn_opts_t *opts, const char *child_id, bw_pid_t *out) {
   bw_spawn_opts_t defaults;
   if (opts == NULL) {
     bw_spawn_opts_init(&defaults);
@@ -130,6 +156,10 @@ int bw_spawn(bw_runtime_t *rt, const bw_behaviour_t *b, void *arg, const bw_spaw
     e->hang_to = opts->hang_report_to;
     a->cflags |= BW__CF_WATCHED;
   }
+  if (opts->link && set_lineage(a, parent, child_id) != 0) {
+    bw__actor_free(rt, a); /* it has no ext: that is what failed */
+    return BW_ENOMEM;
+  }
   if (opts->name != NULL)
     a->cflags |= BW__CF_NAMED;
   if (parent == NULL && opts->ordered_shutdown)
@@ -140,9 +170,9 @@ int bw_spawn(bw_runtime_t *rt, const bw_behaviour_t *b, void *arg, const bw_spaw
     if (opts->dedicated_thread) {
       sem_destroy(&a->ext->wake);
       sem_destroy(&a->ext->init_done);
-      free(a->ext);
-      a->ext = NULL;
     }
+    free(a->ext); /* a linked, watched or dedicated actor's: nothing in it yet */
+    a->ext = NULL;
     bw__actor_free(rt, a);
     return rc;
   }

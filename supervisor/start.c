@@ -58,7 +58,9 @@ static int spawn_child(bw_ctx_t *ctx, sup_t *s, child_t *c, bw_reason_t *why) {
     o.hang_report_to = c->spec->hang_limit_ms ? bw_self(ctx) : BW_PID_NONE;
   }
   bw_pid_t pid;
-  int rc = bw_spawn(bw__sup_rt_of(ctx), b, arg, &o, &pid);
+  /* its id in the tree, for bw_child_id: a dynamic child's is its
+   * template's (the spec outlives the supervisor) */
+  int rc = bw__spawn_child(bw__sup_rt_of(ctx), b, arg, &o, c->spec->id, &pid);
   if (rc != 0)
     return rc;
   c->pid = pid;

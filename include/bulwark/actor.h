@@ -113,6 +113,40 @@ bw_runtime_t *bw_ctx_runtime(const bw_ctx_t *ctx);
 const char *bw_ctx_name(const bw_ctx_t *ctx); /* the behaviour's name */
 
 /*
+ * The actor's parent: the actor responsible for it, the one its exit
+ * reaches through a link (OTP's $parent, the head of $ancestors).
+ * - A supervisor's child, however started (a child spec of the tree, a
+ *   bw_sup_start_child spec, a simple_one_for_one child of
+ *   bw_sup_start_dynamic), and every restart of it: the supervisor that
+ *   started it. A nested supervisor's parent is the supervisor above it,
+ *   and its children's parent is the nested supervisor (so a child of a
+ *   restarted nested supervisor sees that supervisor's new pid).
+ * - An actor spawned from inside an actor with bw_spawn_opts_t.link: the
+ *   spawning actor.
+ * - BW_PID_NONE for the rest: spawned from a thread that is not an actor
+ *   (main, your threads; so the root supervisor of bw_supervisor_start),
+ *   spawned by an actor without link (nothing ties their lives, so neither
+ *   answers for the other; recording it would cost every plain spawn an
+ *   allocation), a remote child on its own node (its node starts it and
+ *   links it to the supervisor afterwards); a NULL ctx.
+ * Fixed at spawn, before init (init may ask): a parent that has exited
+ * since is still named, by its dead pid. From the actor's own callbacks.
+ */
+bw_pid_t bw_parent(const bw_ctx_t *ctx);
+
+/*
+ * The actor's id in its supervision tree: its child spec's id ("conn");
+ * for a simple_one_for_one child, the template's id, the same for every
+ * dynamic child of that supervisor (tell them apart by their argument).
+ * The same after a restart. NULL outside a tree: an actor that no
+ * supervisor started (bw_spawn with or without link, the root supervisor,
+ * a remote child on its own node), or a NULL ctx. The string is the
+ * spec's (specs outlive their tree), valid for the actor's life. From the
+ * actor's own callbacks, init included.
+ */
+const char *bw_child_id(const bw_ctx_t *ctx);
+
+/*
  * Crashes the calling actor: unwinds out of the running init or handle
  * callback (like a panic: nothing between here and there is cleaned up),
  * and the actor exits with reason crash, the code and the formatted text.

@@ -14,6 +14,7 @@
 #include "bulwark/runtime.h"
 #include "bulwark/actor.h"
 #include "bulwark/message.h"
+#include "bulwark/inbox.h"
 #include "bulwark/timer.h"
 #include "bulwark/registry.h"
 #include "bulwark/dead_letter.h"

@@ -59,12 +59,44 @@ typedef enum bw_errno {
   BW__ERR_LAST = -37
 } bw_errno_t;
 
-/* A static, human-readable message for a code; never NULL.
- * Unknown codes give "unknown error". */
+/* A static, human-readable message for a code; never NULL. A code
+ * registered with bw_error_register gives its text; other unknown codes
+ * give "unknown error". */
 const char *bw_strerror(int err);
 
-/* The symbolic name of a code ("BW_EFULL"); never NULL. */
+/* The symbolic name of a code ("BW_EFULL"); never NULL. A registered code
+ * gives its name as registered ("APP_EQUOTA"); other unknown codes give
+ * "BW_UNKNOWN". */
 const char *bw_err_name(int err);
+
+/*
+ * Application error codes. bulwark keeps -1 .. -999 for its own codes
+ * (the list above, and what it adds later); an application's codes are
+ * BW_ERR_USER_FIRST (-1000) and below. Registered, a code gets a name and
+ * a text that bw_err_name and bw_strerror return, and so every report
+ * made with them: a crash's reason text ("handler returned APP_EQUOTA"
+ * when a handler returns the code), a supervisor's start error, the
+ * observer's JSON, the logger's crash reports (bulwark/log.h).
+ */
+#define BW_ERR_USER_FIRST (-1000)
+#define BW_ERR_NAME_MAX 63u  /* bytes of a registered name, at most */
+#define BW_ERR_TEXT_MAX 127u /* bytes of a registered text, at most */
+#define BW_ERR_USER_CAP 256u /* registered codes per process, at most */
+
+/*
+ * Registers code (<= BW_ERR_USER_FIRST) with a name (1..BW_ERR_NAME_MAX
+ * bytes, e.g. "APP_EQUOTA") and a text (1..BW_ERR_TEXT_MAX bytes, e.g.
+ * "quota exceeded"), both copied, for the life of the process (there is
+ * no unregister: a string bw_strerror returned stays valid). Thread-safe,
+ * from any thread, at any time, with or without a runtime; lookups take no
+ * lock. Registering a code again with the same name and text is 0 (a
+ * library's init may run twice).
+ * Returns 0; BW_EINVAL (code above BW_ERR_USER_FIRST: 0, a positive value
+ * or one of bulwark's range; NULL, empty or too long name or text);
+ * BW_EEXIST (code registered with another name or text); BW_ELIMIT
+ * (BW_ERR_USER_CAP codes registered already).
+ */
+int bw_error_register(int code, const char *name, const char *text);
 
 #ifdef __cplusplus
 }

@@ -98,7 +98,10 @@ typedef struct bw_remote_child {
 typedef struct bw_child_spec {
   const char *id;                   /* unique among its siblings (required, < 64 bytes) */
   const bw_behaviour_t *behaviour;  /* a worker's behaviour ... */
-  void *arg;                        /* ... and its init argument */
+  void *arg;                        /* ... and its init argument: given to
+                                     * init as is, at the start and at every
+                                     * restart (not copied: it lives as long
+                                     * as the spec) */
   const bw_sup_spec_t *supervisor;  /* or a nested supervisor (then type is BW_SUPERVISOR) */
   const bw_remote_child_t *remote;  /* or a worker on another node (see above) */
   bw_restart_t restart;
@@ -245,8 +248,21 @@ int bw_sup_child_pid(bw_runtime_t *rt, bw_pid_t sup, const char *id, bw_pid_t *o
 int bw_sup_start_child(bw_runtime_t *rt, bw_pid_t sup, const bw_child_spec_t *spec,
                        bw_pid_t *out);
 
-/* simple_one_for_one: starts a child from the template with this init
- * argument. BW_ENOTSUP for other strategies. */
+/*
+ * simple_one_for_one: starts a child from the template with this init
+ * argument. The argument is not copied: the supervisor keeps the pointer
+ * and gives it to init again, the same pointer, at every restart of that
+ * child. So what it points to must stay valid, and unchanged in whatever
+ * init reads, until that child is gone for good: bw_sup_terminate_pid
+ * returned for it, or it exited without being restarted (a temporary
+ * child, a transient one that exited normally or with shutdown: monitor
+ * it to know), or the supervisor has exited. Freeing it in the child's
+ * terminate or cleanup is a use after free at the next restart. Per-child
+ * memory is best owned by whoever starts and terminates the children.
+ * (bw_sup_which_children does not show the argument.)
+ * Returns 0 with *out (optional), BW_ENOTSUP for other strategies, the
+ * child's start error, and the codes of the run-time API (above).
+ */
 int bw_sup_start_dynamic(bw_runtime_t *rt, bw_pid_t sup, void *arg, bw_pid_t *out);
 
 /* Stops a child (its shutdown spec applies) and keeps its spec (a temporary
