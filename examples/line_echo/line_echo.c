@@ -58,15 +58,31 @@ static int server_handle(bw_ctx_t *ctx, void *st, const bw_msg_t *msg) {
 
 /* --- the client: connect, send, check, stop -------------------------------------- */
 
+enum { T_RESULT = 1 };
+
+typedef struct client_arg {
+  uint16_t port;
+  bw_pid_t report_to; /* main's inbox: gets the client's exit reason */
+} client_arg_t;
+
 typedef struct client {
   bw_tcp_t *c;
   int sent, got;
+  bw_pid_t report_to;
 } client_t;
 
 static int client_init(bw_ctx_t *ctx, void *st, void *arg) {
   client_t *s = st;
+  const client_arg_t *a = arg;
+  s->report_to = a->report_to;
   /* the deadline runs on the runtime's clock */
-  return bw_tcp_connect(ctx, NULL, *(uint16_t *)arg, 2000, NULL, &s->c);
+  return bw_tcp_connect(ctx, NULL, a->port, 2000, NULL, &s->c);
+}
+
+/* However the client ends, main learns why (its inbox gets the reason). */
+static void client_terminate(bw_ctx_t *ctx, void *st, const bw_reason_t *why) {
+  client_t *s = st;
+  (void)bw_send(bw_ctx_runtime(ctx), s->report_to, T_RESULT, why, sizeof *why);
 }
 
 static int send_next(bw_ctx_t *ctx, client_t *s) {
@@ -111,20 +127,31 @@ int main(int argc, char **argv) {
   static const bw_behaviour_t client = {.name = "echo_client",
                                         .state_size = sizeof(client_t),
                                         .init = client_init,
-                                        .handle = client_handle};
+                                        .handle = client_handle,
+                                        .terminate = client_terminate};
   uint16_t port = 0;
   bw_pid_t sp, cp;
+  bw_inbox_t *ib = NULL;
   int rc = bw_spawn(rt, &server, &port, NULL, &sp);
   if (rc == 0)
-    rc = bw_spawn(rt, &client, &port, NULL, &cp);
-  bw_reason_t why;
+    rc = bw_inbox_new(rt, NULL, &ib);
+  client_arg_t ca = {.port = port, .report_to = ib ? bw_inbox_pid(ib) : BW_PID_NONE};
   if (rc == 0)
-    rc = bw_wait_exit(rt, cp, 10000, &why);
+    rc = bw_spawn(rt, &client, &ca, NULL, &cp);
+  /* main waits for the client's report in its inbox (a plain thread can
+   * receive): it comes from the client's terminate, however it ended */
+  const bw_msg_t *m = NULL;
+  if (rc == 0)
+    rc = bw_inbox_receive_match(ib, T_RESULT, 0, 10000, &m);
+  bw_reason_t why = {.kind = BW_REASON_CRASH};
+  if (rc == 0 && m->len == sizeof why)
+    memcpy(&why, m->data, sizeof why);
   bool ok = rc == 0 && why.kind == BW_REASON_NORMAL;
   if (!ok)
     fprintf(stderr, "line_echo: %s\n", rc != 0 ? bw_strerror(rc) : why.text);
   else if (!quiet)
     printf("%d lines echoed over 127.0.0.1:%u\n", LINES, port);
+  bw_inbox_destroy(ib);
   bw_runtime_destroy(rt); /* stops the server; its listener is closed with it */
   return ok ? 0 : 1;
 }
