@@ -62,6 +62,16 @@ bool bw__reftab_put(bw__reftab *t, uint64_t ref, bw_pid_t pid, uint64_t val) {
   return true;
 }
 
+bool bw__reftab_has(const bw__reftab *t, uint64_t ref) {
+  if (t->n == 0 || ref == 0)
+    return false;
+  uint32_t mask = t->cap - 1;
+  for (uint32_t i = slot_of(ref, mask); t->e[i].ref != 0; i = (i + 1) & mask)
+    if (t->e[i].ref == ref)
+      return true;
+  return false;
+}
+
 bool bw__reftab_take(bw__reftab *t, uint64_t ref, bw__refent *out) {
   if (t->n == 0 || ref == 0)
     return false;

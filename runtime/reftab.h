@@ -38,6 +38,8 @@ typedef struct bw__reftab {
 bool bw__reftab_put(bw__reftab *t, uint64_t ref, bw_pid_t pid, uint64_t val);
 /* Removes ref's entry into *out (may be NULL); false if absent. */
 bool bw__reftab_take(bw__reftab *t, uint64_t ref, bw__refent *out);
+/* Whether ref has an entry (the table unchanged). */
+bool bw__reftab_has(const bw__reftab *t, uint64_t ref);
 /* Sizes an empty table for n entries at once, so that puts up to n never
  * allocate (an executor's fixed table). Returns false out of memory. */
 bool bw__reftab_reserve(bw__reftab *t, uint32_t n);

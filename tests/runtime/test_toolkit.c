@@ -165,8 +165,8 @@ static void test_intensity_ring(void **state) {
   bw__intensity_free(&w);
 }
 
-/* Puts and takes in a random order agree with a plain array; takes of
- * absent refs (never put, taken already) say so. */
+/* Puts and takes in a random order agree with a plain array; takes and
+ * looks (bw__reftab_has) of absent refs (never put, taken already) say so. */
 static void test_reftab_random(void **state) {
   (void)state;
   enum { N = 3000 };
@@ -190,6 +190,7 @@ static void test_reftab_random(void **state) {
   uint32_t n = 0;
   for (uint64_t ref = 1; ref <= N; ref++) {
     n += live[ref];
+    assert_int_equal(bw__reftab_has(&t, ref), live[ref]); /* a look changes nothing */
     assert_int_equal(bw__reftab_take_slot(&t, ref), live[ref] ? ref * 7 : UINT32_MAX);
   }
   assert_true(n > 0);
