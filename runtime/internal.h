@@ -184,6 +184,7 @@ enum {
   BW__AF_INITED = 1u << 1,   /* init succeeded: terminate runs at exit */
   BW__AF_HAS_RT = 1u << 2,   /* receive timeout active */
   BW__AF_REPLIED = 1u << 3,  /* the current request was answered */
+  BW__AF_HOLD = 1u << 4,     /* awaiting (bw_await) or replaying held messages: then.c */
 };
 enum {
   BW__CF_DEDICATED = 1u << 0, /* runs on its own thread, woken by a semaphore */
@@ -231,6 +232,10 @@ typedef struct bw__actor_ext {
    * spawned with link (spawn.c), never changed; read by the actor only */
   bw_pid_t parent;
   const char *child_id;
+  /* continuations and the await (then.c), made by the first bw_then */
+  struct bw__thens *thens;
+  /* deferred requests (defer.c): request ref -> requester */
+  bw__reftab tokens;
 } bw__actor_ext;
 
 typedef struct bw__actor {
@@ -733,6 +738,24 @@ int bw__request_on_timeout(bw__actor *a, bw__msg *m);
 int bw__request_on_down(bw__actor *a, bw__msg *m); /* 1 = m rewritten as an ENOPROC reply */
 
 void bw__request_on_exit(bw__actor *a);
+
+/* continuations (then.c): after bw__request_on_reply/_timeout/_down said
+ * "deliver", whether ref has a continuation; if so it is taken out of the
+ * table, and bw__then_run runs it on m (instead of the handler) */
+bool bw__then_take(bw__actor *a, uint64_t ref);
+static inline bool bw__then_claim(bw__actor *a, uint64_t ref) {
+  return a->ext->thens != NULL && bw__then_take(a, ref);
+}
+int bw__then_run(bw__actor *a, bw__msg *m); /* the continuation's return */
+/* The turn's next message while BW__AF_HOLD is set: held messages once
+ * the await is over, else the mailbox's, holding what must wait */
+bw__qnode *bw__then_pop(bw__actor *a);
+bool bw__then_held_ready(const bw__actor *a); /* held messages to replay now */
+/* At exit: frees the pending continuations' closures (their fns never
+ * run) and returns the held messages, in order, for the drain */
+bw__msg *bw__then_on_exit(bw__actor *a);
+/* deferred requests (defer.c), at exit: answers each BW_ENOREPLY */
+void bw__defer_on_exit(bw__actor *a);
 
 /* receive timeout */
 void bw__rtimeout_touch(bw__actor *a);

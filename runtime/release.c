@@ -6,6 +6,9 @@
  * touch the mailbox; then the mailbox is drained to dead letters (requests
  * get a BW_ENOPROC reply, link and monitor requests get their exit/DOWN),
  * links and monitors are notified, and the memory goes back to the pool.
+ * Deferred requests still unanswered get BW_ENOREPLY first; pending
+ * continuations' closures are freed; messages an await held are drained
+ * before the mailbox.
  */
 #include <setjmp.h>
 
@@ -84,8 +87,14 @@ void bw__actor_release(bw__actor *a, const bw_reason_t *r) {
    * dead (a monitor answered noproc at once, bw_wait_exit) knows they have
    * been told. A LINK or MONITOR that arrives meanwhile is answered from
    * the drain below, with the same reason. */
+  /* requests it deferred and never answered: their callers hear
+   * BW_ENOREPLY before the DOWN below (defer.c) */
+  if (a->ext != NULL)
+    bw__defer_on_exit(a);
   bw__link_on_exit(a, r);
   bw__request_on_exit(a);
+  /* continuations still pending: closures freed, never run (then.c) */
+  bw__msg *held = bw__then_on_exit(a);
   if (a->ext != NULL && a->ext->io_watches != NULL)
     bw__io_on_exit(a); /* watches removed, owned fds closed; queued events dropped below */
   if (a->ext != NULL && a->ext->rt_timer != 0)
@@ -94,6 +103,12 @@ void bw__actor_release(bw__actor *a, const bw_reason_t *r) {
   /* no sender can pin us any more, so none can mute on us: free them all */
   bw__unmute_all(rt, a);
   int dl = bw__ld32_rlx(&rt->state) != BW__RT_RUNNING ? BW_DL_SHUTDOWN : BW_DL_EXITED;
+  /* what an await held arrived before what is still queued */
+  while (held != NULL) {
+    bw__msg *next = (bw__msg *)held->q.next; /* the drain overwrites the link */
+    bw__drain_one(rt, a, held, r, dl);
+    held = next;
+  }
   bw__qnode *q;
   while ((q = bw__mpsc_pop(&a->mb, &a->mbc)) != NULL)
     if (q != &a->exit_q)

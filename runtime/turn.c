@@ -20,6 +20,8 @@
 
 /* --- one message ----------------------------------------------------------- */
 
+static int handler_result(int rc, bw_reason_t *r);
+
 /* Calls the handler; returns 0 to go on, or 1 with *r set to exit. */
 static int call_handler(bw__thread *th, bw__actor *a, bw__msg *m, bw_reason_t *r) {
   /* a message (not a signal, not the timeout itself): silence counts from
@@ -37,6 +39,12 @@ static int call_handler(bw__thread *th, bw__actor *a, bw__msg *m, bw_reason_t *r
   bw__msg_free(a->rt, m);
   if (user)
     bw__ctr_add(a->rt, th->ctr, &th->ctr->handled, 1);
+  return handler_result(rc, r);
+}
+
+/* A handler's (or a continuation's) return: 0 to go on, or 1 with *r set
+ * to exit. */
+static int handler_result(int rc, bw_reason_t *r) {
   if (rc == BW_CONTINUE)
     return 0;
   if (rc == BW_STOP) {
@@ -52,13 +60,32 @@ static int call_handler(bw__thread *th, bw__actor *a, bw__msg *m, bw_reason_t *r
   return 1;
 }
 
+/* Runs the continuation of the request m settles (then.c) instead of the
+ * handler: m is its reply, its deadline or its target's DOWN. */
+static int call_then(bw__thread *th, bw__actor *a, bw__msg *m, bw_reason_t *r) {
+  if (a->flags & BW__AF_HAS_RT)
+    bw__rtimeout_touch(a);
+  a->cur_msg = m; /* for bw_msg_take, and a crash's clean-up */
+  int rc = bw__then_run(a, m);
+  a->cur_msg = NULL;
+  bool user = m->kind == BW__K_USER;
+  bw__msg_free(a->rt, m);
+  if (user)
+    bw__ctr_add(a->rt, th->ctr, &th->ctr->handled, 1);
+  return handler_result(rc, r);
+}
+
 static int dispatch(bw__thread *th, bw__actor *a, bw__msg *m, bw_reason_t *r) {
   switch (m->kind) {
   case BW__K_USER:
-    if ((m->pub.flags & BW_MSGF_REPLY) && !bw__request_on_reply(a, m)) {
-      m->to = a->pid;
-      bw__dead_letter(a->rt, m, BW_DL_LATE_REPLY);
-      return 0;
+    if (m->pub.flags & BW_MSGF_REPLY) {
+      if (!bw__request_on_reply(a, m)) {
+        m->to = a->pid;
+        bw__dead_letter(a->rt, m, BW_DL_LATE_REPLY);
+        return 0;
+      }
+      if (bw__then_claim(a, m->pub.ref))
+        return call_then(th, a, m, r);
     }
     return call_handler(th, a, m, r);
   case BW__K_RTIMEOUT:
@@ -76,6 +103,8 @@ static int dispatch(bw__thread *th, bw__actor *a, bw__msg *m, bw_reason_t *r) {
       bw__msg_free(a->rt, m);
       return 0;
     }
+    if (bw__then_claim(a, m->pub.ref))
+      return call_then(th, a, m, r);
     m->pub.type = BW_MSG_REQUEST_TIMEOUT;
     m->pub.len = 0;
     m->pub.data = NULL;
@@ -93,6 +122,8 @@ static int dispatch(bw__thread *th, bw__actor *a, bw__msg *m, bw_reason_t *r) {
   case BW__K_DOWN:
     if (bw__request_on_down(a, m)) {
       m->kind = BW__K_WAKE; /* a reply made here, not a sent message */
+      if (bw__then_claim(a, m->pub.ref))
+        return call_then(th, a, m, r);
       return call_handler(th, a, m, r);
     }
     __attribute__((fallthrough)); /* an ordinary monitor */
@@ -165,7 +196,8 @@ static int actor_turn(bw__thread *th, bw__actor *a) {
       bw__tl.cur = NULL;
       return BW__RUN_DEAD;
     }
-    bw__qnode *q = bw__mpsc_pop(&a->mb, &a->mbc);
+    /* awaiting, or replaying what an await held (then.c): a flag test */
+    bw__qnode *q = (a->flags & BW__AF_HOLD) ? bw__then_pop(a) : bw__mpsc_pop(&a->mb, &a->mbc);
     if (q == NULL)
       break;
     if (q == &a->exit_q)
@@ -254,6 +286,9 @@ static int actor_turn(bw__thread *th, bw__actor *a) {
    * Nor one that ended on readiness: it has likely written to a socket,
    * and its next message comes from a descriptor, which the worker sees
    * by polling, not by lingering (1.5 us of a 10 us TCP round trip) */
+  /* messages an await held and nothing holds any more: not idle */
+  if ((a->flags & BW__AF_HOLD) && bw__then_held_ready(a))
+    return BW__RUN_AGAIN;
   if (!spent && popped > 0 && !io_last && bw__tl.nsends == sends0 &&
       th->kind == BW__TH_WORKER && bw__sched_linger(th->worker, &a->mbc, popped > 1))
     return BW__RUN_AGAIN;

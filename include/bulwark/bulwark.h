@@ -15,6 +15,7 @@
 #include "bulwark/actor.h"
 #include "bulwark/message.h"
 #include "bulwark/inbox.h"
+#include "bulwark/reply.h"
 #include "bulwark/timer.h"
 #include "bulwark/registry.h"
 #include "bulwark/dead_letter.h"

@@ -49,14 +49,16 @@ extern "C" {
   X(EHTTP_THROTTLED, -33, "the HTTP server asked to slow down (429, or 503 with Retry-After)") \
   X(EDNS, -34, "the host name could not be resolved")                          \
   X(ETLS, -35, "TLS handshake or certificate verification failed")             \
-  X(EPROTO, -36, "the peer broke the protocol (malformed or oversized response)")
+  X(EPROTO, -36, "the peer broke the protocol (malformed or oversized response)") \
+  X(ENOREPLY, -37, "the actor exited without answering a request it had deferred") \
+  X(EREPLIED, -38, "the request was already answered (a reply token answers once)")
 
 typedef enum bw_errno {
   BW_OK = 0,
 #define BW__ERR_ENUM(name, value, msg) BW_##name = value,
   BW_ERRNO_MAP(BW__ERR_ENUM)
 #undef BW__ERR_ENUM
-  BW__ERR_LAST = -37
+  BW__ERR_LAST = -39
 } bw_errno_t;
 
 /* A static, human-readable message for a code; never NULL. A code
