@@ -111,13 +111,15 @@ bool bw__then_take(bw__actor *a, uint64_t ref) {
 }
 
 /* What the continuation is told: the reply, or NULL when the runtime
- * settled the request (the deadline; the callee's DOWN, or the
- * BW_ENOPROC its exit path answers for it, which carries nothing). */
+ * settled the request (the deadline; the callee's DOWN, or what its exit
+ * path answers for it, BW_ENOPROC or BW_ENOREPLY, which carry nothing). */
 static const bw_msg_t *outcome(const bw__msg *m, int *status) {
   switch (m->kind) {
   case BW__K_USER:
     *status = m->pub.status;
-    if (m->pub.status == BW_ENOPROC && m->pub.type == 0 && m->pub.len == 0)
+    /* the runtime's answers for a callee that exited: nothing to read */
+    if ((m->pub.status == BW_ENOPROC || m->pub.status == BW_ENOREPLY) && m->pub.type == 0 &&
+        m->pub.len == 0)
       return NULL;
     return &m->pub;
   case BW__K_REQTIMEOUT:

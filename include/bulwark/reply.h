@@ -51,10 +51,12 @@ extern "C" {
  *   BW_ETIMEDOUT                NULL: the deadline passed first
  *   BW_ENOPROC                  NULL: the callee was dead, or exited (or
  *                               crashed) without answering
+ *   BW_ENOREPLY                 NULL: the callee exited holding the request
+ *                               deferred (bw_reply_defer, below)
  *
  * reply is NULL exactly when there is nothing to read: the deadline, or
- * the callee's death, however the runtime learnt of it (its DOWN, or the
- * BW_ENOPROC answer its exit path gives a request it held). A reply after
+ * the callee's exit, however the runtime learnt of it (its DOWN, or the
+ * answer its exit path gives a request it held). A reply after
  * the deadline is a dead letter "late_reply", as for bw_request: it is
  * counted, never delivered, and the continuation has run already.
  *
