@@ -11,6 +11,10 @@
  *   mailbox depth, and with it the pool's working set, is bounded);
  * - bw_request / bw_reply between two actors, four requests in flight,
  *   each with a deadline (a timer armed and cancelled per request);
+ * - the same with continuations (bw_request_then), and then with the
+ *   server keeping each request as a reply token (bw_reply_defer) and
+ *   answering four at a time (bw_reply_token): the continuation and token
+ *   tables grow during the warm-up and are reused after;
  * - the policy pipeline's in-caller fast path (bw_policy_enter /
  *   bw_policy_exit) with a breaker, a rate limiter and a retry budget, on
  *   its success path: from an actor whose attempts are real requests, and
@@ -394,6 +398,72 @@ static int policy_client(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
   return BW_CONTINUE;
 }
 
+/* request/reply with continuations (bulwark/reply.h): the same traffic
+ * as client's, the replies matched by the runtime; closure = the slot */
+static int then_next(bw_ctx_t *ctx, peer_st *s, uintptr_t slot);
+
+static int on_answer(bw_ctx_t *ctx, void *state, const bw_msg_t *reply, int status,
+                     void *closure) {
+  peer_st *s = state;
+  if (reply == NULL || !reply_ok(reply) || status != 0)
+    fail_note();
+  s->inflight--;
+  if (s->left > 0)
+    return then_next(ctx, s, (uintptr_t)closure);
+  if (s->inflight == 0)
+    sem_post(&done);
+  return BW_CONTINUE;
+}
+
+static int then_next(bw_ctx_t *ctx, peer_st *s, uintptr_t slot) {
+  s->left--;
+  s->inflight++;
+  if (bw_request_then(ctx, s->peer, T_REQ, &s->left, sizeof s->left, DEADLINE_MS, on_answer,
+                      (void *)slot, NULL, NULL) != 0)
+    fail_note();
+  return BW_CONTINUE;
+}
+
+static int then_client(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
+  peer_st *s = state;
+  if (msg->type != T_START) { /* every reply goes to a continuation */
+    fail_note();
+    return BW_CONTINUE;
+  }
+  s->left = start_rounds(msg);
+  for (uintptr_t i = 0; i < INFLIGHT && s->left > 0; i++)
+    then_next(ctx, s, i);
+  return BW_CONTINUE;
+}
+
+/* request/reply with deferred replies: keeps each request as a reply
+ * token, and answers those it holds when it has INFLIGHT of them, or the
+ * requests are running out (the payload counts down to 0) */
+typedef struct keeper_st {
+  bw_reply_token_t tok[INFLIGHT];
+  uint64_t val[INFLIGHT];
+  uint32_t n;
+} keeper_st;
+
+static int token_server(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
+  keeper_st *k = state;
+  if (msg->type != T_REQ || msg->len != sizeof(uint64_t) || k->n == INFLIGHT ||
+      bw_reply_defer(ctx, msg, &k->tok[k->n]) != 0) {
+    fail_note();
+    return BW_CONTINUE;
+  }
+  memcpy(&k->val[k->n], msg->data, sizeof(uint64_t));
+  if (++k->n < INFLIGHT && k->val[k->n - 1] >= INFLIGHT)
+    return BW_CONTINUE;
+  for (uint32_t i = 0; i < k->n; i++) {
+    uint64_t v = k->val[i] + 1;
+    if (bw_reply_token(ctx, &k->tok[i], 0, T_ANS, &v, sizeof v) != 0)
+      fail_note();
+  }
+  k->n = 0;
+  return BW_CONTINUE;
+}
+
 /* mallocs (and frees) once per T_START: the counter's own check */
 static int allocator(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
   (void)ctx;
@@ -412,6 +482,8 @@ static const bw_behaviour_t producer_b = {.name = "producer", .state_size = size
 static const bw_behaviour_t consumer_b = {.name = "consumer", .state_size = sizeof(peer_st), .init = NULL, .handle = consumer};
 static const bw_behaviour_t server_b = {.name = "server", .state_size = 0, .init = NULL, .handle = server};
 static const bw_behaviour_t client_b = {.name = "client", .state_size = sizeof(peer_st), .init = peer_init, .handle = client};
+static const bw_behaviour_t then_client_b = {.name = "then_client", .state_size = sizeof(peer_st), .init = peer_init, .handle = then_client};
+static const bw_behaviour_t token_server_b = {.name = "token_server", .state_size = sizeof(keeper_st), .init = NULL, .handle = token_server};
 
 typedef struct policy_arg {
   bw_pid_t server;
@@ -622,6 +694,32 @@ static void test_request_reply(void **state) {
   teardown(rt);
 }
 
+/* The same traffic with continuations, then also with reply tokens: the
+ * continuation table and the token table grow once, then are reused. */
+static void test_request_then(void **state) {
+  (void)state;
+  if (skip_if_unreliable())
+    skip();
+  bw_runtime_t *rt = setup();
+  bw_pid_t srv = spawn(rt, &server_b, NULL);
+  bw_pid_t cli = spawn(rt, &then_client_b, (void *)(uintptr_t)srv);
+  measure_steady("bw_request_then/bw_reply", rt, cli, 2);
+  assert_int_equal(bwt_stats(rt).dead_letters, 0);
+  teardown(rt);
+}
+
+static void test_reply_tokens(void **state) {
+  (void)state;
+  if (skip_if_unreliable())
+    skip();
+  bw_runtime_t *rt = setup();
+  bw_pid_t srv = spawn(rt, &token_server_b, NULL);
+  bw_pid_t cli = spawn(rt, &then_client_b, (void *)(uintptr_t)srv);
+  measure_steady("bw_request_then/bw_reply_token", rt, cli, 2);
+  assert_int_equal(bwt_stats(rt).dead_letters, 0);
+  teardown(rt);
+}
+
 static bw_policy_t *fast_policy(bw_runtime_t *rt, bw_pid_t target) {
   bw_policy_opts_t o;
   bw_policy_opts_init(&o);
@@ -773,6 +871,8 @@ int main(void) {
       cmocka_unit_test(test_send_ping_pong),
       cmocka_unit_test(test_send_one_way),
       cmocka_unit_test(test_request_reply),
+      cmocka_unit_test(test_request_then),
+      cmocka_unit_test(test_reply_tokens),
       cmocka_unit_test(test_policy_fast_path),
       cmocka_unit_test(test_logging),
   };
