@@ -76,6 +76,8 @@ extern const bench_t bench_inbox_rtt;
 extern const bench_t bench_tcp_echo_rtt;
 extern const bench_t bench_tcp_echo_rtt_epoll;
 extern const bench_t bench_tcp_echo_rtt_epoll1;
+extern const bench_t bench_then_rtt;
+extern const bench_t bench_then_rtt_plain;
 #ifdef BW_BENCH_HTTP /* bench_http.c: built when libcurl is found */
 extern const bench_t bench_http_rtt;
 extern const bench_t bench_http_rtt_curl;
