@@ -81,8 +81,10 @@ static void gen_send(bw_ctx_t *ctx, struct generator *g) {
 static void gen_settle(struct generator *g, bw_runtime_t *rt, const bw_msg_t *rep) {
   struct agent_reply r;
   if (rep->len != sizeof r) {
-    /* No payload: the runtime's BW_ENOPROC, the agent exited with it. */
-    led_fail(rep->status == BW_ENOPROC ? FAIL_AGENT_CRASH : FAIL_OTHER);
+    /* No payload: the runtime's answer, the agent exited with it
+     * (BW_ENOPROC while handling it, BW_ENOREPLY holding it deferred). */
+    led_fail(rep->status == BW_ENOPROC || rep->status == BW_ENOREPLY ? FAIL_AGENT_CRASH
+                                                                     : FAIL_OTHER);
     (void)bw_counter_inc(g->m->failed);
     return;
   }
