@@ -91,7 +91,9 @@ void *bw_msg_take(bw_ctx_t *ctx, const bw_msg_t *msg);
  * that is a dead letter (late_reply). If the target is dead, or exits
  * before answering (with the request queued, while handling it, or keeping
  * it to answer later), the reply has status BW_ENOPROC: the request
- * monitors its target until it is settled.
+ * monitors its target until it is settled. To have the answer run a
+ * function instead of reaching the handler: bw_request_then, or bw_then on
+ * *ref (bulwark/reply.h).
  * Returns 0, BW_ENOTACTOR, BW_ENOPROC, and bw_send's codes; BW_ELIMIT (a
  * deadline, and the runtime's timers are full: bulwark/timer.h; nothing
  * sent).
@@ -113,7 +115,8 @@ int bw_request_move(bw_ctx_t *ctx, bw_pid_t to, uint32_t type, void *ptr, size_t
 /*
  * Answers a request (msg has BW_MSGF_REQUEST) with status 0 or a negative
  * code, and an optional inline payload. A reply nobody waits for any more is
- * a dead letter (late_reply).
+ * a dead letter (late_reply). To answer later, from another handler call,
+ * keep the request as a reply token (bw_reply_defer, bulwark/reply.h).
  * Returns 0, BW_EINVAL (not a request), BW_ETOOBIG, BW_ESHUTDOWN, and
  * BW_ENOPROC when the requester is gone (the reply was dead-lettered).
  */

@@ -196,8 +196,9 @@ int bw_reply_defer(bw_ctx_t *ctx, const bw_msg_t *req, bw_reply_token_t *out);
  * live); BW_ETOOBIG (len > BW_MSG_INLINE_MAX: stays live); BW_EREPLIED
  * (answered already, through this copy or another); BW_ENOPROC (the
  * requester is gone: the answer is a dead letter "late_reply" and the
- * token is spent); BW_ESHUTDOWN (the runtime is stopping: the token stays
- * live, and the exit answers it BW_ENOREPLY); BW_ENOMEM (stays live).
+ * token is spent); BW_ESHUTDOWN (after the runtime stopped: unreachable
+ * from a live actor, as bw_reply's; during a stop, terminate can still
+ * answer); BW_ENOMEM (stays live).
  */
 int bw_reply_token(bw_ctx_t *ctx, bw_reply_token_t *t, int status, uint32_t type,
                    const void *data, size_t len);

@@ -167,8 +167,22 @@ static int keeper_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
   }
 }
 
-static const bw_behaviour_t keeper = {
-    .name = "keeper", .state_size = sizeof(keeper_st), .handle = keeper_handle};
+/* During a runtime stop, terminate may still answer what it holds. */
+static void keeper_terminate(bw_ctx_t *ctx, void *state, const bw_reason_t *why) {
+  keeper_st *s = state;
+  if (why->kind != BW_REASON_SHUTDOWN || s->n == 0)
+    return;
+  int rc = bw_reply_token(ctx, &s->tok[0], 0, T_ANS, NULL, 0);
+  bwt_lock(&sync_);
+  answer_rc[0] = rc;
+  answered = true;
+  bwt_unlock_signal(&sync_);
+}
+
+static const bw_behaviour_t keeper = {.name = "keeper",
+                                      .state_size = sizeof(keeper_st),
+                                      .handle = keeper_handle,
+                                      .terminate = keeper_terminate};
 
 /* --- requesters -------------------------------------------------------------- */
 
@@ -328,6 +342,27 @@ static void test_token_answered_at_exit(void **state) {
   }
 }
 
+/* An answer from terminate during a runtime stop is not refused. */
+static void test_token_during_stop(void **state) {
+  (void)state;
+  reset();
+  bw_runtime_t *rt = bwt_runtime(2, true);
+  bw_pid_t k = spawn(rt, &keeper);
+  caller_t c;
+  call_start(&c, rt, k, T_KEEP, 0, 0);
+  BWT_AWAIT(&sync_, kept == 1);
+  assert_int_equal(bw_runtime_stop(rt), 0);
+  call_join(&c);
+  assert_true(answered);
+  /* not refused; the waiter is stopped too, so the answer reached it (0)
+   * or it had gone (BW_ENOPROC), and the call saw the answer or the stop */
+  assert_true(answer_rc[0] == 0 || answer_rc[0] == BW_ENOPROC);
+  assert_true(c.rc == 0 || c.rc == BW_ESHUTDOWN);
+  bw_runtime_stats_t s = bwt_stats(rt);
+  bwt_assert_accounting(&s);
+  bw_runtime_destroy(rt);
+}
+
 /* A handler that defers and stops: BW_ENOREPLY, and no BW_ENOPROC besides
  * (which would be a late reply). */
 static void test_token_defer_then_stop(void **state) {
@@ -457,6 +492,7 @@ int main(void) {
       cmocka_unit_test(test_token_answered_moved),
       cmocka_unit_test(test_token_answered_at_exit),
       cmocka_unit_test(test_token_defer_then_stop),
+      cmocka_unit_test(test_token_during_stop),
       cmocka_unit_test(test_token_actor_requester),
       cmocka_unit_test(test_token_requester_gone),
       cmocka_unit_test(test_token_misuse),

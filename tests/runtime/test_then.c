@@ -670,7 +670,7 @@ static void test_await_killed(void **state) {
 /* Misuse: the documented codes, and nothing attached. */
 static int misuse_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
   (void)state;
-  int rc[8];
+  int rc[10];
   uint64_t ref = 0;
   bw_pid_t to;
   memcpy(&to, msg->data, sizeof to);
@@ -682,6 +682,8 @@ static int misuse_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
   rc[5] = bw_await(ctx, 999);                                           /* no continuation */
   rc[6] = bw_await(ctx, ref);
   rc[7] = bw_request_await(ctx, to, T_ECHO, NULL, 0, 0, on_answer, NULL, NULL, NULL);
+  rc[8] = bw_await(ctx, ref);                                           /* awaiting already */
+  rc[9] = bw_request_then(ctx, to, T_ECHO, NULL, 0, 0, NULL, NULL, NULL, NULL); /* NULL fn */
   bw_reply(ctx, msg, 0, T_ANS, rc, sizeof rc);
   return BW_CONTINUE;
 }
@@ -695,7 +697,7 @@ static void test_misuse(void **state) {
   bw_pid_t sv = spawn(rt, &server), m = spawn(rt, &misuse);
   bw_reply_t rep;
   assert_int_equal(bw_call(rt, m, 1, &sv, sizeof sv, 0, &rep), 0);
-  int rc[8];
+  int rc[10];
   memcpy(rc, rep.data, sizeof rc);
   assert_int_equal(rc[0], BW_ENOTFOUND);
   assert_int_equal(rc[1], 0);
@@ -705,6 +707,8 @@ static void test_misuse(void **state) {
   assert_int_equal(rc[5], BW_ENOTFOUND);
   assert_int_equal(rc[6], 0);
   assert_int_equal(rc[7], BW_ESTATE); /* one await at a time: nothing sent */
+  assert_int_equal(rc[8], BW_ESTATE);
+  assert_int_equal(rc[9], BW_EINVAL);
   /* not from an actor */
   assert_int_equal(bw_request_then(NULL, sv, T_ECHO, NULL, 0, 0, on_answer, NULL, NULL, NULL),
                    BW_ENOTACTOR);
