@@ -278,7 +278,10 @@ static void hold(struct bw__thens *t, bw__msg *m) {
 
 bw__qnode *bw__then_pop(bw__actor *a) {
   struct bw__thens *t = a->ext->thens;
-  for (;;) {
+  /* a flood while awaiting must not keep the worker: after a batch of
+   * holds, "nothing now" ends the turn (the mailbox is not empty, so the
+   * actor goes back on a run queue, turn.c) */
+  for (unsigned holds = 0; holds < a->rt->batch; holds++) {
     if (t->await_ref == 0) {
       bw__msg *m = t->held;
       if (m != NULL) {
@@ -295,6 +298,7 @@ bw__qnode *bw__then_pop(bw__actor *a) {
       return q;
     hold(t, (bw__msg *)q);
   }
+  return NULL;
 }
 
 bool bw__then_held_ready(const bw__actor *a) {

@@ -71,6 +71,7 @@ static int nfrees;
 static int then_ret;
 static int many_seen, many_bad;
 static int held_n;
+static uint32_t notes_seen, notes_bad; /* notes must come 1, 2, 3, ... */
 static bool watched;
 static bw_reason_t watched_why;
 
@@ -83,6 +84,7 @@ static void reset(void) {
   then_ret = RET_CONTINUE;
   many_seen = many_bad = 0;
   held_n = 0;
+  notes_seen = notes_bad = 0;
   watched = false;
   bwt_unlock(&sync_);
 }
@@ -292,6 +294,14 @@ static int client_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
   }
   if (msg->type == T_STOP)
     return BW_STOP;
+  if (msg->type == T_NOTE && msg->len == sizeof(uint32_t)) {
+    uint32_t v;
+    memcpy(&v, msg->data, sizeof v);
+    bwt_lock(&sync_);
+    if (v != ++notes_seen)
+      notes_bad++;
+    bwt_unlock_signal(&sync_);
+  }
   /* anything else the handler sees is logged: notes, and replies that
    * should have gone to a continuation */
   cev_t e = {.from_then = false, .status = msg->status, .type = msg->type, .len = msg->len};
@@ -621,6 +631,30 @@ static void test_await_holds_messages(void **state) {
   finish(rt, 0);
 }
 
+/* A flood while awaiting: held a batch at a time (the worker is not kept
+ * by one endless turn), every message handled afterwards, in order. */
+static void test_await_flood(void **state) {
+  (void)state;
+  reset();
+  bw_runtime_t *rt = bwt_runtime(1, true);
+  bw_pid_t sv = spawn(rt, &server), cl = spawn(rt, &client);
+  assert_int_equal(go(rt, cl, op(OP_AWAIT, sv, T_HOLD, 1, 0)).rc, 0);
+  BWT_AWAIT(&sync_, held_n == 1);
+  uint32_t n = (uint32_t)bwt_scaled(20000);
+  for (uint32_t v = 1; v <= n; v++)
+    note(rt, cl, v);
+  BWT_POLL(depth(rt, cl) == n); /* all of them held or queued, none handled */
+  assert_int_equal(nevents(), 0);
+  assert_int_equal(bw_send(rt, sv, T_RELEASE, NULL, 0), 0);
+  BWT_AWAIT(&sync_, notes_seen == n);
+  bwt_lock(&sync_);
+  uint32_t bad = notes_bad;
+  bwt_unlock(&sync_);
+  assert_int_equal(bad, 0);
+  assert_true(event_at(0).from_then); /* the continuation came first */
+  finish(rt, 0);
+}
+
 /* An await ends on its deadline as well (the manual clock): the held
  * messages follow the BW_ETIMEDOUT continuation. */
 static void test_await_timeout(void **state) {
@@ -733,6 +767,7 @@ int main(void) {
       cmocka_unit_test(test_then_return_and_crash),
       cmocka_unit_test(test_then_many_outstanding),
       cmocka_unit_test(test_await_holds_messages),
+      cmocka_unit_test(test_await_flood),
       cmocka_unit_test(test_await_timeout),
       cmocka_unit_test(test_await_killed),
       cmocka_unit_test(test_misuse),
