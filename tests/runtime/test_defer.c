@@ -140,6 +140,7 @@ static int keeper_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
     uint32_t *p = malloc(sizeof *p);
     *p = v;
     int rc = bw_reply_token_move(ctx, &s->tok[0], 0, T_ANS, p, sizeof *p, moved_free);
+    s->n = 0;
     bwt_lock(&sync_);
     answer_rc[0] = rc;
     answered = true;

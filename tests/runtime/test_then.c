@@ -627,7 +627,7 @@ static void test_await_holds_messages(void **state) {
       assert_int_equal(e.val, (uint32_t)i);
     }
   }
-  assert_int_equal(depth(rt, cl), 0);
+  BWT_POLL(depth(rt, cl) == 0); /* the turn's pops are counted at its end */
   finish(rt, 0);
 }
 
