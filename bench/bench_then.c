@@ -8,7 +8,12 @@
  * then_rtt_plain: the same requests with bw_request, the reply matched by
  *   hand in the client's handler (its ref against the one kept), the next
  *   sent from there. The yardstick: run both in one invocation
- *   (`bw-bench 'then_rtt*'`) and take the ratio.
+ *   (`bw-bench 'then_*'`) and take the ratio.
+ * then_ratio: the two in one run, in alternating blocks of `block` round
+ *   trips (plain, then continuations); each pair of blocks gives the ratio
+ *   of their spans, and the figure is the median of those ratios, so a
+ *   noisy stretch of the shared machine moves one pair, not the figure
+ *   (the two spans of a pair are adjacent). The issue's target is 1.2.
  *
  * Both use the same deadline per request (`deadline_ms`, 0 = none: then
  * the figure is the messages and the matching, not the timer heap's
@@ -20,6 +25,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum {
@@ -27,9 +33,14 @@ enum {
   TH_ANS,                  /* the reply: the number + 1 */
 };
 
+enum { TH_THEN, TH_PLAIN, TH_ALTERNATE };
+
 typedef struct th_shared {
   uint64_t n, deadline_ms;
-  bool plain;
+  int mode;
+  uint64_t block;   /* TH_ALTERNATE: round trips per block */
+  double *ratio;    /* TH_ALTERNATE: one per pair of blocks */
+  uint64_t pairs;
   bench_slot_t slot[2]; /* [0] client: work = answers checked; [1] server */
 } th_shared_t;
 
@@ -38,6 +49,8 @@ typedef struct th_client {
   bw_pid_t server;
   uint64_t next;  /* the number of the request in flight */
   uint64_t ref;   /* plain: the ref kept to match */
+  bool plain;     /* this request is matched by hand */
+  uint64_t in_block, block_t0, plain_ns, pair; /* TH_ALTERNATE */
   bench_waiter_t waiter;
 } th_client_t;
 
@@ -81,13 +94,26 @@ static int th_on_answer(bw_ctx_t *ctx, void *state, const bw_msg_t *reply, int s
 /* Sends request number s->next (the first, or the one after an answer). */
 static int th_send(bw_ctx_t *ctx, th_client_t *s) {
   th_shared_t *sh = s->sh;
-  int rc = sh->plain ? bw_request(ctx, s->server, TH_REQ, &s->next, sizeof s->next,
+  int rc = s->plain ? bw_request(ctx, s->server, TH_REQ, &s->next, sizeof s->next,
                                   sh->deadline_ms, &s->ref)
                      : bw_request_then(ctx, s->server, TH_REQ, &s->next, sizeof s->next,
                                        sh->deadline_ms, th_on_answer, NULL, NULL, NULL);
   if (rc != 0)
     bench_waiter_fail(&s->waiter, ctx, "request %" PRIu64 ": %s", s->next, bw_strerror(rc));
   return BW_CONTINUE;
+}
+
+/* TH_ALTERNATE: a block is over; after a continuations' block, its
+ * pair's ratio. The next block is of the other kind. */
+static void th_block_end(th_client_t *s) {
+  uint64_t now = bench_now_ns(), span = now - s->block_t0;
+  if (s->plain)
+    s->plain_ns = span;
+  else if (s->pair < s->sh->pairs)
+    s->sh->ratio[s->pair++] = (double)span / (double)(s->plain_ns ? s->plain_ns : 1);
+  s->plain = !s->plain;
+  s->in_block = 0;
+  s->block_t0 = now;
 }
 
 /* The answer to request s->next, however it was found. */
@@ -101,6 +127,8 @@ static int th_answer(bw_ctx_t *ctx, th_client_t *s, const bw_msg_t *reply, int s
     return BW_CONTINUE;
   }
   s->sh->slot[0].work++;
+  if (s->sh->mode == TH_ALTERNATE && ++s->in_block == s->sh->block)
+    th_block_end(s);
   if (++s->next > s->sh->n)
     return bench_waiter_ok(&s->waiter, ctx, bench_now_ns()) == 0 ? BW_CONTINUE : BW_EINVAL;
   return th_send(ctx, s);
@@ -121,6 +149,8 @@ static int th_client_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
     if (bench_waiter_arm(&s->waiter, msg) != 0)
       return BW_EINVAL;
     s->next = 1;
+    s->plain = s->sh->mode != TH_THEN; /* alternating: a plain block first */
+    s->block_t0 = bench_now_ns();
     return th_send(ctx, s);
   }
   /* plain: match the reply by hand */
@@ -150,18 +180,25 @@ static const bw_behaviour_t th_client_b = {
 
 /* --- the run ----------------------------------------------------------------- */
 
-static int th_run(bench_run_t *r, bool plain) {
-  th_shared_t sh;
-  memset(&sh, 0, sizeof sh);
-  sh.n = bench_param(r, "n");
-  sh.deadline_ms = bench_param(r, "deadline_ms");
-  sh.plain = plain;
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* The median of n ratios (sorted in place). */
+static double median_ratio(double *v, uint64_t n) {
+  qsort(v, n, sizeof *v, cmp_double);
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* One run of sh (set up by th_run): spawn, go, check, figure. */
+static int th_measure(bench_run_t *r, th_shared_t *sh) {
   bw_runtime_t *rt;
   if (bench_runtime_create(r, &rt) != 0)
     return -1;
-  th_arg_t a = {&sh, BW_PID_NONE};
+  th_arg_t a = {sh, BW_PID_NONE};
   bw_pid_t client = BW_PID_NONE;
-  int rc = bw_spawn(rt, &th_server, &sh, NULL, &a.server);
+  int rc = bw_spawn(rt, &th_server, sh, NULL, &a.server);
   if (rc == 0)
     rc = bw_spawn(rt, &th_client_b, &a, NULL, &client);
   if (rc != 0) {
@@ -175,20 +212,45 @@ static int th_run(bench_run_t *r, bool plain) {
   int fin = bench_runtime_finish(r, rt, &st);
   if (go != 0 || fin != 0)
     return -1;
-  if (sh.slot[0].work != sh.n || sh.slot[1].work != sh.n)
+  if (sh->slot[0].work != sh->n || sh->slot[1].work != sh->n)
     return bench_fail(r, "answers checked %" PRIu64 ", requests served %" PRIu64
                          "; expected %" PRIu64 " each",
-                      sh.slot[0].work, sh.slot[1].work, sh.n);
-  if (bench_check_stats(r, &st, sh.slot[0].msgs + sh.slot[1].msgs, 2) != 0)
+                      sh->slot[0].work, sh->slot[1].work, sh->n);
+  if (bench_check_stats(r, &st, sh->slot[0].msgs + sh->slot[1].msgs, 2) != 0)
     return -1;
-  if (bench_rate(r, &done, sh.n) != 0)
+  if (bench_rate(r, &done, sh->n) != 0)
     return -1;
-  r->value = r->seconds * 1e6 / (double)sh.n; /* us per round trip */
+  r->value = r->seconds * 1e6 / (double)sh->n; /* us per round trip */
+  if (sh->mode == TH_ALTERNATE)
+    r->value = median_ratio(sh->ratio, sh->pairs);
   return 0;
 }
 
-static int then_run(bench_run_t *r) { return th_run(r, false); }
-static int plain_run(bench_run_t *r) { return th_run(r, true); }
+static int th_run(bench_run_t *r, int mode) {
+  th_shared_t sh;
+  memset(&sh, 0, sizeof sh);
+  sh.n = bench_param(r, "n");
+  sh.deadline_ms = bench_param(r, "deadline_ms");
+  sh.mode = mode;
+  if (mode == TH_ALTERNATE) {
+    sh.block = bench_param(r, "block");
+    sh.pairs = sh.n / (2 * sh.block);
+    if (sh.pairs == 0)
+      return bench_fail(r, "n must be at least 2 x block");
+    sh.n = sh.pairs * 2 * sh.block;
+    sh.ratio = calloc(sh.pairs, sizeof *sh.ratio);
+    if (sh.ratio == NULL)
+      return bench_fail(r, "out of memory");
+  }
+  int rc = th_measure(r, &sh);
+  free(sh.ratio);
+  return rc;
+}
+
+static int then_run(bench_run_t *r) { return th_run(r, TH_THEN); }
+static int plain_run(bench_run_t *r) { return th_run(r, TH_PLAIN); }
+
+static int ratio_run(bench_run_t *r) { return th_run(r, TH_ALTERNATE); }
 
 const bench_t bench_then_rtt = {
     .name = "then_rtt",
@@ -210,4 +272,16 @@ const bench_t bench_then_rtt_plain = {
     .params = {{"n", 1000000, 100000, 1, UINT64_C(1) << 40, "round trips"},
                {"deadline_ms", 0, 0, 0, 86400000, "each request's deadline (0 = none)"}},
     .run = plain_run,
+};
+
+const bench_t bench_then_ratio = {
+    .name = "then_ratio",
+    .group = "runtime",
+    .unit = "x",
+    .higher_is_better = false,
+    .summary = "then_rtt / then_rtt_plain in one run: median ratio of adjacent blocks",
+    .params = {{"n", 1000000, 100000, 2, UINT64_C(1) << 40, "round trips in all"},
+               {"deadline_ms", 0, 0, 0, 86400000, "each request's deadline (0 = none)"},
+               {"block", 2000, 2000, 1, UINT64_C(1) << 30, "round trips per block"}},
+    .run = ratio_run,
 };

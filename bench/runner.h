@@ -78,6 +78,7 @@ extern const bench_t bench_tcp_echo_rtt_epoll;
 extern const bench_t bench_tcp_echo_rtt_epoll1;
 extern const bench_t bench_then_rtt;
 extern const bench_t bench_then_rtt_plain;
+extern const bench_t bench_then_ratio;
 #ifdef BW_BENCH_HTTP /* bench_http.c: built when libcurl is found */
 extern const bench_t bench_http_rtt;
 extern const bench_t bench_http_rtt_curl;

@@ -16,6 +16,7 @@ const bench_t *const runner_benches[] = {
     &bench_spawn, &bench_idle_mem, &bench_idle_cpu, &bench_fanin_p1,
     &bench_fanin_p4, &bench_flood, &bench_inbox_rtt, &bench_tcp_echo_rtt, &bench_tcp_echo_rtt_epoll,
     &bench_tcp_echo_rtt_epoll1, &bench_then_rtt, &bench_then_rtt_plain,
+    &bench_then_ratio,
     /* supervision */
     &bench_restart_latency, &bench_restart_latency_p99,
     &bench_restart_throughput, &bench_rest_for_one_100,

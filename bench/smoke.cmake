@@ -27,7 +27,7 @@ if(DEFINED ENV{BW_TEST_SCALE} AND NOT "$ENV{BW_TEST_SCALE}" STREQUAL "" AND
     --param fanin_p1.n=50k --param fanin_p4.n=50k --param flood.n=5k
     --param inbox_rtt.n=400 --param inbox_rtt.block=100
     --param tcp_echo_rtt.n=500 --param tcp_echo_rtt_epoll.n=500 --param tcp_echo_rtt_epoll1.n=500
-    --param then_rtt.n=5k --param then_rtt_plain.n=5k
+    --param then_rtt.n=5k --param then_rtt_plain.n=5k --param then_ratio.n=8k --param then_ratio.block=1k
     --param restart_latency.n=200 --param restart_latency_p99.n=200
     --param restart_throughput.n=2k --param restart_throughput.children=100
     --param rest_for_one_100.rounds=10
