@@ -151,6 +151,16 @@ int bw_request_move(bw_ctx_t *ctx, bw_pid_t to, uint32_t type, void *ptr, size_t
   return send_request(a, to, m, timeout_ms, ref);
 }
 
+/* A request deferred as a reply token (defer.c) and answered the old way,
+ * by bw_reply on a copy of it: the answer went out (or to the dead
+ * letters), so the token is spent and the exit will not answer it again.
+ * One compare when the actor holds no token. */
+static int spend_token(bw__actor *a, uint64_t ref, int rc) {
+  if ((rc == 0 || rc == BW_ENOPROC) && a->ext != NULL && a->ext->tokens.n != 0)
+    (void)bw__reftab_take(&a->ext->tokens, ref, NULL);
+  return rc;
+}
+
 int bw_reply(bw_ctx_t *ctx, const bw_msg_t *req, int status, uint32_t type, const void *data,
              size_t len) {
   bw__actor *a = (bw__actor *)ctx;
@@ -171,7 +181,7 @@ int bw_reply(bw_ctx_t *ctx, const bw_msg_t *req, int status, uint32_t type, cons
   m->pub.ref = req->ref;
   m->pub.status = status;
   m->pub.flags = BW_MSGF_REPLY;
-  return bw__deliver(rt, m, false);
+  return spend_token(a, req->ref, bw__deliver(rt, m, false));
 }
 
 int bw_reply_move(bw_ctx_t *ctx, const bw_msg_t *req, int status, uint32_t type, void *ptr,
@@ -200,7 +210,7 @@ int bw_reply_move(bw_ctx_t *ctx, const bw_msg_t *req, int status, uint32_t type,
   m->pub.data = ptr;
   m->pub.flags = BW_MSGF_REPLY | BW_MSGF_MOVED;
   bw__msg_set_dtor(m, dtor);
-  return bw__deliver(rt, m, false);
+  return spend_token(a, req->ref, bw__deliver(rt, m, false));
 }
 
 int bw__request_on_reply(bw__actor *a, bw__msg *m) {

@@ -129,7 +129,8 @@ int bw_then(bw_ctx_t *ctx, uint64_t ref, bw_then_fn fn, void *closure,
  * actors), only its dispatch waits. What is not held: ref's own answer,
  * deadline and DOWN; link and monitor bookkeeping, which never reaches a
  * handler; and exits that kill (bw_exit with BW_REASON_KILL, a runtime
- * stop, an exit signal it does not trap), which take effect at once. Held
+ * stop, an exit signal it does not trap), which take effect at once (an
+ * exit signal it traps is a message, held like the others). Held
  * messages stay counted in bw_mailbox_depth and against a bounded
  * mailbox's capacity until they are handled; at the actor's exit they
  * become dead letters as queued messages do.
@@ -176,6 +177,9 @@ typedef struct bw_reply_token {
  * is held or was lost, the runtime answers the requester with BW_ENOREPLY
  * from the exit path, before its links and monitors are told (a bw_call
  * returns BW_ENOREPLY; a bw_request's reply has that status).
+ *
+ * Answering the request the old way, bw_reply on a copy of it, from this
+ * actor, also spends the token (the exit does not answer it again).
  *
  * Cost: an entry in a per-actor table that grows by doubling and is
  * reused (no allocation per request once grown).

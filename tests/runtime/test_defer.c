@@ -19,6 +19,7 @@ enum {
   T_ANSWER,    /* answer every kept token with (val + its index), then
                   try the first again, and a copy of it */
   T_ANSWER_MOVE, /* answer the first kept token with a moved payload */
+  T_OLD_WAY,   /* answer the first kept token by bw_reply on a copy */
   T_STOP,
   T_CRASH,
   T_MISUSE,    /* request: the misuse checks, rcs in the reply */
@@ -159,6 +160,19 @@ static int keeper_handle(bw_ctx_t *ctx, void *state, const bw_msg_t *msg) {
     bwt_unlock_signal(&sync_);
     return BW_CONTINUE;
   }
+  case T_OLD_WAY: /* answer the first kept request by bw_reply on a copy */
+    if (s->n > 0) {
+      bw_msg_t copy = {.from = s->tok[0].to, .ref = s->tok[0].ref, .flags = BW_MSGF_REQUEST};
+      int rc = bw_reply(ctx, &copy, 0, T_ANS, &v, sizeof v);
+      int again = bw_reply_token(ctx, &s->tok[0], 0, T_ANS, NULL, 0);
+      bwt_lock(&sync_);
+      answer_rc[0] = rc;
+      again_rc = again;
+      answered = true;
+      bwt_unlock_signal(&sync_);
+      s->n = 0;
+    }
+    return BW_CONTINUE;
   case T_STOP:
     return BW_STOP;
   case T_CRASH:
@@ -311,6 +325,30 @@ static void test_token_answered_moved(void **state) {
   c.rep.dtor(c.rep.ptr);
   BWT_AWAIT(&sync_, answered);
   assert_int_equal(answer_rc[0], 0);
+  finish(rt, 0);
+}
+
+/* bw_reply on a copy of a deferred request answers it and spends the
+ * token: the token then says BW_EREPLIED and the exit answers nothing
+ * more (no late reply). */
+static void test_token_spent_by_bw_reply(void **state) {
+  (void)state;
+  reset();
+  bw_runtime_t *rt = bwt_runtime(2, true);
+  bw_pid_t k = spawn(rt, &keeper);
+  caller_t c;
+  call_start(&c, rt, k, T_KEEP, 0, 0);
+  BWT_AWAIT(&sync_, kept == 1);
+  uint32_t v = 9;
+  assert_int_equal(bw_send(rt, k, T_OLD_WAY, &v, sizeof v), 0);
+  call_join(&c);
+  assert_int_equal(c.rc, 0);
+  assert_int_equal(rep_val(&c.rep), 9);
+  BWT_AWAIT(&sync_, answered);
+  assert_int_equal(answer_rc[0], 0);
+  assert_int_equal(again_rc, BW_EREPLIED);
+  assert_int_equal(bw_send(rt, k, T_STOP, NULL, 0), 0);
+  BWT_AWAIT_DEAD(rt, k);
   finish(rt, 0);
 }
 
@@ -491,6 +529,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_token_answered_later),
       cmocka_unit_test(test_token_answered_moved),
+      cmocka_unit_test(test_token_spent_by_bw_reply),
       cmocka_unit_test(test_token_answered_at_exit),
       cmocka_unit_test(test_token_defer_then_stop),
       cmocka_unit_test(test_token_during_stop),
